@@ -1,0 +1,2 @@
+//! uipc-sys: the only crate that names Linux system calls.
+#![deny(missing_docs)]

@@ -1,0 +1,26 @@
+//! The differential test kit: one test body, run against every backend.
+//!
+//! A test body drives a [`Session`]: it spawns processes with real identities
+//! and performs IPC calls in them. The session forwards each call to a
+//! [`Backend`] — the Linux kernel (the oracle, in a fresh IPC namespace) or
+//! uipc's core — and records a normalised transcript: return values and errno
+//! exactly, every `*_ds` field, with pids turned into process names, times into
+//! facts ("never", "now") and addresses into attach-relative names. The
+//! [`runner`] compares the transcripts of the backends.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod backend;
+pub mod core_backend;
+pub mod deviations;
+pub mod kernel;
+pub mod op;
+pub mod runner;
+pub mod sandbox;
+pub mod session;
+
+pub use backend::Backend;
+pub use op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+pub use runner::conformance;
+pub use session::{Proc, Session};

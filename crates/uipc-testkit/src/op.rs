@@ -1,0 +1,286 @@
+//! The operations a test performs and the replies a backend gives, as plain
+//! serialisable data (the kernel backend ships them to its agent process).
+
+use serde::{Deserialize, Serialize};
+
+/// Who a test process is: real credentials the kernel backend takes with
+/// `setgroups`/`setgid`/`setuid`, and the core backend models.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Effective (and real, saved) user id.
+    pub uid: u32,
+    /// Effective (and real, saved) group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Capabilities (numbers, e.g. 15 = CAP_IPC_OWNER) removed from the
+    /// effective set. Only meaningful for uid 0: a non-root identity has none.
+    pub drop_caps: Vec<u32>,
+}
+
+impl Identity {
+    /// Root with the capabilities this machine gives root (read, never assumed).
+    pub fn root() -> Identity {
+        Identity { uid: 0, gid: 0, groups: vec![0], drop_caps: vec![] }
+    }
+
+    /// An unprivileged user with primary group `gid` and no supplementary groups.
+    pub fn user(uid: u32, gid: u32) -> Identity {
+        Identity { uid, gid, groups: vec![], drop_caps: vec![] }
+    }
+
+    /// This identity with supplementary groups.
+    pub fn with_groups(mut self, groups: &[u32]) -> Identity {
+        self.groups = groups.to_vec();
+        self
+    }
+
+    /// This identity without the given capabilities.
+    pub fn without_caps(mut self, caps: &[u32]) -> Identity {
+        self.drop_caps.extend_from_slice(caps);
+        self
+    }
+}
+
+/// Capability numbers used by the tests (`linux/capability.h`).
+pub mod cap {
+    /// `CAP_IPC_LOCK`.
+    pub const IPC_LOCK: u32 = 14;
+    /// `CAP_IPC_OWNER`.
+    pub const IPC_OWNER: u32 = 15;
+    /// `CAP_SYS_ADMIN`.
+    pub const SYS_ADMIN: u32 = 21;
+    /// `CAP_SYS_RESOURCE`.
+    pub const SYS_RESOURCE: u32 = 24;
+}
+
+/// What a `*ctl` call passes as its `buf` argument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlBuf {
+    /// `NULL`.
+    Null,
+    /// A valid, zeroed output buffer large enough for any answer; the reply's
+    /// [`Data`] holds what the call wrote there, decoded according to `cmd`.
+    Out,
+    /// An `IPC_SET` input buffer with these fields (everything else zero).
+    Set {
+        /// `perm.uid`.
+        uid: u32,
+        /// `perm.gid`.
+        gid: u32,
+        /// `perm.mode`.
+        mode: u32,
+    },
+    /// A pointer to unmapped memory (to provoke `EFAULT`).
+    Fault,
+}
+
+/// One operation, performed by one process of the test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `shmget(key, size, flags)`.
+    ShmGet {
+        /// Key.
+        key: i32,
+        /// Size in bytes.
+        size: u64,
+        /// Flags (IPC_CREAT, IPC_EXCL, mode, SHM_HUGETLB…).
+        flags: i32,
+    },
+    /// `shmat(id, addr, flags)`; the reply's `ret` is the address.
+    ShmAt {
+        /// Segment id.
+        id: i32,
+        /// Requested address (0 = NULL).
+        addr: u64,
+        /// Flags (SHM_RDONLY, SHM_RND, SHM_REMAP, SHM_EXEC).
+        flags: i32,
+    },
+    /// `shmdt(addr)`.
+    ShmDt {
+        /// Address.
+        addr: u64,
+    },
+    /// `shmctl(id, cmd, buf)`.
+    ShmCtl {
+        /// Segment id (or slot index for the *_STAT commands).
+        id: i32,
+        /// Command.
+        cmd: i32,
+        /// The buffer argument.
+        buf: CtlBuf,
+    },
+    /// `munmap(addr, len)`.
+    Munmap {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Store `bytes` at `addr` (EFAULT if not writable there).
+    Write {
+        /// Address.
+        addr: u64,
+        /// Bytes.
+        bytes: Vec<u8>,
+    },
+    /// Load `len` bytes from `addr` (EFAULT if not readable there); reply
+    /// data is [`Data::Bytes`].
+    Read {
+        /// Address.
+        addr: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Find `len` bytes of free address space (mapped nowhere) in this
+    /// process; the reply's `ret` is its start. Used to pick explicit
+    /// attach addresses.
+    FindFree {
+        /// Length.
+        len: u64,
+    },
+    /// `fork()`: the reply's `ret` is the child's pid.
+    Fork,
+    /// `execve()` of a fresh image that keeps serving the test.
+    Exec,
+    /// `exit(0)`; returns once the process is gone.
+    Exit,
+    /// `kill(pid, SIGKILL)` by the harness; returns once the process is gone.
+    Kill,
+}
+
+/// Data returned beside the return value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Data {
+    /// Nothing.
+    None,
+    /// A `struct shmid_ds` (IPC_STAT, SHM_STAT, SHM_STAT_ANY).
+    ShmDs(ShmDsView),
+    /// A `struct shminfo` (IPC_INFO).
+    Shminfo(ShminfoView),
+    /// A `struct shm_info` (SHM_INFO).
+    ShmInfo(ShmInfoView),
+    /// Bytes read.
+    Bytes(Vec<u8>),
+}
+
+/// A backend's answer to one [`Op`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The return value, or the positive errno.
+    pub ret: Result<i64, i32>,
+    /// Output data (only on success).
+    pub data: Data,
+}
+
+impl Reply {
+    /// A plain success.
+    pub fn ok(v: i64) -> Reply {
+        Reply { ret: Ok(v), data: Data::None }
+    }
+    /// A failure with errno `e`.
+    pub fn err(e: i32) -> Reply {
+        Reply { ret: Err(e), data: Data::None }
+    }
+}
+
+/// Every field of `struct shmid_ds`, raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ShmDsView {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub seq: u16,
+    pub segsz: u64,
+    pub atime: i64,
+    pub dtime: i64,
+    pub ctime: i64,
+    pub cpid: i32,
+    pub lpid: i32,
+    pub nattch: u64,
+    /// Every byte the kernel calls unused or padding, OR-ed: must be 0 (ZERO-5).
+    pub unused_or: u64,
+}
+
+/// Every field of `struct shminfo` (IPC_INFO), raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ShminfoView {
+    pub shmmax: u64,
+    pub shmmin: u64,
+    pub shmmni: u64,
+    pub shmseg: u64,
+    pub shmall: u64,
+    pub unused_or: u64,
+}
+
+/// Every field of `struct shm_info` (SHM_INFO), raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ShmInfoView {
+    pub used_ids: i32,
+    pub shm_tot: u64,
+    pub shm_rss: u64,
+    pub shm_swp: u64,
+    pub swap_attempts: u64,
+    pub swap_successes: u64,
+}
+
+impl ShmDsView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(ds: &uipc_abi::Shmid64Ds) -> ShmDsView {
+        ShmDsView {
+            key: ds.shm_perm.key,
+            uid: ds.shm_perm.uid,
+            gid: ds.shm_perm.gid,
+            cuid: ds.shm_perm.cuid,
+            cgid: ds.shm_perm.cgid,
+            mode: ds.shm_perm.mode,
+            seq: ds.shm_perm.seq,
+            segsz: ds.shm_segsz,
+            atime: ds.shm_atime,
+            dtime: ds.shm_dtime,
+            ctime: ds.shm_ctime,
+            cpid: ds.shm_cpid,
+            lpid: ds.shm_lpid,
+            nattch: ds.shm_nattch,
+            unused_or: u64::from(ds.shm_perm.pad2)
+                | ds.shm_perm.unused1
+                | ds.shm_perm.unused2
+                | ds.unused4
+                | ds.unused5,
+        }
+    }
+}
+
+impl ShminfoView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(i: &uipc_abi::Shminfo64) -> ShminfoView {
+        ShminfoView {
+            shmmax: i.shmmax,
+            shmmin: i.shmmin,
+            shmmni: i.shmmni,
+            shmseg: i.shmseg,
+            shmall: i.shmall,
+            unused_or: i.unused.iter().fold(0, |a, b| a | b),
+        }
+    }
+}
+
+impl ShmInfoView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(i: &uipc_abi::ShmInfo) -> ShmInfoView {
+        ShmInfoView {
+            used_ids: i.used_ids,
+            shm_tot: i.shm_tot,
+            shm_rss: i.shm_rss,
+            shm_swp: i.shm_swp,
+            swap_attempts: i.swap_attempts,
+            swap_successes: i.swap_successes,
+        }
+    }
+}

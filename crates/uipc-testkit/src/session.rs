@@ -1,0 +1,345 @@
+//! [`Session`]: the API a test body uses, and the normalised transcript.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use uipc_abi::Errno;
+
+use crate::backend::Backend;
+use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+
+/// A process of the test, by its order of creation (`P0`, `P1`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proc(pub usize);
+
+/// The result type of the session's calls: the value, or the errno.
+pub type Res<T> = Result<T, Errno>;
+
+/// Addresses below this are printed as numbers (NULL, 1, 4095…); above it,
+/// relative to a known base.
+const SMALL_ADDR: u64 = 1 << 20;
+
+/// Drives one backend for one test body and records what it answers.
+pub struct Session<'b> {
+    backend: &'b mut dyn Backend,
+    /// pid of each [`Proc`], in order.
+    pids: Vec<u32>,
+    /// Known address bases: attach results and free regions, with their names.
+    bases: Vec<(u64, String)>,
+    transcript: Vec<String>,
+    /// Wall-clock seconds when the session started.
+    t0: i64,
+}
+
+fn now() -> i64 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl<'b> Session<'b> {
+    /// A session on `backend`.
+    pub fn new(backend: &'b mut dyn Backend) -> Session<'b> {
+        Session { backend, pids: Vec::new(), bases: Vec::new(), transcript: Vec::new(), t0: now() }
+    }
+
+    /// The backend's name.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> &[String] {
+        &self.transcript
+    }
+
+    /// Records a line of the test's own (a derived fact both backends must agree on).
+    pub fn note(&mut self, fact: impl Into<String>) {
+        self.transcript.push(format!("note: {}", fact.into()));
+    }
+
+    fn harness<T>(&self, r: Result<T, String>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(e) => panic!("harness failure on backend {}: {e}", self.backend.name()),
+        }
+    }
+
+    /// Starts a process with identity `who`.
+    pub fn spawn(&mut self, who: Identity) -> Proc {
+        let r = self.backend.spawn(&who);
+        let pid = self.harness(r);
+        self.pids.push(pid);
+        let p = Proc(self.pids.len() - 1);
+        self.transcript.push(format!("spawn P{} uid={} gid={} groups={:?} drop_caps={:?}", p.0, who.uid, who.gid, who.groups, who.drop_caps));
+        p
+    }
+
+    /// Starts a root process (with the capabilities this machine gives root).
+    pub fn root(&mut self) -> Proc {
+        self.spawn(Identity::root())
+    }
+
+    /// Starts an unprivileged process.
+    pub fn user(&mut self, uid: u32, gid: u32) -> Proc {
+        self.spawn(Identity::user(uid, gid))
+    }
+
+    /// The pid a backend gave process `p` (for building expectations such
+    /// as "lpid is P1"; prefer comparing through the transcript).
+    pub fn pid(&self, p: Proc) -> u32 {
+        self.pids[p.0]
+    }
+
+    fn pid_fact(&self, pid: i64) -> String {
+        if pid == 0 {
+            return "0".into();
+        }
+        match self.pids.iter().position(|&q| i64::from(q) == pid) {
+            Some(i) => format!("P{i}"),
+            None => format!("pid?{pid}"),
+        }
+    }
+
+    fn time_fact(&self, t: i64) -> String {
+        if t == 0 {
+            "never".into()
+        } else if t >= self.t0 && t <= now() {
+            "now".into()
+        } else {
+            format!("t?{t}")
+        }
+    }
+
+    /// Names an address relative to the nearest known base at or below it.
+    fn addr_fact(&self, a: u64) -> String {
+        if a < SMALL_ADDR {
+            return format!("{a:#x}");
+        }
+        let best = self.bases.iter().filter(|(b, _)| *b <= a && a - *b < (1 << 32)).max_by_key(|(b, _)| *b);
+        match best {
+            Some((b, name)) if *b == a => name.clone(),
+            Some((b, name)) => format!("{name}+{:#x}", a - b),
+            None => "addr?".into(),
+        }
+    }
+
+    fn ret_fact(r: &Result<i64, i32>) -> String {
+        match r {
+            Ok(v) => format!("{v}"),
+            Err(e) => format!("{:?}", Errno::from_raw(*e)),
+        }
+    }
+
+    fn ds_fact(&self, d: &ShmDsView) -> String {
+        format!(
+            "key={} uid={} gid={} cuid={} cgid={} mode={:o} seq={} segsz={} atime={} dtime={} ctime={} cpid={} lpid={} nattch={} unused={}",
+            d.key,
+            d.uid,
+            d.gid,
+            d.cuid,
+            d.cgid,
+            d.mode,
+            d.seq,
+            d.segsz,
+            self.time_fact(d.atime),
+            self.time_fact(d.dtime),
+            self.time_fact(d.ctime),
+            self.pid_fact(i64::from(d.cpid)),
+            self.pid_fact(i64::from(d.lpid)),
+            d.nattch,
+            d.unused_or
+        )
+    }
+
+    fn call(&mut self, p: Proc, op: Op, what: String) -> Reply {
+        let pid = self.pids[p.0];
+        let r = self.backend.call(pid, &op);
+        let reply = self.harness(r);
+        let mut line = format!("P{} {what} -> {}", p.0, Self::ret_fact(&reply.ret));
+        match &reply.data {
+            Data::None => {}
+            Data::ShmDs(d) => line += &format!(" {{{}}}", self.ds_fact(d)),
+            Data::Shminfo(i) => line += &format!(" {i:?}"),
+            Data::ShmInfo(i) => line += &format!(" {i:?}"),
+            Data::Bytes(b) => line += &format!(" {b:?}"),
+        }
+        self.transcript.push(line);
+        reply
+    }
+
+    fn errno(r: &Reply) -> Res<i64> {
+        r.ret.map_err(Errno::from_raw)
+    }
+
+    /// `shmget(key, size, flags)`.
+    pub fn shmget(&mut self, p: Proc, key: i32, size: u64, flags: i32) -> Res<i32> {
+        let r = self.call(p, Op::ShmGet { key, size, flags }, format!("shmget({key}, {size}, {flags:#o})"));
+        Self::errno(&r).map(|v| i32::try_from(v).expect("shmid fits in int"))
+    }
+
+    /// `shmat(id, addr, flags)`: returns the address attached.
+    pub fn shmat(&mut self, p: Proc, id: i32, addr: u64, flags: i32) -> Res<u64> {
+        let what = format!("shmat({id}, {}, {flags:#o})", self.addr_fact(addr));
+        let r = self.call(p, Op::ShmAt { id, addr, flags }, what);
+        let a = Self::errno(&r).map(|v| u64::try_from(v).expect("address is non-negative"));
+        if let Ok(a) = a {
+            if a >= SMALL_ADDR && !self.bases.iter().any(|(b, _)| *b == a) {
+                let name = format!("A{}", self.bases.len());
+                self.bases.push((a, name));
+            }
+            let fact = self.addr_fact(a);
+            if let Some(last) = self.transcript.last_mut() {
+                *last = format!("{} @{fact}", last.rsplit_once(" -> ").map_or("", |x| x.0));
+            }
+        }
+        a
+    }
+
+    /// `shmdt(addr)`.
+    pub fn shmdt(&mut self, p: Proc, addr: u64) -> Res<()> {
+        let what = format!("shmdt({})", self.addr_fact(addr));
+        let r = self.call(p, Op::ShmDt { addr }, what);
+        Self::errno(&r).map(drop)
+    }
+
+    /// `shmctl(id, cmd, NULL)` (IPC_RMID, SHM_LOCK, SHM_UNLOCK, or any
+    /// command with a NULL buffer).
+    pub fn shmctl(&mut self, p: Proc, id: i32, cmd: i32) -> Res<i64> {
+        let r = self.call(p, Op::ShmCtl { id, cmd, buf: CtlBuf::Null }, format!("shmctl({id}, {cmd}, NULL)"));
+        Self::errno(&r)
+    }
+
+    /// `shmctl(id, cmd, buf)` with `buf` a pointer to unmapped memory.
+    pub fn shmctl_fault(&mut self, p: Proc, id: i32, cmd: i32) -> Res<i64> {
+        let r = self.call(p, Op::ShmCtl { id, cmd, buf: CtlBuf::Fault }, format!("shmctl({id}, {cmd}, BADPTR)"));
+        Self::errno(&r)
+    }
+
+    /// `shmctl(id, cmd, &ds)` for IPC_STAT, SHM_STAT, SHM_STAT_ANY: the
+    /// return value and the structure.
+    pub fn shmctl_stat(&mut self, p: Proc, id: i32, cmd: i32) -> Res<(i64, ShmDsView)> {
+        let r = self.call(p, Op::ShmCtl { id, cmd, buf: CtlBuf::Out }, format!("shmctl({id}, {cmd}, &ds)"));
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::ShmDs(d) => Ok((v, d)),
+            other => panic!("shmctl stat returned {other:?}"),
+        }
+    }
+
+    /// `shmctl(id, IPC_STAT, &ds)`: the structure.
+    pub fn shm_stat(&mut self, p: Proc, id: i32) -> Res<ShmDsView> {
+        self.shmctl_stat(p, id, uipc_abi::IPC_STAT).map(|(_, d)| d)
+    }
+
+    /// `shmctl(id, IPC_SET, &ds)` with uid, gid and mode set.
+    pub fn shmctl_set(&mut self, p: Proc, id: i32, uid: u32, gid: u32, mode: u32) -> Res<i64> {
+        let r = self.call(
+            p,
+            Op::ShmCtl { id, cmd: uipc_abi::IPC_SET, buf: CtlBuf::Set { uid, gid, mode } },
+            format!("shmctl({id}, IPC_SET, {{uid={uid} gid={gid} mode={mode:o}}})"),
+        );
+        Self::errno(&r)
+    }
+
+    /// `shmctl(id, IPC_INFO, &info)`.
+    pub fn shm_ipc_info(&mut self, p: Proc, id: i32) -> Res<(i64, ShminfoView)> {
+        let r = self.call(p, Op::ShmCtl { id, cmd: uipc_abi::IPC_INFO, buf: CtlBuf::Out }, format!("shmctl({id}, IPC_INFO, &info)"));
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::Shminfo(i) => Ok((v, i)),
+            other => panic!("IPC_INFO returned {other:?}"),
+        }
+    }
+
+    /// `shmctl(id, SHM_INFO, &info)`.
+    pub fn shm_info(&mut self, p: Proc, id: i32) -> Res<(i64, ShmInfoView)> {
+        let r = self.call(p, Op::ShmCtl { id, cmd: uipc_abi::SHM_INFO, buf: CtlBuf::Out }, format!("shmctl({id}, SHM_INFO, &info)"));
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::ShmInfo(i) => Ok((v, i)),
+            other => panic!("SHM_INFO returned {other:?}"),
+        }
+    }
+
+    /// `munmap(addr, len)`.
+    pub fn munmap(&mut self, p: Proc, addr: u64, len: u64) -> Res<()> {
+        let what = format!("munmap({}, {len:#x})", self.addr_fact(addr));
+        let r = self.call(p, Op::Munmap { addr, len }, what);
+        Self::errno(&r).map(drop)
+    }
+
+    /// Stores `bytes` at `addr` in process `p`.
+    pub fn write(&mut self, p: Proc, addr: u64, bytes: &[u8]) -> Res<()> {
+        let what = format!("write({}, {bytes:?})", self.addr_fact(addr));
+        let r = self.call(p, Op::Write { addr, bytes: bytes.to_vec() }, what);
+        Self::errno(&r).map(drop)
+    }
+
+    /// Loads `len` bytes from `addr` in process `p`.
+    pub fn read(&mut self, p: Proc, addr: u64, len: u64) -> Res<Vec<u8>> {
+        let what = format!("read({}, {len})", self.addr_fact(addr));
+        let r = self.call(p, Op::Read { addr, len }, what);
+        Self::errno(&r)?;
+        match r.data {
+            Data::Bytes(b) => Ok(b),
+            other => panic!("read returned {other:?}"),
+        }
+    }
+
+    /// Finds `len` bytes of unused address space in `p`, for explicit
+    /// attach addresses. The region gets a name (`F0`, `F1`…) in the transcript.
+    pub fn find_free(&mut self, p: Proc, len: u64) -> u64 {
+        let pid = self.pids[p.0];
+        let r = self.backend.call(pid, &Op::FindFree { len });
+        let reply = self.harness(r);
+        let a = u64::try_from(reply.ret.expect("FindFree cannot fail")).expect("address");
+        let name = format!("F{}", self.bases.len());
+        self.transcript.push(format!("P{} find_free({len:#x}) -> {name}", p.0));
+        self.bases.push((a, name));
+        a
+    }
+
+    /// `fork()` in `p`: returns the child.
+    pub fn fork(&mut self, p: Proc) -> Proc {
+        let child_pid = self.call(p, Op::Fork, "fork()".into()).ret.expect("fork failed");
+        self.pids.push(u32::try_from(child_pid).expect("pid"));
+        let c = Proc(self.pids.len() - 1);
+        if let Some(last) = self.transcript.last_mut() {
+            *last = format!("P{} fork() -> P{}", p.0, c.0);
+        }
+        c
+    }
+
+    /// `execve()` in `p` (the process keeps its pid).
+    pub fn exec(&mut self, p: Proc) {
+        let r = self.call(p, Op::Exec, "exec()".into());
+        r.ret.expect("exec failed");
+    }
+
+    /// `exit(0)` in `p`; returns once it is gone.
+    pub fn exit(&mut self, p: Proc) {
+        let r = self.call(p, Op::Exit, "exit()".into());
+        r.ret.expect("exit failed");
+    }
+
+    /// SIGKILL to `p`; returns once it is gone.
+    pub fn kill(&mut self, p: Proc) {
+        let r = self.call(p, Op::Kill, "kill(SIGKILL)".into());
+        r.ret.expect("kill failed");
+    }
+
+    /// Writes a namespace sysctl (`kernel.shmmni`…) as the namespace's root.
+    pub fn sysctl_set(&mut self, name: &str, value: &str) -> Res<()> {
+        let r = self.backend.sysctl_set(name, value);
+        let r = self.harness(r);
+        self.transcript.push(format!("sysctl {name}={value} -> {}", Self::ret_fact(&r.map(|()| 0))));
+        r.map_err(Errno::from_raw)
+    }
+
+    /// Reads a namespace sysctl.
+    pub fn sysctl_get(&mut self, name: &str) -> Res<String> {
+        let r = self.backend.sysctl_get(name);
+        let r = self.harness(r);
+        self.transcript.push(format!("sysctl {name} -> {r:?}"));
+        r.map_err(Errno::from_raw)
+    }
+}
