@@ -1,0 +1,162 @@
+//! The System V mappings of each process: the part of a process's address
+//! space the IPC model must know to count `nattch` the way Linux does —
+//! per mapping (VMA), not per `shmat` call (SPEC SHM-DT-5, IMPL-2).
+//!
+//! Only System V shm mappings are recorded; whoever maps the memory (the
+//! shim, an embedder) reports `shmat`, `shmdt`, `munmap`, `fork`, `exec`
+//! and `exit` so the model can split, close and duplicate them as
+//! `mm/vma.c` would.
+
+use std::collections::BTreeMap;
+
+use uipc_abi::PAGE_SIZE;
+
+use crate::ids::IpcId;
+
+/// Identifies one `shmat` call's mapping ("the file" of `vm_file`): fragments
+/// of one attach share it, and so do its copies in a forked child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttachId(pub u64);
+
+/// Protection of a mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prot {
+    /// Readable.
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+}
+
+/// One System V shm mapping (a VMA whose `vm_ops` is `shm_vm_ops`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmVma {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// One past the last byte (page aligned).
+    pub end: u64,
+    /// The segment.
+    pub id: IpcId,
+    /// The attach this fragment comes from.
+    pub attach: AttachId,
+    /// Offset into the segment, in pages (`vm_pgoff`).
+    pub pgoff: u64,
+    /// Protection.
+    pub prot: Prot,
+}
+
+impl ShmVma {
+    /// Whether `[start, end)` overlaps this mapping.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.start < end && start < self.end
+    }
+
+    /// Byte offset into the segment of address `addr` (inside the mapping).
+    pub fn offset_of(&self, addr: u64) -> u64 {
+        self.pgoff * PAGE_SIZE + (addr - self.start)
+    }
+}
+
+/// The System V mappings of one process, by start address.
+#[derive(Clone, Debug, Default)]
+pub struct Mm {
+    vmas: BTreeMap<u64, ShmVma>,
+}
+
+/// What a change to the mappings did, in the kernel's order: `opened`
+/// mappings (splits, copies) each add one to their segment's `nattch`;
+/// `closed` mappings each remove one.
+#[derive(Debug, Default)]
+pub struct VmaChanges {
+    /// Segments gaining a mapping (`shm_open`), once per new mapping.
+    pub opened: Vec<IpcId>,
+    /// Segments losing a mapping (`shm_close`), once per removed mapping.
+    pub closed: Vec<IpcId>,
+    /// Ranges that were unmapped.
+    pub unmapped: Vec<(u64, u64)>,
+}
+
+impl Mm {
+    /// Every mapping, by address.
+    pub fn vmas(&self) -> impl Iterator<Item = &ShmVma> {
+        self.vmas.values()
+    }
+
+    /// The mapping containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&ShmVma> {
+        let (_, v) = self.vmas.range(..=addr).next_back()?;
+        (addr < v.end).then_some(v)
+    }
+
+    /// Whether any mapping overlaps `[start, end)`.
+    pub fn intersects(&self, start: u64, end: u64) -> bool {
+        self.vmas.values().any(|v| v.overlaps(start, end))
+    }
+
+    /// Records a new mapping.
+    pub fn insert(&mut self, vma: ShmVma) {
+        self.vmas.insert(vma.start, vma);
+    }
+
+    /// `munmap(start, end - start)` as `do_vmi_align_munmap()` does it: a
+    /// mapping cut at `start` or `end` is split first (each split opens one
+    /// new mapping), then every mapping inside the range is closed.
+    pub fn unmap(&mut self, start: u64, end: u64) -> VmaChanges {
+        let mut ch = VmaChanges::default();
+        let hit: Vec<ShmVma> = self.vmas.values().filter(|v| v.overlaps(start, end)).copied().collect();
+        for v in hit {
+            self.vmas.remove(&v.start);
+            if v.start < start {
+                // __split_vma() at `start`: the part below stays mapped.
+                self.insert(ShmVma { end: start, ..v });
+                ch.opened.push(v.id);
+            }
+            if v.end > end {
+                self.insert(ShmVma { start: end, pgoff: v.pgoff + (end - v.start) / PAGE_SIZE, ..v });
+                ch.opened.push(v.id);
+            }
+            let lo = v.start.max(start);
+            let hi = v.end.min(end);
+            ch.closed.push(v.id);
+            ch.unmapped.push((lo, hi));
+        }
+        ch
+    }
+
+    /// `shmdt(addr)` as `ipc/shm.c:ksys_shmdt()` does it: the first mapping
+    /// at or above `addr` whose distance from `addr` equals its offset into
+    /// its segment is unmapped, then every further fragment of the same
+    /// attach within the segment's rounded size that satisfies the same
+    /// relation. `None` if the first search finds nothing (EINVAL).
+    pub fn detach(&mut self, addr: u64, segsz_of: impl Fn(IpcId) -> u64) -> Option<VmaChanges> {
+        let matches = |v: &ShmVma| (v.start - addr) / PAGE_SIZE == v.pgoff;
+        let first = *self.vmas.range(addr..).map(|(_, v)| v).find(|v| matches(v))?;
+        let size = segsz_of(first.id).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let mut ch = VmaChanges::default();
+        let mut take = |mm: &mut Mm, v: ShmVma| {
+            mm.vmas.remove(&v.start);
+            ch.closed.push(v.id);
+            ch.unmapped.push((v.start, v.end));
+        };
+        take(self, first);
+        let rest: Vec<ShmVma> =
+            self.vmas.range(first.end..).map(|(_, v)| *v).take_while(|v| v.end - addr <= size).collect();
+        for v in rest {
+            if matches(&v) && v.attach == first.attach {
+                take(self, v);
+            }
+        }
+        Some(ch)
+    }
+
+    /// Removes every mapping (exec, exit), in address order.
+    pub fn clear(&mut self) -> VmaChanges {
+        let mut ch = VmaChanges::default();
+        for (_, v) in std::mem::take(&mut self.vmas) {
+            ch.closed.push(v.id);
+            ch.unmapped.push((v.start, v.end));
+        }
+        ch
+    }
+}

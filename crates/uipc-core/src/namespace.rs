@@ -1,0 +1,121 @@
+//! [`IpcNamespace`]: one world of IPC objects and its limits.
+
+use std::collections::BTreeMap;
+
+use uipc_abi::Errno;
+
+use crate::cred::{Cap, Cred, Pid};
+use crate::limits::{self, Limits, Parsed};
+use crate::memory::Memory;
+use crate::mm::Mm;
+use crate::sysv::shm::ShmState;
+use crate::time::Time;
+
+/// An IPC namespace (`struct ipc_namespace`): the registries of every
+/// mechanism, their limits, and the System V mappings of the processes that
+/// use it.
+///
+/// It owns no thread, socket or clock: every operation takes the caller's
+/// [`Cred`] and the time, and returns at once.
+pub struct IpcNamespace<M: Memory> {
+    pub(crate) limits: Limits,
+    pub(crate) memory: M,
+    pub(crate) shm: ShmState<M::Region>,
+    /// Each process's System V shm mappings.
+    pub(crate) mms: BTreeMap<Pid, Mm>,
+    /// The next [`AttachId`](crate::mm::AttachId).
+    pub(crate) next_attach: u64,
+}
+
+impl<M: Memory> IpcNamespace<M> {
+    /// A fresh namespace with the default limits, taking memory from `memory`.
+    pub fn new(memory: M) -> IpcNamespace<M> {
+        IpcNamespace { limits: Limits::default(), memory, shm: ShmState::default(), mms: BTreeMap::new(), next_attach: 0 }
+    }
+
+    /// The current limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The memory provider.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// The System V shm mappings of process `pid`.
+    pub fn mm(&self, pid: Pid) -> Option<&Mm> {
+        self.mms.get(&pid)
+    }
+
+    /// Writes the sysctl `name` (dotted: `kernel.shmmni`), as writing
+    /// `/proc/sys/kernel/shmmni` in this namespace would.
+    ///
+    /// # Errors
+    /// - `ENOENT`: no such IPC sysctl.
+    /// - `EACCES`: the caller is not the namespace's root (files are 0644
+    ///   root), or for `*_next_id` lacks `CAP_CHECKPOINT_RESTORE` (0444 otherwise).
+    /// - `EINVAL`: malformed or out of range; `ERANGE`: SEMMNI out of range.
+    ///
+    /// # References
+    /// `ipc/ipc_sysctl.c`, `ipc/mq_sysctl.c`; SPEC section 7, COM-ID-6.
+    pub fn sysctl_write(&mut self, cred: &Cred, name: &str, value: &str) -> Result<(), Errno> {
+        let writable = if limits::is_next_id(name) {
+            cred.capable(Cap::CHECKPOINT_RESTORE)
+        } else {
+            cred.euid.0 == 0
+        };
+        let parsed = limits::parse_write(name, value)?;
+        if !writable {
+            return Err(Errno::EACCES);
+        }
+        match (name, parsed) {
+            ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),
+            ("kernel.sem_next_id" | "kernel.msg_next_id", _) => return Err(Errno::ENOENT),
+            (_, parsed) => {
+                self.limits.apply(name, parsed)?;
+                if name == "kernel.shm_rmid_forced" && self.limits.shm_rmid_forced {
+                    self.shm_destroy_orphaned();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the sysctl `name`, as `/proc/sys/...` shows it (no newline).
+    ///
+    /// # Errors
+    /// `ENOENT`: no such IPC sysctl.
+    pub fn sysctl_read(&self, name: &str) -> Result<String, Errno> {
+        match name {
+            "kernel.shm_next_id" => Ok(self.shm.ids.next_id.to_string()),
+            _ => self.limits.render(name),
+        }
+    }
+
+    /// `fork()`: the child inherits every System V mapping of the parent;
+    /// each inherited mapping adds one to `nattch` and sets `atime` and
+    /// `lpid` = the parent (SPEC SHM-LIFE-2).
+    pub fn fork(&mut self, parent: &Cred, now: Time, child: Pid) {
+        let mm = self.mms.get(&parent.pid).cloned().unwrap_or_default();
+        for vma in mm.vmas() {
+            self.shm_open(vma.id, parent.pid, now);
+        }
+        self.mms.insert(child, mm);
+    }
+
+    /// `execve()`: every System V mapping is detached as by `shmdt`
+    /// (SPEC SHM-LIFE-3).
+    pub fn exec(&mut self, pid: Pid, now: Time) {
+        self.shm_exit_mm(pid, now);
+    }
+
+    /// Exit of the process's last thread: every mapping is detached, then
+    /// segments the process created are orphaned (and destroyed if
+    /// `shm_rmid_forced` and unattached) (SPEC SHM-LIFE-3, 2.6).
+    pub fn exit(&mut self, pid: Pid, now: Time) {
+        self.shm_exit_mm(pid, now);
+        self.mms.remove(&pid);
+        self.exit_shm(pid);
+    }
+}

@@ -1,0 +1,169 @@
+//! `struct kern_ipc_perm` and the three permission functions of
+//! `ipc/util.c`: [`ipcperms`], [`ipcctl_obtain_check`] (the ownership half;
+//! the lookup half is [`IpcIds::obtain_check`](crate::ids::IpcIds::obtain_check)) and
+//! [`ipc_update_perm`]. Nobody else compares uids (STYLE rule 2).
+//!
+//! # References
+//! - <https://elixir.bootlin.com/linux/v6.12/source/ipc/util.c>
+
+use uipc_abi::{Errno, Ipc64Perm};
+
+use crate::cred::{Cap, Cred, Gid, Uid};
+use crate::ids::IpcKey;
+
+/// `S_IRWXUGO`: the permission bits of a mode.
+pub const S_IRWXUGO: u32 = 0o777;
+
+/// Ownership and mode of one System V object (`struct kern_ipc_perm`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpcPerm {
+    /// The key (`IPC_PRIVATE` once an attached segment is removed).
+    pub key: IpcKey,
+    /// Owner.
+    pub uid: Uid,
+    /// Owner's group.
+    pub gid: Gid,
+    /// Creator (immutable).
+    pub cuid: Uid,
+    /// Creator's group (immutable).
+    pub cgid: Gid,
+    /// Mode: the low 9 bits plus mechanism flags (SHM_DEST, SHM_LOCKED).
+    pub mode: u32,
+    /// Sequence number, set by the registry at insertion.
+    pub seq: u16,
+}
+
+impl IpcPerm {
+    /// The permissions of a new object: owner and creator are the caller,
+    /// mode is `flags & 0777` — no umask (SPEC 1.2 step 3).
+    pub fn new(cred: &Cred, key: IpcKey, flags: i32) -> IpcPerm {
+        IpcPerm {
+            key,
+            uid: cred.euid,
+            gid: cred.egid,
+            cuid: cred.euid,
+            cgid: cred.egid,
+            mode: u32::try_from(flags & 0o777).unwrap_or(0),
+            seq: 0,
+        }
+    }
+
+    /// The user-visible `ipc64_perm` (padding zero, ZERO-5).
+    pub fn to_abi(&self) -> Ipc64Perm {
+        Ipc64Perm {
+            key: self.key.0,
+            uid: self.uid.0,
+            gid: self.gid.0,
+            cuid: self.cuid.0,
+            cgid: self.cgid.0,
+            mode: self.mode,
+            seq: self.seq,
+            ..Ipc64Perm::default()
+        }
+    }
+
+    /// Whether `cred` is an owner: its euid is the owner or the creator.
+    fn owned_by(&self, cred: &Cred) -> bool {
+        cred.euid == self.cuid || cred.euid == self.uid
+    }
+}
+
+/// The access a call needs, as a mode (`S_IRUGO`, `S_IWUGO`…) or the low
+/// bits of a `*get` flag: only the rwx triads matter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access(pub u32);
+
+impl Access {
+    /// Read (`S_IRUGO`).
+    pub const READ: Access = Access(0o444);
+    /// Read and write (`S_IRUGO | S_IWUGO`).
+    pub const READ_WRITE: Access = Access(0o666);
+    /// Nothing: always granted.
+    pub const NONE: Access = Access(0);
+
+    /// The access a `*get` flag requests: its low 9 bits (COM-PERM-1).
+    pub fn from_get_flags(flags: i32) -> Access {
+        Access(u32::try_from(flags & 0o777).unwrap_or(0))
+    }
+
+    /// This access plus execute (`S_IXUGO`).
+    pub fn with_exec(self) -> Access {
+        Access(self.0 | 0o111)
+    }
+}
+
+/// `ipcperms(ns, ipcp, flag)` — checks `requested` access against the
+/// object's mode for the caller.
+///
+/// The requested triads are folded into one rwx mask; the class is owner
+/// (euid is uid or cuid), else group (caller in gid or cgid), else other.
+///
+/// # Errors
+/// `EACCES` when a requested bit is missing in the caller's class and the
+/// caller lacks `CAP_IPC_OWNER` (SPEC COM-PERM-1..3).
+///
+/// # References
+/// Mirrors `ipc/util.c:ipcperms()`.
+pub fn ipcperms(cred: &Cred, perm: &IpcPerm, requested: Access) -> Result<(), Errno> {
+    let requested = ((requested.0 >> 6) | (requested.0 >> 3) | requested.0) & 0o7;
+    let granted = if perm.owned_by(cred) {
+        perm.mode >> 6
+    } else if cred.in_group(perm.cgid) || cred.in_group(perm.gid) {
+        perm.mode >> 3
+    } else {
+        perm.mode
+    };
+    // COM-PERM-3: denied iff a requested bit is missing and no CAP_IPC_OWNER.
+    if requested & !granted & 0o7 != 0 && !cred.capable(Cap::IPC_OWNER) {
+        return Err(Errno::EACCES);
+    }
+    Ok(())
+}
+
+/// The ownership check of `ipcctl_obtain_check()` — may the caller
+/// `IPC_SET` or `IPC_RMID` this object?
+///
+/// # Errors
+/// `EPERM` unless the caller's euid is the owner or the creator, or it has
+/// `CAP_SYS_ADMIN` (COM-OWN-1; `CAP_IPC_OWNER` does not help).
+///
+/// # References
+/// Mirrors `ipc/util.c:ipcctl_obtain_check()`.
+pub fn ipcctl_obtain_check(cred: &Cred, perm: &IpcPerm) -> Result<(), Errno> {
+    if perm.owned_by(cred) || cred.capable(Cap::SYS_ADMIN) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// What `IPC_SET` asks to change: the `uid`, `gid` and `mode` of the
+/// caller's `ipc64_perm` buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PermUpdate {
+    /// New owner.
+    pub uid: u32,
+    /// New group.
+    pub gid: u32,
+    /// New mode (only the low 9 bits are taken).
+    pub mode: u32,
+}
+
+/// `ipc_update_perm(in, out)` — applies an `IPC_SET`: the owner, the group
+/// and the low 9 mode bits; every other mode bit is kept (COM-OWN-2).
+///
+/// # Errors
+/// `EINVAL` when uid or gid is not a valid id (`(uid_t)-1`), nothing changed.
+///
+/// # References
+/// Mirrors `ipc/util.c:ipc_update_perm()`.
+pub fn ipc_update_perm(update: &PermUpdate, perm: &mut IpcPerm) -> Result<(), Errno> {
+    // make_kuid() of the invalid id gives INVALID_UID → EINVAL.
+    if update.uid == u32::MAX || update.gid == u32::MAX {
+        return Err(Errno::EINVAL);
+    }
+    perm.uid = Uid(update.uid);
+    perm.gid = Gid(update.gid);
+    perm.mode = (perm.mode & !S_IRWXUGO) | (update.mode & S_IRWXUGO);
+    Ok(())
+}

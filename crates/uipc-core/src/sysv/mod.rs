@@ -1,0 +1,3 @@
+//! The System V mechanisms, each plugged into the generic registry.
+
+pub mod shm;
