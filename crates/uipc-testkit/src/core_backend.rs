@@ -1,14 +1,179 @@
-//! The core backend.
-use crate::backend::Backend;
-use crate::op::{Identity, Op, Reply};
+//! The core backend: the same operations on `uipc-core`, with the testkit
+//! playing the part of the processes (credentials, address choice, loads
+//! and stores through the model's mappings).
 
-/// Runs operations on uipc-core.
-pub struct CoreBackend {}
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use uipc_abi::{Errno, PAGE_SIZE};
+use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
+use uipc_core::perm::PermUpdate;
+use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
+use uipc_core::{HeapMemory, IpcNamespace, Time};
+
+use crate::backend::Backend;
+use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+use crate::sandbox;
+
+/// Where the simulated processes' mappings start.
+const FIRST_ADDR: u64 = 0x7000_0000_0000;
+/// `vm.mmap_min_addr`'s usual value: fixed mappings below need CAP_SYS_RAWIO.
+const MMAP_MIN_ADDR: u64 = 65536;
+/// `CAP_SYS_RAWIO`.
+const CAP_SYS_RAWIO: u32 = 17;
+
+/// Runs operations on one [`IpcNamespace`] of `uipc-core`.
+pub struct CoreBackend {
+    ns: IpcNamespace<HeapMemory>,
+    procs: BTreeMap<u32, Cred>,
+    next_pid: u32,
+    /// Next free simulated address (shared by all processes, so addresses
+    /// inherited over fork stay unique).
+    next_addr: u64,
+}
+
+impl Default for CoreBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now() -> Time {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Time(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `RLIMIT_MEMLOCK` of this process (what the kernel backend's workers inherit).
+fn memlock_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned));
+    match soft.as_deref() {
+        Some("unlimited") | None => RLIM_INFINITY,
+        Some(v) => v.parse().unwrap_or(RLIM_INFINITY),
+    }
+}
+
+fn cred_of(who: &Identity, pid: u32) -> Cred {
+    let caps = if who.uid == 0 {
+        who.drop_caps.iter().fold(CapSet(sandbox::effective_caps()), |set, &c| CapSet(set.0 & !(1u64 << c)))
+    } else {
+        CapSet::EMPTY
+    };
+    Cred {
+        pid: Pid(pid),
+        euid: Uid(who.uid),
+        egid: Gid(who.gid),
+        groups: who.groups.iter().map(|&g| Gid(g)).collect(),
+        caps,
+        memlock_limit: memlock_limit(),
+    }
+}
+
+fn reply(r: Result<i64, Errno>) -> Reply {
+    match r {
+        Ok(v) => Reply::ok(v),
+        Err(e) => Reply::err(e.raw()),
+    }
+}
 
 impl CoreBackend {
     /// A fresh namespace.
     pub fn new() -> CoreBackend {
-        CoreBackend {}
+        CoreBackend { ns: IpcNamespace::new(HeapMemory), procs: BTreeMap::new(), next_pid: 1000, next_addr: FIRST_ADDR }
+    }
+
+    fn alloc_addr(&mut self, len: u64) -> u64 {
+        let a = self.next_addr;
+        // Leave a guard page so that separate mappings are never adjacent.
+        self.next_addr += len.div_ceil(PAGE_SIZE) * PAGE_SIZE + PAGE_SIZE;
+        a
+    }
+
+    fn new_pid(&mut self) -> u32 {
+        self.next_pid += 1;
+        self.next_pid
+    }
+
+    fn shmat(&mut self, cred: &Cred, id: i32, addr: u64, flags: i32) -> Result<i64, Errno> {
+        let t = now();
+        let pending = self.ns.shmat_prepare(cred, id, addr, flags)?;
+        let at = match pending.addr {
+            Some(a) if a < MMAP_MIN_ADDR && !cred.caps.has_raw(CAP_SYS_RAWIO) => {
+                // The mapper's mmap() refuses addresses below mmap_min_addr.
+                self.ns.shmat_abort(t, pending);
+                return Err(Errno::EPERM);
+            }
+            Some(a) => a,
+            None => self.alloc_addr(pending.map_len()),
+        };
+        let a = self.ns.shmat_commit(cred, t, pending, at)?;
+        i64::try_from(a).map_err(|_| Errno::EINVAL)
+    }
+
+    fn shmctl(&mut self, cred: &Cred, id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
+        let decoded = match ShmCmd::decode(id, cmd) {
+            Ok(c) => c,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        let set = match (decoded, buf) {
+            (ShmCmd::IpcSet, CtlBuf::Set { uid, gid, mode }) => Some(PermUpdate { uid: *uid, gid: *gid, mode: *mode }),
+            (ShmCmd::IpcSet, CtlBuf::Out) => Some(PermUpdate { uid: 0, gid: 0, mode: 0 }),
+            // COM-OWN-4: the IPC_SET buffer is copied in before the lookup.
+            (ShmCmd::IpcSet, CtlBuf::Null | CtlBuf::Fault) => return Reply::err(Errno::EFAULT.raw()),
+            _ => None,
+        };
+        let (ret, out) = match self.ns.shmctl(cred, now(), id, decoded, set) {
+            Ok(r) => r,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        // COM-CTL-4: the copy-out fails after the command's effect.
+        if decoded.writes_buffer() && !matches!(buf, CtlBuf::Out) {
+            return Reply::err(Errno::EFAULT.raw());
+        }
+        let data = match out {
+            ShmCtlOut::None => Data::None,
+            ShmCtlOut::Ds(ds) => Data::ShmDs(ShmDsView::from_abi(&ds)),
+            ShmCtlOut::Info(i) => Data::Shminfo(ShminfoView::from_abi(&i)),
+            ShmCtlOut::ShmInfo(i) => Data::ShmInfo(ShmInfoView::from_abi(&i)),
+        };
+        Reply { ret: Ok(i64::from(ret)), data }
+    }
+
+    /// A load or store of `len` bytes at `addr` through the model's mappings.
+    fn access(&mut self, cred: &Cred, addr: u64, len: u64, store: Option<&[u8]>) -> Reply {
+        let Some((vma, region)) = self.ns.shm_mapping_at(cred.pid, addr) else {
+            return Reply::err(Errno::EFAULT.raw());
+        };
+        let allowed = if store.is_some() { vma.prot.write } else { vma.prot.read };
+        if !allowed || addr.saturating_add(len) > vma.end {
+            return Reply::err(Errno::EFAULT.raw());
+        }
+        let off = vma.offset_of(addr);
+        let mut pages = region.lock().unwrap_or_else(|e| e.into_inner());
+        match store {
+            Some(bytes) => match pages.write(off, bytes) {
+                Some(()) => Reply::ok(0),
+                None => Reply::err(Errno::EFAULT.raw()),
+            },
+            None => match pages.read(off, len) {
+                Some(b) => Reply { ret: Ok(0), data: Data::Bytes(b) },
+                None => Reply::err(Errno::EFAULT.raw()),
+            },
+        }
+    }
+}
+
+/// Capability test on a raw number, for capabilities uipc-core does not name.
+trait HasRaw {
+    fn has_raw(&self, cap: u32) -> bool;
+}
+
+impl HasRaw for CapSet {
+    fn has_raw(&self, cap: u32) -> bool {
+        cap < 64 && self.0 & (1u64 << cap) != 0
     }
 }
 
@@ -16,16 +181,50 @@ impl Backend for CoreBackend {
     fn name(&self) -> &'static str {
         "core"
     }
-    fn spawn(&mut self, _who: &Identity) -> Result<u32, String> {
-        Err("todo".into())
+
+    fn spawn(&mut self, who: &Identity) -> Result<u32, String> {
+        let pid = self.new_pid();
+        self.procs.insert(pid, cred_of(who, pid));
+        Ok(pid)
     }
-    fn call(&mut self, _pid: u32, _op: &Op) -> Result<Reply, String> {
-        Err("todo".into())
+
+    fn call(&mut self, pid: u32, op: &Op) -> Result<Reply, String> {
+        let cred = self.procs.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
+        let t = now();
+        Ok(match op {
+            Op::ShmGet { key, size, flags } => reply(self.ns.shmget(&cred, t, *key, *size, *flags).map(|id| i64::from(id.0))),
+            Op::ShmAt { id, addr, flags } => reply(self.shmat(&cred, *id, *addr, *flags)),
+            Op::ShmDt { addr } => reply(self.ns.shmdt(&cred, t, *addr).map(|_| 0)),
+            Op::ShmCtl { id, cmd, buf } => self.shmctl(&cred, *id, *cmd, buf),
+            Op::Munmap { addr, len } => reply(self.ns.munmap(&cred, t, *addr, *len).map(|()| 0)),
+            Op::Write { addr, bytes } => self.access(&cred, *addr, u64::try_from(bytes.len()).unwrap_or(u64::MAX), Some(bytes)),
+            Op::Read { addr, len } => self.access(&cred, *addr, *len, None),
+            Op::FindFree { len } => Reply::ok(i64::try_from(self.alloc_addr(*len)).unwrap_or(0)),
+            Op::Fork => {
+                let child = self.new_pid();
+                self.ns.fork(&cred, t, Pid(child));
+                self.procs.insert(child, Cred { pid: Pid(child), ..cred });
+                Reply::ok(i64::from(child))
+            }
+            Op::Exec => {
+                self.ns.exec(cred.pid, t);
+                Reply::ok(0)
+            }
+            Op::Exit | Op::Kill => {
+                self.ns.exit(cred.pid, t);
+                self.procs.remove(&pid);
+                Reply::ok(0)
+            }
+        })
     }
-    fn sysctl_set(&mut self, _name: &str, _value: &str) -> Result<Result<(), i32>, String> {
-        Err("todo".into())
+
+    fn sysctl_set(&mut self, name: &str, value: &str) -> Result<Result<(), i32>, String> {
+        let root = cred_of(&Identity::root(), 1);
+        Ok(self.ns.sysctl_write(&root, name, value).map_err(Errno::raw))
     }
-    fn sysctl_get(&mut self, _name: &str) -> Result<Result<String, i32>, String> {
-        Err("todo".into())
+
+    fn sysctl_get(&mut self, name: &str) -> Result<Result<String, i32>, String> {
+        Ok(self.ns.sysctl_read(name).map_err(Errno::raw))
     }
 }
+
