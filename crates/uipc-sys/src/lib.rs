@@ -1,2 +1,5 @@
 //! uipc-sys: the only crate that names Linux system calls.
 #![deny(missing_docs)]
+
+#[cfg(feature = "oracle")]
+pub mod oracle;
