@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod agent;
 pub mod backend;
 pub mod core_backend;
 pub mod deviations;
@@ -21,6 +22,25 @@ pub mod sandbox;
 pub mod session;
 
 pub use backend::Backend;
+pub use kernel::KernelBackend;
 pub use op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
-pub use runner::conformance;
+pub use runner::transcript_of;
 pub use session::{Proc, Session};
+
+/// `conformance!(rule, body)`: the differential test of SPEC rule `rule`
+/// (see [`runner::conformance_with`]), with the kernel oracle run by the
+/// calling crate's `uipc-kernel-agent` binary. For integration tests of
+/// `uipc-conformance`:
+///
+/// ```ignore
+/// uipc_testkit::conformance!("SHM-GET-1", |s| {
+///     let p = s.root();
+///     s.shmget(p, 0, 4096, 0o1600).unwrap();
+/// });
+/// ```
+#[macro_export]
+macro_rules! conformance {
+    ($rule:expr, $body:expr) => {
+        $crate::runner::conformance_with(env!("CARGO_BIN_EXE_uipc-kernel-agent"), $rule, $body)
+    };
+}

@@ -60,15 +60,19 @@ pub fn diff(kernel: &[String], other: &[String]) -> Option<String> {
     Some(out)
 }
 
-/// The differential test of SPEC rule `rule`: runs `body` on the kernel and
-/// on each uipc backend, and panics on an unlisted mismatch or on a listed
-/// deviation that no longer differs. Without root it prints why and skips.
-pub fn conformance(rule: &str, body: impl Fn(&mut Session)) {
+/// The differential test of SPEC rule `rule`: runs `body` on the kernel
+/// (through the agent binary `agent`, `uipc-kernel-agent`) and on each uipc
+/// backend, and panics on an unlisted mismatch or on a listed deviation that
+/// no longer differs. Without root it prints why and skips.
+///
+/// Tests call it through [`conformance!`](crate::conformance!), which names
+/// the agent binary of the calling crate.
+pub fn conformance_with(agent: &str, rule: &str, body: impl Fn(&mut Session)) {
     if let Some(why) = sandbox::oracle_unavailable() {
         eprintln!("SKIP {rule}: {why}");
         return;
     }
-    let mut kernel = match KernelBackend::start() {
+    let mut kernel = match KernelBackend::start(agent) {
         Ok(k) => k,
         Err(why) => {
             eprintln!("SKIP {rule}: kernel oracle did not start: {why}");

@@ -1,0 +1,529 @@
+//! The kernel agent: the process behind [`KernelBackend`](crate::kernel::KernelBackend).
+//!
+//! The test process never forks (it is multi-threaded). It starts this
+//! agent (`uipc-kernel-agent`), which:
+//!
+//! 1. enters a fresh IPC namespace (`unshare(CLONE_NEWIPC)`), so ids start at
+//!    0 and the limits are the defaults, becomes a child subreaper and lets
+//!    the kernel reap its children (`SIGCHLD` ignored);
+//! 2. prints [`Response::Ready`] (or [`Response::Failed`] and exits);
+//! 3. reads [`Request`]s, one JSON line each, from standard input and
+//!    answers each with one [`Response`] line on standard output.
+//!
+//! The agent itself is the *coordinator*, never a test process. Each test
+//! process is a *worker*: forked from the coordinator (single-threaded, so
+//! fork is safe), it takes the identity (`setgroups`, `setgid`, `setuid`,
+//! then drops capabilities), then serves operations on a Unix socket: one
+//! [`Op`] line in, one [`WorkerMsg`] line out. `Fork` passes the child's new
+//! socket along with the request (`SCM_RIGHTS`); `Exec` re-executes this
+//! binary with `--worker <fd> --drop-caps <list>`, and the new image says
+//! [`WorkerMsg::Ready`]; `Exit` and `Kill` return once the process's pidfd
+//! is readable, that is after its memory (and so its attachments) is gone.
+//!
+//! System calls are made through `uipc_sys::oracle`; this crate has no unsafe.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uipc_sys::oracle::{self, Channel, Forked, ShmctlBuf, CTL_BUF_LEN};
+
+use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+
+/// A request from the test process to the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Start a worker with this identity; answered by [`Response::Spawned`].
+    Spawn {
+        /// Who the worker is.
+        identity: Identity,
+    },
+    /// Perform `op` in worker `pid`; answered by [`Response::Reply`].
+    Call {
+        /// The worker.
+        pid: u32,
+        /// The operation.
+        op: Op,
+    },
+    /// Write `/proc/sys/<name>`; answered by [`Response::SysctlSet`].
+    SysctlSet {
+        /// Dotted name (`kernel.shmmni`).
+        name: String,
+        /// Value.
+        value: String,
+    },
+    /// Read `/proc/sys/<name>`; answered by [`Response::SysctlGet`].
+    SysctlGet {
+        /// Dotted name.
+        name: String,
+    },
+    /// Kill every worker and exit; no answer.
+    Quit,
+}
+
+/// The agent's answer to one [`Request`] (or its greeting).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The agent is in its namespace and listening.
+    Ready,
+    /// A worker started, with this pid.
+    Spawned(u32),
+    /// The result of an operation.
+    Reply(Reply),
+    /// The result of a sysctl write (errno on failure).
+    SysctlSet(Result<(), i32>),
+    /// The value of a sysctl, trimmed (errno on failure).
+    SysctlGet(Result<String, i32>),
+    /// A harness failure.
+    Failed(String),
+}
+
+/// What a worker sends its coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    /// Identity taken (or image replaced), serving.
+    Ready,
+    /// The result of an operation.
+    Reply(Reply),
+    /// A harness failure.
+    Failed(String),
+}
+
+/// How long the coordinator waits for a worker's answer or death.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The binary that [`Op::Exec`] runs: this one.
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// Entry point of `uipc-kernel-agent`: the coordinator, or (with `--worker`)
+/// a worker after `execve`.
+pub fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        worker_after_exec(&args);
+    }
+    coordinator();
+}
+
+fn to_line<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain enums cannot fail.
+    serde_json::to_vec(v)
+        .unwrap_or_else(|e| format!("{{\"Failed\":\"serialise: {e}\"}}").into_bytes())
+}
+
+fn errno_text(what: &str, e: uipc_abi::Errno) -> String {
+    format!("{what}: {e:?}")
+}
+
+// ---------------------------------------------------------------- coordinator
+
+struct Worker {
+    chan: Channel,
+    pidfd: OwnedFd,
+}
+
+#[derive(Default)]
+struct Coordinator {
+    workers: BTreeMap<u32, Worker>,
+}
+
+fn coordinator() {
+    let stdout = std::io::stdout();
+    let say = |r: &Response| {
+        let mut out = stdout.lock();
+        let mut line = to_line(r);
+        line.push(b'\n');
+        // The test process reading our answers is gone if this fails; the
+        // next read of standard input will see end of file.
+        let _ = out.write_all(&line).and_then(|()| out.flush());
+    };
+    let setup = oracle::unshare_ipc()
+        .map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e))
+        .and_then(|()| {
+            oracle::set_child_subreaper().map_err(|e| errno_text("PR_SET_CHILD_SUBREAPER", e))
+        })
+        .and_then(|()| {
+            oracle::ignore_children().map_err(|e| errno_text("signal(SIGCHLD, SIG_IGN)", e))
+        });
+    if let Err(why) = setup {
+        say(&Response::Failed(why));
+        oracle::exit_now(1);
+    }
+    say(&Response::Ready);
+    let mut co = Coordinator::default();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                say(&Response::Failed(format!("bad request {line:?}: {e}")));
+                continue;
+            }
+        };
+        let resp = match req {
+            Request::Quit => break,
+            Request::Spawn { identity } => co.spawn(&identity).map(Response::Spawned),
+            Request::Call { pid, op } => co.call(pid, &op).map(Response::Reply),
+            Request::SysctlSet { name, value } => {
+                sysctl_path(&name).map(|p| Response::SysctlSet(sysctl_set(&p, &value)))
+            }
+            Request::SysctlGet { name } => {
+                sysctl_path(&name).map(|p| Response::SysctlGet(sysctl_get(&p)))
+            }
+        };
+        say(&resp.unwrap_or_else(Response::Failed));
+    }
+    co.kill_all();
+    oracle::exit_now(0);
+}
+
+fn sysctl_path(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    if ok {
+        Ok(format!("/proc/sys/{}", name.replace('.', "/")))
+    } else {
+        Err(format!("bad sysctl name {name:?}"))
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(uipc_abi::Errno::EINVAL.raw())
+}
+
+fn sysctl_set(path: &str, value: &str) -> Result<(), i32> {
+    std::fs::write(path, value).map_err(|e| io_errno(&e))
+}
+
+fn sysctl_get(path: &str) -> Result<String, i32> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| io_errno(&e))
+}
+
+fn recv_msg(chan: &mut Channel, pid: u32) -> Result<WorkerMsg, String> {
+    match chan.recv_line(Some(WORKER_TIMEOUT)) {
+        Ok(Some(line)) => {
+            serde_json::from_slice(&line).map_err(|e| format!("worker {pid} sent garbage: {e}"))
+        }
+        Ok(None) => Err(format!("worker {pid} closed its channel (died?)")),
+        Err(e) => Err(errno_text(&format!("reading from worker {pid}"), e)),
+    }
+}
+
+fn wait_gone(pid: u32, pidfd: &OwnedFd) -> Result<(), String> {
+    match oracle::wait_readable(pidfd.as_fd(), WORKER_TIMEOUT) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "process {pid} did not exit within {WORKER_TIMEOUT:?}"
+        )),
+        Err(e) => Err(errno_text("poll(pidfd)", e)),
+    }
+}
+
+impl Coordinator {
+    fn spawn(&mut self, who: &Identity) -> Result<u32, String> {
+        let (mine, theirs) = Channel::pair().map_err(|e| errno_text("socketpair", e))?;
+        match oracle::fork().map_err(|e| errno_text("fork", e))? {
+            Forked::Child => {
+                // Our copy of the coordinator's end must not be closed by a
+                // destructor after close_fds_except; it is closed there.
+                std::mem::forget(mine);
+                worker_start(theirs, who)
+            }
+            Forked::Parent(pid) => {
+                drop(theirs);
+                let mut chan = mine;
+                match recv_msg(&mut chan, pid) {
+                    Ok(WorkerMsg::Ready) => {}
+                    Ok(other) => {
+                        let _ = oracle::kill(pid);
+                        return Err(format!("worker {pid} did not start: {other:?}"));
+                    }
+                    Err(e) => {
+                        let _ = oracle::kill(pid);
+                        return Err(e);
+                    }
+                }
+                let pidfd = oracle::pidfd_open(pid).map_err(|e| errno_text("pidfd_open", e))?;
+                self.workers.insert(pid, Worker { chan, pidfd });
+                Ok(pid)
+            }
+        }
+    }
+
+    fn call(&mut self, pid: u32, op: &Op) -> Result<Reply, String> {
+        if !self.workers.contains_key(&pid) {
+            return Err(format!("no live test process with pid {pid}"));
+        }
+        match op {
+            Op::Kill => {
+                let w = self.workers.remove(&pid).ok_or("vanished")?;
+                oracle::kill(pid).map_err(|e| errno_text("kill", e))?;
+                wait_gone(pid, &w.pidfd)?;
+                Ok(Reply::ok(0))
+            }
+            Op::Exit => {
+                let w = self.workers.remove(&pid).ok_or("vanished")?;
+                w.chan
+                    .send_line(&to_line(op), None)
+                    .map_err(|e| errno_text("send", e))?;
+                wait_gone(pid, &w.pidfd)?;
+                Ok(Reply::ok(0))
+            }
+            Op::Fork => {
+                let (mine, theirs) = Channel::pair().map_err(|e| errno_text("socketpair", e))?;
+                let w = self.workers.get_mut(&pid).ok_or("vanished")?;
+                w.chan
+                    .send_line(&to_line(op), Some(theirs.as_fd()))
+                    .map_err(|e| errno_text("send", e))?;
+                drop(theirs);
+                let reply = match recv_msg(&mut w.chan, pid)? {
+                    WorkerMsg::Reply(r) => r,
+                    other => return Err(format!("fork: unexpected {other:?}")),
+                };
+                if let Ok(child) = reply.ret {
+                    let child =
+                        u32::try_from(child).map_err(|_| format!("fork returned {child}"))?;
+                    let pidfd =
+                        oracle::pidfd_open(child).map_err(|e| errno_text("pidfd_open", e))?;
+                    self.workers.insert(child, Worker { chan: mine, pidfd });
+                }
+                Ok(reply)
+            }
+            Op::Exec => {
+                let w = self.workers.get_mut(&pid).ok_or("vanished")?;
+                w.chan
+                    .send_line(&to_line(op), None)
+                    .map_err(|e| errno_text("send", e))?;
+                match recv_msg(&mut w.chan, pid)? {
+                    WorkerMsg::Ready => Ok(Reply::ok(0)),
+                    WorkerMsg::Reply(r) => Ok(r),
+                    WorkerMsg::Failed(why) => Err(format!("exec: {why}")),
+                }
+            }
+            _ => {
+                let w = self.workers.get_mut(&pid).ok_or("vanished")?;
+                w.chan
+                    .send_line(&to_line(op), None)
+                    .map_err(|e| errno_text("send", e))?;
+                match recv_msg(&mut w.chan, pid)? {
+                    WorkerMsg::Reply(r) => Ok(r),
+                    other => Err(format!("{op:?}: unexpected {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// SIGKILLs every worker and waits (briefly) until they are gone.
+    fn kill_all(&mut self) {
+        let workers = std::mem::take(&mut self.workers);
+        for pid in workers.keys() {
+            let _ = oracle::kill(*pid);
+        }
+        for w in workers.values() {
+            let _ = oracle::wait_readable(w.pidfd.as_fd(), Duration::from_secs(5));
+        }
+    }
+}
+
+// --------------------------------------------------------------------- worker
+
+/// A freshly forked worker: isolate, take the identity, greet, serve.
+fn worker_start(chan: Channel, who: &Identity) -> ! {
+    let setup = oracle::stdio_to_null()
+        .map_err(|e| errno_text("stdio to /dev/null", e))
+        .and_then(|()| {
+            oracle::close_fds_except(chan.as_fd().as_raw_fd())
+                .map_err(|e| errno_text("close_range", e))
+        })
+        .and_then(|()| {
+            oracle::set_identity(who.uid, who.gid, &who.groups)
+                .map_err(|e| errno_text("setgroups/setgid/setuid", e))
+        })
+        .and_then(|()| oracle::drop_caps(&who.drop_caps).map_err(|e| errno_text("capset", e)))
+        .and_then(|()| oracle::die_with_parent().map_err(|e| errno_text("PR_SET_PDEATHSIG", e)));
+    let msg = match setup {
+        Ok(()) => WorkerMsg::Ready,
+        Err(why) => WorkerMsg::Failed(why),
+    };
+    let failed = matches!(msg, WorkerMsg::Failed(_));
+    if chan.send_line(&to_line(&msg), None).is_err() || failed {
+        oracle::exit_now(1);
+    }
+    serve(chan, &who.drop_caps)
+}
+
+/// `uipc-kernel-agent --worker <fd> --drop-caps <n,n,…>`: a worker's new
+/// image after [`Op::Exec`].
+fn worker_after_exec(args: &[String]) -> ! {
+    let fd = args.get(2).and_then(|s| s.parse::<i32>().ok());
+    let caps: Vec<u32> = match (args.get(3).map(String::as_str), args.get(4)) {
+        (Some("--drop-caps"), Some(list)) => list
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let Some(Ok(fd)) = fd.map(oracle::adopt_inherited_fd) else {
+        eprintln!("uipc-kernel-agent: --worker needs an inherited socket descriptor");
+        oracle::exit_now(2);
+    };
+    let chan = Channel::from_fd(fd);
+    // execve as uid 0 recomputes the capability sets from the bounding set:
+    // drop the identity's capabilities again.
+    let msg = match oracle::drop_caps(&caps) {
+        Ok(()) => WorkerMsg::Ready,
+        Err(e) => WorkerMsg::Failed(errno_text("capset after exec", e)),
+    };
+    let failed = matches!(msg, WorkerMsg::Failed(_));
+    if chan.send_line(&to_line(&msg), None).is_err() || failed {
+        oracle::exit_now(1);
+    }
+    serve(chan, &caps)
+}
+
+/// Serves operations until told to exit or the coordinator goes away.
+fn serve(chan: Channel, drop_caps: &[u32]) -> ! {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve_loop(chan, drop_caps)));
+    oracle::exit_now(if outcome.is_ok() { 0 } else { 101 })
+}
+
+fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
+    loop {
+        let line = match chan.recv_line(None) {
+            Ok(Some(l)) => l,
+            // The coordinator is gone: so are we.
+            Ok(None) | Err(_) => return,
+        };
+        let msg = match serde_json::from_slice::<Op>(&line) {
+            Err(e) => WorkerMsg::Failed(format!("bad op: {e}")),
+            Ok(Op::Exit) => return,
+            Ok(Op::Fork) => {
+                let Some(new_fd) = chan.take_fd() else {
+                    let _ = chan.send_line(
+                        &to_line(&WorkerMsg::Failed("fork without a channel".into())),
+                        None,
+                    );
+                    continue;
+                };
+                match oracle::fork() {
+                    Err(e) => WorkerMsg::Reply(Reply::err(e.raw())),
+                    Ok(Forked::Child) => {
+                        // Serve on the new channel; the parent keeps the old one.
+                        chan = Channel::from_fd(new_fd);
+                        if oracle::close_fds_except(chan.as_fd().as_raw_fd()).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(Forked::Parent(child)) => {
+                        drop(new_fd);
+                        WorkerMsg::Reply(Reply::ok(i64::from(child)))
+                    }
+                }
+            }
+            Ok(Op::Exec) => {
+                let fd = chan.as_fd().as_raw_fd().to_string();
+                let caps = drop_caps
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let e = match oracle::keep_across_exec(chan.as_fd()) {
+                    Ok(()) => oracle::execv(
+                        SELF_EXE,
+                        &["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps],
+                    ),
+                    Err(e) => e,
+                };
+                WorkerMsg::Reply(Reply::err(e.raw()))
+            }
+            Ok(Op::Kill) => WorkerMsg::Failed("Kill is performed by the coordinator".into()),
+            Ok(op) => WorkerMsg::Reply(execute(&op)),
+        };
+        if chan.send_line(&to_line(&msg), None).is_err() {
+            return;
+        }
+    }
+}
+
+fn reply<T>(r: Result<T, uipc_abi::Errno>, f: impl FnOnce(T) -> Option<i64>) -> Reply {
+    match r {
+        Ok(v) => match f(v) {
+            Some(v) => Reply::ok(v),
+            None => Reply::err(uipc_abi::Errno::EOVERFLOW.raw()),
+        },
+        Err(e) => Reply::err(e.raw()),
+    }
+}
+
+/// Performs a memory or IPC operation for real in this process.
+fn execute(op: &Op) -> Reply {
+    match *op {
+        Op::ShmGet { key, size, flags } => {
+            reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id)))
+        }
+        Op::ShmAt { id, addr, flags } => {
+            reply(oracle::shmat(id, addr, flags), |a| i64::try_from(a).ok())
+        }
+        Op::ShmDt { addr } => reply(oracle::shmdt(addr), |()| Some(0)),
+        Op::ShmCtl { id, cmd, ref buf } => shmctl(id, cmd, buf),
+        Op::Munmap { addr, len } => reply(oracle::munmap(addr, len), |()| Some(0)),
+        Op::Write { addr, ref bytes } => reply(oracle::write_mem(addr, bytes), |()| Some(0)),
+        Op::Read { addr, len } => match oracle::read_mem(addr, len) {
+            Ok(b) => Reply {
+                ret: Ok(0),
+                data: Data::Bytes(b),
+            },
+            Err(e) => Reply::err(e.raw()),
+        },
+        Op::FindFree { len } => reply(oracle::find_free(len), |a| i64::try_from(a).ok()),
+        Op::Fork | Op::Exec | Op::Exit | Op::Kill => Reply::err(uipc_abi::Errno::EINVAL.raw()),
+    }
+}
+
+fn shmctl(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
+    match *buf {
+        CtlBuf::Null => reply(oracle::shmctl(id, cmd, ShmctlBuf::Null), Some),
+        CtlBuf::Fault => reply(oracle::shmctl(id, cmd, ShmctlBuf::Fault), Some),
+        CtlBuf::Set { uid, gid, mode } => {
+            let mut ds = uipc_abi::Shmid64Ds::default();
+            ds.shm_perm.uid = uid;
+            ds.shm_perm.gid = gid;
+            ds.shm_perm.mode = mode;
+            reply(oracle::shmctl(id, cmd, ShmctlBuf::Set(&ds)), Some)
+        }
+        CtlBuf::Out => {
+            let mut out = [0u8; CTL_BUF_LEN];
+            match oracle::shmctl(id, cmd, ShmctlBuf::Out(&mut out)) {
+                Err(e) => Reply::err(e.raw()),
+                Ok(v) => {
+                    let data = match cmd {
+                        uipc_abi::IPC_STAT | uipc_abi::SHM_STAT | uipc_abi::SHM_STAT_ANY => {
+                            Data::ShmDs(ShmDsView::from_abi(&oracle::decode(&out)))
+                        }
+                        uipc_abi::IPC_INFO => {
+                            Data::Shminfo(ShminfoView::from_abi(&oracle::decode(&out)))
+                        }
+                        uipc_abi::SHM_INFO => {
+                            Data::ShmInfo(ShmInfoView::from_abi(&oracle::decode(&out)))
+                        }
+                        _ => Data::None,
+                    };
+                    Reply { ret: Ok(v), data }
+                }
+            }
+        }
+    }
+}
