@@ -23,8 +23,10 @@ pub struct Session<'b> {
     backend: &'b mut dyn Backend,
     /// pid of each [`Proc`], in order.
     pids: Vec<u32>,
-    /// Known address bases: attach results and free regions, with their names.
-    bases: Vec<(u64, String)>,
+    /// Known address bases of each process (by [`Proc`] index): attach
+    /// results and free regions, with their names. Per process, because
+    /// unrelated processes may use the same addresses; a fork copies them.
+    bases: Vec<(usize, u64, String)>,
     transcript: Vec<String>,
     /// Wall-clock seconds when the session started.
     t0: i64,
@@ -102,24 +104,37 @@ impl<'b> Session<'b> {
     fn time_fact(&self, t: i64) -> String {
         if t == 0 {
             "never".into()
-        } else if t >= self.t0 && t <= now() {
+        } else if t >= self.t0 - 1 && t <= now() {
+            // The kernel stamps with ktime_get_real_seconds(), the coarse
+            // clock, which can trail CLOCK_REALTIME across a second boundary.
             "now".into()
         } else {
             format!("t?{t}")
         }
     }
 
-    /// Names an address relative to the nearest known base at or below it.
-    fn addr_fact(&self, a: u64) -> String {
+    /// Names an address of process `p` relative to the nearest known base
+    /// at or below it.
+    fn addr_fact(&self, p: Proc, a: u64) -> String {
         if a < SMALL_ADDR {
             return format!("{a:#x}");
         }
-        let best = self.bases.iter().filter(|(b, _)| *b <= a && a - *b < (1 << 32)).max_by_key(|(b, _)| *b);
+        let best = self
+            .bases
+            .iter()
+            .filter(|(q, b, _)| *q == p.0 && *b <= a && a - *b < (1 << 32))
+            .max_by_key(|(_, b, _)| *b);
         match best {
-            Some((b, name)) if *b == a => name.clone(),
-            Some((b, name)) => format!("{name}+{:#x}", a - b),
+            Some((_, b, name)) if *b == a => name.clone(),
+            Some((_, b, name)) => format!("{name}+{:#x}", a - b),
             None => "addr?".into(),
         }
+    }
+
+    fn add_base(&mut self, p: Proc, a: u64, prefix: &str) -> String {
+        let name = format!("{prefix}{}", self.bases.len());
+        self.bases.push((p.0, a, name.clone()));
+        name
     }
 
     fn ret_fact(r: &Result<i64, i32>) -> String {
@@ -178,15 +193,14 @@ impl<'b> Session<'b> {
 
     /// `shmat(id, addr, flags)`: returns the address attached.
     pub fn shmat(&mut self, p: Proc, id: i32, addr: u64, flags: i32) -> Res<u64> {
-        let what = format!("shmat({id}, {}, {flags:#o})", self.addr_fact(addr));
+        let what = format!("shmat({id}, {}, {flags:#o})", self.addr_fact(p, addr));
         let r = self.call(p, Op::ShmAt { id, addr, flags }, what);
         let a = Self::errno(&r).map(|v| u64::try_from(v).expect("address is non-negative"));
         if let Ok(a) = a {
-            if a >= SMALL_ADDR && !self.bases.iter().any(|(b, _)| *b == a) {
-                let name = format!("A{}", self.bases.len());
-                self.bases.push((a, name));
+            if a >= SMALL_ADDR && !self.bases.iter().any(|(q, b, _)| *q == p.0 && *b == a) {
+                self.add_base(p, a, "A");
             }
-            let fact = self.addr_fact(a);
+            let fact = self.addr_fact(p, a);
             if let Some(last) = self.transcript.last_mut() {
                 *last = format!("{} @{fact}", last.rsplit_once(" -> ").map_or("", |x| x.0));
             }
@@ -196,7 +210,7 @@ impl<'b> Session<'b> {
 
     /// `shmdt(addr)`.
     pub fn shmdt(&mut self, p: Proc, addr: u64) -> Res<()> {
-        let what = format!("shmdt({})", self.addr_fact(addr));
+        let what = format!("shmdt({})", self.addr_fact(p, addr));
         let r = self.call(p, Op::ShmDt { addr }, what);
         Self::errno(&r).map(drop)
     }
@@ -262,21 +276,21 @@ impl<'b> Session<'b> {
 
     /// `munmap(addr, len)`.
     pub fn munmap(&mut self, p: Proc, addr: u64, len: u64) -> Res<()> {
-        let what = format!("munmap({}, {len:#x})", self.addr_fact(addr));
+        let what = format!("munmap({}, {len:#x})", self.addr_fact(p, addr));
         let r = self.call(p, Op::Munmap { addr, len }, what);
         Self::errno(&r).map(drop)
     }
 
     /// Stores `bytes` at `addr` in process `p`.
     pub fn write(&mut self, p: Proc, addr: u64, bytes: &[u8]) -> Res<()> {
-        let what = format!("write({}, {bytes:?})", self.addr_fact(addr));
+        let what = format!("write({}, {bytes:?})", self.addr_fact(p, addr));
         let r = self.call(p, Op::Write { addr, bytes: bytes.to_vec() }, what);
         Self::errno(&r).map(drop)
     }
 
     /// Loads `len` bytes from `addr` in process `p`.
     pub fn read(&mut self, p: Proc, addr: u64, len: u64) -> Res<Vec<u8>> {
-        let what = format!("read({}, {len})", self.addr_fact(addr));
+        let what = format!("read({}, {len})", self.addr_fact(p, addr));
         let r = self.call(p, Op::Read { addr, len }, what);
         Self::errno(&r)?;
         match r.data {
@@ -292,9 +306,8 @@ impl<'b> Session<'b> {
         let r = self.backend.call(pid, &Op::FindFree { len });
         let reply = self.harness(r);
         let a = u64::try_from(reply.ret.expect("FindFree cannot fail")).expect("address");
-        let name = format!("F{}", self.bases.len());
+        let name = self.add_base(p, a, "F");
         self.transcript.push(format!("P{} find_free({len:#x}) -> {name}", p.0));
-        self.bases.push((a, name));
         a
     }
 
@@ -303,6 +316,8 @@ impl<'b> Session<'b> {
         let child_pid = self.call(p, Op::Fork, "fork()".into()).ret.expect("fork failed");
         self.pids.push(u32::try_from(child_pid).expect("pid"));
         let c = Proc(self.pids.len() - 1);
+        let inherited: Vec<_> = self.bases.iter().filter(|(q, _, _)| *q == p.0).map(|(_, a, n)| (c.0, *a, n.clone())).collect();
+        self.bases.extend(inherited);
         if let Some(last) = self.transcript.last_mut() {
             *last = format!("P{} fork() -> P{}", p.0, c.0);
         }
