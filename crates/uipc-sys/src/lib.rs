@@ -3,3 +3,5 @@
 
 #[cfg(feature = "oracle")]
 pub mod oracle;
+
+pub mod memfd;

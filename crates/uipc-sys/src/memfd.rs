@@ -1,0 +1,135 @@
+//! Segment memory as real kernel memory objects: anonymous memfds, or named
+//! files in a directory (the daemon's tmpfs state directory, so a restarted
+//! daemon finds every segment's bytes again).
+//!
+//! Both give regions that are zero-filled when created (ftruncate of a new
+//! file), page granular, and shareable by descriptor (SCM_RIGHTS), so every
+//! process that maps one sees the same pages.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{ftruncate, MemfdFlags};
+use uipc_abi::{Errno, PAGE_SIZE};
+use uipc_core::Memory;
+
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw()))
+}
+
+/// One region: a descriptor of a file of `len` bytes; the file is unlinked
+/// (if named) when the last clone is dropped.
+#[derive(Debug)]
+pub struct FileRegion {
+    fd: OwnedFd,
+    len: u64,
+    /// The file's path, for regions of a [`DirMemory`].
+    path: Option<PathBuf>,
+}
+
+impl FileRegion {
+    /// The descriptor (read-write), to map or to pass to a client.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Length in bytes (whole pages).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the region is empty (never, for a segment).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Path of the backing file, if it has one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Pages that hold memory: the file's allocated blocks (`st_blocks` is
+    /// in 512-byte units), what tmpfs counts as resident.
+    pub fn resident_pages(&self) -> u64 {
+        rustix::fs::fstat(&self.fd).map_or(0, |st| u64::try_from(st.st_blocks).unwrap_or(0) * 512 / PAGE_SIZE)
+    }
+}
+
+impl Drop for FileRegion {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            // The segment is destroyed: its file goes with it. A failure
+            // (already gone) leaves nothing to clean.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// A shared [`FileRegion`].
+pub type SharedRegion = Arc<FileRegion>;
+
+/// Anonymous memfds (`memfd_create(2)`), freed by the kernel with the last
+/// descriptor and mapping.
+#[derive(Debug, Default)]
+pub struct MemfdMemory;
+
+impl Memory for MemfdMemory {
+    type Region = SharedRegion;
+
+    fn allocate(&mut self, len: u64) -> Result<SharedRegion, Errno> {
+        let fd = rustix::fs::memfd_create("uipc-sysv-shm", MemfdFlags::CLOEXEC).map_err(errno)?;
+        // A new file of `len` bytes reads as zeros (ZERO-1).
+        ftruncate(&fd, len).map_err(errno)?;
+        Ok(Arc::new(FileRegion { fd, len, path: None }))
+    }
+
+    fn resident_pages(&self, region: &SharedRegion) -> u64 {
+        region.resident_pages()
+    }
+}
+
+/// Files in a directory (a tmpfs state directory), named `shm-N`, removed
+/// when their segment is destroyed.
+#[derive(Debug)]
+pub struct DirMemory {
+    dir: PathBuf,
+    next: u64,
+}
+
+impl DirMemory {
+    /// Memory in `dir`, which must exist.
+    pub fn new(dir: impl Into<PathBuf>) -> DirMemory {
+        DirMemory { dir: dir.into(), next: 0 }
+    }
+}
+
+impl Memory for DirMemory {
+    type Region = SharedRegion;
+
+    fn allocate(&mut self, len: u64) -> Result<SharedRegion, Errno> {
+        loop {
+            let path = self.dir.join(format!("shm-{}", self.next));
+            self.next += 1;
+            let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path);
+            let file: File = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_errno(&e)),
+            };
+            let region = FileRegion { fd: file.into(), len, path: Some(path) };
+            ftruncate(&region.fd, len).map_err(errno)?;
+            return Ok(Arc::new(region));
+        }
+    }
+
+    fn resident_pages(&self, region: &SharedRegion) -> u64 {
+        region.resident_pages()
+    }
+}
