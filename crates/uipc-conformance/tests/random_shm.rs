@@ -84,9 +84,13 @@ enum Use {
     DetachOnly,
 }
 
+#[derive(Clone, Copy)]
 struct Att {
     p: Proc,
     addr: u64,
+    /// Pages of the mapping: ranges the generator touches stay inside it
+    /// (next to it may lie another attach in one backend and a gap in another).
+    pages: u64,
     state: Use,
 }
 
@@ -120,8 +124,10 @@ fn run(s: &mut Session, steps: &[Step]) {
             }
             Step::At { who, seg: i, flags } => {
                 let p = pick(who);
-                if let Ok(addr) = s.shmat(p, seg(&segs, i), 0, flags) {
-                    atts.push(Att { p, addr, state: Use::Intact });
+                let id = seg(&segs, i);
+                if let Ok(addr) = s.shmat(p, id, 0, flags) {
+                    let pages = s.shmctl_stat(p, id % 32768, SHM_STAT_ANY).map_or(1, |(_, ds)| ds.segsz.div_ceil(PAGE));
+                    atts.push(Att { p, addr, pages, state: Use::Intact });
                 }
             }
             Step::Dt { who, att } => {
@@ -132,6 +138,8 @@ fn run(s: &mut Session, steps: &[Step]) {
             }
             Step::Munmap { who, att, first_page, pages } => {
                 if let Some(i) = nth_att(&atts, pick(who), att, false) {
+                    let first_page = first_page % atts[i].pages;
+                    let pages = pages.min(atts[i].pages - first_page);
                     let _ = s.munmap(pick(who), atts[i].addr + first_page * PAGE, pages * PAGE);
                     if first_page == 0 {
                         atts.remove(i);
@@ -159,12 +167,12 @@ fn run(s: &mut Session, steps: &[Step]) {
             }
             Step::Write { who, att, offset, byte } => {
                 if let Some(i) = nth_att(&atts, pick(who), att, false) {
-                    let _ = s.write(pick(who), atts[i].addr + offset % PAGE, &[byte]);
+                    let _ = s.write(pick(who), atts[i].addr + offset % (atts[i].pages * PAGE), &[byte]);
                 }
             }
             Step::Read { who, att, offset } => {
                 if let Some(i) = nth_att(&atts, pick(who), att, false) {
-                    let _ = s.read(pick(who), atts[i].addr + offset % PAGE, 1);
+                    let _ = s.read(pick(who), atts[i].addr + offset % (atts[i].pages * PAGE), 1);
                 }
             }
             Step::Fork { who } => {
@@ -172,7 +180,7 @@ fn run(s: &mut Session, steps: &[Step]) {
                 if live.len() < 8 {
                     let c = s.fork(p);
                     let inherited: Vec<Att> =
-                        atts.iter().filter(|a| a.p == p).map(|a| Att { p: c, addr: a.addr, state: a.state }).collect();
+                        atts.iter().filter(|a| a.p == p).map(|a| Att { p: c, ..*a }).collect();
                     atts.extend(inherited);
                     live.push(c);
                 }

@@ -119,11 +119,15 @@ impl<'b> Session<'b> {
         if a < SMALL_ADDR {
             return format!("{a:#x}");
         }
+        // The nearest base below; among equal ones the newest (a kernel
+        // may place a new attach where an old one was).
         let best = self
             .bases
             .iter()
-            .filter(|(q, b, _)| *q == p.0 && *b <= a && a - *b < (1 << 32))
-            .max_by_key(|(_, b, _)| *b);
+            .enumerate()
+            .filter(|(_, (q, b, _))| *q == p.0 && *b <= a && a - *b < (1 << 32))
+            .max_by_key(|(i, (_, b, _))| (*b, *i))
+            .map(|(_, base)| base);
         match best {
             Some((_, b, name)) if *b == a => name.clone(),
             Some((_, b, name)) => format!("{name}+{:#x}", a - b),
@@ -197,7 +201,7 @@ impl<'b> Session<'b> {
         let r = self.call(p, Op::ShmAt { id, addr, flags }, what);
         let a = Self::errno(&r).map(|v| u64::try_from(v).expect("address is non-negative"));
         if let Ok(a) = a {
-            if a >= SMALL_ADDR && !self.bases.iter().any(|(q, b, _)| *q == p.0 && *b == a) {
+            if a >= SMALL_ADDR {
                 self.add_base(p, a, "A");
             }
             let fact = self.addr_fact(p, a);
