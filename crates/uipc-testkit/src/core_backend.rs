@@ -19,6 +19,8 @@ use crate::sandbox;
 const FIRST_ADDR: u64 = 0x7000_0000_0000;
 /// `vm.mmap_min_addr`'s usual value: fixed mappings below need CAP_SYS_RAWIO.
 const MMAP_MIN_ADDR: u64 = 65536;
+/// `TASK_SIZE` of x86_64 with 4-level page tables: the end of user space.
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// `CAP_SYS_RAWIO`.
 const CAP_SYS_RAWIO: u32 = 17;
 
@@ -105,6 +107,11 @@ impl CoreBackend {
                 // The mapper's mmap() refuses addresses below mmap_min_addr.
                 self.ns.shmat_abort(t, pending);
                 return Err(Errno::EPERM);
+            }
+            Some(a) if a.checked_add(pending.map_len()).is_none_or(|end| end > TASK_SIZE) => {
+                // mmap(MAP_FIXED) beyond the user address space.
+                self.ns.shmat_abort(t, pending);
+                return Err(Errno::ENOMEM);
             }
             Some(a) => a,
             None => self.alloc_addr(pending.map_len()),

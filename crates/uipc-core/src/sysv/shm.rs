@@ -308,11 +308,19 @@ impl<M: Memory> IpcNamespace<M> {
     /// the segment held. The caller maps [`PendingAttach::region`] (at
     /// `addr` if fixed) and then commits or aborts.
     ///
+    /// With a fixed address and no `SHM_REMAP`, a range that wraps or
+    /// overlaps a System V mapping of the caller is refused here, as
+    /// Linux's `find_vma_intersection()` check refuses it before mapping
+    /// (the caller must refuse overlaps with its other mappings itself, e.g.
+    /// with `MAP_FIXED_NOREPLACE`).
+    ///
     /// # Errors
     /// In the kernel's order (SPEC 2.2): `EINVAL` (negative id; unaligned
     /// address without SHM_RND; SHM_RND rounding to 0 with SHM_REMAP;
     /// SHM_REMAP without address; no such id), `EACCES` (read, +write
-    /// unless SHM_RDONLY, +execute with SHM_EXEC).
+    /// unless SHM_RDONLY, +execute with SHM_EXEC), `EINVAL` (fixed range
+    /// wraps or overlaps, SHM-AT-6; the hold is released, which destroys a
+    /// removed segment left unattached, SHM-AT-10).
     ///
     /// # References
     /// Mirrors `ipc/shm.c:do_shmat()` up to `shm_nattch++`; shmat(2).
@@ -353,39 +361,37 @@ impl<M: Memory> IpcNamespace<M> {
         ipcperms(cred, &seg.perm, access)?;
         // SHM-AT-10: the attach in progress counts in nattch.
         seg.nattch += 1;
-        Ok(PendingAttach {
+        let pending = PendingAttach {
             id: IpcId(id),
             region: seg.region.clone(),
             size: seg.segsz,
             addr: fixed,
             prot: Prot { read: true, write: !read_only, exec },
             remap: flags & SHM_REMAP != 0,
-        })
+        };
+        if let (Some(a), false) = (fixed, pending.remap) {
+            // SHM-AT-6: "addr + size < addr" or an existing mapping in the range → EINVAL.
+            let mm = self.mms.get(&cred.pid);
+            let refused = a.checked_add(pending.size).is_none_or(|end| mm.is_some_and(|mm| mm.intersects(a, end)));
+            if refused {
+                self.shm_release(pending.id);
+                return Err(Errno::EINVAL);
+            }
+        }
+        Ok(pending)
     }
 
     /// The second half of `shmat`: the memory is mapped at `addr`. Records
     /// the mapping (`nattch` += 1, `atime` = now, `lpid` = caller) and
-    /// releases the hold.
-    ///
-    /// With a fixed address and no `SHM_REMAP`, a range that wraps or
-    /// overlaps a System V mapping of the caller is refused as Linux's
-    /// `find_vma_intersection()` check refuses it (the caller must refuse
-    /// overlaps with its other mappings itself, e.g. `MAP_FIXED_NOREPLACE`).
-    /// With `SHM_REMAP`, the mappings in the range are unmapped first.
+    /// releases the hold. With `SHM_REMAP`, the System V mappings the new
+    /// one replaced are closed first.
     ///
     /// # Errors
-    /// `EINVAL` for a wrapping or overlapping fixed range (SHM-AT-6); the
-    /// attach is then aborted.
+    /// `EINVAL` if `addr` + the mapping's length wraps (no mapping can be
+    /// there); the attach is then aborted.
     pub fn shmat_commit(&mut self, cred: &Cred, now: Time, pending: PendingAttach<M::Region>, addr: u64) -> Result<u64, Errno> {
         let len = pending.map_len();
         let mm = self.mms.entry(cred.pid).or_default();
-        if pending.addr.is_some() && !pending.remap {
-            let overlaps = addr.checked_add(pending.size).is_none_or(|end| mm.intersects(addr, end));
-            if overlaps {
-                self.shmat_abort(now, pending);
-                return Err(Errno::EINVAL);
-            }
-        }
         let Some(end) = addr.checked_add(len) else {
             self.shmat_abort(now, pending);
             return Err(Errno::EINVAL);
