@@ -159,6 +159,11 @@ impl<M: Memory> IpcOps for ShmGetOps<'_, M> {
             // uipc reserves no huge pages: hugetlb_file_setup() fails to reserve.
             return Err(Errno::ENOMEM);
         }
+        // shmem_kernel_file_setup(): a size above MAX_LFS_FILESIZE (i64::MAX)
+        // cannot be a file size → EINVAL.
+        if i64::try_from(size).is_err() {
+            return Err(Errno::EINVAL);
+        }
         let region = self.memory.allocate(npages * PAGE_SIZE)?;
         let seg = ShmSegment {
             perm: IpcPerm::new(cred, key, flags),
