@@ -120,7 +120,7 @@ fn constants_match_libc() {
     assert_eq!(GETZCNT, libc::GETZCNT);
     assert_eq!(SETVAL, libc::SETVAL);
     assert_eq!(SETALL, libc::SETALL);
-    assert_eq!(SEM_UNDO, libc::SEM_UNDO as i16);
+    assert_eq!(i32::from(SEM_UNDO), libc::SEM_UNDO);
     assert_eq!(MSG_NOERROR, libc::MSG_NOERROR);
     assert_eq!(MSG_EXCEPT, libc::MSG_EXCEPT);
     assert_eq!(MSG_COPY, libc::MSG_COPY);

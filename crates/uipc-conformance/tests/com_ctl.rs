@@ -6,9 +6,7 @@
 //! cannot produce.
 #![allow(clippy::unwrap_used)]
 
-use uipc_abi::{
-    Errno, IPC_64, IPC_CREAT, IPC_INFO, IPC_PRIVATE, IPC_RMID, IPC_STAT, SHM_INFO, SHM_STAT, SHM_STAT_ANY,
-};
+use uipc_abi::{Errno, IPC_64, IPC_CREAT, IPC_INFO, IPC_PRIVATE, IPC_RMID, IPC_STAT, SHM_INFO, SHM_STAT, SHM_STAT_ANY};
 
 /// `id < 0` and `cmd < 0` are EINVAL first, for every command; unknown
 /// commands (IPC_64 or-ed in included, on x86_64) are EINVAL.

@@ -2,9 +2,7 @@
 //! and groups.
 #![allow(clippy::unwrap_used)]
 
-use uipc_abi::{
-    Errno, IPC_CREAT, IPC_PRIVATE, IPC_RMID, IPC_STAT, SHM_EXEC, SHM_RDONLY, SHM_STAT, SHM_STAT_ANY,
-};
+use uipc_abi::{Errno, IPC_CREAT, IPC_PRIVATE, IPC_RMID, IPC_STAT, SHM_EXEC, SHM_RDONLY, SHM_STAT, SHM_STAT_ANY};
 use uipc_testkit::op::cap;
 use uipc_testkit::Identity;
 

@@ -106,9 +106,7 @@ fn kill_releases_and_rdonly_write_faults() {
 fn unprivileged_user_gets_eacces() {
     on_kernel("eacces", |s| {
         let root = s.root();
-        let id = s
-            .shmget(root, IPC_PRIVATE, 4096, IPC_CREAT | 0o600)
-            .unwrap();
+        let id = s.shmget(root, IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
         let u = s.user(1000, 1000);
         assert_eq!(s.shmat(u, id, 0, 0), Err(Errno::EACCES));
         assert_eq!(s.shm_stat(u, id), Err(Errno::EACCES));
@@ -127,9 +125,7 @@ fn unprivileged_user_gets_eacces() {
 fn root_without_ipc_owner_gets_eacces_even_after_exec() {
     on_kernel("drop_caps", |s| {
         let owner = s.user(1000, 1000);
-        let id = s
-            .shmget(owner, IPC_PRIVATE, 4096, IPC_CREAT | 0o600)
-            .unwrap();
+        let id = s.shmget(owner, IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
         let r = s.root();
         assert!(s.shmat(r, id, 0, 0).is_ok());
         let weak = s.spawn(Identity::root().without_caps(&[uipc_testkit::op::cap::IPC_OWNER]));
@@ -147,10 +143,7 @@ fn sysctl_limits_apply_in_the_namespace() {
         s.sysctl_set("kernel.shmmni", "1").unwrap();
         assert_eq!(s.sysctl_get("kernel.shmmni").unwrap(), "1");
         s.shmget(p, IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
-        assert_eq!(
-            s.shmget(p, IPC_PRIVATE, 4096, IPC_CREAT | 0o600),
-            Err(Errno::ENOSPC)
-        );
+        assert_eq!(s.shmget(p, IPC_PRIVATE, 4096, IPC_CREAT | 0o600), Err(Errno::ENOSPC));
         assert_eq!(s.sysctl_set("kernel.shmmni", "40000"), Err(Errno::EINVAL));
         assert_eq!(s.sysctl_get("kernel.no_such_thing"), Err(Errno::ENOENT));
     });

@@ -35,7 +35,8 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     let who = 0usize..8;
     let idx = 0usize..6;
-    let mode = prop_oneof![Just(0o600u32), Just(0o644), Just(0o666), Just(0o640), Just(0o400), Just(0o000), Just(0o777)];
+    let mode =
+        prop_oneof![Just(0o600u32), Just(0o644), Just(0o666), Just(0o640), Just(0o400), Just(0o000), Just(0o777)];
     prop_oneof![
         4 => (who.clone(), 0i32..4, prop_oneof![Just(0u64), Just(1), Just(100), Just(4096), Just(4097), Just(8192), Just(12288)],
               any::<bool>(), prop::bool::weighted(0.2), mode.clone())
@@ -96,9 +97,8 @@ struct Att {
 
 /// The `n`-th attach of `p` usable as `want` (Intact also allows DetachOnly uses).
 fn nth_att(atts: &[Att], p: Proc, n: usize, detach: bool) -> Option<usize> {
-    let mine: Vec<usize> = (0..atts.len())
-        .filter(|&i| atts[i].p == p && (atts[i].state == Use::Intact || detach))
-        .collect();
+    let mine: Vec<usize> =
+        (0..atts.len()).filter(|&i| atts[i].p == p && (atts[i].state == Use::Intact || detach)).collect();
     (!mine.is_empty()).then(|| mine[n % mine.len()])
 }
 
@@ -179,8 +179,7 @@ fn run(s: &mut Session, steps: &[Step]) {
                 let p = pick(who);
                 if live.len() < 8 {
                     let c = s.fork(p);
-                    let inherited: Vec<Att> =
-                        atts.iter().filter(|a| a.p == p).map(|a| Att { p: c, ..*a }).collect();
+                    let inherited: Vec<Att> = atts.iter().filter(|a| a.p == p).map(|a| Att { p: c, ..*a }).collect();
                     atts.extend(inherited);
                     live.push(c);
                 }

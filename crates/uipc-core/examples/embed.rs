@@ -47,7 +47,10 @@ fn main() -> Result<(), Errno> {
 
     let (_, out) = ns.shmctl(&alice, now, id.0, ShmCmd::IpcStat, None)?;
     if let ShmCtlOut::Ds(ds) = out {
-        println!("IPC_STAT: nattch={} cpid={} lpid={} mode={:o}", ds.shm_nattch, ds.shm_cpid, ds.shm_lpid, ds.shm_perm.mode);
+        println!(
+            "IPC_STAT: nattch={} cpid={} lpid={} mode={:o}",
+            ds.shm_nattch, ds.shm_cpid, ds.shm_lpid, ds.shm_perm.mode
+        );
     }
     // Alice removes it while attached: it is marked, and lives on until the last detach.
     ns.shmctl(&alice, now, id.0, ShmCmd::IpcRmid, None)?;

@@ -82,7 +82,16 @@ pub struct IpcIds<T> {
 
 impl<T> Default for IpcIds<T> {
     fn default() -> Self {
-        IpcIds { slots: Vec::new(), keys: BTreeMap::new(), in_use: 0, max_idx: -1, idr_next: 0, last_idx: -1, seq: 0, next_id: -1 }
+        IpcIds {
+            slots: Vec::new(),
+            keys: BTreeMap::new(),
+            in_use: 0,
+            max_idx: -1,
+            idr_next: 0,
+            last_idx: -1,
+            seq: 0,
+            next_id: -1,
+        }
     }
 }
 

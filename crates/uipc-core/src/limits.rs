@@ -163,7 +163,8 @@ pub(crate) fn parse_write(name: &str, value: &str) -> Result<Parsed, Errno> {
         }
         Kind::Ints(n) => {
             let vs = parse_values(value, n, true)?;
-            let ints = vs.into_iter().map(|v| i32::try_from(v).map_err(|_| Errno::EINVAL)).collect::<Result<Vec<_>, _>>()?;
+            let ints =
+                vs.into_iter().map(|v| i32::try_from(v).map_err(|_| Errno::EINVAL)).collect::<Result<Vec<_>, _>>()?;
             Ok(Parsed::Many(ints))
         }
     }

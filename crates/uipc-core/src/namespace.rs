@@ -30,7 +30,13 @@ pub struct IpcNamespace<M: Memory> {
 impl<M: Memory> IpcNamespace<M> {
     /// A fresh namespace with the default limits, taking memory from `memory`.
     pub fn new(memory: M) -> IpcNamespace<M> {
-        IpcNamespace { limits: Limits::default(), memory, shm: ShmState::default(), mms: BTreeMap::new(), next_attach: 0 }
+        IpcNamespace {
+            limits: Limits::default(),
+            memory,
+            shm: ShmState::default(),
+            mms: BTreeMap::new(),
+            next_attach: 0,
+        }
     }
 
     /// The current limits.
@@ -60,11 +66,7 @@ impl<M: Memory> IpcNamespace<M> {
     /// # References
     /// `ipc/ipc_sysctl.c`, `ipc/mq_sysctl.c`; SPEC section 7, COM-ID-6.
     pub fn sysctl_write(&mut self, cred: &Cred, name: &str, value: &str) -> Result<(), Errno> {
-        let writable = if limits::is_next_id(name) {
-            cred.capable(Cap::CHECKPOINT_RESTORE)
-        } else {
-            cred.euid.0 == 0
-        };
+        let writable = if limits::is_next_id(name) { cred.capable(Cap::CHECKPOINT_RESTORE) } else { cred.euid.0 == 0 };
         let parsed = limits::parse_write(name, value)?;
         if !writable {
             return Err(Errno::EACCES);

@@ -83,7 +83,14 @@ fn check_invariants(ns: &mut IpcNamespace<HeapMemory>, pids: &[u32]) {
     }
 }
 
-fn step(ns: &mut IpcNamespace<HeapMemory>, pids: &mut Vec<(u32, u32)>, next: &mut u32, next_addr: &mut u64, now: Time, op: Op) {
+fn step(
+    ns: &mut IpcNamespace<HeapMemory>,
+    pids: &mut Vec<(u32, u32)>,
+    next: &mut u32,
+    next_addr: &mut u64,
+    now: Time,
+    op: Op,
+) {
     const SYSCTLS: [&str; 5] =
         ["kernel.shmmni", "kernel.shm_rmid_forced", "kernel.shmall", "kernel.shmmax", "kernel.shm_next_id"];
     let who = |w: usize| {

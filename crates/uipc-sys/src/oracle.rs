@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::FdFlags;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags, SocketFlags, SocketType,
 };
 use rustix::process::{Pid, PidfdFlags, Signal};
 use rustix::thread::{CapabilityFlags, UnshareFlags};
@@ -50,11 +50,7 @@ fn from_rustix(e: rustix::io::Errno) -> Errno {
 
 /// The `errno` the last failed libc call left.
 fn last_errno() -> Errno {
-    Errno::from_raw(
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
+    Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// A `syscall()` return value: `-1` means `errno` holds the error.
@@ -215,14 +211,8 @@ pub fn read_mem(addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
     if len == 0 {
         return Ok(out);
     }
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: len,
-    };
-    let remote = libc::iovec {
-        iov_base: to_usize(addr)? as *mut libc::c_void,
-        iov_len: len,
-    };
+    let local = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: len };
+    let remote = libc::iovec { iov_base: to_usize(addr)? as *mut libc::c_void, iov_len: len };
     // SAFETY: `local` describes `out`, which we own and which is `len` bytes
     // long; the kernel checks the remote range and fails with EFAULT instead
     // of faulting.
@@ -245,14 +235,8 @@ pub fn write_mem(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let local = libc::iovec {
-        iov_base: bytes.as_ptr().cast_mut().cast(),
-        iov_len: bytes.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: to_usize(addr)? as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
+    let local = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
+    let remote = libc::iovec { iov_base: to_usize(addr)? as *mut libc::c_void, iov_len: bytes.len() };
     // SAFETY: `local` describes `bytes`, which the kernel only reads; the
     // remote range is memory the test obtained (see "Soundness"), checked by
     // the kernel (EFAULT, never a fault).
@@ -274,14 +258,7 @@ pub fn find_free(len: u64) -> Result<u64, Errno> {
     // SAFETY: a fresh anonymous PROT_NONE mapping at an address the kernel
     // chooses cannot overlap existing memory.
     let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
     };
     if p == libc::MAP_FAILED {
         return Err(last_errno());
@@ -296,9 +273,7 @@ pub fn find_free(len: u64) -> Result<u64, Errno> {
 /// The number of threads of this process (`Threads:` of `/proc/self/status`).
 fn thread_count() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
+    s.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
 }
 
 /// Which side of a [`fork`] we are on.
@@ -337,11 +312,7 @@ pub fn execv(path: &str, argv: &[&str]) -> Errno {
     let Ok(path) = CString::new(path) else {
         return Errno::EINVAL;
     };
-    let Ok(args) = argv
-        .iter()
-        .map(|a| CString::new(*a))
-        .collect::<Result<Vec<_>, _>>()
-    else {
+    let Ok(args) = argv.iter().map(|a| CString::new(*a)).collect::<Result<Vec<_>, _>>() else {
         return Errno::EINVAL;
     };
     let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
@@ -376,10 +347,7 @@ pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
     // SAFETY: no id is (uid_t)-1, the only value rustix's from_raw excludes.
     let (groups, gid, uid) = unsafe {
         (
-            groups
-                .iter()
-                .map(|g| rustix::process::Gid::from_raw(*g))
-                .collect::<Vec<_>>(),
+            groups.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect::<Vec<_>>(),
             rustix::process::Gid::from_raw(gid),
             rustix::process::Uid::from_raw(uid),
         )
@@ -401,10 +369,7 @@ pub fn drop_caps(caps: &[u32]) -> Result<(), Errno> {
     }
     let mut mask = 0u64;
     for &c in caps {
-        mask |= 1u64
-            .checked_shl(c)
-            .filter(|_| c < 64)
-            .ok_or(Errno::EINVAL)?;
+        mask |= 1u64.checked_shl(c).filter(|_| c < 64).ok_or(Errno::EINVAL)?;
     }
     let drop = CapabilityFlags::from_bits_retain(mask);
     let mut sets = rustix::thread::capabilities(None).map_err(from_rustix)?;
@@ -589,23 +554,14 @@ impl Channel {
     /// Whatever `socketpair` returns.
     #[doc(alias = "socketpair")]
     pub fn pair() -> Result<(Channel, Channel), Errno> {
-        let (a, b) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(from_rustix)?;
+        let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+            .map_err(from_rustix)?;
         Ok((Channel::from_fd(a), Channel::from_fd(b)))
     }
 
     /// A channel over an existing connected stream socket.
     pub fn from_fd(fd: OwnedFd) -> Channel {
-        Channel {
-            fd,
-            buf: Vec::new(),
-            fds: VecDeque::new(),
-        }
+        Channel { fd, buf: Vec::new(), fds: VecDeque::new() }
     }
 
     /// The socket, e.g. to send it to another process or keep it across exec.
@@ -631,13 +587,8 @@ impl Channel {
             if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
                 return Err(Errno::EINVAL);
             }
-            sent = rustix::net::sendmsg(
-                &self.fd,
-                &[IoSlice::new(&msg)],
-                &mut control,
-                SendFlags::NOSIGNAL,
-            )
-            .map_err(from_rustix)?;
+            sent = rustix::net::sendmsg(&self.fd, &[IoSlice::new(&msg)], &mut control, SendFlags::NOSIGNAL)
+                .map_err(from_rustix)?;
         }
         while sent < msg.len() {
             match rustix::net::send(&self.fd, &msg[sent..], SendFlags::NOSIGNAL) {

@@ -109,8 +109,7 @@ pub fn main() {
 
 fn to_line<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain enums cannot fail.
-    serde_json::to_vec(v)
-        .unwrap_or_else(|e| format!("{{\"Failed\":\"serialise: {e}\"}}").into_bytes())
+    serde_json::to_vec(v).unwrap_or_else(|e| format!("{{\"Failed\":\"serialise: {e}\"}}").into_bytes())
 }
 
 fn errno_text(what: &str, e: uipc_abi::Errno) -> String {
@@ -141,12 +140,8 @@ fn coordinator() {
     };
     let setup = oracle::unshare_ipc()
         .map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e))
-        .and_then(|()| {
-            oracle::set_child_subreaper().map_err(|e| errno_text("PR_SET_CHILD_SUBREAPER", e))
-        })
-        .and_then(|()| {
-            oracle::ignore_children().map_err(|e| errno_text("signal(SIGCHLD, SIG_IGN)", e))
-        });
+        .and_then(|()| oracle::set_child_subreaper().map_err(|e| errno_text("PR_SET_CHILD_SUBREAPER", e)))
+        .and_then(|()| oracle::ignore_children().map_err(|e| errno_text("signal(SIGCHLD, SIG_IGN)", e)));
     if let Err(why) = setup {
         say(&Response::Failed(why));
         oracle::exit_now(1);
@@ -170,9 +165,7 @@ fn coordinator() {
             Request::SysctlSet { name, value } => {
                 sysctl_path(&name).map(|p| Response::SysctlSet(sysctl_set(&p, &value)))
             }
-            Request::SysctlGet { name } => {
-                sysctl_path(&name).map(|p| Response::SysctlGet(sysctl_get(&p)))
-            }
+            Request::SysctlGet { name } => sysctl_path(&name).map(|p| Response::SysctlGet(sysctl_get(&p))),
         };
         say(&resp.unwrap_or_else(Response::Failed));
     }
@@ -182,12 +175,9 @@ fn coordinator() {
 
 fn sysctl_path(name: &str) -> Result<String, String> {
     let ok = !name.is_empty()
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
+        && name
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
     if ok {
         Ok(format!("/proc/sys/{}", name.replace('.', "/")))
     } else {
@@ -204,16 +194,12 @@ fn sysctl_set(path: &str, value: &str) -> Result<(), i32> {
 }
 
 fn sysctl_get(path: &str) -> Result<String, i32> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|e| io_errno(&e))
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|e| io_errno(&e))
 }
 
 fn recv_msg(chan: &mut Channel, pid: u32) -> Result<WorkerMsg, String> {
     match chan.recv_line(Some(WORKER_TIMEOUT)) {
-        Ok(Some(line)) => {
-            serde_json::from_slice(&line).map_err(|e| format!("worker {pid} sent garbage: {e}"))
-        }
+        Ok(Some(line)) => serde_json::from_slice(&line).map_err(|e| format!("worker {pid} sent garbage: {e}")),
         Ok(None) => Err(format!("worker {pid} closed its channel (died?)")),
         Err(e) => Err(errno_text(&format!("reading from worker {pid}"), e)),
     }
@@ -222,9 +208,7 @@ fn recv_msg(chan: &mut Channel, pid: u32) -> Result<WorkerMsg, String> {
 fn wait_gone(pid: u32, pidfd: &OwnedFd) -> Result<(), String> {
     match oracle::wait_readable(pidfd.as_fd(), WORKER_TIMEOUT) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "process {pid} did not exit within {WORKER_TIMEOUT:?}"
-        )),
+        Ok(false) => Err(format!("process {pid} did not exit within {WORKER_TIMEOUT:?}")),
         Err(e) => Err(errno_text("poll(pidfd)", e)),
     }
 }
@@ -273,37 +257,29 @@ impl Coordinator {
             }
             Op::Exit => {
                 let w = self.workers.remove(&pid).ok_or("vanished")?;
-                w.chan
-                    .send_line(&to_line(op), None)
-                    .map_err(|e| errno_text("send", e))?;
+                w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
                 wait_gone(pid, &w.pidfd)?;
                 Ok(Reply::ok(0))
             }
             Op::Fork => {
                 let (mine, theirs) = Channel::pair().map_err(|e| errno_text("socketpair", e))?;
                 let w = self.workers.get_mut(&pid).ok_or("vanished")?;
-                w.chan
-                    .send_line(&to_line(op), Some(theirs.as_fd()))
-                    .map_err(|e| errno_text("send", e))?;
+                w.chan.send_line(&to_line(op), Some(theirs.as_fd())).map_err(|e| errno_text("send", e))?;
                 drop(theirs);
                 let reply = match recv_msg(&mut w.chan, pid)? {
                     WorkerMsg::Reply(r) => r,
                     other => return Err(format!("fork: unexpected {other:?}")),
                 };
                 if let Ok(child) = reply.ret {
-                    let child =
-                        u32::try_from(child).map_err(|_| format!("fork returned {child}"))?;
-                    let pidfd =
-                        oracle::pidfd_open(child).map_err(|e| errno_text("pidfd_open", e))?;
+                    let child = u32::try_from(child).map_err(|_| format!("fork returned {child}"))?;
+                    let pidfd = oracle::pidfd_open(child).map_err(|e| errno_text("pidfd_open", e))?;
                     self.workers.insert(child, Worker { chan: mine, pidfd });
                 }
                 Ok(reply)
             }
             Op::Exec => {
                 let w = self.workers.get_mut(&pid).ok_or("vanished")?;
-                w.chan
-                    .send_line(&to_line(op), None)
-                    .map_err(|e| errno_text("send", e))?;
+                w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
                 match recv_msg(&mut w.chan, pid)? {
                     WorkerMsg::Ready => Ok(Reply::ok(0)),
                     WorkerMsg::Reply(r) => Ok(r),
@@ -312,9 +288,7 @@ impl Coordinator {
             }
             _ => {
                 let w = self.workers.get_mut(&pid).ok_or("vanished")?;
-                w.chan
-                    .send_line(&to_line(op), None)
-                    .map_err(|e| errno_text("send", e))?;
+                w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
                 match recv_msg(&mut w.chan, pid)? {
                     WorkerMsg::Reply(r) => Ok(r),
                     other => Err(format!("{op:?}: unexpected {other:?}")),
@@ -341,13 +315,9 @@ impl Coordinator {
 fn worker_start(chan: Channel, who: &Identity) -> ! {
     let setup = oracle::stdio_to_null()
         .map_err(|e| errno_text("stdio to /dev/null", e))
+        .and_then(|()| oracle::close_fds_except(chan.as_fd().as_raw_fd()).map_err(|e| errno_text("close_range", e)))
         .and_then(|()| {
-            oracle::close_fds_except(chan.as_fd().as_raw_fd())
-                .map_err(|e| errno_text("close_range", e))
-        })
-        .and_then(|()| {
-            oracle::set_identity(who.uid, who.gid, &who.groups)
-                .map_err(|e| errno_text("setgroups/setgid/setuid", e))
+            oracle::set_identity(who.uid, who.gid, &who.groups).map_err(|e| errno_text("setgroups/setgid/setuid", e))
         })
         .and_then(|()| oracle::drop_caps(&who.drop_caps).map_err(|e| errno_text("capset", e)))
         .and_then(|()| oracle::die_with_parent().map_err(|e| errno_text("PR_SET_PDEATHSIG", e)));
@@ -367,11 +337,9 @@ fn worker_start(chan: Channel, who: &Identity) -> ! {
 fn worker_after_exec(args: &[String]) -> ! {
     let fd = args.get(2).and_then(|s| s.parse::<i32>().ok());
     let caps: Vec<u32> = match (args.get(3).map(String::as_str), args.get(4)) {
-        (Some("--drop-caps"), Some(list)) => list
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect(),
+        (Some("--drop-caps"), Some(list)) => {
+            list.split(',').filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect()
+        }
         _ => Vec::new(),
     };
     let Some(Ok(fd)) = fd.map(oracle::adopt_inherited_fd) else {
@@ -394,8 +362,7 @@ fn worker_after_exec(args: &[String]) -> ! {
 
 /// Serves operations until told to exit or the coordinator goes away.
 fn serve(chan: Channel, drop_caps: &[u32]) -> ! {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve_loop(chan, drop_caps)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve_loop(chan, drop_caps)));
     oracle::exit_now(if outcome.is_ok() { 0 } else { 101 })
 }
 
@@ -411,10 +378,7 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
             Ok(Op::Exit) => return,
             Ok(Op::Fork) => {
                 let Some(new_fd) = chan.take_fd() else {
-                    let _ = chan.send_line(
-                        &to_line(&WorkerMsg::Failed("fork without a channel".into())),
-                        None,
-                    );
+                    let _ = chan.send_line(&to_line(&WorkerMsg::Failed("fork without a channel".into())), None);
                     continue;
                 };
                 match oracle::fork() {
@@ -435,16 +399,9 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
             }
             Ok(Op::Exec) => {
                 let fd = chan.as_fd().as_raw_fd().to_string();
-                let caps = drop_caps
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let caps = drop_caps.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
                 let e = match oracle::keep_across_exec(chan.as_fd()) {
-                    Ok(()) => oracle::execv(
-                        SELF_EXE,
-                        &["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps],
-                    ),
+                    Ok(()) => oracle::execv(SELF_EXE, &["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps]),
                     Err(e) => e,
                 };
                 WorkerMsg::Reply(Reply::err(e.raw()))
@@ -471,21 +428,14 @@ fn reply<T>(r: Result<T, uipc_abi::Errno>, f: impl FnOnce(T) -> Option<i64>) -> 
 /// Performs a memory or IPC operation for real in this process.
 fn execute(op: &Op) -> Reply {
     match *op {
-        Op::ShmGet { key, size, flags } => {
-            reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id)))
-        }
-        Op::ShmAt { id, addr, flags } => {
-            reply(oracle::shmat(id, addr, flags), |a| i64::try_from(a).ok())
-        }
+        Op::ShmGet { key, size, flags } => reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id))),
+        Op::ShmAt { id, addr, flags } => reply(oracle::shmat(id, addr, flags), |a| i64::try_from(a).ok()),
         Op::ShmDt { addr } => reply(oracle::shmdt(addr), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl(id, cmd, buf),
         Op::Munmap { addr, len } => reply(oracle::munmap(addr, len), |()| Some(0)),
         Op::Write { addr, ref bytes } => reply(oracle::write_mem(addr, bytes), |()| Some(0)),
         Op::Read { addr, len } => match oracle::read_mem(addr, len) {
-            Ok(b) => Reply {
-                ret: Ok(0),
-                data: Data::Bytes(b),
-            },
+            Ok(b) => Reply { ret: Ok(0), data: Data::Bytes(b) },
             Err(e) => Reply::err(e.raw()),
         },
         Op::FindFree { len } => reply(oracle::find_free(len), |a| i64::try_from(a).ok()),
@@ -513,12 +463,8 @@ fn shmctl(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
                         uipc_abi::IPC_STAT | uipc_abi::SHM_STAT | uipc_abi::SHM_STAT_ANY => {
                             Data::ShmDs(ShmDsView::from_abi(&oracle::decode(&out)))
                         }
-                        uipc_abi::IPC_INFO => {
-                            Data::Shminfo(ShminfoView::from_abi(&oracle::decode(&out)))
-                        }
-                        uipc_abi::SHM_INFO => {
-                            Data::ShmInfo(ShmInfoView::from_abi(&oracle::decode(&out)))
-                        }
+                        uipc_abi::IPC_INFO => Data::Shminfo(ShminfoView::from_abi(&oracle::decode(&out))),
+                        uipc_abi::SHM_INFO => Data::ShmInfo(ShmInfoView::from_abi(&oracle::decode(&out))),
                         _ => Data::None,
                     };
                     Reply { ret: Ok(v), data }

@@ -199,12 +199,16 @@ impl Backend for CoreBackend {
         let cred = self.procs.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
         let t = now();
         Ok(match op {
-            Op::ShmGet { key, size, flags } => reply(self.ns.shmget(&cred, t, *key, *size, *flags).map(|id| i64::from(id.0))),
+            Op::ShmGet { key, size, flags } => {
+                reply(self.ns.shmget(&cred, t, *key, *size, *flags).map(|id| i64::from(id.0)))
+            }
             Op::ShmAt { id, addr, flags } => reply(self.shmat(&cred, *id, *addr, *flags)),
             Op::ShmDt { addr } => reply(self.ns.shmdt(&cred, t, *addr).map(|_| 0)),
             Op::ShmCtl { id, cmd, buf } => self.shmctl(&cred, *id, *cmd, buf),
             Op::Munmap { addr, len } => reply(self.ns.munmap(&cred, t, *addr, *len).map(|()| 0)),
-            Op::Write { addr, bytes } => self.access(&cred, *addr, u64::try_from(bytes.len()).unwrap_or(u64::MAX), Some(bytes)),
+            Op::Write { addr, bytes } => {
+                self.access(&cred, *addr, u64::try_from(bytes.len()).unwrap_or(u64::MAX), Some(bytes))
+            }
             Op::Read { addr, len } => self.access(&cred, *addr, *len, None),
             Op::FindFree { len } => Reply::ok(i64::try_from(self.alloc_addr(*len)).unwrap_or(0)),
             Op::Fork => {
@@ -234,4 +238,3 @@ impl Backend for CoreBackend {
         Ok(self.ns.sysctl_read(name).map_err(Errno::raw))
     }
 }
-

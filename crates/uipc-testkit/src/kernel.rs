@@ -55,12 +55,7 @@ impl KernelBackend {
                 }
             })
             .map_err(|e| format!("cannot start the agent reader thread: {e}"))?;
-        let mut k = KernelBackend {
-            child,
-            stdin,
-            lines,
-            broken: None,
-        };
+        let mut k = KernelBackend { child, stdin, lines, broken: None };
         match k.read()? {
             Response::Ready => Ok(k),
             Response::Failed(why) => Err(why),
@@ -74,20 +69,13 @@ impl KernelBackend {
             return Err(why.clone());
         }
         let r = match self.lines.recv_timeout(WATCHDOG) {
-            Ok(line) => {
-                serde_json::from_str(&line).map_err(|e| format!("agent sent {line:?}: {e}"))
-            }
+            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("agent sent {line:?}: {e}")),
             Err(RecvTimeoutError::Timeout) => {
                 let _ = self.child.kill();
-                Err(format!(
-                    "kernel agent did not answer within {WATCHDOG:?} (killed)"
-                ))
+                Err(format!("kernel agent did not answer within {WATCHDOG:?} (killed)"))
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let status = self
-                    .child
-                    .wait()
-                    .map_or_else(|e| e.to_string(), |s| s.to_string());
+                let status = self.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
                 Err(format!("kernel agent exited ({status})"))
             }
         };
@@ -108,9 +96,7 @@ impl KernelBackend {
             // The agent is gone; read() reports how it ended.
             return match self.read() {
                 Err(why) => Err(why),
-                Ok(r) => Err(format!(
-                    "writing to the agent failed ({e}) and it said {r:?}"
-                )),
+                Ok(r) => Err(format!("writing to the agent failed ({e}) and it said {r:?}")),
             };
         }
         Ok(())
@@ -153,29 +139,21 @@ impl Backend for KernelBackend {
     }
 
     fn spawn(&mut self, who: &Identity) -> Result<u32, String> {
-        match self.request(&Request::Spawn {
-            identity: who.clone(),
-        })? {
+        match self.request(&Request::Spawn { identity: who.clone() })? {
             Response::Spawned(pid) => Ok(pid),
             other => Err(format!("spawn: agent answered {other:?}")),
         }
     }
 
     fn call(&mut self, pid: u32, op: &Op) -> Result<Reply, String> {
-        match self.request(&Request::Call {
-            pid,
-            op: op.clone(),
-        })? {
+        match self.request(&Request::Call { pid, op: op.clone() })? {
             Response::Reply(r) => Ok(r),
             other => Err(format!("{op:?}: agent answered {other:?}")),
         }
     }
 
     fn sysctl_set(&mut self, name: &str, value: &str) -> Result<Result<(), i32>, String> {
-        match self.request(&Request::SysctlSet {
-            name: name.into(),
-            value: value.into(),
-        })? {
+        match self.request(&Request::SysctlSet { name: name.into(), value: value.into() })? {
             Response::SysctlSet(r) => Ok(r),
             other => Err(format!("sysctl_set: agent answered {other:?}")),
         }

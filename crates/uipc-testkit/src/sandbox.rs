@@ -29,7 +29,9 @@ pub fn oracle_unavailable() -> Option<String> {
         .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
         .unwrap_or_default();
     if euid != "0" {
-        return Some(format!("not root (euid {euid}); the kernel oracle needs root for unshare(CLONE_NEWIPC) and setuid"));
+        return Some(format!(
+            "not root (euid {euid}); the kernel oracle needs root for unshare(CLONE_NEWIPC) and setuid"
+        ));
     }
     for (cap, name) in [(21, "CAP_SYS_ADMIN"), (6, "CAP_SETGID"), (7, "CAP_SETUID")] {
         if !has_cap(cap) {

@@ -71,7 +71,10 @@ impl<'b> Session<'b> {
         let pid = self.harness(r);
         self.pids.push(pid);
         let p = Proc(self.pids.len() - 1);
-        self.transcript.push(format!("spawn P{} uid={} gid={} groups={:?} drop_caps={:?}", p.0, who.uid, who.gid, who.groups, who.drop_caps));
+        self.transcript.push(format!(
+            "spawn P{} uid={} gid={} groups={:?} drop_caps={:?}",
+            p.0, who.uid, who.gid, who.groups, who.drop_caps
+        ));
         p
     }
 
@@ -260,7 +263,11 @@ impl<'b> Session<'b> {
 
     /// `shmctl(id, IPC_INFO, &info)`.
     pub fn shm_ipc_info(&mut self, p: Proc, id: i32) -> Res<(i64, ShminfoView)> {
-        let r = self.call(p, Op::ShmCtl { id, cmd: uipc_abi::IPC_INFO, buf: CtlBuf::Out }, format!("shmctl({id}, IPC_INFO, &info)"));
+        let r = self.call(
+            p,
+            Op::ShmCtl { id, cmd: uipc_abi::IPC_INFO, buf: CtlBuf::Out },
+            format!("shmctl({id}, IPC_INFO, &info)"),
+        );
         let v = Self::errno(&r)?;
         match r.data {
             Data::Shminfo(i) => Ok((v, i)),
@@ -270,7 +277,11 @@ impl<'b> Session<'b> {
 
     /// `shmctl(id, SHM_INFO, &info)`.
     pub fn shm_info(&mut self, p: Proc, id: i32) -> Res<(i64, ShmInfoView)> {
-        let r = self.call(p, Op::ShmCtl { id, cmd: uipc_abi::SHM_INFO, buf: CtlBuf::Out }, format!("shmctl({id}, SHM_INFO, &info)"));
+        let r = self.call(
+            p,
+            Op::ShmCtl { id, cmd: uipc_abi::SHM_INFO, buf: CtlBuf::Out },
+            format!("shmctl({id}, SHM_INFO, &info)"),
+        );
         let v = Self::errno(&r)?;
         match r.data {
             Data::ShmInfo(i) => Ok((v, i)),
@@ -320,7 +331,8 @@ impl<'b> Session<'b> {
         let child_pid = self.call(p, Op::Fork, "fork()".into()).ret.expect("fork failed");
         self.pids.push(u32::try_from(child_pid).expect("pid"));
         let c = Proc(self.pids.len() - 1);
-        let inherited: Vec<_> = self.bases.iter().filter(|(q, _, _)| *q == p.0).map(|(_, a, n)| (c.0, *a, n.clone())).collect();
+        let inherited: Vec<_> =
+            self.bases.iter().filter(|(q, _, _)| *q == p.0).map(|(_, a, n)| (c.0, *a, n.clone())).collect();
         self.bases.extend(inherited);
         if let Some(last) = self.transcript.last_mut() {
             *last = format!("P{} fork() -> P{}", p.0, c.0);

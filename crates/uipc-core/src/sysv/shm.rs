@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use uipc_abi::{
-    Errno, ShmInfo, Shmid64Ds, Shminfo64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, PAGE_SIZE, SHMLBA, SHMMIN,
-    SHM_DEST, SHM_EXEC, SHM_HUGETLB, SHM_HUGE_MASK, SHM_HUGE_SHIFT, SHM_INFO, SHM_LOCK, SHM_LOCKED, SHM_RDONLY,
-    SHM_REMAP, SHM_RND, SHM_STAT, SHM_STAT_ANY, SHM_UNLOCK,
+    Errno, ShmInfo, Shmid64Ds, Shminfo64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, PAGE_SIZE, SHMLBA, SHMMIN, SHM_DEST,
+    SHM_EXEC, SHM_HUGETLB, SHM_HUGE_MASK, SHM_HUGE_SHIFT, SHM_INFO, SHM_LOCK, SHM_LOCKED, SHM_RDONLY, SHM_REMAP,
+    SHM_RND, SHM_STAT, SHM_STAT_ANY, SHM_UNLOCK,
 };
 
 use crate::cred::{Cap, Cred, Gid, Pid, Uid, RLIM_INFINITY};
@@ -330,7 +330,13 @@ impl<M: Memory> IpcNamespace<M> {
     /// # References
     /// Mirrors `ipc/shm.c:do_shmat()` up to `shm_nattch++`; shmat(2).
     #[doc(alias = "shmat")]
-    pub fn shmat_prepare(&mut self, cred: &Cred, id: i32, addr: u64, flags: i32) -> Result<PendingAttach<M::Region>, Errno> {
+    pub fn shmat_prepare(
+        &mut self,
+        cred: &Cred,
+        id: i32,
+        addr: u64,
+        flags: i32,
+    ) -> Result<PendingAttach<M::Region>, Errno> {
         // SHM-AT-1.
         if id < 0 {
             return Err(Errno::EINVAL);
@@ -394,7 +400,13 @@ impl<M: Memory> IpcNamespace<M> {
     /// # Errors
     /// `EINVAL` if `addr` + the mapping's length wraps (no mapping can be
     /// there); the attach is then aborted.
-    pub fn shmat_commit(&mut self, cred: &Cred, now: Time, pending: PendingAttach<M::Region>, addr: u64) -> Result<u64, Errno> {
+    pub fn shmat_commit(
+        &mut self,
+        cred: &Cred,
+        now: Time,
+        pending: PendingAttach<M::Region>,
+        addr: u64,
+    ) -> Result<u64, Errno> {
         let len = pending.map_len();
         let mm = self.mms.entry(cred.pid).or_default();
         let Some(end) = addr.checked_add(len) else {
@@ -558,8 +570,13 @@ impl<M: Memory> IpcNamespace<M> {
     /// destroys every unattached segment whose creator is gone (SPEC 2.6 c).
     pub(crate) fn shm_destroy_orphaned(&mut self) {
         let forced = self.limits.shm_rmid_forced;
-        let doomed: Vec<IpcId> =
-            self.shm.ids.iter().filter(|(_, s)| s.creator.is_none() && s.may_destroy(forced)).map(|(id, _)| id).collect();
+        let doomed: Vec<IpcId> = self
+            .shm
+            .ids
+            .iter()
+            .filter(|(_, s)| s.creator.is_none() && s.may_destroy(forced))
+            .map(|(id, _)| id)
+            .collect();
         for id in doomed {
             self.shm_destroy(id);
         }
@@ -582,7 +599,14 @@ impl<M: Memory> IpcNamespace<M> {
     /// # References
     /// Mirrors `ipc/shm.c:ksys_shmctl()`, `shmctl_stat()`, `shmctl_down()`,
     /// `shmctl_do_lock()`, `shmctl_ipc_info()`, `shmctl_shm_info()`; shmctl(2).
-    pub fn shmctl(&mut self, cred: &Cred, now: Time, id: i32, cmd: ShmCmd, set: Option<PermUpdate>) -> Result<(i32, ShmCtlOut), Errno> {
+    pub fn shmctl(
+        &mut self,
+        cred: &Cred,
+        now: Time,
+        id: i32,
+        cmd: ShmCmd,
+        set: Option<PermUpdate>,
+    ) -> Result<(i32, ShmCtlOut), Errno> {
         if id < 0 {
             return Err(Errno::EINVAL);
         }
@@ -698,8 +722,22 @@ impl<M: Memory> IpcNamespace<M> {
             let rss = self.memory.resident_pages(&s.region) * PAGE_SIZE;
             out += &format!(
                 "{:10} {:10}  {:4o} {:21} {:5} {:5}  {:5} {:5} {:5} {:5} {:5} {:10} {:10} {:10} {:21} {:21}\n",
-                p.key.0, id.0, p.mode, s.segsz, s.cpid.0, s.lpid.0, s.nattch, p.uid.0, p.gid.0, p.cuid.0, p.cgid.0,
-                s.atime.0, s.dtime.0, s.ctime.0, rss, 0
+                p.key.0,
+                id.0,
+                p.mode,
+                s.segsz,
+                s.cpid.0,
+                s.lpid.0,
+                s.nattch,
+                p.uid.0,
+                p.gid.0,
+                p.cuid.0,
+                p.cgid.0,
+                s.atime.0,
+                s.dtime.0,
+                s.ctime.0,
+                rss,
+                0
             );
         }
         out
