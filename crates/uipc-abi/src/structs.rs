@@ -6,6 +6,7 @@
 /// `struct ipc64_perm` (glibc `struct ipc_perm`): ownership and mode of an object.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Ipc64Perm {
     /// `key`: the key the object was created with (0 once removed while attached).
     pub key: i32,
@@ -32,6 +33,7 @@ pub struct Ipc64Perm {
 /// `struct shmid64_ds` (glibc `struct shmid_ds`): a shared memory segment's status.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Shmid64Ds {
     /// `shm_perm`: ownership and mode.
     pub shm_perm: Ipc64Perm,
@@ -58,6 +60,7 @@ pub struct Shmid64Ds {
 /// `struct shminfo64` (glibc `struct shminfo`): the `IPC_INFO` answer of `shmctl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Shminfo64 {
     /// `shmmax`: largest segment size.
     pub shmmax: u64,
@@ -76,6 +79,7 @@ pub struct Shminfo64 {
 /// `struct shm_info`: the `SHM_INFO` answer of `shmctl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ShmInfo {
     /// `used_ids`: number of segments.
     pub used_ids: i32,
@@ -97,6 +101,7 @@ pub struct ShmInfo {
 #[cfg(target_arch = "x86_64")]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Semid64Ds {
     /// `sem_perm`: ownership and mode.
     pub sem_perm: Ipc64Perm,
@@ -120,6 +125,7 @@ pub struct Semid64Ds {
 #[cfg(not(target_arch = "x86_64"))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Semid64Ds {
     /// `sem_perm`: ownership and mode.
     pub sem_perm: Ipc64Perm,
@@ -138,6 +144,7 @@ pub struct Semid64Ds {
 /// `struct seminfo`: the `IPC_INFO`/`SEM_INFO` answer of `semctl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Seminfo {
     /// `semmap`.
     pub semmap: i32,
@@ -164,6 +171,7 @@ pub struct Seminfo {
 /// `struct sembuf`: one semaphore operation.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Sembuf {
     /// `sem_num`: index in the set.
     pub sem_num: u16,
@@ -176,6 +184,7 @@ pub struct Sembuf {
 /// `struct msqid64_ds` (glibc `struct msqid_ds`): a message queue's status.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Msqid64Ds {
     /// `msg_perm`: ownership and mode.
     pub msg_perm: Ipc64Perm,
@@ -204,6 +213,7 @@ pub struct Msqid64Ds {
 /// `struct msginfo`: the `IPC_INFO`/`MSG_INFO` answer of `msgctl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Msginfo {
     /// `msgpool`.
     pub msgpool: i32,
@@ -228,6 +238,7 @@ pub struct Msginfo {
 /// `struct mq_attr`: a POSIX message queue's attributes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqAttr {
     /// `mq_flags`: 0 or O_NONBLOCK.
     pub mq_flags: i64,

@@ -1,0 +1,251 @@
+//! uipc's wire protocol between clients (the Rust client, the shim, the CLI)
+//! and the daemon.
+//!
+//! One [`Request`] enum is the whole command surface; the daemon's dispatch
+//! maps each request to one core call. Messages travel in frames:
+//!
+//! ```text
+//! +----------------+--------------------------------------+
+//! | length: u32 LE | payload: postcard(Request|Response)  |
+//! +----------------+--------------------------------------+
+//! ```
+//!
+//! The length counts payload bytes and is at most [`MAX_FRAME`]. Descriptors
+//! (segment memory) travel beside a frame as `SCM_RIGHTS` on the same
+//! `sendmsg`. The first request on a connection is [`Request::Hello`] with
+//! the protocol [`VERSION`]. Decoding never panics and never allocates more
+//! than the frame holds: anything malformed is a [`ProtoError`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use uipc_abi::{ShmInfo, Shmid64Ds, Shminfo64};
+
+/// The protocol version: bumped on any incompatible change.
+pub const VERSION: u16 = 1;
+
+/// The largest payload a frame may carry.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Bytes of the length prefix.
+pub const HEADER: usize = 4;
+
+/// Longest namespace name.
+pub const MAX_NAME: usize = 255;
+
+/// What a client asks. Every variant names the system call it carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Opens the session: protocol version and the namespace to join
+    /// (created on first use).
+    Hello {
+        /// [`VERSION`] of the client.
+        version: u16,
+        /// Namespace name (1..=255 bytes, no `/`, no NUL).
+        namespace: String,
+    },
+    /// `shmget(key, size, flags)`.
+    ShmGet {
+        /// Key.
+        key: i32,
+        /// Size.
+        size: u64,
+        /// Flags.
+        flags: i32,
+    },
+    /// The first half of `shmat(id, addr, flags)`: every check; the reply
+    /// is [`Response::Attach`] with the segment's descriptor.
+    ShmAt {
+        /// Segment id.
+        id: i32,
+        /// Requested address (0 = anywhere).
+        addr: u64,
+        /// Flags.
+        flags: i32,
+    },
+    /// The second half of `shmat`: the client mapped the memory at `addr`,
+    /// or failed to with `errno`.
+    ShmAtDone {
+        /// The [`Response::Attach`] token.
+        token: u64,
+        /// `Ok(address)` or `Err(errno)` of the client's mmap.
+        result: Result<u64, i32>,
+    },
+    /// `shmdt(addr)`: the reply lists the ranges to unmap.
+    ShmDt {
+        /// Address.
+        addr: u64,
+    },
+    /// The client unmapped `[addr, addr+len)` (`munmap`).
+    Munmap {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+    },
+    /// `shmctl(id, cmd, buf)`; `set` is the `IPC_SET` buffer.
+    ShmCtl {
+        /// Id or slot index.
+        id: i32,
+        /// Command.
+        cmd: i32,
+        /// For IPC_SET: uid, gid, mode.
+        set: Option<PermSet>,
+    },
+    /// The caller forked `child`: its attachments are now the child's too.
+    Forked {
+        /// Pid of the child.
+        child: u32,
+    },
+    /// Reads a namespace sysctl (`kernel.shmmni`).
+    SysctlRead {
+        /// Dotted name.
+        name: String,
+    },
+    /// Writes a namespace sysctl.
+    SysctlWrite {
+        /// Dotted name.
+        name: String,
+        /// Value as written to `/proc/sys`.
+        value: String,
+    },
+    /// Renders `/proc/sysvipc/<which>` of the namespace.
+    ProcSysvipc {
+        /// `shm` (later `sem`, `msg`).
+        which: String,
+    },
+}
+
+/// The `IPC_SET` fields of an `ipc64_perm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermSet {
+    /// New owner.
+    pub uid: u32,
+    /// New group.
+    pub gid: u32,
+    /// New mode.
+    pub mode: u32,
+}
+
+/// What a `shmctl` leaves in the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlOut {
+    /// Nothing.
+    None,
+    /// `struct shmid_ds`.
+    ShmDs(Shmid64Ds),
+    /// `struct shminfo` (IPC_INFO).
+    Shminfo(Shminfo64),
+    /// `struct shm_info` (SHM_INFO).
+    ShmInfo(ShmInfo),
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The session is open.
+    Welcome {
+        /// The daemon's [`VERSION`].
+        version: u16,
+    },
+    /// A call's return value.
+    Value(i64),
+    /// A call's failure: a Linux errno.
+    Error(i32),
+    /// A granted attach: map the descriptor sent with this frame, then
+    /// answer with [`Request::ShmAtDone`].
+    Attach {
+        /// Names this pending attach.
+        token: u64,
+        /// Bytes to map (the mapping covers whole pages).
+        size: u64,
+        /// The fixed address, if any (after SHM_RND).
+        addr: Option<u64>,
+        /// Map writable.
+        write: bool,
+        /// Map executable.
+        exec: bool,
+        /// Replace what is mapped at `addr` (SHM_REMAP).
+        remap: bool,
+    },
+    /// `shmdt` succeeded: unmap these `(start, end)` ranges.
+    Unmap(Vec<(u64, u64)>),
+    /// `shmctl`'s value and output.
+    Ctl {
+        /// Return value.
+        ret: i64,
+        /// What to copy out.
+        out: CtlOut,
+    },
+    /// Text (sysctl values, `/proc/sysvipc` files).
+    Text(String),
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The length prefix exceeds [`MAX_FRAME`].
+    TooLarge(usize),
+    /// The payload does not decode as the expected message, or has
+    /// bytes left over.
+    Malformed,
+}
+
+impl std::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtoError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds the {MAX_FRAME}-byte limit"),
+            ProtoError::Malformed => f.write_str("malformed frame"),
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+/// Encodes a message as one frame.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] if the payload exceeds [`MAX_FRAME`];
+/// [`ProtoError::Malformed`] if it cannot be serialised.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
+    let payload = postcard::to_allocvec(msg).map_err(|_| ProtoError::Malformed)?;
+    if payload.len() > MAX_FRAME {
+        return Err(ProtoError::TooLarge(payload.len()));
+    }
+    let len = u32::try_from(payload.len()).map_err(|_| ProtoError::TooLarge(payload.len()))?;
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes the first frame of `buf`: `Ok(None)` if `buf` does not yet hold
+/// a whole frame, else the message and the bytes it used.
+///
+/// # Errors
+/// [`ProtoError::TooLarge`] as soon as the length prefix is read;
+/// [`ProtoError::Malformed`] for a payload that is not exactly one message.
+pub fn decode<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<Option<(T, usize)>, ProtoError> {
+    let Some(header) = buf.get(..HEADER) else {
+        return Ok(None);
+    };
+    let mut len = [0u8; HEADER];
+    len.copy_from_slice(header);
+    let len = usize::try_from(u32::from_le_bytes(len)).map_err(|_| ProtoError::Malformed)?;
+    if len > MAX_FRAME {
+        return Err(ProtoError::TooLarge(len));
+    }
+    let Some(payload) = buf.get(HEADER..HEADER + len) else {
+        return Ok(None);
+    };
+    let (msg, rest) = postcard::take_from_bytes::<T>(payload).map_err(|_| ProtoError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(ProtoError::Malformed);
+    }
+    Ok(Some((msg, HEADER + len)))
+}
+
+/// Whether `name` is an acceptable namespace name.
+pub fn valid_namespace(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && !name.contains(['/', '\0']) && name != "." && name != ".."
+}

@@ -1,0 +1,85 @@
+//! Round trips of every message, and the decoder's refusals.
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use uipc_proto::{decode, encode, CtlOut, PermSet, ProtoError, Request, Response, MAX_FRAME};
+
+fn arb_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (any::<u16>(), "[a-z0-9-]{0,40}").prop_map(|(version, namespace)| Request::Hello { version, namespace }),
+        (any::<i32>(), any::<u64>(), any::<i32>()).prop_map(|(key, size, flags)| Request::ShmGet { key, size, flags }),
+        (any::<i32>(), any::<u64>(), any::<i32>()).prop_map(|(id, addr, flags)| Request::ShmAt { id, addr, flags }),
+        (any::<u64>(), any::<Result<u64, i32>>()).prop_map(|(token, result)| Request::ShmAtDone { token, result }),
+        any::<u64>().prop_map(|addr| Request::ShmDt { addr }),
+        (any::<u64>(), any::<u64>()).prop_map(|(addr, len)| Request::Munmap { addr, len }),
+        (any::<i32>(), any::<i32>(), any::<Option<(u32, u32, u32)>>()).prop_map(|(id, cmd, set)| Request::ShmCtl {
+            id,
+            cmd,
+            set: set.map(|(uid, gid, mode)| PermSet { uid, gid, mode })
+        }),
+        any::<u32>().prop_map(|child| Request::Forked { child }),
+        ".{0,50}".prop_map(|name| Request::SysctlRead { name }),
+        (".{0,50}", ".{0,50}").prop_map(|(name, value)| Request::SysctlWrite { name, value }),
+        ".{0,10}".prop_map(|which| Request::ProcSysvipc { which }),
+    ]
+}
+
+fn arb_response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        any::<u16>().prop_map(|version| Response::Welcome { version }),
+        any::<i64>().prop_map(Response::Value),
+        any::<i32>().prop_map(Response::Error),
+        (any::<u64>(), any::<u64>(), any::<Option<u64>>(), any::<(bool, bool, bool)>()).prop_map(
+            |(token, size, addr, (write, exec, remap))| Response::Attach { token, size, addr, write, exec, remap }
+        ),
+        prop::collection::vec(any::<(u64, u64)>(), 0..10).prop_map(Response::Unmap),
+        any::<i64>().prop_map(|ret| Response::Ctl { ret, out: CtlOut::None }),
+        ".{0,100}".prop_map(Response::Text),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn requests_round_trip(req in arb_request()) {
+        let bytes = encode(&req).unwrap();
+        let (back, used) = decode::<Request>(&bytes).unwrap().unwrap();
+        prop_assert_eq!(back, req);
+        prop_assert_eq!(used, bytes.len());
+        // Every strict prefix is incomplete, never an error.
+        for cut in 0..bytes.len() {
+            prop_assert_eq!(decode::<Request>(&bytes[..cut]).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn responses_round_trip(resp in arb_response()) {
+        let bytes = encode(&resp).unwrap();
+        let (back, _) = decode::<Response>(&bytes).unwrap().unwrap();
+        prop_assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode::<Request>(&bytes);
+        let _ = decode::<Response>(&bytes);
+    }
+}
+
+#[test]
+fn oversized_length_is_refused_before_reading_the_payload() {
+    let mut bytes = u32::try_from(MAX_FRAME + 1).unwrap().to_le_bytes().to_vec();
+    bytes.push(0);
+    assert_eq!(decode::<Request>(&bytes), Err(ProtoError::TooLarge(MAX_FRAME + 1)));
+    assert_eq!(decode::<Request>(&u32::MAX.to_le_bytes()), Err(ProtoError::TooLarge(u32::MAX as usize)));
+}
+
+#[test]
+fn trailing_bytes_and_bad_tags_are_malformed() {
+    let mut bytes = encode(&Request::ShmDt { addr: 4096 }).unwrap();
+    bytes[0] += 1;
+    bytes.push(0);
+    assert_eq!(decode::<Request>(&bytes), Err(ProtoError::Malformed));
+    assert_eq!(decode::<Request>(&[1, 0, 0, 0, 250]), Err(ProtoError::Malformed));
+    // A string length beyond the frame.
+    assert_eq!(decode::<Request>(&[3, 0, 0, 0, 9, 0xff, 0x7f]), Err(ProtoError::Malformed));
+}
