@@ -97,6 +97,12 @@ pub enum Request {
         /// Pid of the child.
         child: u32,
     },
+    /// The caller is about to `execve()`: its attachments go (a failed exec
+    /// cannot restore them, as in Linux, where the old image is gone too).
+    Exec,
+    /// A barrier: the daemon first settles every process death and closed
+    /// connection it can observe, then answers [`Response::Value`] 0.
+    Sync,
     /// Reads a namespace sysctl (`kernel.shmmni`).
     SysctlRead {
         /// Dotted name.

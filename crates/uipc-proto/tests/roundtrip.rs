@@ -18,6 +18,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
             set: set.map(|(uid, gid, mode)| PermSet { uid, gid, mode })
         }),
         any::<u32>().prop_map(|child| Request::Forked { child }),
+        Just(Request::Exec),
+        Just(Request::Sync),
         ".{0,50}".prop_map(|name| Request::SysctlRead { name }),
         (".{0,50}", ".{0,50}").prop_map(|(name, value)| Request::SysctlWrite { name, value }),
         ".{0,10}".prop_map(|which| Request::ProcSysvipc { which }),
