@@ -4,4 +4,7 @@
 #[cfg(feature = "oracle")]
 pub mod oracle;
 
+pub mod map;
 pub mod memfd;
+pub mod net;
+pub mod proc;

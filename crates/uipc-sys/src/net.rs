@@ -1,0 +1,239 @@
+//! Unix-socket plumbing for the daemon and its clients: the peer's
+//! credentials (`SO_PEERCRED`, `SO_PEERGROUPS`), messages that carry
+//! descriptors (`SCM_RIGHTS`), and non-blocking mode.
+//!
+//! Every function takes a [`BorrowedFd`], so it works on a
+//! [`UnixStream`](std::os::unix::net::UnixStream), a
+//! [`UnixListener`](std::os::unix::net::UnixListener)'s accepted streams, or
+//! a raw socket alike (`stream.as_fd()`).
+//!
+//! # References
+//!  - [unix(7)] (`SO_PEERCRED`, `SO_PEERGROUPS`, `SCM_RIGHTS`), [socket(7)],
+//!    [recvmsg(2)], [sendmsg(2)], [cmsg(3)]
+//!
+//! [unix(7)]: https://man7.org/linux/man-pages/man7/unix.7.html
+//! [socket(7)]: https://man7.org/linux/man-pages/man7/socket.7.html
+//! [recvmsg(2)]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
+//! [sendmsg(2)]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
+//! [cmsg(3)]: https://man7.org/linux/man-pages/man3/cmsg.3.html
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno as RErrno;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage};
+use rustix::net::{RecvMsgReturn, SendFlags};
+use uipc_abi::Errno;
+
+fn errno(e: RErrno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+/// `SCM_MAX_FD`: the most descriptors one `SCM_RIGHTS` message may carry
+/// (`include/net/scm.h`); `sendmsg` fails with `EINVAL` beyond it.
+pub const SCM_MAX_FD: usize = 253;
+
+/// The credentials of a Unix socket's peer, as the kernel recorded them when
+/// the peer called `connect(2)` or `socketpair(2)` (not the peer's current ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Process id, in the reader's pid namespace (0 if the peer's process is
+    /// not visible there).
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+/// `getsockopt(sock, SOL_SOCKET, SO_PEERCRED)` — the peer's pid, effective
+/// uid and effective gid, as they were at `connect`/`socketpair` time.
+///
+/// # Errors
+/// `ENOTCONN` if the socket is not connected; `ENOTSOCK`, `EBADF`.
+///
+/// # References
+///  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
+#[doc(alias = "SO_PEERCRED")]
+pub fn peer_cred(sock: BorrowedFd<'_>) -> Result<PeerCred, Errno> {
+    // Not rustix's `get_socket_peercred`: its `UCred` holds a non-zero
+    // `Pid`, and the kernel reports 0 for a peer outside our pid namespace.
+    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c` is a live, exclusively borrowed `ucred` of exactly `len`
+    // bytes, all of whose bit patterns are valid; the kernel writes at most
+    // `len` bytes into it.
+    let r = unsafe {
+        libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, std::ptr::from_mut(&mut c).cast(), &mut len)
+    };
+    if r != 0 {
+        return Err(last_errno());
+    }
+    // A pid the reader's namespace cannot see reads as 0, never negative.
+    let pid = u32::try_from(c.pid).map_err(|_| Errno::EINVAL)?;
+    Ok(PeerCred { pid, uid: c.uid, gid: c.gid })
+}
+
+/// `getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS)` — the peer's supplementary
+/// groups as they were at `connect`/`socketpair` time, in the kernel's
+/// (sorted) order.
+///
+/// The buffer grows as needed: the kernel answers a too-small one with
+/// `ERANGE` and the length it needs.
+///
+/// # Errors
+/// `ENOTCONN` if the socket is not connected (a listening socket or a
+/// `socketpair` end created before Linux 4.13 has no groups); `ENOTSOCK`,
+/// `EBADF`.
+///
+/// # References
+///  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html), Linux
+///    `net/core/sock.c:sk_getsockopt()` (`SO_PEERGROUPS`)
+#[doc(alias = "SO_PEERGROUPS")]
+pub fn peer_groups(sock: BorrowedFd<'_>) -> Result<Vec<u32>, Errno> {
+    const GID_SIZE: usize = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = libc::socklen_t::try_from(groups.len() * GID_SIZE).map_err(|_| Errno::ENOMEM)?;
+        // SAFETY: `groups` is a live, exclusively borrowed buffer of exactly
+        // `len` bytes; the kernel writes at most `len` bytes there and the
+        // length it used (or needs) into `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+        if r == 0 {
+            groups.truncate(len / GID_SIZE);
+            return Ok(groups);
+        }
+        let e = last_errno();
+        // ERANGE: `len` now holds the size the kernel needs. Grow at least a
+        // little each time so a peer whose groups the kernel reports
+        // inconsistently cannot keep us looping on the same size.
+        if e != Errno::ERANGE {
+            return Err(e);
+        }
+        let need = (len / GID_SIZE).max(groups.len() + 1);
+        if need > 65536 {
+            // NGROUPS_MAX: no credential has more groups.
+            return Err(Errno::ERANGE);
+        }
+        groups.resize(need, 0);
+    }
+}
+
+fn last_errno() -> Errno {
+    Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// `sendmsg(sock, bytes, SCM_RIGHTS(fds), MSG_NOSIGNAL)` — sends `bytes`,
+/// with `fds` attached if not empty; returns how many bytes were sent.
+///
+/// On a stream socket the count may be less than `bytes.len()` (the
+/// descriptors travel with the first byte; send the rest with an empty
+/// `fds`). Interrupted calls (`EINTR`) are retried. A peer that has gone
+/// gives `EPIPE`, never `SIGPIPE`.
+///
+/// # Errors
+/// `EINVAL` if `fds` is not empty but `bytes` is (a stream socket would
+/// drop descriptors sent without data) or `fds` has more than
+/// [`SCM_MAX_FD`] entries; `EPIPE`; `EAGAIN` on a non-blocking socket whose
+/// buffer is full; `ETOOMANYREFS` if descriptors in flight nest too deeply;
+/// whatever else `sendmsg` returns.
+///
+/// # References
+///  - [sendmsg(2)](https://man7.org/linux/man-pages/man2/sendmsg.2.html),
+///    [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
+#[doc(alias = "sendmsg")]
+#[doc(alias = "SCM_RIGHTS")]
+pub fn send_msg(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize, Errno> {
+    if fds.len() > SCM_MAX_FD || (!fds.is_empty() && bytes.is_empty()) {
+        return Err(Errno::EINVAL);
+    }
+    let mut space = vec![0u8; if fds.is_empty() { 0 } else { rustix::cmsg_space!(ScmRights(fds.len())) }];
+    loop {
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(Errno::EINVAL);
+        }
+        match rustix::net::sendmsg(sock, &[IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(RErrno::INTR) => {}
+            Err(e) => return Err(errno(e)),
+        }
+    }
+}
+
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)` — receives up to `buf.len()`
+/// bytes and at most `max_fds` descriptors (close-on-exec); returns the
+/// byte count (0 at end of stream) and the descriptors.
+///
+/// A message that carries more than `max_fds` descriptors (or more than
+/// [`SCM_MAX_FD`]) is refused: every descriptor it brought is closed, none
+/// stays open in this process, and the call fails with `EMSGSIZE`. Its bytes
+/// have been consumed all the same, so on a stream socket the caller should
+/// treat this as a protocol violation and drop the connection.
+/// Interrupted calls (`EINTR`) are retried.
+///
+/// # Errors
+/// `EMSGSIZE` as above; `EAGAIN` on a non-blocking socket with nothing to
+/// read; `ECONNRESET`; whatever else `recvmsg` returns.
+///
+/// # References
+///  - [recvmsg(2)](https://man7.org/linux/man-pages/man2/recvmsg.2.html)
+///    (`MSG_CTRUNC`, `MSG_CMSG_CLOEXEC`),
+///    [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
+#[doc(alias = "recvmsg")]
+#[doc(alias = "SCM_RIGHTS")]
+pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let max_fds = max_fds.min(SCM_MAX_FD);
+    // Room for at least one descriptor even when none is wanted, so that a
+    // message carrying some is seen (and refused) rather than silently cut.
+    let mut space = vec![0u8; rustix::cmsg_space!(ScmRights(max_fds.max(1)))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let r = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC);
+        let RecvMsgReturn { bytes, flags, .. } = match r {
+            Ok(r) => r,
+            Err(RErrno::INTR) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let mut fds = Vec::new();
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = msg {
+                fds.extend(rights);
+            }
+        }
+        // MSG_CTRUNC: descriptors that did not fit were closed by the kernel
+        // (never installed here). The buffer's alignment padding can fit one
+        // more than asked for, hence the count check as well.
+        let truncated = flags.bits() & libc::MSG_CTRUNC.unsigned_abs() != 0;
+        if truncated || fds.len() > max_fds {
+            // Dropping `fds` closes every descriptor that did arrive.
+            drop(fds);
+            return Err(Errno::EMSGSIZE);
+        }
+        return Ok((bytes, fds));
+    }
+}
+
+/// `fcntl(fd, F_SETFL, O_NONBLOCK)` (or its clearing) — makes I/O on `fd`
+/// fail with `EAGAIN` instead of blocking.
+///
+/// The flag belongs to the open file description: every duplicate of `fd`,
+/// including one passed to another process, sees the change.
+///
+/// # Errors
+/// `EBADF`; whatever `fcntl` returns.
+#[doc(alias = "O_NONBLOCK")]
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> Result<(), Errno> {
+    let mut flags = rustix::fs::fcntl_getfl(fd).map_err(errno)?;
+    flags.set(rustix::fs::OFlags::NONBLOCK, nonblocking);
+    rustix::fs::fcntl_setfl(fd, flags).map_err(errno)
+}

@@ -1,0 +1,221 @@
+//! Facts about another process, for the daemon's credential checks and for
+//! tracking its clients' lifetimes: pidfds, capabilities, the memory-lock
+//! limit, the parent, and the start time that tells a pid's reuse apart.
+//!
+//! # Races
+//!
+//! A pid names whatever process holds it *now*. The `/proc`-reading
+//! functions may read a newer process that reused the pid of one that
+//! exited. The daemon pins a client with [`pidfd_open`] and
+//! [`proc_start_time`] when it connects, and re-checks the start time (or
+//! [`pidfd_exited`]) after reading any other fact: an unchanged start time
+//! means the same process.
+//!
+//! # References
+//!  - [pidfd_open(2)], [proc_pid_status(5)], [proc_pid_stat(5)],
+//!    [prlimit(2)], [capabilities(7)]
+//!
+//! [pidfd_open(2)]: https://man7.org/linux/man-pages/man2/pidfd_open.2.html
+//! [proc_pid_status(5)]: https://man7.org/linux/man-pages/man5/proc_pid_status.5.html
+//! [proc_pid_stat(5)]: https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
+//! [prlimit(2)]: https://man7.org/linux/man-pages/man2/prlimit.2.html
+//! [capabilities(7)]: https://man7.org/linux/man-pages/man7/capabilities.7.html
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno as RErrno;
+use rustix::process::{Pid, PidfdFlags};
+use uipc_abi::Errno;
+
+fn errno(e: RErrno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+/// A `u32` pid as the kernel's `pid_t`: `ESRCH` for 0 and for values no
+/// process can have.
+fn raw_pid(pid: u32) -> Result<libc::pid_t, Errno> {
+    match libc::pid_t::try_from(pid) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// Reads `/proc/PID/<file>`; a missing process reads as `ESRCH`, the error
+/// the system calls give for it.
+fn read_proc(pid: u32, file: &str) -> Result<String, Errno> {
+    let pid = raw_pid(pid)?;
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | None => Errno::ESRCH,
+        Some(raw) => Errno::from_raw(raw),
+    })
+}
+
+/// The value of the `Name:` line of `/proc/PID/status`.
+fn status_field(pid: u32, name: &str) -> Result<String, Errno> {
+    let status = read_proc(pid, "status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')).map(|v| v.trim().to_owned()))
+        // Every Linux since 2.6 prints the fields asked for here.
+        .ok_or(Errno::EIO)
+}
+
+/// `pidfd_open(pid, 0)` — a descriptor (close-on-exec) that refers to
+/// process `pid` itself, not to the number: it becomes readable when that
+/// process exits, even if the pid is then reused.
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EINVAL` if `pid` is a thread that
+/// is not a thread-group leader; `EMFILE`, `ENFILE`, `ENODEV`, `ENOMEM`.
+///
+/// # References
+///  - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
+    let pid = Pid::from_raw(raw_pid(pid)?).ok_or(Errno::ESRCH)?;
+    rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(errno)
+}
+
+/// `poll(pidfd, POLLIN, 0)` — whether the process `fd` refers to has
+/// exited (readable), without waiting. A zombie (exited, not yet reaped)
+/// counts as exited: its memory, and so its mappings, is already gone.
+///
+/// # Errors
+/// Whatever `poll` returns (`ENOMEM`).
+///
+/// # References
+///  - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+///    ("the file descriptor ... polls as readable"), [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+#[doc(alias = "poll")]
+pub fn pidfd_exited(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    loop {
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        match poll(&mut fds, 0) {
+            Ok(0) => return Ok(false),
+            // POLLIN, or POLLHUP/POLLERR, which a pidfd gives only once the
+            // process is gone; POLLNVAL cannot happen for a borrowed fd.
+            Ok(_) => return Ok(true),
+            Err(RErrno::INTR) => {}
+            Err(e) => return Err(errno(e)),
+        }
+    }
+}
+
+/// `CapEff` of `/proc/PID/status` — the process's effective capabilities
+/// (bit `n` is capability number `n` of `linux/capability.h`).
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EIO` if the line is missing or
+/// malformed. See the module's "Races".
+///
+/// # References
+///  - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+#[doc(alias = "CapEff")]
+pub fn proc_caps(pid: u32) -> Result<u64, Errno> {
+    let v = status_field(pid, "CapEff")?;
+    u64::from_str_radix(&v, 16).map_err(|_| Errno::EIO)
+}
+
+/// `prlimit(pid, RLIMIT_MEMLOCK, NULL, &old)` — the soft limit of bytes
+/// the process may lock (`SHM_LOCK` counts against it); `u64::MAX` for
+/// `RLIM_INFINITY`.
+///
+/// Reading another user's limit with `prlimit` needs `CAP_SYS_RESOURCE`
+/// (even for root); without it, the `Max locked memory` line of the
+/// world-readable `/proc/PID/limits` gives the same value.
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EIO` if `/proc/PID/limits` is
+/// malformed. See the module's "Races".
+///
+/// # References
+///  - [prlimit(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
+///    (`EPERM`: "The caller does not have the `CAP_SYS_RESOURCE` capability
+///    ... and the process specified by pid is not the caller's"),
+///    [proc_pid_limits(5)](https://man7.org/linux/man-pages/man5/proc_pid_limits.5.html)
+#[doc(alias = "prlimit")]
+#[doc(alias = "RLIMIT_MEMLOCK")]
+pub fn proc_memlock_limit(pid: u32) -> Result<u64, Errno> {
+    let raw = raw_pid(pid)?;
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a NULL new limit changes nothing; `old` is a live, exclusively
+    // borrowed rlimit the kernel fills in.
+    let r = unsafe { libc::prlimit(raw, libc::RLIMIT_MEMLOCK, std::ptr::null(), &mut old) };
+    if r == 0 {
+        return Ok(if old.rlim_cur == libc::RLIM_INFINITY { u64::MAX } else { old.rlim_cur });
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EPERM) => memlock_from_limits(&read_proc(pid, "limits")?),
+        Some(raw) => Err(Errno::from_raw(raw)),
+        None => Err(Errno::EIO),
+    }
+}
+
+/// The soft `Max locked memory` of a `/proc/PID/limits` text.
+fn memlock_from_limits(limits: &str) -> Result<u64, Errno> {
+    let line = limits.lines().find_map(|l| l.strip_prefix("Max locked memory")).ok_or(Errno::EIO)?;
+    match line.split_whitespace().next() {
+        Some("unlimited") => Ok(u64::MAX),
+        Some(v) => v.parse().map_err(|_| Errno::EIO),
+        None => Err(Errno::EIO),
+    }
+}
+
+/// `PPid` of `/proc/PID/status` — the parent's pid, in our pid namespace
+/// (0 for a process whose parent is outside it, or for init).
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EIO` if the line is missing or
+/// malformed. See the module's "Races".
+///
+/// # References
+///  - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+#[doc(alias = "PPid")]
+pub fn proc_parent(pid: u32) -> Result<u32, Errno> {
+    status_field(pid, "PPid")?.parse().map_err(|_| Errno::EIO)
+}
+
+/// Field 22 (`starttime`) of `/proc/PID/stat` — when the process started,
+/// in clock ticks since boot. Together with the pid it names one process
+/// for the life of the system: a reused pid has a later start time.
+///
+/// The second field (`comm`, in parentheses) may itself hold spaces and
+/// parentheses, so the fields are counted from after the *last* `)`.
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EIO` if the file is malformed.
+///
+/// # References
+///  - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)
+#[doc(alias = "starttime")]
+pub fn proc_start_time(pid: u32) -> Result<u64, Errno> {
+    start_time_from_stat(&read_proc(pid, "stat")?)
+}
+
+/// Field 22 of a `/proc/PID/stat` text.
+fn start_time_from_stat(stat: &str) -> Result<u64, Errno> {
+    let (_, after_comm) = stat.rsplit_once(')').ok_or(Errno::EIO)?;
+    // After `comm` (field 2) comes `state`, field 3; so field 22 is the 20th.
+    after_comm.split_whitespace().nth(22 - 3).ok_or(Errno::EIO)?.parse().map_err(|_| Errno::EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_counts_after_the_last_paren() {
+        let stat = "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1234 56 18446744073709551615";
+        assert_eq!(start_time_from_stat(stat), Ok(98765));
+        assert_eq!(start_time_from_stat("123 (x"), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn memlock_line() {
+        let l = "Limit                     Soft Limit           Hard Limit           Units\n\
+                 Max locked memory         8388608              16777216             bytes\n";
+        assert_eq!(memlock_from_limits(l), Ok(8_388_608));
+        let l = "Max locked memory         unlimited            unlimited            bytes\n";
+        assert_eq!(memlock_from_limits(l), Ok(u64::MAX));
+    }
+}
