@@ -64,7 +64,13 @@ pub fn peer_cred(sock: BorrowedFd<'_>) -> Result<PeerCred, Errno> {
     // bytes, all of whose bit patterns are valid; the kernel writes at most
     // `len` bytes into it.
     let r = unsafe {
-        libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, std::ptr::from_mut(&mut c).cast(), &mut len)
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut c).cast(),
+            &mut len,
+        )
     };
     if r != 0 {
         return Err(last_errno());

@@ -205,7 +205,8 @@ mod tests {
 
     #[test]
     fn start_time_counts_after_the_last_paren() {
-        let stat = "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1234 56 18446744073709551615";
+        let stat =
+            "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1234 56 18446744073709551615";
         assert_eq!(start_time_from_stat(stat), Ok(98765));
         assert_eq!(start_time_from_stat("123 (x"), Err(Errno::EIO));
     }
