@@ -39,6 +39,7 @@ errnos! {
     EIO = 5, "input/output error";
     E2BIG = 7, "argument list too long";
     EBADF = 9, "bad file descriptor";
+    ECHILD = 10, "no child processes";
     EAGAIN = 11, "resource temporarily unavailable";
     ENOMEM = 12, "cannot allocate memory";
     EACCES = 13, "permission denied";
@@ -57,9 +58,11 @@ errnos! {
     ENOSYS = 38, "function not implemented";
     ENOMSG = 42, "no message of desired type";
     EIDRM = 43, "identifier removed";
+    EPROTO = 71, "protocol error";
     EOVERFLOW = 75, "value too large for defined data type";
     EMSGSIZE = 90, "message too long";
     ENOTSUP = 95, "operation not supported";
+    ECONNRESET = 104, "connection reset by peer";
     ETIMEDOUT = 110, "connection timed out";
 }
 

@@ -4,7 +4,9 @@
 #[cfg(feature = "oracle")]
 pub mod oracle;
 
+pub mod fd;
 pub mod map;
 pub mod memfd;
 pub mod net;
+pub mod poll;
 pub mod proc;

@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -506,25 +506,7 @@ pub fn keep_across_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     rustix::io::fcntl_setfd(fd, FdFlags::empty()).map_err(from_rustix)
 }
 
-/// Takes ownership of descriptor `raw`, inherited across `execve` and named
-/// on the command line; marks it close-on-exec again.
-///
-/// # Errors
-/// `EBADF` if `raw` is not an open descriptor or is a standard stream.
-pub fn adopt_inherited_fd(raw: RawFd) -> Result<OwnedFd, Errno> {
-    if raw < 3 {
-        return Err(Errno::EBADF);
-    }
-    // SAFETY: F_GETFD only inspects the descriptor table.
-    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
-        return Err(last_errno());
-    }
-    // SAFETY: `raw` is open (checked above) and was inherited across execve:
-    // nothing in this fresh image owns it, and callers adopt it once at startup.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(from_rustix)?;
-    Ok(fd)
-}
+pub use crate::fd::adopt_inherited_fd;
 
 /// `_exit(code)`: ends the process at once, running no destructors.
 pub fn exit_now(code: i32) -> ! {

@@ -1,0 +1,71 @@
+//! `uipc`: the command-line tool.
+#![forbid(unsafe_code)]
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// uipc — the Unix IPC subsystem in user space.
+#[derive(Parser)]
+#[command(name = "uipc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon that hosts IPC namespaces.
+    Daemon {
+        /// Socket path [default: $UIPC_SOCKET, $XDG_RUNTIME_DIR/uipc/uipc.sock, /run/uipc/uipc.sock].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Keep segment memory as files in this (tmpfs) directory instead of memfds.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Write "READY" to this inherited descriptor once accepting connections.
+        #[arg(long)]
+        ready_fd: Option<i32>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("UIPC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Daemon { socket, state_dir, ready_fd } => {
+            let ready_fd = match ready_fd.map(adopt_fd).transpose() {
+                Ok(fd) => fd,
+                Err(msg) => {
+                    eprintln!("uipc daemon: {msg}");
+                    return ExitCode::from(2);
+                }
+            };
+            let config = uipc_daemon::Config {
+                socket: socket.unwrap_or_else(uipc_daemon::default_socket_path),
+                state_dir,
+                ready_fd,
+            };
+            match uipc_daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("uipc daemon: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Takes ownership of an inherited descriptor named on the command line.
+fn adopt_fd(fd: i32) -> Result<OwnedFd, String> {
+    uipc_sys::fd::adopt_inherited_fd(fd).map_err(|e| format!("--ready-fd {fd}: {e}"))
+}

@@ -1,0 +1,82 @@
+//! One connection: frames out, frames (and descriptors) in; reconnects in a
+//! forked child.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use uipc_abi::Errno;
+use uipc_proto::{Request, Response, HEADER, VERSION};
+use uipc_sys::net;
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: UnixStream,
+    /// The process that opened the connection: a forked child reconnects.
+    pid: u32,
+    socket: PathBuf,
+    namespace: String,
+    inbuf: Vec<u8>,
+}
+
+fn io(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw()))
+}
+
+impl Conn {
+    pub(crate) fn open(socket: &Path, namespace: &str) -> Result<Conn, Errno> {
+        let stream = UnixStream::connect(socket).map_err(|e| io(&e))?;
+        let mut conn = Conn {
+            stream,
+            pid: std::process::id(),
+            socket: socket.to_owned(),
+            namespace: namespace.to_owned(),
+            inbuf: Vec::new(),
+        };
+        match conn.exchange(&Request::Hello { version: VERSION, namespace: namespace.to_owned() }, 0)? {
+            (Response::Welcome { .. }, _) => Ok(conn),
+            (Response::Error(e), _) => Err(Errno::from_raw(e)),
+            _ => Err(Errno::EPROTO),
+        }
+    }
+
+    /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
+    pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        if self.pid != std::process::id() {
+            // A forked child must not speak on its parent's connection: the
+            // daemon would take it for the parent.
+            *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
+        }
+        self.exchange(req, max_fds)
+    }
+
+    fn exchange(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
+        let mut sent = 0;
+        while sent < bytes.len() {
+            sent += net::send_msg(self.stream.as_fd(), &bytes[sent..], &[])?;
+        }
+        let mut fds = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match uipc_proto::decode::<Response>(&self.inbuf) {
+                Ok(Some((resp, used))) => {
+                    self.inbuf.drain(..used);
+                    return Ok((resp, fds));
+                }
+                Ok(None) => {}
+                Err(_) => return Err(Errno::EPROTO),
+            }
+            let (n, got) = net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?;
+            fds.extend(got);
+            if n == 0 {
+                // The daemon went away mid-call.
+                return Err(Errno::ECONNRESET);
+            }
+            self.inbuf.extend_from_slice(&buf[..n]);
+            if self.inbuf.len() > HEADER + uipc_proto::MAX_FRAME {
+                return Err(Errno::EPROTO);
+            }
+        }
+    }
+}

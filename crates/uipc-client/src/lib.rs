@@ -1,0 +1,276 @@
+//! The Rust client of the uipc daemon: System V shared memory through safe,
+//! typed handles.
+//!
+//! ```no_run
+//! use uipc_client::Client;
+//! # fn main() -> Result<(), uipc_client::Errno> {
+//! let client = Client::connect()?;                          // $UIPC_SOCKET, namespace "default"
+//! let id = client.shmget(0x1234, 4096, 0o1600)?;            // IPC_CREAT | 0600
+//! let mut seg = client.attach(id, 0)?;                      // shmat(id, NULL, 0)
+//! seg[..5].copy_from_slice(b"hello");
+//! println!("nattch = {}", client.shm_stat(id)?.shm_nattch);
+//! drop(seg);                                                // shmdt
+//! client.shm_remove(id)?;                                   // shmctl(IPC_RMID)
+//! # Ok(()) }
+//! ```
+//!
+//! Every call returns `Result<T, Errno>` with the errno Linux returns for
+//! the same call (convertible to `std::io::Error`). Credentials are never
+//! sent: the daemon reads them from the kernel.
+//!
+//! # Processes
+//! A client belongs to the process that connected. After `fork()`, call
+//! [`Client::forked`] in the parent with the child's pid (so the child's
+//! inherited mappings count, as in the kernel); the child's first call opens
+//! a connection of its own. Before `execve()`, call [`Client::exec`].
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod conn;
+mod mapping;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use mapping::{Mapping, MappingMut};
+pub use uipc_abi::{Errno, ShmInfo, Shmid64Ds, Shminfo64};
+use uipc_proto::{CtlOut, PermSet, Request, Response};
+
+use crate::conn::Conn;
+
+/// A System V shared memory id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShmId(pub i32);
+
+/// A connection to a daemon, joined to one namespace. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    conn: Arc<Mutex<Conn>>,
+}
+
+/// The socket a client uses by default: `$UIPC_SOCKET`, else
+/// `$XDG_RUNTIME_DIR/uipc/uipc.sock`, else `/run/uipc/uipc.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("UIPC_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return Path::new(&dir).join("uipc").join("uipc.sock");
+    }
+    PathBuf::from("/run/uipc/uipc.sock")
+}
+
+fn unexpected(r: &Response) -> Errno {
+    // A daemon speaking another dialect: treat as an I/O failure.
+    let _ = r;
+    Errno::EIO
+}
+
+impl Client {
+    /// Connects to the default socket and joins the namespace
+    /// `$UIPC_NAMESPACE` (default `default`).
+    ///
+    /// # Errors
+    /// `ENOENT`/`ECONNREFUSED`-style errnos when no daemon answers;
+    /// `EPROTO` on a version mismatch.
+    pub fn connect() -> Result<Client, Errno> {
+        let ns = std::env::var("UIPC_NAMESPACE").unwrap_or_else(|_| "default".into());
+        Client::connect_to(&default_socket_path(), &ns)
+    }
+
+    /// Connects to `socket` and joins `namespace`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); `EINVAL` for a bad namespace name.
+    pub fn connect_to(socket: &Path, namespace: &str) -> Result<Client, Errno> {
+        Ok(Client { conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)) })
+    }
+
+    fn call(&self, req: &Request) -> Result<Response, Errno> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let (resp, _) = conn.call(req, 0)?;
+        match resp {
+            Response::Error(e) => Err(Errno::from_raw(e)),
+            r => Ok(r),
+        }
+    }
+
+    fn call_value(&self, req: &Request) -> Result<i64, Errno> {
+        match self.call(req)? {
+            Response::Value(v) => Ok(v),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `shmget(key, size, flags)` — gets or creates a System V shared memory segment.
+    ///
+    /// # Errors
+    /// shmget(2)'s: `ENOENT`, `EEXIST`, `EINVAL`, `EACCES`, `ENOSPC`, `ENOMEM`, `EPERM`.
+    pub fn shmget(&self, key: i32, size: u64, flags: i32) -> Result<ShmId, Errno> {
+        let v = self.call_value(&Request::ShmGet { key, size, flags })?;
+        Ok(ShmId(i32::try_from(v).map_err(|_| Errno::EIO)?))
+    }
+
+    /// `shmctl(id, cmd, buf)` with the raw command: the return value and
+    /// what the kernel would copy out.
+    ///
+    /// # Errors
+    /// shmctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `ENOMEM`, `EIDRM`.
+    pub fn shmctl(&self, id: i32, cmd: i32, set: Option<(u32, u32, u32)>) -> Result<(i64, CtlOut), Errno> {
+        let set = set.map(|(uid, gid, mode)| PermSet { uid, gid, mode });
+        match self.call(&Request::ShmCtl { id, cmd, set })? {
+            Response::Ctl { ret, out } => Ok((ret, out)),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `shmctl(id, IPC_STAT, &ds)` — the segment's status.
+    ///
+    /// # Errors
+    /// `EINVAL` (no such id), `EACCES` (no read permission).
+    pub fn shm_stat(&self, id: ShmId) -> Result<Shmid64Ds, Errno> {
+        match self.shmctl(id.0, uipc_abi::IPC_STAT, None)? {
+            (_, CtlOut::ShmDs(ds)) => Ok(ds),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// `shmctl(id, IPC_SET, &ds)` — sets owner, group and the low 9 mode bits.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EPERM` (not owner or creator, no CAP_SYS_ADMIN).
+    pub fn shm_set(&self, id: ShmId, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+        self.shmctl(id.0, uipc_abi::IPC_SET, Some((uid, gid, mode))).map(drop)
+    }
+
+    /// `shmctl(id, IPC_RMID, NULL)` — removes the segment (at its last detach
+    /// if attached).
+    ///
+    /// # Errors
+    /// `EINVAL`, `EPERM`.
+    pub fn shm_remove(&self, id: ShmId) -> Result<(), Errno> {
+        self.shmctl(id.0, uipc_abi::IPC_RMID, None).map(drop)
+    }
+
+    /// `shmctl(0, IPC_INFO, &info)` — the namespace's limits, and the highest index in use.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn shm_ipc_info(&self) -> Result<(i64, Shminfo64), Errno> {
+        match self.shmctl(0, uipc_abi::IPC_INFO, None)? {
+            (ret, CtlOut::Shminfo(i)) => Ok((ret, i)),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// `shmctl(0, SHM_INFO, &info)` — usage figures, and the highest index in use.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn shm_info(&self) -> Result<(i64, ShmInfo), Errno> {
+        match self.shmctl(0, uipc_abi::SHM_INFO, None)? {
+            (ret, CtlOut::ShmInfo(i)) => Ok((ret, i)),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// `shmat(id, NULL, flags)` read-write — attaches the segment; the
+    /// mapping detaches when dropped.
+    ///
+    /// # Errors
+    /// shmat(2)'s: `EINVAL`, `EACCES`, `ENOMEM`; `EINVAL` if `flags` has
+    /// `SHM_RDONLY` (use [`attach_read_only`](Self::attach_read_only)).
+    pub fn attach(&self, id: ShmId, flags: i32) -> Result<MappingMut, Errno> {
+        if flags & uipc_abi::SHM_RDONLY != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(MappingMut(self.attach_raw(id.0, 0, flags)?))
+    }
+
+    /// `shmat(id, NULL, SHM_RDONLY | flags)` — a read-only attach, backed
+    /// by a read-only descriptor: it can never be made writable.
+    ///
+    /// # Errors
+    /// As [`attach`](Self::attach).
+    pub fn attach_read_only(&self, id: ShmId, flags: i32) -> Result<Mapping, Errno> {
+        self.attach_raw(id.0, 0, flags | uipc_abi::SHM_RDONLY)
+    }
+
+    /// `shmat(id, addr, flags)` with any address and flags: the mapping as
+    /// the kernel would make it (fixed addresses, `SHM_RND`, `SHM_REMAP`).
+    ///
+    /// # Errors
+    /// shmat(2)'s.
+    pub fn attach_raw(&self, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
+        mapping::attach(self, id, addr, flags)
+    }
+
+    /// `shmdt(addr)` of an attach made elsewhere (a [`Mapping`] detaches by
+    /// itself): the ranges the daemon says were unmapped are unmapped here.
+    ///
+    /// # Errors
+    /// `EINVAL` when nothing is attached at `addr`.
+    pub fn shmdt(&self, addr: u64) -> Result<(), Errno> {
+        mapping::detach(self, addr)
+    }
+
+    /// Reports that this process forked `child`: the child's copies of this
+    /// process's mappings are counted from now on (`nattch`, `lpid`).
+    ///
+    /// # Errors
+    /// `EPERM` if `child` is not this process's child; `ESRCH` if it is gone.
+    pub fn forked(&self, child: u32) -> Result<(), Errno> {
+        self.call_value(&Request::Forked { child }).map(drop)
+    }
+
+    /// Reports that this process is about to `execve()`: its mappings are
+    /// released as exec releases them.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn exec(&self) -> Result<(), Errno> {
+        self.call_value(&Request::Exec).map(drop)
+    }
+
+    /// Waits until the daemon has settled every process exit it can see.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn sync(&self) -> Result<(), Errno> {
+        self.call_value(&Request::Sync).map(drop)
+    }
+
+    /// Reads a namespace sysctl (`kernel.shmmni`).
+    ///
+    /// # Errors
+    /// `ENOENT` for an unknown name.
+    pub fn sysctl_read(&self, name: &str) -> Result<String, Errno> {
+        match self.call(&Request::SysctlRead { name: name.into() })? {
+            Response::Text(t) => Ok(t),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Writes a namespace sysctl, as root of the namespace.
+    ///
+    /// # Errors
+    /// `EACCES` (not root), `EINVAL` (bad value), `ENOENT`.
+    pub fn sysctl_write(&self, name: &str, value: &str) -> Result<(), Errno> {
+        self.call_value(&Request::SysctlWrite { name: name.into(), value: value.into() }).map(drop)
+    }
+
+    /// The text of `/proc/sysvipc/<which>` for the namespace.
+    ///
+    /// # Errors
+    /// `ENOENT` for an unknown file.
+    pub fn proc_sysvipc(&self, which: &str) -> Result<String, Errno> {
+        match self.call(&Request::ProcSysvipc { which: which.into() })? {
+            Response::Text(t) => Ok(t),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {
+        &self.conn
+    }
+}

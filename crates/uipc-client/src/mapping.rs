@@ -1,0 +1,172 @@
+//! Attached segments: the client's only `unsafe` code (STYLE rule 10).
+#![allow(unsafe_code)]
+
+use std::ops::{Deref, DerefMut};
+
+use uipc_abi::{Errno, PAGE_SIZE};
+use uipc_proto::{Request, Response};
+use uipc_sys::map::{self, Placement, Prot};
+
+use crate::Client;
+
+/// An attached segment, readable. Detaches (`shmdt`) when dropped.
+///
+/// It derefs to the segment's `segsz` bytes. The memory is shared with
+/// other processes, which may write it at any time: treat the bytes as a
+/// snapshot, and use atomics (through [`as_ptr`](Self::as_ptr)) to
+/// synchronise.
+#[derive(Debug)]
+pub struct Mapping {
+    client: Client,
+    addr: u64,
+    /// Bytes of the segment (`segsz`).
+    size: usize,
+    writable: bool,
+}
+
+/// An attached segment, readable and writable; derefs mutably.
+#[derive(Debug)]
+pub struct MappingMut(pub(crate) Mapping);
+
+impl Mapping {
+    /// The address the segment is attached at.
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    /// The first byte, for atomic access.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.addr as *const u8
+    }
+
+    /// Length of the mapping: `segsz` rounded up to whole pages (SHM-AT-8).
+    pub fn map_len(&self) -> u64 {
+        u64::try_from(self.size).unwrap_or(u64::MAX).div_ceil(PAGE_SIZE) * PAGE_SIZE
+    }
+
+    /// Whether the mapping is writable.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+}
+
+impl MappingMut {
+    /// The address the segment is attached at.
+    pub fn addr(&self) -> u64 {
+        self.0.addr
+    }
+
+    /// The first byte, for atomic access.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.0.addr as *mut u8
+    }
+
+    /// Length of the mapping: `segsz` rounded up to whole pages (SHM-AT-8).
+    pub fn map_len(&self) -> u64 {
+        self.0.map_len()
+    }
+}
+
+impl Deref for Mapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: [addr, addr + size) is mapped readable for as long as
+        // `self` lives (only Drop unmaps it), and size ≤ the mapping length.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.size) }
+    }
+}
+
+impl Deref for MappingMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl DerefMut for MappingMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is writable (MappingMut is only made from
+        // read-write attaches), alive while `self` is, and `&mut self`
+        // gives this process exclusive use of the slice.
+        unsafe { std::slice::from_raw_parts_mut(self.0.addr as *mut u8, self.0.size) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let gone = detach(&self.client, self.addr);
+        if gone.is_err() && gone != Err(Errno::EINVAL) {
+            // The daemon is gone: at least give the memory back. (EINVAL
+            // means it was detached by address already: nothing to do.)
+            // SAFETY: this mapping is ours and nothing borrows it any more.
+            let _ = unsafe { map::unmap(self.addr, self.map_len()) };
+        }
+    }
+}
+
+/// `shmat`: the daemon checks and hands over the memory, we map it, and
+/// report where (or why not).
+pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
+    let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
+    let (resp, mut fds) = conn.call(&Request::ShmAt { id, addr, flags }, 1)?;
+    let (token, size, fixed, write, exec, remap) = match resp {
+        Response::Attach { token, size, addr, write, exec, remap } => (token, size, addr, write, exec, remap),
+        Response::Error(e) => return Err(Errno::from_raw(e)),
+        _ => return Err(Errno::EPROTO),
+    };
+    let len = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let placement = match (fixed, remap) {
+        (None, _) => Placement::Anywhere,
+        (Some(a), true) => Placement::Fixed(a),
+        (Some(a), false) => Placement::FixedNoReplace(a),
+    };
+    let mapped = match fds.pop() {
+        // SAFETY: SHM_REMAP (Placement::Fixed) replaces what the caller asked
+        // to replace, as shmat(2) does; the other placements replace nothing.
+        Some(fd) => unsafe {
+            map::map_shared(std::os::fd::AsFd::as_fd(&fd), len, Prot { read: true, write, exec }, placement)
+        },
+        None => Err(Errno::EPROTO),
+    };
+    // shmat reports an occupied fixed range as EINVAL.
+    let mapped = mapped.map_err(|e| if e == Errno::EEXIST { Errno::EINVAL } else { e });
+    let done = conn.call(&Request::ShmAtDone { token, result: mapped.map_err(Errno::raw) }, 0)?.0;
+    match (done, mapped) {
+        (Response::Value(_), Ok(at)) => Ok(Mapping {
+            client: client.clone(),
+            addr: at,
+            size: usize::try_from(size).map_err(|_| Errno::ENOMEM)?,
+            writable: write,
+        }),
+        (Response::Error(e), Ok(at)) => {
+            // SAFETY: we just made this mapping and nothing uses it.
+            let _ = unsafe { map::unmap(at, len) };
+            Err(Errno::from_raw(e))
+        }
+        (Response::Error(e), Err(_)) => Err(Errno::from_raw(e)),
+        (_, Err(e)) => Err(e),
+        (_, Ok(at)) => {
+            // SAFETY: as above.
+            let _ = unsafe { map::unmap(at, len) };
+            Err(Errno::EPROTO)
+        }
+    }
+}
+
+/// `shmdt`: the daemon decides which ranges go; we unmap them.
+pub(crate) fn detach(client: &Client, addr: u64) -> Result<(), Errno> {
+    let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
+    match conn.call(&Request::ShmDt { addr }, 0)?.0 {
+        Response::Unmap(ranges) => {
+            for (start, end) in ranges {
+                // SAFETY: these are System V mappings the daemon recorded for
+                // this process; their Mapping handles (if any) are being
+                // dropped or were detached by address on purpose.
+                let _ = unsafe { map::unmap(start, end - start) };
+            }
+            Ok(())
+        }
+        Response::Error(e) => Err(Errno::from_raw(e)),
+        _ => Err(Errno::EPROTO),
+    }
+}

@@ -1,0 +1,83 @@
+//! The uipc daemon: the I/O shell around `uipc-core`.
+//!
+//! One thread runs one event loop that owns every namespace. It accepts
+//! connections on a Unix socket, learns each caller's identity from the
+//! kernel (`SO_PEERCRED`, `SO_PEERGROUPS`, the peer's capability set and
+//! `RLIMIT_MEMLOCK`), decodes frames, maps each request to one core call, and
+//! sends the reply — with the segment's descriptor for an attach. It follows
+//! each process's life with a pidfd: an exit detaches its mappings and
+//! orphans the segments it created.
+//!
+//! # Protocol, as numbered steps
+//! 1. The client connects; the daemon reads its credentials and opens a
+//!    pidfd on its pid.
+//! 2. The client sends `Hello { version, namespace }`; the namespace is
+//!    created on first use.
+//! 3. Each request gets exactly one response, in order. `ShmAt` answers
+//!    `Attach` with the memory's descriptor (re-opened read-only for
+//!    `SHM_RDONLY`); the client maps it and reports the address with
+//!    `ShmAtDone`, which commits the attach (or aborts it).
+//! 4. A client that forked reports the child (`Forked`); a client about to
+//!    exec says so (`Exec`). The child talks on a connection of its own.
+//! 5. When a process's last connection closes, its mappings are released
+//!    (as exec does); when its pidfd fires, it exited: mappings and created
+//!    segments are settled as `exit()` settles them.
+//!
+//! Lock order: there are no locks; the loop is the only owner of the state.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod dispatch;
+mod memory;
+mod server;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub use memory::DaemonMemory;
+pub use server::Daemon;
+
+/// How to run a daemon.
+#[derive(Debug)]
+pub struct Config {
+    /// The socket to listen on.
+    pub socket: PathBuf,
+    /// Where segment memory lives as files (tmpfs); memfds if `None`.
+    pub state_dir: Option<PathBuf>,
+    /// Written with `READY\n` and closed once the socket accepts connections.
+    pub ready_fd: Option<OwnedFd>,
+}
+
+/// The socket path a client or daemon uses when none is given:
+/// `$UIPC_SOCKET`, else `$XDG_RUNTIME_DIR/uipc/uipc.sock`, else
+/// `/run/uipc/uipc.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("UIPC_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return Path::new(&dir).join("uipc").join("uipc.sock");
+    }
+    PathBuf::from("/run/uipc/uipc.sock")
+}
+
+/// Why the daemon could not run.
+#[derive(Debug)]
+pub struct DaemonError(pub String);
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// Runs a daemon until SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the socket cannot be bound (another daemon answers there, no
+/// permission) or the state directory cannot be used.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    Daemon::bind(config)?.serve()
+}

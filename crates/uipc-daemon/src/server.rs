@@ -1,0 +1,435 @@
+//! The event loop: listener, connections, pidfds, signals.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info, warn};
+use uipc_abi::Errno;
+use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid};
+use uipc_core::sysv::shm::PendingAttach;
+use uipc_core::{IpcNamespace, Time};
+use uipc_proto::{Request, Response, HEADER, MAX_FRAME};
+use uipc_sys::memfd::{DirMemory, MemfdMemory, SharedRegion};
+use uipc_sys::poll::Poller;
+use uipc_sys::{net, proc};
+
+use crate::memory::DaemonMemory;
+use crate::{Config, DaemonError};
+
+const LISTENER: u64 = 0;
+const SIGNALS: u64 = 1;
+/// Tokens of connections and pidfds start here.
+const FIRST_TOKEN: u64 = 2;
+
+/// One frame waiting to be sent, with the descriptor that goes with its first byte.
+struct Outgoing {
+    bytes: Vec<u8>,
+    sent: usize,
+    fd: Option<OwnedFd>,
+}
+
+/// One client connection.
+pub(crate) struct Conn {
+    stream: UnixStream,
+    pub(crate) cred: Cred,
+    /// The namespace joined by `Hello`.
+    pub(crate) ns: Option<String>,
+    inbuf: Vec<u8>,
+    out: VecDeque<Outgoing>,
+    /// Attaches granted and not yet reported back, by token.
+    pub(crate) pending: BTreeMap<u64, PendingAttach<SharedRegion>>,
+    pub(crate) next_token: u64,
+    /// Whether writability is being watched.
+    want_write: bool,
+}
+
+/// A process the daemon knows, by pid.
+pub(crate) struct ProcRec {
+    pidfd: OwnedFd,
+    token: u64,
+    /// Open connections of this process.
+    conns: usize,
+    /// Namespaces where it may hold state.
+    pub(crate) namespaces: BTreeSet<String>,
+}
+
+/// What a token names.
+#[derive(Clone, Copy)]
+enum Source {
+    Conn,
+    Pidfd(u32),
+}
+
+/// The daemon's whole state.
+pub struct Daemon {
+    listener: UnixListener,
+    socket: PathBuf,
+    poller: Poller,
+    /// The read end the signal handlers write to; held open for epoll.
+    _signal_pipe: UnixStream,
+    state_dir: Option<PathBuf>,
+    next_token: u64,
+    sources: BTreeMap<u64, Source>,
+    conns: BTreeMap<u64, Conn>,
+    pub(crate) procs: BTreeMap<u32, ProcRec>,
+    pub(crate) namespaces: BTreeMap<String, IpcNamespace<DaemonMemory>>,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
+    DaemonError(format!("{what}: {e}"))
+}
+
+/// Wall-clock seconds: the time every core call takes.
+pub(crate) fn now() -> Time {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Time(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Creates the socket's directory with safe permissions (0700 for a
+/// per-user runtime directory, 0755 for a system one) and removes a stale
+/// socket; refuses if a daemon answers there.
+fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mode = if rustix::process::geteuid().is_root() { 0o755 } else { 0o700 };
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| err(&format!("creating {}", dir.display()), e))?;
+        }
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError(format!("a daemon already answers on {}", path.display())));
+        }
+        std::fs::remove_file(path).map_err(|e| err(&format!("removing stale {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+fn cred_of(stream: &UnixStream) -> Result<Cred, Errno> {
+    let peer = net::peer_cred(stream.as_fd())?;
+    let groups = net::peer_groups(stream.as_fd())?;
+    Ok(Cred {
+        pid: Pid(peer.pid),
+        euid: Uid(peer.uid),
+        egid: Gid(peer.gid),
+        groups: groups.into_iter().map(Gid).collect(),
+        caps: CapSet(proc::proc_caps(peer.pid)?),
+        memlock_limit: proc::proc_memlock_limit(peer.pid)?,
+    })
+}
+
+impl Daemon {
+    /// Binds the socket and prepares the loop.
+    ///
+    /// # Errors
+    /// See [`run`](crate::run).
+    pub fn bind(config: Config) -> Result<Daemon, DaemonError> {
+        prepare_socket(&config.socket)?;
+        let listener =
+            UnixListener::bind(&config.socket).map_err(|e| err(&format!("binding {}", config.socket.display()), e))?;
+        // Anyone may connect: IPC permissions decide what they may do.
+        std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| err("socket permissions", e))?;
+        listener.set_nonblocking(true).map_err(|e| err("listener", e))?;
+        if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir).map_err(|e| err(&format!("state directory {}", dir.display()), e))?;
+        }
+        let (signals, signal_writer) = UnixStream::pair().map_err(|e| err("signal pipe", e))?;
+        signals.set_nonblocking(true).map_err(|e| err("signal pipe", e))?;
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            let w = signal_writer.try_clone().map_err(|e| err("signal pipe", e))?;
+            signal_hook::low_level::pipe::register(sig, w).map_err(|e| err("signal handler", e))?;
+        }
+        let poller = Poller::new().map_err(|e| err("epoll", e))?;
+        poller.add(listener.as_fd(), LISTENER, false).map_err(|e| err("epoll", e))?;
+        poller.add(signals.as_fd(), SIGNALS, false).map_err(|e| err("epoll", e))?;
+        info!(socket = %config.socket.display(), "listening");
+        if let Some(fd) = config.ready_fd {
+            let mut f = std::fs::File::from(fd);
+            // A caller that stopped waiting is not our failure.
+            let _ = f.write_all(b"READY\n");
+        }
+        Ok(Daemon {
+            listener,
+            socket: config.socket,
+            poller,
+            _signal_pipe: signals,
+            state_dir: config.state_dir,
+            next_token: FIRST_TOKEN,
+            sources: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+        })
+    }
+
+    /// Serves until SIGTERM or SIGINT; removes the socket on the way out.
+    ///
+    /// # Errors
+    /// Only if epoll itself fails.
+    pub fn serve(mut self) -> Result<(), DaemonError> {
+        loop {
+            let events = self.poller.wait(-1).map_err(|e| err("epoll_wait", e))?;
+            for ev in events {
+                match ev.token {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => {
+                        info!("signal: shutting down");
+                        let _ = std::fs::remove_file(&self.socket);
+                        return Ok(());
+                    }
+                    token => match self.sources.get(&token).copied() {
+                        Some(Source::Conn) => {
+                            if ev.readable || ev.hangup {
+                                self.read_conn(token);
+                            }
+                            if ev.writable {
+                                self.flush(token);
+                            }
+                        }
+                        Some(Source::Pidfd(pid)) => self.process_exited(pid),
+                        None => {}
+                    },
+                }
+            }
+        }
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and friends: drop this round, keep serving others.
+                    warn!("accept: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = self.adopt(stream) {
+                debug!("refused a connection: {e:?}");
+            }
+        }
+    }
+
+    /// Registers a new connection and its process.
+    fn adopt(&mut self, stream: UnixStream) -> Result<(), Errno> {
+        stream.set_nonblocking(true).map_err(|_| Errno::EIO)?;
+        let cred = cred_of(&stream)?;
+        let pid = cred.pid.0;
+        self.track_process(pid)?;
+        let token = self.token();
+        self.poller.add(stream.as_fd(), token, false)?;
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.conns += 1;
+        }
+        debug!(pid, uid = cred.euid.0, token, "connected");
+        self.sources.insert(token, Source::Conn);
+        self.conns.insert(
+            token,
+            Conn {
+                stream,
+                cred,
+                ns: None,
+                inbuf: Vec::new(),
+                out: VecDeque::new(),
+                pending: BTreeMap::new(),
+                next_token: 1,
+                want_write: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes sure `pid` has a record with a watched pidfd.
+    pub(crate) fn track_process(&mut self, pid: u32) -> Result<(), Errno> {
+        if self.procs.contains_key(&pid) {
+            return Ok(());
+        }
+        let pidfd = proc::pidfd_open(pid)?;
+        let token = self.token();
+        self.poller.add(pidfd.as_fd(), token, false)?;
+        self.sources.insert(token, Source::Pidfd(pid));
+        self.procs.insert(pid, ProcRec { pidfd, token, conns: 0, namespaces: BTreeSet::new() });
+        Ok(())
+    }
+
+    /// The namespace `name`, created on first use.
+    pub(crate) fn namespace(&mut self, name: &str) -> Result<&mut IpcNamespace<DaemonMemory>, Errno> {
+        if !self.namespaces.contains_key(name) {
+            let memory = match &self.state_dir {
+                Some(dir) => {
+                    let d = dir.join("ns").join(name);
+                    std::fs::create_dir_all(&d).map_err(|_| Errno::EIO)?;
+                    DaemonMemory::Dir(DirMemory::new(d))
+                }
+                None => DaemonMemory::Memfd(MemfdMemory),
+            };
+            info!(namespace = name, "namespace created");
+            self.namespaces.insert(name.to_owned(), IpcNamespace::new(memory));
+        }
+        self.namespaces.get_mut(name).ok_or(Errno::EIO)
+    }
+
+    fn read_conn(&mut self, token: u64) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut closed = false;
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        loop {
+            // Descriptors a client sends are never wanted: recv_msg with no
+            // room for them makes the kernel discard (close) them.
+            match net::recv_msg(conn.stream.as_fd(), &mut buf, 0) {
+                Ok((0, _)) => {
+                    closed = true;
+                    break;
+                }
+                Ok((n, _)) => {
+                    conn.inbuf.extend_from_slice(&buf[..n]);
+                    if conn.inbuf.len() > HEADER + MAX_FRAME {
+                        // Never buffer more than one frame's worth ahead.
+                        break;
+                    }
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(e) => {
+                    debug!(token, "recv: {e:?}");
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.handle_frames(token) {
+            debug!(token, "protocol error: {e}");
+            closed = true;
+        }
+        self.flush(token);
+        if closed {
+            self.close_conn(token);
+        }
+    }
+
+    /// Decodes and answers every whole frame buffered on `token`.
+    fn handle_frames(&mut self, token: u64) -> Result<(), uipc_proto::ProtoError> {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else { return Ok(()) };
+            let Some((req, used)) = uipc_proto::decode::<Request>(&conn.inbuf)? else { return Ok(()) };
+            conn.inbuf.drain(..used);
+            let (resp, fd) = self.dispatch(token, req);
+            self.queue(token, &resp, fd);
+        }
+    }
+
+    fn queue(&mut self, token: u64, resp: &Response, fd: Option<OwnedFd>) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        match uipc_proto::encode(resp) {
+            Ok(bytes) => conn.out.push_back(Outgoing { bytes, sent: 0, fd }),
+            Err(e) => warn!("cannot encode a response: {e}"),
+        }
+    }
+
+    /// Sends what can be sent now; watches writability for the rest.
+    fn flush(&mut self, token: u64) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let mut failed = false;
+        while let Some(front) = conn.out.front_mut() {
+            let fds: Vec<_> = front.fd.iter().map(|f| f.as_fd()).collect();
+            match net::send_msg(conn.stream.as_fd(), &front.bytes[front.sent..], &fds) {
+                Ok(n) => {
+                    front.sent += n;
+                    front.fd = None;
+                    if front.sent == front.bytes.len() {
+                        conn.out.pop_front();
+                    }
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let want = !conn.out.is_empty();
+        if want != conn.want_write && !failed {
+            conn.want_write = want;
+            let _ = self.poller.modify(conn.stream.as_fd(), token, want);
+        }
+        if failed {
+            self.close_conn(token);
+        }
+    }
+
+    /// Forgets a connection: aborts its pending attaches and, if it was its
+    /// process's last, releases the process's mappings (the process exec'd
+    /// or let go of uipc).
+    fn close_conn(&mut self, token: u64) {
+        let Some(conn) = self.conns.remove(&token) else { return };
+        self.sources.remove(&token);
+        let _ = self.poller.delete(conn.stream.as_fd());
+        let pid = conn.cred.pid.0;
+        let t = now();
+        if let Some(ns) = conn.ns.as_deref().and_then(|n| self.namespaces.get_mut(n)) {
+            for (_, pending) in conn.pending {
+                ns.shmat_abort(t, pending);
+            }
+        }
+        debug!(pid, token, "disconnected");
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        p.conns = p.conns.saturating_sub(1);
+        if p.conns == 0 {
+            for name in p.namespaces.clone() {
+                if let Some(ns) = self.namespaces.get_mut(&name) {
+                    ns.exec(Pid(pid), t);
+                }
+            }
+        }
+    }
+
+    /// The process exited: settle it in every namespace it used.
+    pub(crate) fn process_exited(&mut self, pid: u32) {
+        let Some(p) = self.procs.remove(&pid) else { return };
+        self.sources.remove(&p.token);
+        let _ = self.poller.delete(p.pidfd.as_fd());
+        let t = now();
+        for name in &p.namespaces {
+            if let Some(ns) = self.namespaces.get_mut(name) {
+                ns.exit(Pid(pid), t);
+            }
+        }
+        debug!(pid, "process exited");
+    }
+
+    /// Settles every process whose pidfd says it has exited (the `Sync` barrier).
+    pub(crate) fn reap(&mut self) {
+        let gone: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| proc::pidfd_exited(p.pidfd.as_fd()).unwrap_or(false))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in gone {
+            self.process_exited(pid);
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, token: u64) -> Option<&mut Conn> {
+        self.conns.get_mut(&token)
+    }
+
+    /// Takes the pending attach `tok` of connection `token`.
+    pub(crate) fn conns_pending_take(&mut self, token: u64, tok: u64) -> Option<PendingAttach<SharedRegion>> {
+        self.conns.get_mut(&token)?.pending.remove(&tok)
+    }
+}
