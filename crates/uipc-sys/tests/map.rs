@@ -87,9 +87,9 @@ fn read_only_reopen_of_a_memfd() {
 #[test]
 fn read_only_reopen_of_a_tmpfs_file() {
     let shm = Path::new("/dev/shm");
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
     match rustix::fs::statfs(shm) {
-        Ok(st) if i64::from(st.f_type) == TMPFS_MAGIC => {}
+        // TMPFS_MAGIC
+        Ok(st) if st.f_type == 0x0102_1994 => {}
         _ => {
             eprintln!("skipped: /dev/shm is not a tmpfs");
             return;
