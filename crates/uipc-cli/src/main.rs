@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                 socket: socket.unwrap_or_else(uipc_daemon::default_socket_path),
                 state_dir,
                 ready_fd,
+                lifeline: None,
             };
             match uipc_daemon::run(config) {
                 Ok(()) => ExitCode::SUCCESS,

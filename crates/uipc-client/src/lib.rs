@@ -205,6 +205,26 @@ impl Client {
         mapping::attach(self, id, addr, flags)
     }
 
+    /// `shmat(id, addr, flags)` for callers that manage attachments by
+    /// address, as C code does: returns the address and keeps no handle
+    /// (detach with [`shmdt`](Self::shmdt)).
+    ///
+    /// # Errors
+    /// shmat(2)'s.
+    pub fn shmat(&self, id: i32, addr: u64, flags: i32) -> Result<u64, Errno> {
+        self.attach_raw(id, addr, flags).map(Mapping::into_raw)
+    }
+
+    /// Tells the daemon that this process unmapped `[addr, addr + len)`
+    /// itself (`munmap`), so System V attachments in the range are closed
+    /// or split as Linux does (each split adds one to `nattch`).
+    ///
+    /// # Errors
+    /// `EINVAL` for an unaligned address or a zero length (munmap(2)).
+    pub fn unmapped(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        self.call_value(&Request::Munmap { addr, len }).map(drop)
+    }
+
     /// `shmdt(addr)` of an attach made elsewhere (a [`Mapping`] detaches by
     /// itself): the ranges the daemon says were unmapped are unmapped here.
     ///

@@ -44,6 +44,14 @@ impl Mapping {
         u64::try_from(self.size).unwrap_or(u64::MAX).div_ceil(PAGE_SIZE) * PAGE_SIZE
     }
 
+    /// Gives up the handle without detaching: the attach stays, named by
+    /// its address (for callers that detach by address).
+    pub fn into_raw(self) -> u64 {
+        let addr = self.addr;
+        std::mem::forget(self);
+        addr
+    }
+
     /// Whether the mapping is writable.
     pub fn is_writable(&self) -> bool {
         self.writable

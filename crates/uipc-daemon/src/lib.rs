@@ -46,6 +46,10 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Written with `READY\n` and closed once the socket accepts connections.
     pub ready_fd: Option<OwnedFd>,
+    /// The daemon shuts down when this descriptor hangs up or becomes
+    /// readable (the read end of a pipe its starter holds): a private
+    /// daemon then never outlives whoever started it.
+    pub lifeline: Option<OwnedFd>,
 }
 
 /// The socket path a client or daemon uses when none is given:

@@ -23,8 +23,9 @@ use crate::{Config, DaemonError};
 
 const LISTENER: u64 = 0;
 const SIGNALS: u64 = 1;
+const LIFELINE: u64 = 2;
 /// Tokens of connections and pidfds start here.
-const FIRST_TOKEN: u64 = 2;
+const FIRST_TOKEN: u64 = 3;
 
 /// One frame waiting to be sent, with the descriptor that goes with its first byte.
 struct Outgoing {
@@ -72,6 +73,8 @@ pub struct Daemon {
     poller: Poller,
     /// The read end the signal handlers write to; held open for epoll.
     _signal_pipe: UnixStream,
+    /// See [`Config::lifeline`]; held open for epoll.
+    _lifeline: Option<OwnedFd>,
     state_dir: Option<PathBuf>,
     next_token: u64,
     sources: BTreeMap<u64, Source>,
@@ -151,6 +154,9 @@ impl Daemon {
         let poller = Poller::new().map_err(|e| err("epoll", e))?;
         poller.add(listener.as_fd(), LISTENER, false).map_err(|e| err("epoll", e))?;
         poller.add(signals.as_fd(), SIGNALS, false).map_err(|e| err("epoll", e))?;
+        if let Some(fd) = &config.lifeline {
+            poller.add(fd.as_fd(), LIFELINE, false).map_err(|e| err("epoll", e))?;
+        }
         info!(socket = %config.socket.display(), "listening");
         if let Some(fd) = config.ready_fd {
             let mut f = std::fs::File::from(fd);
@@ -162,6 +168,7 @@ impl Daemon {
             socket: config.socket,
             poller,
             _signal_pipe: signals,
+            _lifeline: config.lifeline,
             state_dir: config.state_dir,
             next_token: FIRST_TOKEN,
             sources: BTreeMap::new(),
@@ -181,8 +188,8 @@ impl Daemon {
             for ev in events {
                 match ev.token {
                     LISTENER => self.accept_all(),
-                    SIGNALS => {
-                        info!("signal: shutting down");
+                    SIGNALS | LIFELINE => {
+                        info!("signal or lifeline: shutting down");
                         let _ = std::fs::remove_file(&self.socket);
                         return Ok(());
                     }

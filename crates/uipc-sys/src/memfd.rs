@@ -85,6 +85,10 @@ impl Memory for MemfdMemory {
 
     fn allocate(&mut self, len: u64) -> Result<SharedRegion, Errno> {
         let fd = rustix::fs::memfd_create("uipc-sysv-shm", MemfdFlags::CLOEXEC).map_err(errno)?;
+        // memfds are born 0777: anyone holding a read-only descriptor could
+        // reopen /proc/self/fd/N for writing. 0600 leaves that to the owner
+        // (the daemon) alone, so SHM_RDONLY attaches stay read-only.
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(errno)?;
         // A new file of `len` bytes reads as zeros (ZERO-1).
         ftruncate(&fd, len).map_err(errno)?;
         Ok(Arc::new(FileRegion { fd, len, path: None }))

@@ -42,3 +42,11 @@ fn dir_regions_are_files_removed_on_drop() {
     drop(r2);
     std::fs::remove_dir(&dir).unwrap();
 }
+
+#[test]
+fn memfd_regions_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = MemfdMemory.allocate(4096).unwrap();
+    let mode = file_of(&r).metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a read-only descriptor must not be reopenable for writing by others");
+}
