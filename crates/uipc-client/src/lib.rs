@@ -39,7 +39,7 @@ use uipc_proto::{CtlOut, PermSet, Request, Response};
 use crate::conn::Conn;
 
 /// A System V shared memory id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ShmId(pub i32);
 
 /// A connection to a daemon, joined to one namespace. Cheap to clone.

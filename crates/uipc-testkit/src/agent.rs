@@ -21,13 +21,24 @@
 //! is readable, that is after its memory (and so its attachments) is gone.
 //!
 //! System calls are made through `uipc_sys::oracle`; this crate has no unsafe.
+//!
+//! With `--daemon SOCKET NAMESPACE` the same agent drives uipc instead of
+//! the kernel (the [`DaemonBackend`](crate::daemon_backend)): no namespace is
+//! unshared, and workers perform each IPC operation through `uipc-client`
+//! against the daemon at SOCKET, in NAMESPACE; memory accesses and `munmap`
+//! stay real. With `--serve-daemon SOCKET` the binary is that daemon.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use uipc_client::Client;
+use uipc_proto::CtlOut;
 use uipc_sys::oracle::{self, Channel, Forked, ShmctlBuf, CTL_BUF_LEN};
 
 use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
@@ -101,10 +112,67 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// a worker after `execve`.
 pub fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--worker") {
-        worker_after_exec(&args);
+    match args.get(1).map(String::as_str) {
+        Some("--serve-daemon") => serve_daemon(args.get(2)),
+        Some("--worker") => {
+            if let (Some(socket), Some(ns)) = (args.get(6), args.get(7)) {
+                set_daemon_mode(socket, ns);
+            }
+            worker_after_exec(&args)
+        }
+        Some("--daemon") => match (args.get(2), args.get(3)) {
+            (Some(socket), Some(ns)) => set_daemon_mode(socket, ns),
+            _ => {
+                eprintln!("uipc-kernel-agent: --daemon SOCKET NAMESPACE");
+                oracle::exit_now(2);
+            }
+        },
+        _ => {}
     }
     coordinator();
+}
+
+/// Where uipc is, when the agent drives it instead of the kernel.
+struct DaemonTarget {
+    socket: PathBuf,
+    namespace: String,
+}
+
+static DAEMON: OnceLock<DaemonTarget> = OnceLock::new();
+
+fn set_daemon_mode(socket: &str, ns: &str) {
+    let _ = DAEMON.set(DaemonTarget { socket: PathBuf::from(socket), namespace: ns.to_owned() });
+}
+
+fn connect_daemon(t: &DaemonTarget) -> Result<Client, uipc_abi::Errno> {
+    Client::connect_to(&t.socket, &t.namespace)
+}
+
+/// `--serve-daemon SOCKET`: a uipc daemon that lives as long as standard
+/// input stays open, and prints `READY` once it accepts connections.
+fn serve_daemon(socket: Option<&String>) -> ! {
+    let Some(socket) = socket else {
+        eprintln!("uipc-kernel-agent: --serve-daemon SOCKET");
+        oracle::exit_now(2);
+    };
+    let lifeline = std::io::stdin().as_fd().try_clone_to_owned().ok();
+    let config = uipc_daemon::Config { socket: PathBuf::from(socket), state_dir: None, ready_fd: None, lifeline };
+    let daemon = match uipc_daemon::Daemon::bind(config) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("FAILED {e}");
+            oracle::exit_now(1);
+        }
+    };
+    println!("READY");
+    let code = match daemon.serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("uipc daemon: {e}");
+            1
+        }
+    };
+    oracle::exit_now(code)
 }
 
 fn to_line<T: Serialize>(v: &T) -> Vec<u8> {
@@ -126,6 +194,18 @@ struct Worker {
 #[derive(Default)]
 struct Coordinator {
     workers: BTreeMap<u32, Worker>,
+    /// In daemon mode: the namespace's root, for sysctls and barriers.
+    client: Option<Client>,
+}
+
+impl Coordinator {
+    /// In daemon mode, waits until the daemon has settled process deaths.
+    fn settle(&self) -> Result<(), String> {
+        match &self.client {
+            Some(c) => c.sync().map_err(|e| errno_text("daemon sync", e)),
+            None => Ok(()),
+        }
+    }
 }
 
 fn coordinator() {
@@ -138,16 +218,28 @@ fn coordinator() {
         // next read of standard input will see end of file.
         let _ = out.write_all(&line).and_then(|()| out.flush());
     };
-    let setup = oracle::unshare_ipc()
-        .map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e))
+    let fresh_namespace = || match DAEMON.get() {
+        Some(_) => Ok(()),
+        None => oracle::unshare_ipc().map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e)),
+    };
+    let setup = fresh_namespace()
         .and_then(|()| oracle::set_child_subreaper().map_err(|e| errno_text("PR_SET_CHILD_SUBREAPER", e)))
         .and_then(|()| oracle::ignore_children().map_err(|e| errno_text("signal(SIGCHLD, SIG_IGN)", e)));
     if let Err(why) = setup {
         say(&Response::Failed(why));
         oracle::exit_now(1);
     }
-    say(&Response::Ready);
     let mut co = Coordinator::default();
+    if let Some(t) = DAEMON.get() {
+        match connect_daemon(t) {
+            Ok(c) => co.client = Some(c),
+            Err(e) => {
+                say(&Response::Failed(errno_text("connecting to the daemon", e)));
+                oracle::exit_now(1);
+            }
+        }
+    }
+    say(&Response::Ready);
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -162,10 +254,14 @@ fn coordinator() {
             Request::Quit => break,
             Request::Spawn { identity } => co.spawn(&identity).map(Response::Spawned),
             Request::Call { pid, op } => co.call(pid, &op).map(Response::Reply),
-            Request::SysctlSet { name, value } => {
-                sysctl_path(&name).map(|p| Response::SysctlSet(sysctl_set(&p, &value)))
-            }
-            Request::SysctlGet { name } => sysctl_path(&name).map(|p| Response::SysctlGet(sysctl_get(&p))),
+            Request::SysctlSet { name, value } => match &co.client {
+                Some(c) => Ok(Response::SysctlSet(c.sysctl_write(&name, &value).map_err(uipc_abi::Errno::raw))),
+                None => sysctl_path(&name).map(|p| Response::SysctlSet(sysctl_set(&p, &value))),
+            },
+            Request::SysctlGet { name } => match &co.client {
+                Some(c) => Ok(Response::SysctlGet(c.sysctl_read(&name).map_err(uipc_abi::Errno::raw))),
+                None => sysctl_path(&name).map(|p| Response::SysctlGet(sysctl_get(&p))),
+            },
         };
         say(&resp.unwrap_or_else(Response::Failed));
     }
@@ -253,12 +349,14 @@ impl Coordinator {
                 let w = self.workers.remove(&pid).ok_or("vanished")?;
                 oracle::kill(pid).map_err(|e| errno_text("kill", e))?;
                 wait_gone(pid, &w.pidfd)?;
+                self.settle()?;
                 Ok(Reply::ok(0))
             }
             Op::Exit => {
                 let w = self.workers.remove(&pid).ok_or("vanished")?;
                 w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
                 wait_gone(pid, &w.pidfd)?;
+                self.settle()?;
                 Ok(Reply::ok(0))
             }
             Op::Fork => {
@@ -384,6 +482,11 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
                 match oracle::fork() {
                     Err(e) => WorkerMsg::Reply(Reply::err(e.raw())),
                     Ok(Forked::Child) => {
+                        // The parent's client stays the parent's: its socket is
+                        // closed below with every other inherited descriptor,
+                        // so it must never be dropped (that would close a
+                        // reused descriptor number). The child connects anew.
+                        CLIENT.with(|slot| std::mem::forget(slot.borrow_mut().take()));
                         // Serve on the new channel; the parent keeps the old one.
                         chan = Channel::from_fd(new_fd);
                         if oracle::close_fds_except(chan.as_fd().as_raw_fd()).is_err() {
@@ -393,15 +496,24 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
                     }
                     Ok(Forked::Parent(child)) => {
                         drop(new_fd);
-                        WorkerMsg::Reply(Reply::ok(i64::from(child)))
+                        // Daemon mode: the child's inherited attachments
+                        // count from now on, before either side goes on.
+                        match with_client(|c| c.forked(child)) {
+                            Ok(()) => WorkerMsg::Reply(Reply::ok(i64::from(child))),
+                            Err(e) => WorkerMsg::Failed(errno_text("registering the fork", e)),
+                        }
                     }
                 }
             }
             Ok(Op::Exec) => {
                 let fd = chan.as_fd().as_raw_fd().to_string();
                 let caps = drop_caps.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-                let e = match oracle::keep_across_exec(chan.as_fd()) {
-                    Ok(()) => oracle::execv(SELF_EXE, &["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps]),
+                let mut argv = vec!["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps];
+                if let Some(t) = DAEMON.get() {
+                    argv.extend(["--daemon", t.socket.to_str().unwrap_or(""), &t.namespace]);
+                }
+                let e = match with_client(Client::exec).and_then(|()| oracle::keep_across_exec(chan.as_fd())) {
+                    Ok(()) => oracle::execv(SELF_EXE, &argv),
                     Err(e) => e,
                 };
                 WorkerMsg::Reply(Reply::err(e.raw()))
@@ -425,8 +537,33 @@ fn reply<T>(r: Result<T, uipc_abi::Errno>, f: impl FnOnce(T) -> Option<i64>) -> 
     }
 }
 
-/// Performs a memory or IPC operation for real in this process.
+thread_local! {
+    /// A worker's connection to the daemon (daemon mode), made on first use
+    /// so that it carries the worker's identity.
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this worker's client; `Ok(())`-like no-op in kernel mode.
+fn with_client<T: Default>(f: impl FnOnce(&Client) -> Result<T, uipc_abi::Errno>) -> Result<T, uipc_abi::Errno> {
+    let Some(target) = DAEMON.get() else { return Ok(T::default()) };
+    CLIENT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(connect_daemon(target)?);
+        }
+        match slot.as_ref() {
+            Some(c) => f(c),
+            None => Err(uipc_abi::Errno::EIO),
+        }
+    })
+}
+
+/// Performs a memory or IPC operation for real in this process: through
+/// the kernel, or (daemon mode) through uipc.
 fn execute(op: &Op) -> Reply {
+    if DAEMON.get().is_some() {
+        return execute_uipc(op);
+    }
     match *op {
         Op::ShmGet { key, size, flags } => reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id))),
         Op::ShmAt { id, addr, flags } => reply(oracle::shmat(id, addr, flags), |a| i64::try_from(a).ok()),
@@ -470,6 +607,69 @@ fn shmctl(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
                     Reply { ret: Ok(v), data }
                 }
             }
+        }
+    }
+}
+
+/// [`execute`] against uipc: IPC calls through the client; memory stays real.
+fn execute_uipc(op: &Op) -> Reply {
+    match *op {
+        Op::ShmGet { key, size, flags } => {
+            reply(with_client(|c| c.shmget(key, size, flags)), |id| Some(i64::from(id.0)))
+        }
+        Op::ShmAt { id, addr, flags } => reply(with_client(|c| c.shmat(id, addr, flags)), |a| i64::try_from(a).ok()),
+        Op::ShmDt { addr } => reply(with_client(|c| c.shmdt(addr)), |()| Some(0)),
+        Op::ShmCtl { id, cmd, ref buf } => shmctl_uipc(id, cmd, buf),
+        Op::Munmap { addr, len } => {
+            reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
+        }
+        _ => execute_memory(op),
+    }
+}
+
+/// The memory operations, the same for both targets.
+fn execute_memory(op: &Op) -> Reply {
+    match *op {
+        Op::Write { addr, ref bytes } => reply(oracle::write_mem(addr, bytes), |()| Some(0)),
+        Op::Read { addr, len } => match oracle::read_mem(addr, len) {
+            Ok(b) => Reply { ret: Ok(0), data: Data::Bytes(b) },
+            Err(e) => Reply::err(e.raw()),
+        },
+        Op::FindFree { len } => reply(oracle::find_free(len), |a| i64::try_from(a).ok()),
+        _ => Reply::err(uipc_abi::Errno::EINVAL.raw()),
+    }
+}
+
+/// `shmctl` through uipc, with the user-buffer copies a C caller's libc
+/// shim performs: the IPC_SET buffer is read before anything else (after
+/// the argument checks), stat/info output is written after the call.
+fn shmctl_uipc(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
+    let writes_buffer = matches!(
+        cmd,
+        uipc_abi::IPC_STAT | uipc_abi::SHM_STAT | uipc_abi::SHM_STAT_ANY | uipc_abi::IPC_INFO | uipc_abi::SHM_INFO
+    );
+    let set = match (cmd, buf) {
+        (uipc_abi::IPC_SET, CtlBuf::Null | CtlBuf::Fault) if id >= 0 => {
+            return Reply::err(uipc_abi::Errno::EFAULT.raw());
+        }
+        (_, CtlBuf::Set { uid, gid, mode }) => Some((*uid, *gid, *mode)),
+        (uipc_abi::IPC_SET, CtlBuf::Out) => Some((0, 0, 0)),
+        _ => None,
+    };
+    match with_client(|c| c.shmctl(id, cmd, set).map(Some)) {
+        Err(e) => Reply::err(e.raw()),
+        Ok(None) => Reply::err(uipc_abi::Errno::EIO.raw()),
+        Ok(Some((ret, out))) => {
+            if writes_buffer && !matches!(buf, CtlBuf::Out) {
+                return Reply::err(uipc_abi::Errno::EFAULT.raw());
+            }
+            let data = match out {
+                CtlOut::None => Data::None,
+                CtlOut::ShmDs(ds) => Data::ShmDs(ShmDsView::from_abi(&ds)),
+                CtlOut::Shminfo(i) => Data::Shminfo(ShminfoView::from_abi(&i)),
+                CtlOut::ShmInfo(i) => Data::ShmInfo(ShmInfoView::from_abi(&i)),
+            };
+            Reply { ret: Ok(ret), data }
         }
     }
 }

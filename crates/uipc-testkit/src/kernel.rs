@@ -23,6 +23,7 @@ const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs operations for real in processes inside a fresh IPC namespace.
 pub struct KernelBackend {
+    name: &'static str,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -35,7 +36,14 @@ impl KernelBackend {
     /// fresh IPC namespace. Fails with the agent's reason if it cannot
     /// (not root, no `CAP_SYS_ADMIN`…).
     pub fn start(agent: &str) -> Result<KernelBackend, String> {
+        Self::start_with(agent, &[], "kernel")
+    }
+
+    /// Starts the agent with extra arguments (`--daemon SOCKET NS` drives
+    /// uipc instead of the kernel), reporting as backend `name`.
+    pub fn start_with(agent: &str, args: &[&str], name: &'static str) -> Result<KernelBackend, String> {
         let mut child = Command::new(agent)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -55,7 +63,7 @@ impl KernelBackend {
                 }
             })
             .map_err(|e| format!("cannot start the agent reader thread: {e}"))?;
-        let mut k = KernelBackend { child, stdin, lines, broken: None };
+        let mut k = KernelBackend { name, child, stdin, lines, broken: None };
         match k.read()? {
             Response::Ready => Ok(k),
             Response::Failed(why) => Err(why),
@@ -135,7 +143,7 @@ impl Drop for KernelBackend {
 
 impl Backend for KernelBackend {
     fn name(&self) -> &'static str {
-        "kernel"
+        self.name
     }
 
     fn spawn(&mut self, who: &Identity) -> Result<u32, String> {

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod backend;
 pub mod core_backend;
+pub mod daemon_backend;
 pub mod deviations;
 pub mod kernel;
 pub mod op;

@@ -28,15 +28,19 @@ pub fn transcript_of(backend: &mut dyn Backend, body: &dyn Fn(&mut Session)) -> 
 }
 
 /// The uipc backends to compare with the kernel: `UIPC_BACKENDS`
-/// (comma-separated), default `core`.
-fn uipc_backends() -> Vec<Box<dyn Backend>> {
-    let names = std::env::var("UIPC_BACKENDS").unwrap_or_else(|_| "core".into());
+/// (comma-separated), default `core,daemon`.
+fn uipc_backends(agent: &str) -> Vec<Box<dyn Backend>> {
+    let names = std::env::var("UIPC_BACKENDS").unwrap_or_else(|_| "core,daemon".into());
     names
         .split(',')
         .filter(|n| !n.is_empty())
         .map(|n| -> Box<dyn Backend> {
             match n.trim() {
                 "core" => Box::new(CoreBackend::new()),
+                "daemon" => match crate::daemon_backend::start(agent) {
+                    Ok(b) => Box::new(b),
+                    Err(why) => panic!("the daemon backend did not start: {why}"),
+                },
                 other => panic!("UIPC_BACKENDS names an unknown backend {other:?}"),
             }
         })
@@ -84,7 +88,7 @@ pub fn conformance_with(agent: &str, rule: &str, body: impl Fn(&mut Session)) {
     if let Some(last) = expected.last().filter(|l| l.starts_with("PANIC")) {
         panic!("{rule}: the test body panicked on the kernel itself ({last}); transcript:\n{}", expected.join("\n"));
     }
-    for mut backend in uipc_backends() {
+    for mut backend in uipc_backends(agent) {
         let got = transcript_of(backend.as_mut(), &body);
         let listed = deviations::find(rule, backend.name());
         match (diff(&expected, &got), listed) {
