@@ -558,6 +558,20 @@ fn with_client<T: Default>(f: impl FnOnce(&Client) -> Result<T, uipc_abi::Errno>
     })
 }
 
+/// The reply to a successful `shmat`: the address, and the mapping's
+/// length (the segment's size, read without side effects by SHM_STAT_ANY,
+/// rounded to pages) so that transcripts can name addresses inside it.
+fn attached(r: Result<u64, uipc_abi::Errno>, segsz: impl FnOnce() -> Result<u64, uipc_abi::Errno>) -> Reply {
+    match r.map(i64::try_from) {
+        Ok(Ok(a)) => {
+            let len = segsz().map_or(0, |s| s.div_ceil(uipc_abi::PAGE_SIZE) * uipc_abi::PAGE_SIZE);
+            Reply { ret: Ok(a), data: Data::Attached { len } }
+        }
+        Ok(Err(_)) => Reply::err(uipc_abi::Errno::EOVERFLOW.raw()),
+        Err(e) => Reply::err(e.raw()),
+    }
+}
+
 /// Performs a memory or IPC operation for real in this process: through
 /// the kernel, or (daemon mode) through uipc.
 fn execute(op: &Op) -> Reply {
@@ -566,7 +580,11 @@ fn execute(op: &Op) -> Reply {
     }
     match *op {
         Op::ShmGet { key, size, flags } => reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id))),
-        Op::ShmAt { id, addr, flags } => reply(oracle::shmat(id, addr, flags), |a| i64::try_from(a).ok()),
+        Op::ShmAt { id, addr, flags } => attached(oracle::shmat(id, addr, flags), || {
+            let mut out = [0u8; CTL_BUF_LEN];
+            oracle::shmctl(id % 32768, uipc_abi::SHM_STAT_ANY, ShmctlBuf::Out(&mut out))
+                .map(|_| oracle::decode::<uipc_abi::Shmid64Ds>(&out).shm_segsz)
+        }),
         Op::ShmDt { addr } => reply(oracle::shmdt(addr), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl(id, cmd, buf),
         Op::Munmap { addr, len } => reply(oracle::munmap(addr, len), |()| Some(0)),
@@ -617,7 +635,12 @@ fn execute_uipc(op: &Op) -> Reply {
         Op::ShmGet { key, size, flags } => {
             reply(with_client(|c| c.shmget(key, size, flags)), |id| Some(i64::from(id.0)))
         }
-        Op::ShmAt { id, addr, flags } => reply(with_client(|c| c.shmat(id, addr, flags)), |a| i64::try_from(a).ok()),
+        Op::ShmAt { id, addr, flags } => attached(with_client(|c| c.shmat(id, addr, flags)), || {
+            match with_client(|c| c.shmctl(id % 32768, uipc_abi::SHM_STAT_ANY, None).map(Some))? {
+                Some((_, CtlOut::ShmDs(ds))) => Ok(ds.shm_segsz),
+                _ => Err(uipc_abi::Errno::EIO),
+            }
+        }),
         Op::ShmDt { addr } => reply(with_client(|c| c.shmdt(addr)), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl_uipc(id, cmd, buf),
         Op::Munmap { addr, len } => {

@@ -99,7 +99,8 @@ impl CoreBackend {
         self.next_pid
     }
 
-    fn shmat(&mut self, cred: &Cred, id: i32, addr: u64, flags: i32) -> Result<i64, Errno> {
+    /// `shmat` with the testkit as the mapper: the address and the mapping's length.
+    fn shmat(&mut self, cred: &Cred, id: i32, addr: u64, flags: i32) -> Result<(i64, u64), Errno> {
         let t = now();
         let pending = self.ns.shmat_prepare(cred, id, addr, flags)?;
         let at = match pending.addr {
@@ -116,8 +117,9 @@ impl CoreBackend {
             Some(a) => a,
             None => self.alloc_addr(pending.map_len()),
         };
+        let len = pending.map_len();
         let a = self.ns.shmat_commit(cred, t, pending, at)?;
-        i64::try_from(a).map_err(|_| Errno::EINVAL)
+        Ok((i64::try_from(a).map_err(|_| Errno::EINVAL)?, len))
     }
 
     fn shmctl(&mut self, cred: &Cred, id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
@@ -202,7 +204,10 @@ impl Backend for CoreBackend {
             Op::ShmGet { key, size, flags } => {
                 reply(self.ns.shmget(&cred, t, *key, *size, *flags).map(|id| i64::from(id.0)))
             }
-            Op::ShmAt { id, addr, flags } => reply(self.shmat(&cred, *id, *addr, *flags)),
+            Op::ShmAt { id, addr, flags } => match self.shmat(&cred, *id, *addr, *flags) {
+                Ok((a, len)) => Reply { ret: Ok(a), data: Data::Attached { len } },
+                Err(e) => Reply::err(e.raw()),
+            },
             Op::ShmDt { addr } => reply(self.ns.shmdt(&cred, t, *addr).map(|_| 0)),
             Op::ShmCtl { id, cmd, buf } => self.shmctl(&cred, *id, *cmd, buf),
             Op::Munmap { addr, len } => reply(self.ns.munmap(&cred, t, *addr, *len).map(|()| 0)),

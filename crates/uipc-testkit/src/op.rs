@@ -162,6 +162,12 @@ pub enum Data {
     ShmInfo(ShmInfoView),
     /// Bytes read.
     Bytes(Vec<u8>),
+    /// A successful `shmat`: the length of the mapping it made (for naming
+    /// addresses in transcripts; not compared).
+    Attached {
+        /// Bytes mapped (whole pages).
+        len: u64,
+    },
 }
 
 /// A backend's answer to one [`Op`].

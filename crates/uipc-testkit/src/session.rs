@@ -18,6 +18,15 @@ pub type Res<T> = Result<T, Errno>;
 /// relative to a known base.
 const SMALL_ADDR: u64 = 1 << 20;
 
+/// A named address range of one process: an attach or a free region.
+#[derive(Clone)]
+struct Base {
+    proc: usize,
+    addr: u64,
+    len: u64,
+    name: String,
+}
+
 /// Drives one backend for one test body and records what it answers.
 pub struct Session<'b> {
     backend: &'b mut dyn Backend,
@@ -26,7 +35,7 @@ pub struct Session<'b> {
     /// Known address bases of each process (by [`Proc`] index): attach
     /// results and free regions, with their names. Per process, because
     /// unrelated processes may use the same addresses; a fork copies them.
-    bases: Vec<(usize, u64, String)>,
+    bases: Vec<Base>,
     transcript: Vec<String>,
     /// Wall-clock seconds when the session started.
     t0: i64,
@@ -122,25 +131,23 @@ impl<'b> Session<'b> {
         if a < SMALL_ADDR {
             return format!("{a:#x}");
         }
-        // The nearest base below; among equal ones the newest (a kernel
-        // may place a new attach where an old one was).
-        let best = self
-            .bases
-            .iter()
-            .enumerate()
-            .filter(|(_, (q, b, _))| *q == p.0 && *b <= a && a - *b < (1 << 32))
-            .max_by_key(|(i, (_, b, _))| (*b, *i))
-            .map(|(_, base)| base);
+        // The newest range that holds the address (a kernel may place a new
+        // attach over an old one's place); else the nearest base below.
+        let mine = || self.bases.iter().filter(|b| b.proc == p.0 && b.addr <= a);
+        let best = mine()
+            .filter(|b| a - b.addr < b.len)
+            .last()
+            .or_else(|| mine().filter(|b| a - b.addr < (1 << 32)).max_by_key(|b| b.addr));
         match best {
-            Some((_, b, name)) if *b == a => name.clone(),
-            Some((_, b, name)) => format!("{name}+{:#x}", a - b),
+            Some(b) if b.addr == a => b.name.clone(),
+            Some(b) => format!("{}+{:#x}", b.name, a - b.addr),
             None => "addr?".into(),
         }
     }
 
-    fn add_base(&mut self, p: Proc, a: u64, prefix: &str) -> String {
+    fn add_base(&mut self, p: Proc, addr: u64, len: u64, prefix: &str) -> String {
         let name = format!("{prefix}{}", self.bases.len());
-        self.bases.push((p.0, a, name.clone()));
+        self.bases.push(Base { proc: p.0, addr, len, name: name.clone() });
         name
     }
 
@@ -183,6 +190,7 @@ impl<'b> Session<'b> {
             Data::Shminfo(i) => line += &format!(" {i:?}"),
             Data::ShmInfo(i) => line += &format!(" {i:?}"),
             Data::Bytes(b) => line += &format!(" {b:?}"),
+            Data::Attached { .. } => {}
         }
         self.transcript.push(line);
         reply
@@ -205,7 +213,11 @@ impl<'b> Session<'b> {
         let a = Self::errno(&r).map(|v| u64::try_from(v).expect("address is non-negative"));
         if let Ok(a) = a {
             if a >= SMALL_ADDR {
-                self.add_base(p, a, "A");
+                let len = match r.data {
+                    Data::Attached { len } => len,
+                    _ => 0,
+                };
+                self.add_base(p, a, len, "A");
             }
             let fact = self.addr_fact(p, a);
             if let Some(last) = self.transcript.last_mut() {
@@ -321,7 +333,7 @@ impl<'b> Session<'b> {
         let r = self.backend.call(pid, &Op::FindFree { len });
         let reply = self.harness(r);
         let a = u64::try_from(reply.ret.expect("FindFree cannot fail")).expect("address");
-        let name = self.add_base(p, a, "F");
+        let name = self.add_base(p, a, len, "F");
         self.transcript.push(format!("P{} find_free({len:#x}) -> {name}", p.0));
         a
     }
@@ -331,8 +343,8 @@ impl<'b> Session<'b> {
         let child_pid = self.call(p, Op::Fork, "fork()".into()).ret.expect("fork failed");
         self.pids.push(u32::try_from(child_pid).expect("pid"));
         let c = Proc(self.pids.len() - 1);
-        let inherited: Vec<_> =
-            self.bases.iter().filter(|(q, _, _)| *q == p.0).map(|(_, a, n)| (c.0, *a, n.clone())).collect();
+        let inherited: Vec<Base> =
+            self.bases.iter().filter(|b| b.proc == p.0).map(|b| Base { proc: c.0, ..b.clone() }).collect();
         self.bases.extend(inherited);
         if let Some(last) = self.transcript.last_mut() {
             *last = format!("P{} fork() -> P{}", p.0, c.0);
