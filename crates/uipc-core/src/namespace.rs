@@ -8,6 +8,7 @@ use crate::cred::{Cap, Cred, Pid};
 use crate::limits::{self, Limits, Parsed};
 use crate::memory::Memory;
 use crate::mm::Mm;
+use crate::perm::NamespaceOwner;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
 
@@ -18,6 +19,8 @@ use crate::time::Time;
 /// It owns no thread, socket or clock: every operation takes the caller's
 /// [`Cred`] and the time, and returns at once.
 pub struct IpcNamespace<M: Memory> {
+    /// Who owns the namespace and who may enter it.
+    pub owner: NamespaceOwner,
     pub(crate) limits: Limits,
     pub(crate) memory: M,
     pub(crate) shm: ShmState<M::Region>,
@@ -28,9 +31,11 @@ pub struct IpcNamespace<M: Memory> {
 }
 
 impl<M: Memory> IpcNamespace<M> {
-    /// A fresh namespace with the default limits, taking memory from `memory`.
+    /// A fresh namespace with the default limits, taking memory from
+    /// `memory`, owned by root and open to everyone (mode 0777).
     pub fn new(memory: M) -> IpcNamespace<M> {
         IpcNamespace {
+            owner: NamespaceOwner { uid: crate::cred::Uid(0), gid: crate::cred::Gid(0), mode: 0o777 },
             limits: Limits::default(),
             memory,
             shm: ShmState::default(),

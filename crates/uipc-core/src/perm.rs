@@ -1,7 +1,8 @@
 //! `struct kern_ipc_perm` and the three permission functions of
 //! `ipc/util.c`: [`ipcperms`], [`ipcctl_obtain_check`] (the ownership half;
 //! the lookup half is [`IpcIds::obtain_check`](crate::ids::IpcIds::obtain_check)) and
-//! [`ipc_update_perm`]. Nobody else compares uids (STYLE rule 2).
+//! [`ipc_update_perm`]; and uipc's own rule for entering a namespace,
+//! [`ns_may_enter`]. Nobody else compares uids (STYLE rule 2).
 //!
 //! # References
 //! - <https://elixir.bootlin.com/linux/v6.12/source/ipc/util.c>
@@ -166,4 +167,75 @@ pub fn ipc_update_perm(update: &PermUpdate, perm: &mut IpcPerm) -> Result<(), Er
     perm.gid = Gid(update.gid);
     perm.mode = (perm.mode & !S_IRWXUGO) | (update.mode & S_IRWXUGO);
     Ok(())
+}
+
+/// Who owns an IPC namespace and who may enter it: its owner, group and a
+/// mode read like a directory's (`x` = may enter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceOwner {
+    /// Owner (the creator).
+    pub uid: Uid,
+    /// Group.
+    pub gid: Gid,
+    /// Permission bits (low 9).
+    pub mode: u32,
+}
+
+/// May `cred` enter (join) a namespace owned as `owner`?
+///
+/// Linux needs `CAP_SYS_ADMIN` for `setns(CLONE_NEWIPC)` at all; uipc lets
+/// anyone in whom the namespace's mode admits: the owner class if the euid
+/// is the owner, else the group class if the caller is in the group, else
+/// the other class must have `x`. `CAP_SYS_ADMIN` (what `setns` needs)
+/// always may.
+///
+/// # Errors
+/// `EACCES` when the class lacks `x` and the caller lacks `CAP_SYS_ADMIN`.
+pub fn ns_may_enter(cred: &Cred, owner: &NamespaceOwner) -> Result<(), Errno> {
+    let class = if cred.euid == owner.uid {
+        owner.mode >> 6
+    } else if cred.in_group(owner.gid) {
+        owner.mode >> 3
+    } else {
+        owner.mode
+    };
+    if class & 0o1 != 0 || cred.capable(Cap::SYS_ADMIN) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cred::{CapSet, Pid};
+
+    fn cred(uid: u32, gid: u32, groups: &[u32], caps: u64) -> Cred {
+        Cred {
+            pid: Pid(1),
+            euid: Uid(uid),
+            egid: Gid(gid),
+            groups: groups.iter().map(|&g| Gid(g)).collect(),
+            caps: CapSet(caps),
+            memlock_limit: 0,
+        }
+    }
+
+    #[test]
+    fn entering_a_namespace_reads_its_mode_like_a_directory() {
+        let private = NamespaceOwner { uid: Uid(1000), gid: Gid(1000), mode: 0o700 };
+        assert_eq!(ns_may_enter(&cred(1000, 1000, &[], 0), &private), Ok(()));
+        assert_eq!(ns_may_enter(&cred(1001, 1001, &[], 0), &private), Err(Errno::EACCES));
+        // CAP_SYS_ADMIN (bit 21), what setns(CLONE_NEWIPC) needs, always may.
+        assert_eq!(ns_may_enter(&cred(0, 0, &[], 1 << 21), &private), Ok(()));
+        assert_eq!(ns_may_enter(&cred(0, 0, &[], 0), &private), Err(Errno::EACCES));
+        let group = NamespaceOwner { uid: Uid(1000), gid: Gid(2000), mode: 0o710 };
+        assert_eq!(ns_may_enter(&cred(1001, 1001, &[2000], 0), &group), Ok(()));
+        assert_eq!(ns_may_enter(&cred(1001, 1001, &[], 0), &group), Err(Errno::EACCES));
+        // The owner class decides for the owner, even if "other" would admit.
+        let odd = NamespaceOwner { uid: Uid(1000), gid: Gid(1000), mode: 0o071 };
+        assert_eq!(ns_may_enter(&cred(1000, 1000, &[], 0), &odd), Err(Errno::EACCES));
+        assert_eq!(ns_may_enter(&cred(1002, 1002, &[], 0), &odd), Ok(()));
+    }
 }

@@ -45,7 +45,7 @@ impl Daemon {
             if !uipc_proto::valid_namespace(&namespace) {
                 return Err(Errno::EINVAL);
             }
-            self.namespace(&namespace)?;
+            self.join(&cred, &namespace)?;
             if let Some(p) = self.procs.get_mut(&cred.pid.0) {
                 p.namespaces.insert(namespace.clone());
             }

@@ -163,7 +163,7 @@ impl Daemon {
             // A caller that stopped waiting is not our failure.
             let _ = f.write_all(b"READY\n");
         }
-        Ok(Daemon {
+        let mut daemon = Daemon {
             listener,
             socket: config.socket,
             poller,
@@ -175,7 +175,10 @@ impl Daemon {
             conns: BTreeMap::new(),
             procs: BTreeMap::new(),
             namespaces: BTreeMap::new(),
-        })
+        };
+        // The namespace clients get by default: the daemon's, open to all.
+        daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
+        Ok(daemon)
     }
 
     /// Serves until SIGTERM or SIGINT; removes the socket on the way out.
@@ -271,6 +274,19 @@ impl Daemon {
         self.poller.add(pidfd.as_fd(), token, false)?;
         self.sources.insert(token, Source::Pidfd(pid));
         self.procs.insert(pid, ProcRec { pidfd, token, conns: 0, namespaces: BTreeSet::new() });
+        Ok(())
+    }
+
+    /// Joins `cred` to namespace `name`: enters it if its owner and mode
+    /// admit the caller, or creates it (owned by the caller, mode 0755:
+    /// others may join, as the kernel lets any process share its parent's
+    /// namespace) if it does not exist.
+    pub(crate) fn join(&mut self, cred: &Cred, name: &str) -> Result<(), Errno> {
+        if let Some(ns) = self.namespaces.get(name) {
+            return uipc_core::perm::ns_may_enter(cred, &ns.owner);
+        }
+        let ns = self.namespace(name)?;
+        ns.owner = uipc_core::perm::NamespaceOwner { uid: cred.euid, gid: cred.egid, mode: 0o755 };
         Ok(())
     }
 
