@@ -1,0 +1,321 @@
+//! Shared helpers of the daemon's integration tests: an in-process daemon
+//! per test, raw protocol connections, probe processes (the test binary
+//! re-executed, optionally as another user) and a watchdog.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use uipc_abi::Errno;
+use uipc_daemon::{Config, Daemon};
+use uipc_proto::{Request, Response, HEADER, VERSION};
+use uipc_sys::net;
+
+/// How long any single blocking read or write on a raw socket may take.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether the test runs as root (uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Prints a skip message and returns `true` when not root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIP {test}: needs root (to run probes as other users)");
+    true
+}
+
+/// Aborts the whole process if not dropped within `secs`: nothing in these
+/// tests may hang.
+pub struct Watchdog(Option<mpsc::Sender<()>>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// Starts a [`Watchdog`].
+pub fn watchdog(what: &'static str, secs: u64) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
+            eprintln!("WATCHDOG: {what} did not finish within {secs} s; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+/// A fresh directory, searchable by everyone (0755), removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("uipc-dt-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon serving in a thread of the test process; shut down (through
+/// its lifeline) and joined on drop.
+pub struct TestDaemon {
+    pub socket: PathBuf,
+    lifeline: Option<UnixStream>,
+    thread: Option<JoinHandle<Result<(), uipc_daemon::DaemonError>>>,
+    pub dir: TempDir,
+}
+
+impl TestDaemon {
+    pub fn start(tag: &str) -> TestDaemon {
+        let dir = TempDir::new(tag);
+        let socket = dir.0.join("d.sock");
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        // `Daemon` is not `Send` (its epoll buffer holds raw pointers): it
+        // is bound in the thread that serves, which reports back once bound.
+        let (tx, rx) = mpsc::channel();
+        let config =
+            Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(OwnedFd::from(theirs)) };
+        let thread = std::thread::spawn(move || {
+            let d = Daemon::bind(config);
+            let d = match d {
+                Ok(d) => {
+                    let _ = tx.send(Ok(()));
+                    d
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            d.serve()
+        });
+        rx.recv().unwrap().unwrap();
+        TestDaemon { socket, lifeline: Some(ours), thread: Some(thread), dir }
+    }
+
+    /// A client of namespace `default`.
+    pub fn client(&self) -> uipc_client::Client {
+        uipc_client::Client::connect_to(&self.socket, "default").unwrap()
+    }
+
+    /// A raw connection that has said Hello (namespace `default`).
+    pub fn raw(&self) -> Raw {
+        let mut r = Raw::connect(&self.socket);
+        r.hello("default");
+        r
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.lifeline.take();
+        if let Some(t) = self.thread.take() {
+            if !std::thread::panicking() {
+                let r = t.join().expect("daemon thread panicked");
+                assert!(r.is_ok(), "daemon failed: {r:?}");
+            }
+        }
+    }
+}
+
+/// A protocol connection driven by hand.
+pub struct Raw {
+    pub stream: UnixStream,
+    inbuf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(socket: &Path) -> Raw {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Raw { stream, inbuf: Vec::new() }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn send(&mut self, req: &Request) {
+        let b = uipc_proto::encode(req).unwrap();
+        self.send_bytes(&b);
+    }
+
+    /// The next response and the descriptors that came with it; `None` if
+    /// the daemon closed the connection first.
+    pub fn recv(&mut self) -> Option<(Response, Vec<OwnedFd>)> {
+        let mut fds = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some((resp, used)) = uipc_proto::decode::<Response>(&self.inbuf).unwrap() {
+                self.inbuf.drain(..used);
+                return Some((resp, fds));
+            }
+            match net::recv_msg(self.stream.as_fd(), &mut buf, 8) {
+                Ok((0, got)) => {
+                    assert!(got.is_empty());
+                    assert!(self.inbuf.is_empty(), "connection closed mid-frame");
+                    return None;
+                }
+                Ok((n, got)) => {
+                    fds.extend(got);
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                }
+                Err(Errno::EAGAIN) => panic!("no answer from the daemon within {IO_TIMEOUT:?}"),
+                Err(Errno::ECONNRESET) => return None,
+                Err(e) => panic!("recv: {e:?}"),
+            }
+        }
+    }
+
+    /// The next response, which must come without descriptors.
+    pub fn call(&mut self, req: &Request) -> Response {
+        self.send(req);
+        let (resp, fds) = self.recv().expect("daemon closed the connection");
+        assert!(fds.is_empty(), "unexpected descriptors with {resp:?}");
+        resp
+    }
+
+    pub fn hello(&mut self, ns: &str) {
+        let r = self.call(&Request::Hello { version: VERSION, namespace: ns.into() });
+        assert_eq!(r, Response::Welcome { version: VERSION });
+    }
+
+    /// Asserts that the daemon closes the connection (EOF or reset) without
+    /// sending anything more.
+    pub fn expect_closed(&mut self) {
+        let mut buf = [0u8; 256];
+        match net::recv_msg(self.stream.as_fd(), &mut buf, 8) {
+            Ok((0, _)) | Err(Errno::ECONNRESET) => {}
+            Ok((n, _)) => panic!("expected the connection to close, got {n} bytes: {:?}", &buf[..n]),
+            Err(Errno::EAGAIN) => panic!("daemon did not close the connection within {IO_TIMEOUT:?}"),
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+}
+
+/// A length prefix for a payload of `len` bytes.
+pub fn header(len: u32) -> [u8; HEADER] {
+    len.to_le_bytes()
+}
+
+/// The socket path a probe was given, when this process is probe `probe`.
+pub fn probe_socket(probe: &str) -> Option<PathBuf> {
+    if std::env::var("UIPC_PROBE").ok()? != probe {
+        return None;
+    }
+    Some(PathBuf::from(std::env::var_os("UIPC_SOCKET").expect("probe without UIPC_SOCKET")))
+}
+
+/// An integer the parent passed a probe in `UIPC_ARG_<name>`.
+pub fn probe_arg(name: &str) -> i64 {
+    std::env::var(format!("UIPC_ARG_{name}")).unwrap().parse().unwrap()
+}
+
+/// The test binary re-executed to run only the probe entry point `entry`
+/// (a `#[test]` that acts when `UIPC_PROBE` is `probe`).
+pub fn probe_command(entry: &str, probe: &str, socket: &Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
+        .env("UIPC_PROBE", probe)
+        .env("UIPC_SOCKET", socket)
+        .env_remove("RUST_TEST_THREADS");
+    cmd
+}
+
+/// Makes `cmd` run as `uid`/`gid` with exactly the supplementary `groups`.
+pub fn as_user(cmd: &mut Command, uid: u32, gid: u32, groups: Vec<u32>) {
+    // SAFETY: the closure only makes raw system calls (async-signal-safe),
+    // reads memory allocated before the fork, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs a probe to completion and asserts that it succeeded.
+pub fn run_probe(mut cmd: Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    check_output(&out);
+    out
+}
+
+pub fn check_output(out: &Output) {
+    assert!(
+        out.status.success(),
+        "probe failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads the child's stdout until a line equal to `want`; panics at EOF.
+pub fn wait_for_line(out: &mut BufReader<ChildStdout>, want: &str) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "child closed stdout before printing {want:?}");
+        if line.trim_end() == want {
+            return;
+        }
+    }
+}
+
+/// Kills and reaps `child` if it is still there (a failed test's cleanup).
+pub struct Reaper(pub Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// How many of this process's descriptors refer to the file at `path`.
+pub fn fds_open_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+/// A key no other test of this process uses.
+pub fn unique_key() -> i32 {
+    static N: AtomicU32 = AtomicU32::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() & 0xffff;
+    i32::try_from((pid << 12) | (n & 0xfff)).unwrap() + 0x1000_0000
+}
