@@ -29,7 +29,7 @@
 mod conn;
 mod mapping;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use mapping::{Mapping, MappingMut};
@@ -48,17 +48,7 @@ pub struct Client {
     conn: Arc<Mutex<Conn>>,
 }
 
-/// The socket a client uses by default: `$UIPC_SOCKET`, else
-/// `$XDG_RUNTIME_DIR/uipc/uipc.sock`, else `/run/uipc/uipc.sock`.
-pub fn default_socket_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("UIPC_SOCKET").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        return Path::new(&dir).join("uipc").join("uipc.sock");
-    }
-    PathBuf::from("/run/uipc/uipc.sock")
-}
+pub use uipc_proto::default_socket_path;
 
 fn unexpected(r: &Response) -> Errno {
     // A daemon speaking another dialect: treat as an I/O failure.

@@ -32,7 +32,7 @@ mod memory;
 mod server;
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use memory::DaemonMemory;
 pub use server::Daemon;
@@ -52,18 +52,7 @@ pub struct Config {
     pub lifeline: Option<OwnedFd>,
 }
 
-/// The socket path a client or daemon uses when none is given:
-/// `$UIPC_SOCKET`, else `$XDG_RUNTIME_DIR/uipc/uipc.sock`, else
-/// `/run/uipc/uipc.sock`.
-pub fn default_socket_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("UIPC_SOCKET").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        return Path::new(&dir).join("uipc").join("uipc.sock");
-    }
-    PathBuf::from("/run/uipc/uipc.sock")
-}
+pub use uipc_proto::default_socket_path;
 
 /// Why the daemon could not run.
 #[derive(Debug)]

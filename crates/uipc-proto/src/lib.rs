@@ -251,6 +251,20 @@ pub fn decode<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<Option<(T, usi
     Ok(Some((msg, HEADER + len)))
 }
 
+/// The socket a daemon listens on and a client connects to when none is
+/// given: `$UIPC_SOCKET`, else `$XDG_RUNTIME_DIR/uipc/uipc.sock`, else
+/// `/run/uipc/uipc.sock`.
+pub fn default_socket_path() -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    if let Some(p) = std::env::var_os("UIPC_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return Path::new(&dir).join("uipc").join("uipc.sock");
+    }
+    PathBuf::from("/run/uipc/uipc.sock")
+}
+
 /// Whether `name` is an acceptable namespace name.
 pub fn valid_namespace(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME && !name.contains(['/', '\0']) && name != "." && name != ".."

@@ -40,7 +40,7 @@ use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
     SendFlags, SocketFlags, SocketType,
 };
-use rustix::process::{Pid, PidfdFlags, Signal};
+use rustix::process::{Pid, Signal};
 use rustix::thread::{CapabilityFlags, UnshareFlags};
 use uipc_abi::{Errno, Shmid64Ds};
 
@@ -195,10 +195,6 @@ pub fn munmap(addr: u64, len: u64) -> Result<(), Errno> {
     }
 }
 
-fn own_pid() -> libc::pid_t {
-    rustix::process::getpid().as_raw_nonzero().get()
-}
-
 /// Loads `len` bytes at `addr` of this process without risking a fault:
 /// `process_vm_readv` on our own pid.
 ///
@@ -206,22 +202,7 @@ fn own_pid() -> libc::pid_t {
 /// `EFAULT` if any byte is not readable.
 #[doc(alias = "process_vm_readv")]
 pub fn read_mem(addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
-    let len = to_usize(len)?;
-    let mut out = vec![0u8; len];
-    if len == 0 {
-        return Ok(out);
-    }
-    let local = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: len };
-    let remote = libc::iovec { iov_base: to_usize(addr)? as *mut libc::c_void, iov_len: len };
-    // SAFETY: `local` describes `out`, which we own and which is `len` bytes
-    // long; the kernel checks the remote range and fails with EFAULT instead
-    // of faulting.
-    let n = unsafe { libc::process_vm_readv(own_pid(), &local, 1, &remote, 1, 0) };
-    match usize::try_from(n) {
-        Ok(n) if n == len => Ok(out),
-        Ok(_) => Err(Errno::EFAULT),
-        Err(_) => Err(last_errno()),
-    }
+    crate::map::read_at(addr, to_usize(len)?)
 }
 
 /// Stores `bytes` at `addr` of this process without risking a fault:
@@ -232,20 +213,9 @@ pub fn read_mem(addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
 /// `EFAULT` if any byte is not writable.
 #[doc(alias = "process_vm_writev")]
 pub fn write_mem(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    let local = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
-    let remote = libc::iovec { iov_base: to_usize(addr)? as *mut libc::c_void, iov_len: bytes.len() };
-    // SAFETY: `local` describes `bytes`, which the kernel only reads; the
-    // remote range is memory the test obtained (see "Soundness"), checked by
-    // the kernel (EFAULT, never a fault).
-    let n = unsafe { libc::process_vm_writev(own_pid(), &local, 1, &remote, 1, 0) };
-    match usize::try_from(n) {
-        Ok(n) if n == bytes.len() => Ok(()),
-        Ok(_) => Err(Errno::EFAULT),
-        Err(_) => Err(last_errno()),
-    }
+    // SAFETY: test workers are disposable processes whose Rust code holds no
+    // references into the memory the tests write (see "Soundness" above).
+    unsafe { crate::map::write_at(addr, bytes) }
 }
 
 /// Finds `len` bytes of address space mapped nowhere: maps them
@@ -385,9 +355,7 @@ pub fn drop_caps(caps: &[u32]) -> Result<(), Errno> {
 /// # Errors
 /// `ESRCH` if there is no such process.
 pub fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
-    let raw = i32::try_from(pid).map_err(|_| Errno::ESRCH)?;
-    let pid = Pid::from_raw(raw).ok_or(Errno::ESRCH)?;
-    rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(from_rustix)
+    crate::proc::pidfd_open(pid)
 }
 
 /// Waits up to `timeout` for `fd` to become readable (or hung up); returns

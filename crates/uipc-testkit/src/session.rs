@@ -135,8 +135,7 @@ impl<'b> Session<'b> {
         // attach over an old one's place); else the nearest base below.
         let mine = || self.bases.iter().filter(|b| b.proc == p.0 && b.addr <= a);
         let best = mine()
-            .filter(|b| a - b.addr < b.len)
-            .last()
+            .rfind(|b| a - b.addr < b.len)
             .or_else(|| mine().filter(|b| a - b.addr < (1 << 32)).max_by_key(|b| b.addr));
         match best {
             Some(b) if b.addr == a => b.name.clone(),
