@@ -195,7 +195,10 @@ fn request_before_hello_is_refused() {
     assert_eq!(old.shm_info().unwrap().1.used_ids, 0);
     // The connection is still usable: Hello, then requests.
     raw.hello("default");
-    assert!(matches!(raw.call(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 }), Response::Value(_)));
+    assert!(matches!(
+        raw.call(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 }),
+        Response::Value(_)
+    ));
     assert_eq!(old.shm_info().unwrap().1.used_ids, 1);
     assert_served(&d, &old);
 }
@@ -288,7 +291,8 @@ fn pipelined_flood_is_answered_in_order() {
     for i in 0..N {
         let (resp, fds) = raw.recv().unwrap_or_else(|| panic!("closed after {i} responses"));
         assert!(fds.is_empty());
-        let want = if i % 7 == 3 { Response::Error(Errno::ENOENT.raw()) } else { Response::Value(i64::from(ids[i % 10].0)) };
+        let want =
+            if i % 7 == 3 { Response::Error(Errno::ENOENT.raw()) } else { Response::Value(i64::from(ids[i % 10].0)) };
         assert_eq!(resp, want, "response {i}");
     }
     assert_eq!(raw.call(&Request::Sync), Response::Value(0));
