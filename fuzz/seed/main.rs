@@ -1,0 +1,64 @@
+//! Writes one valid frame per message variant into `<dir>/decode_request/`
+//! and `<dir>/decode_response/` (the fuzzers' seed corpora).
+
+use std::path::Path;
+use uipc_abi::{ShmInfo, Shmid64Ds, Shminfo64};
+use uipc_proto::{encode, CtlOut, PermSet, Request, Response, VERSION};
+
+fn write<T: serde::Serialize>(dir: &Path, name: &str, msg: &T) {
+    let frame = encode(msg).expect("seed message encodes");
+    std::fs::write(dir.join(name), frame).expect("write seed");
+}
+
+fn main() {
+    let root = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into());
+    let root = Path::new(&root);
+    let rq = root.join("decode_request");
+    let rs = root.join("decode_response");
+    std::fs::create_dir_all(&rq).expect("mkdir");
+    std::fs::create_dir_all(&rs).expect("mkdir");
+
+    let requests: Vec<(&str, Request)> = vec![
+        ("hello", Request::Hello { version: VERSION, namespace: "default".into() }),
+        ("shmget", Request::ShmGet { key: 0x1234, size: 4096, flags: 0o1666 }),
+        ("shmget_neg", Request::ShmGet { key: -1, size: u64::MAX, flags: i32::MIN }),
+        ("shmat", Request::ShmAt { id: 7, addr: 0x7f00_0000_0000, flags: 0o10000 }),
+        ("shmatdone_ok", Request::ShmAtDone { token: 42, result: Ok(0x7f00_0000_1000) }),
+        ("shmatdone_err", Request::ShmAtDone { token: 43, result: Err(12) }),
+        ("shmdt", Request::ShmDt { addr: 0x7f00_0000_1000 }),
+        ("munmap", Request::Munmap { addr: 0x1000, len: 0x2000 }),
+        ("shmctl", Request::ShmCtl { id: 3, cmd: 2, set: None }),
+        ("shmctl_set", Request::ShmCtl { id: 3, cmd: 1, set: Some(PermSet { uid: 1000, gid: 100, mode: 0o600 }) }),
+        ("forked", Request::Forked { child: 4242 }),
+        ("sysctl_read", Request::SysctlRead { name: "kernel.shmmni".into() }),
+        ("sysctl_write", Request::SysctlWrite { name: "kernel.shmmax".into(), value: "18446744073692774399\n".into() }),
+        ("proc_sysvipc", Request::ProcSysvipc { which: "shm".into() }),
+    ];
+    for (name, req) in &requests {
+        write(&rq, name, req);
+    }
+
+    let responses: Vec<(&str, Response)> = vec![
+        ("welcome", Response::Welcome { version: VERSION }),
+        ("value", Response::Value(-1)),
+        ("value_big", Response::Value(i64::MAX)),
+        ("error", Response::Error(22)),
+        (
+            "attach",
+            Response::Attach { token: 9, size: 8192, addr: Some(0x7f00_0000_0000), write: true, exec: false, remap: true },
+        ),
+        ("attach_any", Response::Attach { token: 10, size: 1, addr: None, write: false, exec: true, remap: false }),
+        ("unmap", Response::Unmap(vec![(0x1000, 0x3000), (0x8000, 0x9000)])),
+        ("unmap_empty", Response::Unmap(Vec::new())),
+        ("ctl_none", Response::Ctl { ret: 0, out: CtlOut::None }),
+        ("ctl_shmds", Response::Ctl { ret: 0, out: CtlOut::ShmDs(Shmid64Ds::default()) }),
+        ("ctl_shminfo", Response::Ctl { ret: 4095, out: CtlOut::Shminfo(Shminfo64::default()) }),
+        ("ctl_shm_info", Response::Ctl { ret: 2, out: CtlOut::ShmInfo(ShmInfo::default()) }),
+        ("text", Response::Text("4096\n".into())),
+        ("text_proc", Response::Text("       key      shmid perms size\n      4660          0   666 4096\n".into())),
+    ];
+    for (name, resp) in &responses {
+        write(&rs, name, resp);
+    }
+    println!("seeded {} requests and {} responses under {}", requests.len(), responses.len(), root.display());
+}
