@@ -26,6 +26,10 @@ const SIGNALS: u64 = 1;
 const LIFELINE: u64 = 2;
 /// Tokens of connections and pidfds start here.
 const FIRST_TOKEN: u64 = 3;
+/// Replies a connection may have waiting to be sent before the daemon stops
+/// reading its requests: a client that never reads cannot make the daemon
+/// buffer without bound.
+const MAX_QUEUED: usize = 64;
 
 /// One frame waiting to be sent, with the descriptor that goes with its first byte.
 struct Outgoing {
@@ -45,8 +49,8 @@ pub(crate) struct Conn {
     /// Attaches granted and not yet reported back, by token.
     pub(crate) pending: BTreeMap<u64, PendingAttach<SharedRegion>>,
     pub(crate) next_token: u64,
-    /// Whether writability is being watched.
-    want_write: bool,
+    /// What epoll watches for this connection: (readable, writable).
+    watching: (bool, bool),
 }
 
 /// A process the daemon knows, by pid.
@@ -75,6 +79,9 @@ pub struct Daemon {
     _signal_pipe: UnixStream,
     /// See [`Config::lifeline`]; held open for epoll.
     _lifeline: Option<OwnedFd>,
+    /// The SIGTERM/SIGINT registrations, removed when the daemon is dropped
+    /// (an embedder's process gets its signals back).
+    signal_ids: Vec<signal_hook::SigId>,
     state_dir: Option<PathBuf>,
     next_token: u64,
     sources: BTreeMap<u64, Source>,
@@ -147,9 +154,10 @@ impl Daemon {
         }
         let (signals, signal_writer) = UnixStream::pair().map_err(|e| err("signal pipe", e))?;
         signals.set_nonblocking(true).map_err(|e| err("signal pipe", e))?;
+        let mut signal_ids = Vec::new();
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             let w = signal_writer.try_clone().map_err(|e| err("signal pipe", e))?;
-            signal_hook::low_level::pipe::register(sig, w).map_err(|e| err("signal handler", e))?;
+            signal_ids.push(signal_hook::low_level::pipe::register(sig, w).map_err(|e| err("signal handler", e))?);
         }
         let poller = Poller::new().map_err(|e| err("epoll", e))?;
         poller.add(listener.as_fd(), LISTENER, false).map_err(|e| err("epoll", e))?;
@@ -169,6 +177,7 @@ impl Daemon {
             poller,
             _signal_pipe: signals,
             _lifeline: config.lifeline,
+            signal_ids,
             state_dir: config.state_dir,
             next_token: FIRST_TOKEN,
             sources: BTreeMap::new(),
@@ -200,9 +209,8 @@ impl Daemon {
                         Some(Source::Conn) => {
                             if ev.readable || ev.hangup {
                                 self.read_conn(token);
-                            }
-                            if ev.writable {
-                                self.flush(token);
+                            } else if ev.writable {
+                                self.pump(token);
                             }
                         }
                         Some(Source::Pidfd(pid)) => self.process_exited(pid),
@@ -258,7 +266,7 @@ impl Daemon {
                 out: VecDeque::new(),
                 pending: BTreeMap::new(),
                 next_token: 1,
-                want_write: false,
+                watching: (true, false),
             },
         );
         Ok(())
@@ -311,9 +319,10 @@ impl Daemon {
         let mut buf = [0u8; 16 * 1024];
         let mut closed = false;
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        loop {
+        // Never buffer more than one frame's worth ahead.
+        while conn.inbuf.len() <= HEADER + MAX_FRAME {
             // Descriptors a client sends are never wanted: recv_msg with no
-            // room for them makes the kernel discard (close) them.
+            // room for them closes them and fails the connection.
             match net::recv_msg(conn.stream.as_fd(), &mut buf, 0) {
                 Ok((0, _)) => {
                     closed = true;
@@ -321,8 +330,7 @@ impl Daemon {
                 }
                 Ok((n, _)) => {
                     conn.inbuf.extend_from_slice(&buf[..n]);
-                    if conn.inbuf.len() > HEADER + MAX_FRAME {
-                        // Never buffer more than one frame's worth ahead.
+                    if n < buf.len() {
                         break;
                     }
                 }
@@ -334,20 +342,48 @@ impl Daemon {
                 }
             }
         }
-        if let Err(e) = self.handle_frames(token) {
-            debug!(token, "protocol error: {e}");
-            closed = true;
-        }
-        self.flush(token);
+        self.pump(token);
         if closed {
             self.close_conn(token);
         }
     }
 
-    /// Decodes and answers every whole frame buffered on `token`.
+    /// Answers the buffered requests of `token` and sends what can be sent,
+    /// until the replies back up ([`MAX_QUEUED`]) or no whole request is
+    /// left; then sets what epoll watches accordingly.
+    fn pump(&mut self, token: u64) {
+        loop {
+            if let Err(e) = self.handle_frames(token) {
+                debug!(token, "protocol error: {e}");
+                self.close_conn(token);
+                return;
+            }
+            if !self.flush(token) {
+                self.close_conn(token);
+                return;
+            }
+            let Some(conn) = self.conns.get(&token) else { return };
+            let more = conn.out.len() < MAX_QUEUED && matches!(uipc_proto::decode::<Request>(&conn.inbuf), Ok(Some(_)));
+            if !more {
+                break;
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let want = (conn.out.len() < MAX_QUEUED && conn.inbuf.len() <= HEADER + MAX_FRAME, !conn.out.is_empty());
+        if want != conn.watching {
+            conn.watching = want;
+            let _ = self.poller.modify(conn.stream.as_fd(), token, want.0, want.1);
+        }
+    }
+
+    /// Decodes and answers whole frames buffered on `token`, while fewer
+    /// than [`MAX_QUEUED`] replies wait to be sent.
     fn handle_frames(&mut self, token: u64) -> Result<(), uipc_proto::ProtoError> {
         loop {
             let Some(conn) = self.conns.get_mut(&token) else { return Ok(()) };
+            if conn.out.len() >= MAX_QUEUED {
+                return Ok(());
+            }
             let Some((req, used)) = uipc_proto::decode::<Request>(&conn.inbuf)? else { return Ok(()) };
             conn.inbuf.drain(..used);
             let (resp, fd) = self.dispatch(token, req);
@@ -363,10 +399,9 @@ impl Daemon {
         }
     }
 
-    /// Sends what can be sent now; watches writability for the rest.
-    fn flush(&mut self, token: u64) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        let mut failed = false;
+    /// Sends what can be sent now; `false` if the connection failed.
+    fn flush(&mut self, token: u64) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else { return true };
         while let Some(front) = conn.out.front_mut() {
             let fds: Vec<_> = front.fd.iter().map(|f| f.as_fd()).collect();
             match net::send_msg(conn.stream.as_fd(), &front.bytes[front.sent..], &fds) {
@@ -378,20 +413,10 @@ impl Daemon {
                     }
                 }
                 Err(Errno::EAGAIN) => break,
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
+                Err(_) => return false,
             }
         }
-        let want = !conn.out.is_empty();
-        if want != conn.want_write && !failed {
-            conn.want_write = want;
-            let _ = self.poller.modify(conn.stream.as_fd(), token, want);
-        }
-        if failed {
-            self.close_conn(token);
-        }
+        true
     }
 
     /// Forgets a connection: aborts its pending attaches and, if it was its
@@ -420,8 +445,13 @@ impl Daemon {
         }
     }
 
-    /// The process exited: settle it in every namespace it used.
+    /// The process exited: its connections are closed (aborting attaches it
+    /// left pending), then it is settled in every namespace it used.
     pub(crate) fn process_exited(&mut self, pid: u32) {
+        let tokens: Vec<u64> = self.conns.iter().filter(|(_, c)| c.cred.pid.0 == pid).map(|(t, _)| *t).collect();
+        for token in tokens {
+            self.close_conn(token);
+        }
         let Some(p) = self.procs.remove(&pid) else { return };
         self.sources.remove(&p.token);
         let _ = self.poller.delete(p.pidfd.as_fd());
@@ -454,5 +484,13 @@ impl Daemon {
     /// Takes the pending attach `tok` of connection `token`.
     pub(crate) fn conns_pending_take(&mut self, token: u64, tok: u64) -> Option<PendingAttach<SharedRegion>> {
         self.conns.get_mut(&token)?.pending.remove(&tok)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for id in self.signal_ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
     }
 }

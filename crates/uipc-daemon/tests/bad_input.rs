@@ -287,7 +287,10 @@ fn pipelined_flood_is_answered_in_order() {
         };
         flood.extend_from_slice(&uipc_proto::encode(&req).unwrap());
     }
-    raw.send_bytes(&flood);
+    // The daemon stops reading once 64 replies wait unread (backpressure),
+    // so the flood is written by another thread while this one reads.
+    let mut writer = raw.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &flood).unwrap());
     for i in 0..N {
         let (resp, fds) = raw.recv().unwrap_or_else(|| panic!("closed after {i} responses"));
         assert!(fds.is_empty());
@@ -295,6 +298,7 @@ fn pipelined_flood_is_answered_in_order() {
             if i % 7 == 3 { Response::Error(Errno::ENOENT.raw()) } else { Response::Value(i64::from(ids[i % 10].0)) };
         assert_eq!(resp, want, "response {i}");
     }
+    sender.join().unwrap();
     assert_eq!(raw.call(&Request::Sync), Response::Value(0));
     assert_served(&d, &old);
 }

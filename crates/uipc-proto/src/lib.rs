@@ -100,8 +100,9 @@ pub enum Request {
     /// The caller is about to `execve()`: its attachments go (a failed exec
     /// cannot restore them, as in Linux, where the old image is gone too).
     Exec,
-    /// A barrier: the daemon first settles every process death and closed
-    /// connection it can observe, then answers [`Response::Value`] 0.
+    /// A barrier: the daemon first settles every process death it can
+    /// observe (closing the dead processes' connections, which aborts their
+    /// pending attaches), then answers [`Response::Value`] 0.
     Sync,
     /// Reads a namespace sysctl (`kernel.shmmni`).
     SysctlRead {

@@ -29,8 +29,13 @@ pub struct Poller {
     events: EventVec,
 }
 
-fn flags(write: bool) -> EventFlags {
-    let mut f = EventFlags::IN | EventFlags::RDHUP;
+fn flags(read: bool, write: bool) -> EventFlags {
+    // EPOLLHUP and EPOLLERR are always reported; a half-close (RDHUP) only
+    // matters to a reader.
+    let mut f = EventFlags::empty();
+    if read {
+        f |= EventFlags::IN | EventFlags::RDHUP;
+    }
     if write {
         f |= EventFlags::OUT;
     }
@@ -52,15 +57,16 @@ impl Poller {
     /// # Errors
     /// `EEXIST` if already watched, `ENOMEM`, `ENOSPC`.
     pub fn add(&self, fd: BorrowedFd<'_>, token: u64, write: bool) -> Result<(), Errno> {
-        epoll::add(&self.epfd, fd, EventData::new_u64(token), flags(write)).map_err(errno)
+        epoll::add(&self.epfd, fd, EventData::new_u64(token), flags(true, write)).map_err(errno)
     }
 
-    /// `epoll_ctl(EPOLL_CTL_MOD)`: change whether writability is watched.
+    /// `epoll_ctl(EPOLL_CTL_MOD)`: change whether readability and
+    /// writability are watched.
     ///
     /// # Errors
     /// `ENOENT` if not watched.
-    pub fn modify(&self, fd: BorrowedFd<'_>, token: u64, write: bool) -> Result<(), Errno> {
-        epoll::modify(&self.epfd, fd, EventData::new_u64(token), flags(write)).map_err(errno)
+    pub fn modify(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> Result<(), Errno> {
+        epoll::modify(&self.epfd, fd, EventData::new_u64(token), flags(read, write)).map_err(errno)
     }
 
     /// `epoll_ctl(EPOLL_CTL_DEL)`.
