@@ -42,7 +42,7 @@ use rustix::net::{
 };
 use rustix::process::{Pid, Signal};
 use rustix::thread::{CapabilityFlags, UnshareFlags};
-use uipc_abi::{Errno, Shmid64Ds};
+use uipc_abi::{Errno, Sembuf, Semid64Ds, Shmid64Ds};
 
 fn from_rustix(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -166,7 +166,7 @@ macro_rules! ctl_struct {
         const _: () = assert!(std::mem::size_of::<$t>() <= CTL_BUF_LEN);
     )*};
 }
-ctl_struct!(uipc_abi::Shmid64Ds, uipc_abi::Shminfo64, uipc_abi::ShmInfo);
+ctl_struct!(uipc_abi::Shmid64Ds, uipc_abi::Shminfo64, uipc_abi::ShmInfo, uipc_abi::Semid64Ds, uipc_abi::Seminfo);
 
 /// Reads the structure a `*ctl` call wrote at the start of `buf`.
 pub fn decode<T: CtlStruct>(buf: &[u8; CTL_BUF_LEN]) -> T {
@@ -175,6 +175,256 @@ pub fn decode<T: CtlStruct>(buf: &[u8; CTL_BUF_LEN]) -> T {
     // CTL_BUF_LEN (checked at compile time); read_unaligned has no alignment
     // requirement.
     unsafe { buf.as_ptr().cast::<T>().read_unaligned() }
+}
+
+/// `semget(key, nsems, flags)` — gets or creates a System V semaphore set
+/// in the kernel; returns its id.
+///
+/// # Errors
+/// Whatever the kernel returns (`EACCES`, `EEXIST`, `EINVAL`, `ENOENT`,
+/// `ENOSPC`, `ENOMEM`).
+pub fn semget(key: i32, nsems: i32, flags: i32) -> Result<i32, Errno> {
+    // SAFETY: semget takes only integers and touches no memory of ours.
+    let r = check(unsafe { libc::syscall(libc::SYS_semget, key, nsems, flags) })?;
+    i32::try_from(r).map_err(|_| Errno::EINVAL)
+}
+
+/// `semtimedop`'s `timeout` argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemTimeout {
+    /// `NULL`: sleep as long as needed (what `semop` does).
+    Forever,
+    /// A relative `struct timespec`, passed unchecked (an out-of-range
+    /// value is the kernel's `EINVAL`).
+    After {
+        /// `tv_sec`.
+        sec: i64,
+        /// `tv_nsec`.
+        nsec: i64,
+    },
+    /// A pointer into the never-mapped first page (`EFAULT`).
+    Fault,
+}
+
+/// A non-NULL pointer to the operations (the kernel reads none when there
+/// are none, but must see a plausible address, as from a C caller).
+fn sops_ptr(sops: &[Sembuf]) -> *const Sembuf {
+    if sops.is_empty() {
+        std::ptr::NonNull::<Sembuf>::dangling().as_ptr()
+    } else {
+        sops.as_ptr()
+    }
+}
+
+/// `semop(id, sops, sops.len())` — the raw `semop` system call (not glibc's
+/// wrapper, which may go through `semtimedop`). May sleep until another
+/// process changes the set, the set is removed (`EIDRM`) or a signal
+/// arrives (`EINTR`, never restarted).
+///
+/// # Errors
+/// Whatever the kernel returns (`E2BIG`, `EACCES`, `EAGAIN`, `EFBIG`,
+/// `EIDRM`, `EINTR`, `EINVAL`, `ENOMEM`, `ERANGE`).
+pub fn semop(id: i32, sops: &[Sembuf]) -> Result<i64, Errno> {
+    // SAFETY: the kernel reads sops.len() sembufs from a valid slice (or
+    // nothing, for an empty one); it writes nothing of ours.
+    check(unsafe { libc::syscall(libc::SYS_semop, id, sops_ptr(sops), sops.len()) })
+}
+
+/// `semtimedop(id, sops, sops.len(), timeout)` — the raw system call, the
+/// timeout passed as given ([`SemTimeout::Forever`] is a NULL pointer).
+///
+/// # Errors
+/// As [`semop`], and `EAGAIN` when the timeout expires, `EFAULT` for a bad
+/// timeout pointer, `EINVAL` for an invalid timeout.
+pub fn semtimedop(id: i32, sops: &[Sembuf], timeout: SemTimeout) -> Result<i64, Errno> {
+    let ts;
+    let ts_ptr: *const libc::timespec = match timeout {
+        SemTimeout::Forever => std::ptr::null(),
+        SemTimeout::Fault => FAULT_ADDR as *const libc::timespec,
+        SemTimeout::After { sec, nsec } => {
+            ts = libc::timespec { tv_sec: sec, tv_nsec: nsec };
+            &raw const ts
+        }
+    };
+    // SAFETY: the kernel reads sops.len() sembufs from a valid slice and at
+    // most one timespec from `ts` (alive until the call returns), NULL or
+    // the unmapped FAULT_ADDR; it writes nothing of ours.
+    check(unsafe { libc::syscall(libc::SYS_semtimedop, id, sops_ptr(sops), sops.len(), ts_ptr) })
+}
+
+/// The fourth argument of [`semctl`] (`union semun`).
+///
+/// The pointer forms never hand the kernel the caller's memory directly:
+/// the wrapper passes a zeroed buffer of its own, large enough for anything
+/// the command could write there (GETALL's nsems values, a `semid64_ds`, a
+/// `seminfo`), with the input copied to its start.
+#[derive(Debug)]
+pub enum SemctlArg<'a> {
+    /// 0 (`NULL`, or `val` 0).
+    None,
+    /// `arg.val`, passed sign-extended (the kernel uses the low 32 bits).
+    Val(i32),
+    /// `arg.array` holding these values (SETALL reads nsems of them: the
+    /// missing ones are 0).
+    Array(&'a [u16]),
+    /// `arg.buf` pointing at this `semid64_ds` (IPC_SET).
+    Set(&'a Semid64Ds),
+    /// An output buffer: the vector is replaced by what the buffer holds
+    /// after the call (at least [`CTL_BUF_LEN`] bytes, or 2 × nsems).
+    Out(&'a mut Vec<u8>),
+    /// A pointer into the never-mapped first page (`EFAULT`).
+    Fault,
+}
+
+/// The number of semaphores of set `id`, read without side effects and
+/// without a permission check (`SEM_STAT_ANY` on its slot); 0 if there is
+/// no such set.
+fn sem_nsems(id: i32) -> usize {
+    if id < 0 {
+        return 0;
+    }
+    let mut out = [0u8; CTL_BUF_LEN];
+    let slot = id & 0x7fff;
+    // SAFETY: SEM_STAT_ANY writes one semid64_ds (104 bytes) into our
+    // CTL_BUF_LEN-byte buffer.
+    let r = unsafe { libc::syscall(libc::SYS_semctl, slot, 0, uipc_abi::SEM_STAT_ANY, out.as_mut_ptr()) };
+    if r != i64::from(id) {
+        return 0;
+    }
+    usize::try_from(decode::<Semid64Ds>(&out).sem_nsems).unwrap_or(0)
+}
+
+/// `semctl(id, semnum, cmd, arg)` — the raw system call, so that glibc
+/// neither rewrites `arg` nor filters `cmd`. Returns the kernel's return
+/// value.
+///
+/// The buffer forms of `arg` are sized from the set's nsems, which never
+/// changes for a given id, read just before the call: sound as long as no
+/// set with this exact id (slot and sequence number) is created between
+/// the two calls, which would take 65536 creations in that slot meanwhile.
+///
+/// # Errors
+/// Whatever the kernel returns (`EACCES`, `EFAULT`, `EIDRM`, `EINVAL`,
+/// `EPERM`, `ERANGE`).
+pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64, Errno> {
+    let direct: Option<libc::c_ulong> = match arg {
+        SemctlArg::None => Some(0),
+        // Sign-extended, as a C caller's `union semun { int val; … }` in a
+        // 64-bit register would typically be; only the low 32 bits count.
+        SemctlArg::Val(v) => Some(i64::from(v).cast_unsigned()),
+        SemctlArg::Fault => Some(FAULT_ADDR as libc::c_ulong),
+        _ => None,
+    };
+    if let Some(raw) = direct {
+        // SAFETY: `raw` is an integer, NULL or the unmapped FAULT_ADDR: the
+        // kernel touches no memory of ours.
+        return check(unsafe { libc::syscall(libc::SYS_semctl, id, semnum, cmd, raw) });
+    }
+    let len = CTL_BUF_LEN.max(2 * sem_nsems(id));
+    let mut buf = vec![0u8; len];
+    match &arg {
+        SemctlArg::Array(values) => {
+            for (chunk, v) in buf.chunks_exact_mut(2).zip(values.iter()) {
+                chunk.copy_from_slice(&v.to_ne_bytes());
+            }
+            if values.len() * 2 > len {
+                buf.extend(values[len / 2..].iter().flat_map(|v| v.to_ne_bytes()));
+            }
+        }
+        SemctlArg::Set(ds) => {
+            // SAFETY: Semid64Ds is a repr(C) structure of integers with no
+            // padding bytes (u16 seq is followed by the explicit pad2), so
+            // all of its bytes are initialised; it fits in CTL_BUF_LEN.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(std::ptr::from_ref::<Semid64Ds>(ds).cast::<u8>(), size_of::<Semid64Ds>())
+            };
+            buf[..bytes.len()].copy_from_slice(bytes);
+        }
+        _ => {}
+    }
+    // SAFETY: `buf` is ours, at least as large as anything semctl writes
+    // there (2 × nsems for GETALL, 104 bytes for a semid64_ds, 40 for a
+    // seminfo; see above for why nsems is right) and anything it reads.
+    let r = check(unsafe { libc::syscall(libc::SYS_semctl, id, semnum, cmd, buf.as_mut_ptr()) });
+    if let SemctlArg::Out(out) = arg {
+        *out = buf;
+    }
+    r
+}
+
+/// Sends `SIGUSR1` to `pid`.
+///
+/// # Errors
+/// `ESRCH` if there is no such process, `EPERM` without permission.
+pub fn signal_usr1(pid: u32) -> Result<(), Errno> {
+    let raw = i32::try_from(pid).map_err(|_| Errno::ESRCH)?;
+    let pid = Pid::from_raw(raw).ok_or(Errno::ESRCH)?;
+    rustix::process::kill_process(pid, Signal::Usr1).map_err(from_rustix)
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// Installs a `SIGUSR1` handler that does nothing, without `SA_RESTART`,
+/// and unblocks `SIGUSR1`: a sleeping `semop` (or any interruptible sleep)
+/// of this process then fails with `EINTR` when the signal arrives, and
+/// the process lives on. Exec resets it: install it again after exec.
+///
+/// # Errors
+/// Whatever `sigaction`/`sigprocmask` return.
+#[doc(alias = "sigaction")]
+pub fn interrupt_on_sigusr1() -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is a valid "no flags, empty mask"
+    // value; the handler is an extern "C" fn that does nothing, so it is
+    // async-signal-safe; the sigset calls only write our local sets.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&raw mut sa.sa_mask);
+        if libc::sigaction(libc::SIGUSR1, &raw const sa, std::ptr::null_mut()) != 0 {
+            return Err(last_errno());
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        libc::sigaddset(&raw mut set, libc::SIGUSR1);
+        if libc::sigprocmask(libc::SIG_UNBLOCK, &raw const set, std::ptr::null_mut()) != 0 {
+            return Err(last_errno());
+        }
+    }
+    Ok(())
+}
+
+/// What `/proc/<pid>/syscall` and `/proc/<pid>/stat` say a process is
+/// doing right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcActivity {
+    /// The state letter of `/proc/<pid>/stat` (`R`, `S`, `D`, `Z`…).
+    pub state: char,
+    /// The system call it is in while blocked, or `None` if running (or
+    /// not in a system call).
+    pub syscall: Option<i64>,
+}
+
+/// Whether the system call number is `semop` or `semtimedop`.
+pub fn is_semop_syscall(nr: i64) -> bool {
+    nr == libc::SYS_semop || nr == libc::SYS_semtimedop
+}
+
+/// Reads [`ProcActivity`] of `pid` (needs ptrace access to it for the
+/// system call: root, or the same user).
+///
+/// # Errors
+/// `ESRCH` if the process is gone; `EIO` for an unexpected format.
+pub fn proc_activity(pid: u32) -> Result<ProcActivity, Errno> {
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).map_err(io)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(io)?;
+    // "pid (comm) S …": comm may hold spaces and parentheses; the state
+    // follows the last ')'.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).ok_or(Errno::EIO)?;
+    let first = syscall.split_whitespace().next().ok_or(Errno::EIO)?;
+    let syscall = first.parse::<i64>().ok();
+    Ok(ProcActivity { state, syscall })
 }
 
 /// `munmap(addr, len)` — removes mappings in `[addr, addr+len)`.
