@@ -3,8 +3,8 @@
 //! The daemon fills these from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`,
 //! the peer's capability set), never from what a client says.
 
-/// A process id (TGID), as the kernel reports it in `cpid`/`lpid`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A process id (TGID), as the kernel reports it in `cpid`/`lpid`; 0 = none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pid(pub u32);
 
 /// A user id.

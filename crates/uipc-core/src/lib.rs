@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod perm;
 pub mod sysv;
 pub mod time;
+pub mod wait;
 
 pub use cred::{Cap, CapSet, Cred, Gid, Pid, Uid};
 pub use ids::{IpcId, IpcKey};

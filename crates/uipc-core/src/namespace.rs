@@ -9,6 +9,7 @@ use crate::limits::{self, Limits, Parsed};
 use crate::memory::Memory;
 use crate::mm::Mm;
 use crate::perm::NamespaceOwner;
+use crate::sysv::sem::SemState;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
 
@@ -24,6 +25,7 @@ pub struct IpcNamespace<M: Memory> {
     pub(crate) limits: Limits,
     pub(crate) memory: M,
     pub(crate) shm: ShmState<M::Region>,
+    pub(crate) sem: SemState,
     /// Each process's System V shm mappings.
     pub(crate) mms: BTreeMap<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
@@ -39,6 +41,7 @@ impl<M: Memory> IpcNamespace<M> {
             limits: Limits::default(),
             memory,
             shm: ShmState::default(),
+            sem: SemState::default(),
             mms: BTreeMap::new(),
             next_attach: 0,
         }
@@ -78,7 +81,8 @@ impl<M: Memory> IpcNamespace<M> {
         }
         match (name, parsed) {
             ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),
-            ("kernel.sem_next_id" | "kernel.msg_next_id", _) => return Err(Errno::ENOENT),
+            ("kernel.sem_next_id", Parsed::One(v)) => self.sem.ids.next_id = i32::try_from(v).unwrap_or(-1),
+            ("kernel.msg_next_id", _) => return Err(Errno::ENOENT),
             (_, parsed) => {
                 self.limits.apply(name, parsed)?;
                 if name == "kernel.shm_rmid_forced" && self.limits.shm_rmid_forced {
@@ -96,6 +100,7 @@ impl<M: Memory> IpcNamespace<M> {
     pub fn sysctl_read(&self, name: &str) -> Result<String, Errno> {
         match name {
             "kernel.shm_next_id" => Ok(self.shm.ids.next_id.to_string()),
+            "kernel.sem_next_id" => Ok(self.sem.ids.next_id.to_string()),
             _ => self.limits.render(name),
         }
     }
@@ -117,12 +122,16 @@ impl<M: Memory> IpcNamespace<M> {
         self.shm_exit_mm(pid, now);
     }
 
-    /// Exit of the process's last thread: every mapping is detached, then
-    /// segments the process created are orphaned (and destroyed if
-    /// `shm_rmid_forced` and unattached) (SPEC SHM-LIFE-3, 2.6).
+    /// Exit of the process's last thread: every mapping is detached, its
+    /// sleeping semops vanish, its semaphore undo records are applied, then
+    /// segments it created are orphaned (and destroyed if `shm_rmid_forced`
+    /// and unattached), as `do_exit()` orders `exit_mm()`, `exit_sem()`,
+    /// `exit_shm()` (SPEC SHM-LIFE-3, SEM-UNDO-3, 2.6). The host delivers
+    /// the wakeups it caused ([`take_wakeups`](Self::take_wakeups)).
     pub fn exit(&mut self, pid: Pid, now: Time) {
         self.shm_exit_mm(pid, now);
         self.mms.remove(&pid);
+        self.sem_exit(pid, now);
         self.exit_shm(pid);
     }
 }

@@ -1,3 +1,4 @@
 //! The System V mechanisms, each plugged into the generic registry.
 
+pub mod sem;
 pub mod shm;

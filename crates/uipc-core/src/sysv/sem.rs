@@ -1,0 +1,842 @@
+//! System V semaphores: `semget`, `semop`/`semtimedop`, `semctl`, and
+//! `SEM_UNDO` (SPEC section 3).
+//!
+//! Sleeping is model state ([`crate::wait`]): a semop that must wait is
+//! queued exactly where `ipc/sem.c` queues it — a simple (one-op) decrement
+//! on its semaphore's `pending_alter`, a wait-for-zero on its `pending_const`,
+//! a complex (multi-op) array on the set's global lists, into which the
+//! per-semaphore decrements are merged while complex ones wait — and whoever
+//! changes the set re-examines the queues in the kernel's order and applies
+//! each completable sleeper's operation on its behalf (hand-off).
+//!
+//! # Known missing features
+//! - The undo list is per process: `CLONE_SYSVSEM` sharing between threads
+//!   (applied when the last sharer exits) is not modelled.
+//!
+//! # References
+//! - <https://elixir.bootlin.com/linux/v6.12/source/ipc/sem.c>
+//! - semget(2), semop(2), semctl(2)
+
+use std::collections::{BTreeMap, VecDeque};
+
+use uipc_abi::{
+    Errno, Sembuf, Semid64Ds, Seminfo, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_INFO, IPC_NOWAIT, IPC_RMID,
+    IPC_SET, IPC_STAT, SEMAEM, SEMVMX, SEM_INFO, SEM_STAT, SEM_STAT_ANY, SEM_UNDO, SETALL, SETVAL,
+};
+
+use crate::cred::{Cred, Pid};
+use crate::ids::{ipcget, IpcId, IpcIds, IpcKey, IpcObject, IpcOps};
+use crate::limits::Limits;
+use crate::memory::Memory;
+use crate::namespace::IpcNamespace;
+use crate::perm::{ipc_update_perm, ipcctl_obtain_check, ipcperms, Access, IpcPerm, PermUpdate};
+use crate::time::Time;
+use crate::wait::{Interrupt, Outcome, WaiterId, Wakeup};
+
+/// `SEMMNS`, `SEMMNU`, `SEMMAP`: compile-time constants `IPC_INFO` reports.
+const SEMMNS_CONST: i32 = 1_024_000_000;
+/// `SEMUME` (= compile-time `SEMOPM`).
+const SEMUME: i32 = 500;
+/// `SEMUSZ`.
+const SEMUSZ: i32 = 20;
+
+/// One semaphore (`struct sem`).
+#[derive(Debug, Default)]
+struct Sem {
+    val: i32,
+    pid: Pid,
+    /// Sleeping simple decrements on this semaphore.
+    pending_alter: VecDeque<WaiterId>,
+    /// Sleeping simple wait-for-zero operations on this semaphore.
+    pending_const: VecDeque<WaiterId>,
+}
+
+/// A semaphore set (`struct sem_array`).
+#[derive(Debug)]
+pub struct SemSet {
+    perm: IpcPerm,
+    sems: Vec<Sem>,
+    otime: Time,
+    ctime: Time,
+    /// Sleeping complex alter operations (and, while any complex one waits,
+    /// the simple decrements too).
+    pending_alter: VecDeque<WaiterId>,
+    /// Sleeping complex wait-for-zero-only operations.
+    pending_const: VecDeque<WaiterId>,
+    /// Sleeping complex operations.
+    complex_count: usize,
+}
+
+impl IpcObject for SemSet {
+    fn perm(&self) -> &IpcPerm {
+        &self.perm
+    }
+    fn perm_mut(&mut self) -> &mut IpcPerm {
+        &mut self.perm
+    }
+}
+
+impl SemSet {
+    fn nsems(&self) -> usize {
+        self.sems.len()
+    }
+
+    fn to_abi(&self) -> Semid64Ds {
+        Semid64Ds {
+            sem_perm: self.perm.to_abi(),
+            sem_otime: self.otime.0,
+            sem_ctime: self.ctime.0,
+            sem_nsems: u64::try_from(self.sems.len()).unwrap_or(0),
+            ..Semid64Ds::default()
+        }
+    }
+
+    /// `merge_queues()`: each semaphore's sleeping decrements move, in
+    /// front, to the global list (so semaphore n-1's come first).
+    fn merge_queues(&mut self) {
+        for i in 0..self.sems.len() {
+            let mut list = std::mem::take(&mut self.sems[i].pending_alter);
+            list.append(&mut self.pending_alter);
+            self.pending_alter = list;
+        }
+    }
+}
+
+/// One sleeping semop (`struct sem_queue`).
+#[derive(Debug)]
+struct SemQueue {
+    set: IpcId,
+    pid: Pid,
+    sops: Vec<Sembuf>,
+    /// Index of the op that blocked at the last evaluation (`q->blocking`):
+    /// GETNCNT/GETZCNT count by it (SEM-WAIT-4).
+    blocking: usize,
+}
+
+/// The semaphore state of a namespace.
+#[derive(Debug, Default)]
+pub struct SemState {
+    pub(crate) ids: IpcIds<SemSet>,
+    /// `used_sems`: semaphores in all sets.
+    used_sems: i64,
+    queues: BTreeMap<WaiterId, SemQueue>,
+    next_waiter: u64,
+    /// Undo records (`struct sem_undo`), per process and set: an adjustment per semaphore.
+    undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
+    /// Sleepers finished since the host last looked.
+    wakeups: Vec<Wakeup>,
+}
+
+/// How an evaluation ended (`perform_atomic_semop()`).
+enum Eval {
+    /// Applied.
+    Done,
+    /// Must sleep.
+    Sleep,
+}
+
+/// `perform_atomic_semop()`: applies `sops` atomically — all or nothing —
+/// evaluating each op against the values left by the earlier ones.
+fn perform_atomic_semop(
+    sems: &mut [Sem],
+    sops: &[Sembuf],
+    pid: Pid,
+    mut undo: Option<&mut Vec<i32>>,
+    blocking: &mut usize,
+) -> Result<Eval, Errno> {
+    let mut vals: Vec<i32> = sems.iter().map(|s| s.val).collect();
+    let mut adj: Option<Vec<i32>> = undo.as_deref().cloned();
+    for (i, sop) in sops.iter().enumerate() {
+        let num = usize::from(sop.sem_num);
+        let op = i32::from(sop.sem_op);
+        let cur = vals[num];
+        let result = cur + op;
+        // SEM-EVAL-2: a zero op on a non-zero value, or a negative result, sleeps.
+        if (op == 0 && cur != 0) || result < 0 {
+            *blocking = i;
+            // SEM-EVAL-3: IPC_NOWAIT matters on the op that blocks.
+            return if i32::from(sop.sem_flg) & IPC_NOWAIT != 0 { Err(Errno::EAGAIN) } else { Ok(Eval::Sleep) };
+        }
+        // "sem_op would make semval exceed SEMVMX."
+        if result > SEMVMX {
+            return Err(Errno::ERANGE);
+        }
+        if sop.sem_flg & SEM_UNDO != 0 {
+            if let Some(adj) = adj.as_mut() {
+                let u = adj[num] - op;
+                // The adjustment must stay within [-SEMAEM-1, SEMAEM].
+                if !(-SEMAEM - 1..=SEMAEM).contains(&u) {
+                    return Err(Errno::ERANGE);
+                }
+                adj[num] = u;
+            }
+        }
+        vals[num] = result;
+    }
+    for sop in sops {
+        let s = &mut sems[usize::from(sop.sem_num)];
+        s.val = vals[usize::from(sop.sem_num)];
+        s.pid = pid;
+    }
+    if let (Some(u), Some(adj)) = (undo, adj) {
+        *u = adj;
+    }
+    Ok(Eval::Done)
+}
+
+/// Which list a waiter is on, named by where it lives.
+enum List {
+    Alter(Option<usize>),
+    Const(Option<usize>),
+}
+
+impl SemState {
+    fn list<'a>(set: &'a mut SemSet, which: &List) -> &'a mut VecDeque<WaiterId> {
+        match *which {
+            List::Alter(None) => &mut set.pending_alter,
+            List::Const(None) => &mut set.pending_const,
+            List::Alter(Some(n)) => &mut set.sems[n].pending_alter,
+            List::Const(Some(n)) => &mut set.sems[n].pending_const,
+        }
+    }
+
+    /// Re-evaluates waiter `w` of set `id` (which must exist).
+    fn evaluate(&mut self, id: IpcId, w: WaiterId) -> Result<Eval, Errno> {
+        let Some(q) = self.queues.get_mut(&w) else { return Ok(Eval::Sleep) };
+        let Ok(set) = self.ids.obtain_check_mut(id.0) else { return Ok(Eval::Sleep) };
+        let has_undo = q.sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
+        let undo = if has_undo { self.undos.get_mut(&(q.pid, id)) } else { None };
+        perform_atomic_semop(&mut set.sems, &q.sops, q.pid, undo, &mut q.blocking)
+    }
+
+    /// `unlink_queue()` + `wake_up_sem_queue_prepare()`: the waiter leaves
+    /// its list with `result`.
+    fn finish(&mut self, id: IpcId, w: WaiterId, result: Result<i64, Errno>) {
+        if let Some(q) = self.queues.remove(&w) {
+            if let Ok(set) = self.ids.obtain_check_mut(id.0) {
+                if q.sops.len() > 1 {
+                    set.complex_count -= 1;
+                }
+                set.pending_alter.retain(|x| *x != w);
+                set.pending_const.retain(|x| *x != w);
+                for s in &mut set.sems {
+                    s.pending_alter.retain(|x| *x != w);
+                    s.pending_const.retain(|x| *x != w);
+                }
+            }
+            self.wakeups.push(Wakeup { waiter: w, result });
+        }
+    }
+
+    /// `wake_const_ops()`: completes the wait-for-zero sleepers of a list
+    /// that now can. Returns whether any completed.
+    fn wake_const_ops(&mut self, id: IpcId, which: List) -> bool {
+        let mut completed = false;
+        let waiters: Vec<WaiterId> = match self.ids.obtain_check_mut(id.0) {
+            Ok(set) => Self::list(set, &which).iter().copied().collect(),
+            Err(_) => return false,
+        };
+        for w in waiters {
+            match self.evaluate(id, w) {
+                Ok(Eval::Sleep) => {}
+                Ok(Eval::Done) => {
+                    completed = true;
+                    self.finish(id, w, Ok(0));
+                }
+                Err(e) => self.finish(id, w, Err(e)),
+            }
+        }
+        completed
+    }
+
+    /// `do_smart_wakeup_zero()`: after values changed (those of `sops`, or
+    /// all if `None`), the wait-for-zero sleepers of semaphores now at 0.
+    fn wakeup_zero(&mut self, id: IpcId, sops: Option<&[Sembuf]>) -> bool {
+        let nums: Vec<usize> = match (sops, self.ids.obtain_check(id.0)) {
+            (_, Err(_)) => return false,
+            (Some(sops), Ok(_)) => sops.iter().map(|s| usize::from(s.sem_num)).collect(),
+            (None, Ok(set)) => (0..set.nsems()).collect(),
+        };
+        let mut completed = false;
+        let mut got_zero = false;
+        for n in nums {
+            if self.ids.obtain_check(id.0).is_ok_and(|s| s.sems[n].val == 0) {
+                got_zero = true;
+                completed |= self.wake_const_ops(id, List::Const(Some(n)));
+            }
+        }
+        if got_zero {
+            completed |= self.wake_const_ops(id, List::Const(None));
+        }
+        completed
+    }
+
+    /// `update_queue()`: completes the sleeping alter operations of one
+    /// list in FIFO order, skipping those that still cannot; after each
+    /// completion the scan restarts when `check_restart()` says so.
+    fn update_queue(&mut self, id: IpcId, semnum: Option<usize>) -> bool {
+        let mut completed = false;
+        let mut i = 0;
+        loop {
+            let Ok(set) = self.ids.obtain_check_mut(id.0) else { return completed };
+            if semnum.is_some_and(|n| set.sems[n].val == 0) {
+                // Decrements cannot succeed on a semaphore at 0.
+                return completed;
+            }
+            let Some(&w) = Self::list(set, &List::Alter(semnum)).get(i) else { return completed };
+            match self.evaluate(id, w) {
+                Ok(Eval::Sleep) => i += 1,
+                Err(e) => self.finish(id, w, Err(e)),
+                Ok(Eval::Done) => {
+                    completed = true;
+                    let (sops, complex) = match self.queues.get(&w) {
+                        Some(q) => (q.sops.clone(), q.sops.len() > 1),
+                        None => (Vec::new(), false),
+                    };
+                    self.finish(id, w, Ok(0));
+                    self.wakeup_zero(id, Some(&sops));
+                    // check_restart(): complex operations are too hard to analyse.
+                    let global_pending = self.ids.obtain_check(id.0).is_ok_and(|s| !s.pending_alter.is_empty());
+                    if global_pending || complex {
+                        i = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `do_smart_update()`: after a change (by `sops`, or unknown), wake
+    /// what can run; stamps otime if anything completed (or `otime`).
+    fn do_smart_update(&mut self, id: IpcId, sops: Option<&[Sembuf]>, otime: bool, now: Time) {
+        let mut stamp = otime | self.wakeup_zero(id, sops);
+        let global = self.ids.obtain_check(id.0).is_ok_and(|s| !s.pending_alter.is_empty());
+        if global {
+            stamp |= self.update_queue(id, None);
+        } else {
+            let nums: Vec<usize> = match (sops, self.ids.obtain_check(id.0)) {
+                (_, Err(_)) => Vec::new(),
+                (Some(sops), Ok(_)) => sops.iter().filter(|s| s.sem_op > 0).map(|s| usize::from(s.sem_num)).collect(),
+                (None, Ok(set)) => (0..set.nsems()).collect(),
+            };
+            for n in nums {
+                stamp |= self.update_queue(id, Some(n));
+            }
+        }
+        if stamp {
+            if let Ok(set) = self.ids.obtain_check_mut(id.0) {
+                set.otime = now;
+            }
+        }
+    }
+
+    /// `unmerge_queues()`: with no complex sleeper left, the decrements go
+    /// back to their semaphores' lists, in order.
+    fn unmerge(&mut self, id: IpcId) {
+        let Ok(set) = self.ids.obtain_check_mut(id.0) else { return };
+        if set.complex_count > 0 {
+            return;
+        }
+        for w in std::mem::take(&mut set.pending_alter) {
+            if let Some(n) = self.queues.get(&w).and_then(|q| q.sops.first()).map(|s| usize::from(s.sem_num)) {
+                set.sems[n].pending_alter.push_back(w);
+            }
+        }
+    }
+
+    /// `freeary()`: every sleeper gets EIDRM, undo records die, the slot is freed.
+    fn freeary(&mut self, id: IpcId) {
+        let sleepers: Vec<WaiterId> = self.queues.iter().filter(|(_, q)| q.set == id).map(|(w, _)| *w).collect();
+        for w in sleepers {
+            self.finish(id, w, Err(Errno::EIDRM));
+        }
+        self.undos.retain(|(_, set), _| *set != id);
+        if let Some(set) = self.ids.remove(id) {
+            self.used_sems -= i64::try_from(set.sems.len()).unwrap_or(0);
+        }
+    }
+
+    /// `count_semcnt()`: sleepers whose blocking op is on `num` and
+    /// decrements (`zero == false`) or waits for zero.
+    fn count_semcnt(&self, id: IpcId, num: usize, zero: bool) -> i64 {
+        self.queues
+            .values()
+            .filter(|q| q.set == id)
+            .filter(|q| {
+                let b = q.sops[q.blocking];
+                usize::from(b.sem_num) == num && if zero { b.sem_op == 0 } else { b.sem_op < 0 }
+            })
+            .count()
+            .try_into()
+            .unwrap_or(i64::MAX)
+    }
+}
+
+/// `semget`'s hooks for [`ipcget`].
+struct SemGetOps<'a> {
+    sem: &'a mut SemState,
+    limits: &'a Limits,
+    now: Time,
+}
+
+impl IpcOps for SemGetOps<'_> {
+    type Object = SemSet;
+    type Params = i32;
+
+    fn ids(&self) -> &IpcIds<SemSet> {
+        &self.sem.ids
+    }
+
+    /// Mirrors `ipc/sem.c:newary()`.
+    fn getnew(&mut self, cred: &Cred, key: IpcKey, flags: i32, nsems: i32) -> Result<IpcId, Errno> {
+        // SEM-GET-3: "nsems is 0 and a new set is to be created."
+        if nsems == 0 {
+            return Err(Errno::EINVAL);
+        }
+        // "The system-wide limit on the total number of semaphores (SEMMNS) would be exceeded."
+        if self.sem.used_sems + i64::from(nsems) > i64::from(self.limits.sem[1]) {
+            return Err(Errno::ENOSPC);
+        }
+        let n = usize::try_from(nsems).map_err(|_| Errno::EINVAL)?;
+        let set = SemSet {
+            perm: IpcPerm::new(cred, key, flags),
+            sems: (0..n).map(|_| Sem::default()).collect(),
+            otime: Time::NEVER,
+            ctime: self.now,
+            pending_alter: VecDeque::new(),
+            pending_const: VecDeque::new(),
+            complex_count: 0,
+        };
+        let semmni = u32::try_from(self.limits.sem[3]).unwrap_or(0);
+        let id = self.sem.ids.add(set, semmni)?;
+        self.sem.used_sems += i64::from(nsems);
+        Ok(id)
+    }
+
+    fn more_checks(&self, set: &SemSet, nsems: i32) -> Result<(), Errno> {
+        // "A semaphore set exists for semkey, but nsems is larger than its number of semaphores."
+        if usize::try_from(nsems).map_or(true, |n| n > set.nsems()) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+}
+
+/// A decoded `semctl` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemCmd {
+    /// `IPC_STAT`.
+    IpcStat,
+    /// `SEM_STAT`.
+    SemStat,
+    /// `SEM_STAT_ANY`.
+    SemStatAny,
+    /// `IPC_SET`.
+    IpcSet,
+    /// `IPC_RMID`.
+    IpcRmid,
+    /// `IPC_INFO`.
+    IpcInfo,
+    /// `SEM_INFO`.
+    SemInfo,
+    /// `GETVAL`.
+    GetVal,
+    /// `GETPID`.
+    GetPid,
+    /// `GETNCNT`.
+    GetNcnt,
+    /// `GETZCNT`.
+    GetZcnt,
+    /// `GETALL`.
+    GetAll,
+    /// `SETVAL`.
+    SetVal,
+    /// `SETALL`.
+    SetAll,
+}
+
+impl SemCmd {
+    /// Decodes `semctl(semid, …, cmd)`.
+    ///
+    /// # Errors
+    /// `EINVAL` for a negative id (first, for every command) or an unknown command.
+    pub fn decode(id: i32, cmd: i32) -> Result<SemCmd, Errno> {
+        if id < 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(match cmd {
+            IPC_STAT => SemCmd::IpcStat,
+            SEM_STAT => SemCmd::SemStat,
+            SEM_STAT_ANY => SemCmd::SemStatAny,
+            IPC_SET => SemCmd::IpcSet,
+            IPC_RMID => SemCmd::IpcRmid,
+            IPC_INFO => SemCmd::IpcInfo,
+            SEM_INFO => SemCmd::SemInfo,
+            GETVAL => SemCmd::GetVal,
+            GETPID => SemCmd::GetPid,
+            GETNCNT => SemCmd::GetNcnt,
+            GETZCNT => SemCmd::GetZcnt,
+            GETALL => SemCmd::GetAll,
+            SETVAL => SemCmd::SetVal,
+            SETALL => SemCmd::SetAll,
+            _ => return Err(Errno::EINVAL),
+        })
+    }
+}
+
+/// The `arg` of `semctl`, as the caller could read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemArg<'a> {
+    /// No argument.
+    None,
+    /// `arg.val` (SETVAL).
+    Val(i32),
+    /// `arg.array` for SETALL: the values, or `None` if they could not be
+    /// read (EFAULT, reported in the kernel's order).
+    Array(Option<&'a [u16]>),
+    /// `arg.buf` for IPC_SET (read before the lookup, COM-OWN-4).
+    Set(PermUpdate),
+}
+
+/// What a `semctl` leaves in the caller's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SemCtlOut {
+    /// Nothing.
+    None,
+    /// `struct semid_ds`.
+    Ds(Semid64Ds),
+    /// `struct seminfo`.
+    Info(Seminfo),
+    /// GETALL's values.
+    Values(Vec<u16>),
+}
+
+/// A `semtimedop` timeout, as given (validated by the core, timed by the host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout {
+    /// Seconds.
+    pub sec: i64,
+    /// Nanoseconds.
+    pub nsec: i64,
+}
+
+impl<M: Memory> IpcNamespace<M> {
+    /// `semget(key, nsems, semflg)` — gets or creates a System V semaphore set.
+    ///
+    /// # Errors
+    /// In the kernel's order (SPEC 3.1): `EINVAL` (nsems < 0 or > SEMMSL,
+    /// first of all), `ENOENT`, `EEXIST`, `EINVAL` (nsems > the set's),
+    /// `EACCES`; on creation `EINVAL` (nsems 0), `ENOSPC` (SEMMNS, SEMMNI).
+    ///
+    /// # References
+    /// Mirrors `ipc/sem.c:ksys_semget()`, `newary()`, `sem_more_checks()`; semget(2).
+    pub fn semget(&mut self, cred: &Cred, now: Time, key: i32, nsems: i32, flags: i32) -> Result<IpcId, Errno> {
+        // SEM-GET-1: "nsems is less than 0 or greater than the limit" — even for an existing key.
+        if nsems < 0 || nsems > self.limits.sem[0] {
+            return Err(Errno::EINVAL);
+        }
+        let mut ops = SemGetOps { sem: &mut self.sem, limits: &self.limits, now };
+        ipcget(&mut ops, cred, IpcKey(key), flags, nsems)
+    }
+
+    /// `semtimedop(semid, sops, nsops, timeout)` (and `semop` with no
+    /// timeout) — performs an array of semaphore operations atomically, or
+    /// sleeps: [`Outcome::Blocked`] parks the caller until a [`Wakeup`]
+    /// (see [`take_wakeups`](Self::take_wakeups)), a timeout or a signal
+    /// ([`sem_interrupt`](Self::sem_interrupt)). `sops` is `None` when the
+    /// caller's array could not be read; `nsops` is the count it passed.
+    ///
+    /// # Errors
+    /// In the kernel's order (SPEC 3.2): `E2BIG`, `EINVAL` (nsops 0),
+    /// `EFAULT`, `EINVAL` (semid < 0; invalid timeout; no such set),
+    /// `EFBIG`, `EACCES`, then `ERANGE` or `EAGAIN` from the evaluation.
+    ///
+    /// # References
+    /// Mirrors `ipc/sem.c:do_semtimedop()`, `__do_semtimedop()`; semop(2).
+    pub fn semtimedop(
+        &mut self,
+        cred: &Cred,
+        now: Time,
+        id: i32,
+        nsops: usize,
+        sops: Option<&[Sembuf]>,
+        timeout: Option<Timeout>,
+    ) -> Result<Outcome<i64>, Errno> {
+        // SEM-OP-2: "The value of nsops is greater than SEMOPM."
+        if nsops > usize::try_from(self.limits.sem[2]).unwrap_or(0) {
+            return Err(Errno::E2BIG);
+        }
+        // SEM-OP-3.
+        if nsops < 1 {
+            return Err(Errno::EINVAL);
+        }
+        // SEM-OP-4: the copy of sops.
+        let sops = sops.filter(|s| s.len() == nsops).ok_or(Errno::EFAULT)?;
+        if id < 0 {
+            return Err(Errno::EINVAL);
+        }
+        // SEM-OP-6: "timeout ... invalid", even if nothing would block.
+        if let Some(t) = timeout {
+            if t.sec < 0 || !(0..1_000_000_000).contains(&t.nsec) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let max = sops.iter().map(|s| usize::from(s.sem_num)).max().unwrap_or(0);
+        let undos = sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
+        let alter = sops.iter().any(|s| s.sem_op != 0);
+        let set_id = IpcId(id);
+        if undos {
+            // SEM-OP-7: find_alloc_undo() looks the set up first (EINVAL).
+            let nsems = self.sem.ids.obtain_check(id)?.nsems();
+            self.sem.undos.entry((cred.pid, set_id)).or_insert_with(|| vec![0; nsems]);
+        }
+        let set = self.sem.ids.obtain_check_mut(id)?;
+        // SEM-OP-9: "sem_num ... is greater than or equal to the number of semaphores."
+        if max >= set.nsems() {
+            return Err(Errno::EFBIG);
+        }
+        // SEM-OP-10: alter needs write permission, a read-only array read.
+        ipcperms(cred, &set.perm, if alter { Access(0o222) } else { Access::READ })?;
+        let mut blocking = 0;
+        let undo = if undos { self.sem.undos.get_mut(&(cred.pid, set_id)) } else { None };
+        match perform_atomic_semop(&mut set.sems, sops, cred.pid, undo, &mut blocking)? {
+            Eval::Done => {
+                if alter {
+                    self.sem.do_smart_update(set_id, Some(sops), true, now);
+                } else {
+                    set.otime = now;
+                }
+                self.sem.unmerge(set_id);
+                Ok(Outcome::Done(0))
+            }
+            Eval::Sleep => {
+                let w = WaiterId(self.sem.next_waiter);
+                self.sem.next_waiter += 1;
+                if sops.len() == 1 {
+                    let n = usize::from(sops[0].sem_num);
+                    match (alter, set.complex_count > 0) {
+                        (true, true) => set.pending_alter.push_back(w),
+                        (true, false) => set.sems[n].pending_alter.push_back(w),
+                        (false, _) => set.sems[n].pending_const.push_back(w),
+                    }
+                } else {
+                    if set.complex_count == 0 {
+                        set.merge_queues();
+                    }
+                    if alter {
+                        set.pending_alter.push_back(w);
+                    } else {
+                        set.pending_const.push_back(w);
+                    }
+                    set.complex_count += 1;
+                }
+                let q = SemQueue { set: set_id, pid: cred.pid, sops: sops.to_vec(), blocking };
+                self.sem.queues.insert(w, q);
+                Ok(Outcome::Blocked(w))
+            }
+        }
+    }
+
+    /// A parked semop stops waiting: a signal (`EINTR`) or its timeout
+    /// (`EAGAIN`). Returns its result if it was still waiting; `None` if it
+    /// had already finished (its [`Wakeup`] stands: an operation that
+    /// happened is never reported as interrupted).
+    pub fn sem_interrupt(&mut self, waiter: WaiterId, why: Interrupt) -> Option<Result<i64, Errno>> {
+        let id = self.sem.queues.get(&waiter)?.set;
+        self.sem.finish(id, waiter, Err(why.errno()));
+        self.sem.wakeups.retain(|w| w.waiter != waiter);
+        self.sem.unmerge(id);
+        Some(Err(why.errno()))
+    }
+
+    /// The sleepers that finished since the last call, in the order they
+    /// finished: the host delivers each result to its caller.
+    pub fn take_wakeups(&mut self) -> Vec<Wakeup> {
+        std::mem::take(&mut self.sem.wakeups)
+    }
+
+    /// `semctl(semid, semnum, cmd, arg)` — controls a semaphore set.
+    ///
+    /// # Errors
+    /// In the kernel's order per command (SPEC 3.5): `EINVAL`, `ERANGE`
+    /// (SETVAL's value, before the lookup; SETALL's, after the copy),
+    /// `EACCES`, `EPERM`, `EFAULT` (SETALL's array unreadable).
+    ///
+    /// # References
+    /// Mirrors `ipc/sem.c:ksys_semctl()`, `semctl_main()`, `semctl_setval()`,
+    /// `semctl_stat()`, `semctl_info()`, `semctl_down()`; semctl(2).
+    pub fn semctl(
+        &mut self,
+        cred: &Cred,
+        now: Time,
+        id: i32,
+        semnum: i32,
+        cmd: SemCmd,
+        arg: SemArg<'_>,
+    ) -> Result<(i64, SemCtlOut), Errno> {
+        if id < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let set_id = IpcId(id);
+        let r = match cmd {
+            SemCmd::IpcInfo | SemCmd::SemInfo => {
+                let l = &self.limits;
+                let mut info = Seminfo {
+                    semmni: l.sem[3],
+                    semmns: l.sem[1],
+                    semmsl: l.sem[0],
+                    semopm: l.sem[2],
+                    semvmx: SEMVMX,
+                    semmnu: SEMMNS_CONST,
+                    semmap: SEMMNS_CONST,
+                    semume: SEMUME,
+                    semusz: SEMUSZ,
+                    semaem: SEMAEM,
+                };
+                if cmd == SemCmd::SemInfo {
+                    info.semusz = i32::try_from(self.sem.ids.in_use()).unwrap_or(i32::MAX);
+                    info.semaem = i32::try_from(self.sem.used_sems).unwrap_or(i32::MAX);
+                }
+                (i64::from(self.sem.ids.max_idx().max(0)), SemCtlOut::Info(info))
+            }
+            SemCmd::IpcStat | SemCmd::SemStat | SemCmd::SemStatAny => {
+                let (full, set) = if cmd == SemCmd::IpcStat {
+                    (set_id, self.sem.ids.obtain_check(id)?)
+                } else {
+                    self.sem.ids.obtain_idx(id)?
+                };
+                if cmd != SemCmd::SemStatAny {
+                    ipcperms(cred, &set.perm, Access::READ)?;
+                }
+                (if cmd == SemCmd::IpcStat { 0 } else { i64::from(full.0) }, SemCtlOut::Ds(set.to_abi()))
+            }
+            SemCmd::IpcSet | SemCmd::IpcRmid => {
+                let set = self.sem.ids.obtain_check_mut(id)?;
+                ipcctl_obtain_check(cred, &set.perm)?;
+                if cmd == SemCmd::IpcRmid {
+                    self.sem.freeary(set_id);
+                } else {
+                    let SemArg::Set(update) = arg else { return Err(Errno::EFAULT) };
+                    ipc_update_perm(&update, &mut set.perm)?;
+                    set.ctime = now;
+                }
+                (0, SemCtlOut::None)
+            }
+            SemCmd::SetVal => {
+                let SemArg::Val(val) = arg else { return Err(Errno::EFAULT) };
+                // SEM-CTL-3: "semval ... greater than SEMVMX" — before the lookup.
+                if !(0..=SEMVMX).contains(&val) {
+                    return Err(Errno::ERANGE);
+                }
+                let set = self.sem.ids.obtain_check_mut(id)?;
+                let n = usize::try_from(semnum).ok().filter(|&n| n < set.nsems()).ok_or(Errno::EINVAL)?;
+                ipcperms(cred, &set.perm, Access(0o222))?;
+                set.sems[n].val = val;
+                set.sems[n].pid = cred.pid;
+                set.ctime = now;
+                for ((_, s), adj) in self.sem.undos.iter_mut() {
+                    if *s == set_id {
+                        adj[n] = 0;
+                    }
+                }
+                self.sem.do_smart_update(set_id, None, false, now);
+                (0, SemCtlOut::None)
+            }
+            SemCmd::SetAll => {
+                let set = self.sem.ids.obtain_check_mut(id)?;
+                ipcperms(cred, &set.perm, Access(0o222))?;
+                let SemArg::Array(Some(values)) = arg else { return Err(Errno::EFAULT) };
+                if values.len() != set.nsems() {
+                    return Err(Errno::EFAULT);
+                }
+                // "semval ... greater than SEMVMX" (the values are unsigned).
+                if values.iter().any(|&v| i32::from(v) > SEMVMX) {
+                    return Err(Errno::ERANGE);
+                }
+                for (s, &v) in set.sems.iter_mut().zip(values) {
+                    s.val = i32::from(v);
+                    s.pid = cred.pid;
+                }
+                set.ctime = now;
+                for ((_, s), adj) in self.sem.undos.iter_mut() {
+                    if *s == set_id {
+                        adj.iter_mut().for_each(|a| *a = 0);
+                    }
+                }
+                self.sem.do_smart_update(set_id, None, false, now);
+                (0, SemCtlOut::None)
+            }
+            SemCmd::GetAll => {
+                let set = self.sem.ids.obtain_check(id)?;
+                ipcperms(cred, &set.perm, Access::READ)?;
+                let vals = set.sems.iter().map(|s| u16::try_from(s.val).unwrap_or(0)).collect();
+                (0, SemCtlOut::Values(vals))
+            }
+            SemCmd::GetVal | SemCmd::GetPid | SemCmd::GetNcnt | SemCmd::GetZcnt => {
+                let set = self.sem.ids.obtain_check(id)?;
+                ipcperms(cred, &set.perm, Access::READ)?;
+                // SEM-CTL-1: the semnum range is checked after the permission.
+                let n = usize::try_from(semnum).ok().filter(|&n| n < set.nsems()).ok_or(Errno::EINVAL)?;
+                let v = match cmd {
+                    SemCmd::GetVal => i64::from(set.sems[n].val),
+                    SemCmd::GetPid => i64::from(set.sems[n].pid.0),
+                    SemCmd::GetNcnt => self.sem.count_semcnt(set_id, n, false),
+                    _ => self.sem.count_semcnt(set_id, n, true),
+                };
+                (v, SemCtlOut::None)
+            }
+        };
+        self.sem.unmerge(set_id);
+        Ok(r)
+    }
+
+    /// `exit_sem()`: a process's sleeping semops vanish with it, then its
+    /// undo records are applied — each adjustment added and the value
+    /// clamped to [0, SEMVMX], never blocking — sleepers re-examined and
+    /// otime stamped, for every set that still exists (SPEC SEM-UNDO-3).
+    pub(crate) fn sem_exit(&mut self, pid: Pid, now: Time) {
+        let mine: Vec<(WaiterId, IpcId)> =
+            self.sem.queues.iter().filter(|(_, q)| q.pid == pid).map(|(w, q)| (*w, q.set)).collect();
+        for (w, id) in mine {
+            self.sem.finish(id, w, Err(Errno::EINTR));
+            self.sem.wakeups.retain(|x| x.waiter != w);
+            self.sem.unmerge(id);
+        }
+        let records: Vec<(IpcId, Vec<i32>)> =
+            self.sem.undos.iter().filter(|((p, _), _)| *p == pid).map(|((_, id), adj)| (*id, adj.clone())).collect();
+        self.sem.undos.retain(|(p, _), _| *p != pid);
+        for (id, adj) in records {
+            let Ok(set) = self.sem.ids.obtain_check_mut(id.0) else { continue };
+            for (s, a) in set.sems.iter_mut().zip(&adj) {
+                if *a != 0 {
+                    s.val = (s.val + a).clamp(0, SEMVMX);
+                    s.pid = pid;
+                }
+            }
+            self.sem.do_smart_update(id, None, true, now);
+            self.sem.unmerge(id);
+        }
+    }
+
+    /// `/proc/sysvipc/sem` of this namespace (SPEC 8.4), in slot order.
+    pub fn proc_sysvipc_sem(&self) -> String {
+        let mut out =
+            String::from("       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n");
+        for (id, s) in self.sem.ids.iter() {
+            let p = &s.perm;
+            out += &format!(
+                "{:10} {:10}  {:4o} {:10} {:5} {:5} {:5} {:5} {:10} {:10}\n",
+                p.key.0,
+                id.0,
+                p.mode,
+                s.sems.len(),
+                p.uid.0,
+                p.gid.0,
+                p.cuid.0,
+                p.cgid.0,
+                s.otime.0,
+                s.ctime.0
+            );
+        }
+        out
+    }
+}
