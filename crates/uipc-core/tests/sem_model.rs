@@ -1,8 +1,8 @@
 //! The semaphore model on SPEC's own examples (the differential suite
 //! checks the same against the kernel; these run without root).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
-use uipc_abi::{Errno, Sembuf, IPC_NOWAIT, SEM_UNDO};
+use uipc_abi::{Errno, Sembuf, SEM_UNDO};
 use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid};
 use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut};
 use uipc_core::wait::{Interrupt, Outcome, WaiterId, Wakeup};
@@ -17,6 +17,8 @@ fn op(num: u16, op: i16, flg: i16) -> Sembuf {
 }
 
 const NOW: Time = Time(100);
+/// `IPC_NOWAIT` as a `sem_flg`.
+const NOWAIT: i16 = 0o4000;
 
 fn semop(ns: &mut IpcNamespace<HeapMemory>, pid: u32, id: i32, sops: &[Sembuf]) -> Result<Outcome<i64>, Errno> {
     ns.semtimedop(&cred(pid), NOW, id, sops.len(), Some(sops), None)
@@ -42,7 +44,7 @@ fn hand_off_completes_the_sleeper_before_the_poster_can_take_it_back() {
     assert_eq!(semop(&mut ns, 3, id, &[op(0, 1, 0)]), Ok(Outcome::Done(0)));
     // SEM-WAIT-1: the waker applied the sleeper's -1; the poster's own -1 fails.
     assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
-    assert_eq!(semop(&mut ns, 3, id, &[op(0, -1, IPC_NOWAIT as i16)]), Err(Errno::EAGAIN));
+    assert_eq!(semop(&mut ns, 3, id, &[op(0, -1, NOWAIT)]), Err(Errno::EAGAIN));
     assert_eq!(get(&mut ns, id, 0, SemCmd::GetPid), 2, "sempid is the sleeper's");
 }
 
@@ -81,8 +83,8 @@ fn first_failing_op_decides() {
     // [sem1 -1 (blocks), sem0 +1 (overflow)] sleeps.
     let w = blocked(semop(&mut ns, 2, id, &[op(1, -1, 0), op(0, 1, 0)]));
     assert_eq!(ns.sem_interrupt(w, Interrupt::Signal), Some(Err(Errno::EINTR)));
-    assert_eq!(semop(&mut ns, 2, id, &[op(0, 1, 0), op(1, -1, IPC_NOWAIT as i16)]), Err(Errno::ERANGE));
-    assert_eq!(semop(&mut ns, 2, id, &[op(1, -1, IPC_NOWAIT as i16), op(0, 1, 0)]), Err(Errno::EAGAIN));
+    assert_eq!(semop(&mut ns, 2, id, &[op(0, 1, 0), op(1, -1, NOWAIT)]), Err(Errno::ERANGE));
+    assert_eq!(semop(&mut ns, 2, id, &[op(1, -1, NOWAIT), op(0, 1, 0)]), Err(Errno::EAGAIN));
 }
 
 #[test]

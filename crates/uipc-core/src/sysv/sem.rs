@@ -141,7 +141,7 @@ fn perform_atomic_semop(
     sems: &mut [Sem],
     sops: &[Sembuf],
     pid: Pid,
-    mut undo: Option<&mut Vec<i32>>,
+    undo: Option<&mut Vec<i32>>,
     blocking: &mut usize,
 ) -> Result<Eval, Errno> {
     let mut vals: Vec<i32> = sems.iter().map(|s| s.val).collect();
