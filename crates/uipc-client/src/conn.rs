@@ -24,6 +24,11 @@ fn io(e: &std::io::Error) -> Errno {
 }
 
 impl Conn {
+    /// The socket and namespace this connection uses.
+    pub(crate) fn target(&self) -> (PathBuf, String) {
+        (self.socket.clone(), self.namespace.clone())
+    }
+
     pub(crate) fn open(socket: &Path, namespace: &str) -> Result<Conn, Errno> {
         let stream = UnixStream::connect(socket).map_err(|e| io(&e))?;
         let mut conn = Conn {
@@ -50,12 +55,46 @@ impl Conn {
         self.exchange(req, max_fds)
     }
 
-    fn exchange(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+    /// Sends a request that may sleep in the daemon (a semop) and waits
+    /// for its answer. A signal that interrupts the wait (`EINTR` from
+    /// `recvmsg`, i.e. a handler without `SA_RESTART`) sends `Cancel`: the
+    /// daemon then answers the request — `EINTR` if it had not happened,
+    /// its real result if it had — and acknowledges the cancel.
+    pub(crate) fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
+        if self.pid != std::process::id() {
+            *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
+        }
+        self.send(req)?;
+        match self.receive(0, true) {
+            Err(Errno::EINTR) => {
+                self.send(&Request::Cancel)?;
+                let (answer, _) = self.receive(0, false)?;
+                let (ack, _) = self.receive(0, false)?;
+                match ack {
+                    Response::Value(_) => Ok(answer),
+                    _ => Err(Errno::EPROTO),
+                }
+            }
+            other => other.map(|(r, _)| r),
+        }
+    }
+
+    fn send(&mut self, req: &Request) -> Result<(), Errno> {
         let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
         let mut sent = 0;
         while sent < bytes.len() {
             sent += net::send_msg(self.stream.as_fd(), &bytes[sent..], &[])?;
         }
+        Ok(())
+    }
+
+    fn exchange(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        self.send(req)?;
+        self.receive(max_fds, false)
+    }
+
+    /// Reads one response (and the descriptors sent with it).
+    fn receive(&mut self, max_fds: usize, interruptible: bool) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let mut fds = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -67,7 +106,11 @@ impl Conn {
                 Ok(None) => {}
                 Err(_) => return Err(Errno::EPROTO),
             }
-            let (n, got) = net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?;
+            let (n, got) = if interruptible {
+                net::recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?
+            } else {
+                net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?
+            };
             fds.extend(got);
             if n == 0 {
                 // The daemon went away mid-call.

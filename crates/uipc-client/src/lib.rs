@@ -33,8 +33,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use mapping::{Mapping, MappingMut};
-pub use uipc_abi::{Errno, ShmInfo, Shmid64Ds, Shminfo64};
+pub use uipc_abi::{Errno, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_proto::{CtlOut, PermSet, Request, Response};
+pub use uipc_proto::{SemCtlArg, SemOut};
 
 use crate::conn::Conn;
 
@@ -42,10 +43,17 @@ use crate::conn::Conn;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ShmId(pub i32);
 
+/// A System V semaphore set id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SemId(pub i32);
+
 /// A connection to a daemon, joined to one namespace. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
     conn: Arc<Mutex<Conn>>,
+    /// Connections for calls that may sleep (semop): each sleeper has one
+    /// of its own, so other threads of the process can still call (and post).
+    spare: Arc<Mutex<Vec<Conn>>>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -73,7 +81,10 @@ impl Client {
     /// # Errors
     /// As [`connect`](Self::connect); `EINVAL` for a bad namespace name.
     pub fn connect_to(socket: &Path, namespace: &str) -> Result<Client, Errno> {
-        Ok(Client { conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)) })
+        Ok(Client {
+            conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)),
+            spare: Arc::new(Mutex::new(Vec::new())),
+        })
     }
 
     fn call(&self, req: &Request) -> Result<Response, Errno> {
@@ -276,6 +287,129 @@ impl Client {
     pub fn proc_sysvipc(&self, which: &str) -> Result<String, Errno> {
         match self.call(&Request::ProcSysvipc { which: which.into() })? {
             Response::Text(t) => Ok(t),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `semget(key, nsems, flags)` — gets or creates a System V semaphore set.
+    ///
+    /// # Errors
+    /// semget(2)'s: `EINVAL`, `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`.
+    pub fn semget(&self, key: i32, nsems: i32, flags: i32) -> Result<SemId, Errno> {
+        let v = self.call_value(&Request::SemGet { key, nsems, flags })?;
+        Ok(SemId(i32::try_from(v).map_err(|_| Errno::EIO)?))
+    }
+
+    /// `semop(id, sops)` — performs the operations atomically, sleeping
+    /// until they can be (unless an op that would block has `IPC_NOWAIT`).
+    ///
+    /// # Errors
+    /// semop(2)'s: `E2BIG`, `EINVAL`, `EFBIG`, `EACCES`, `ERANGE`, `EAGAIN`,
+    /// `EIDRM` (removed while asleep), `EINTR` (a signal handler ran, and
+    /// the operation did not happen).
+    pub fn semop(&self, id: SemId, sops: &[Sembuf]) -> Result<(), Errno> {
+        self.semop_raw(id.0, u32::try_from(sops.len()).unwrap_or(u32::MAX), Some(sops), None).map(drop)
+    }
+
+    /// `semtimedop(id, sops, timeout)` — [`semop`](Self::semop) that gives
+    /// up after `timeout` with `EAGAIN`.
+    ///
+    /// # Errors
+    /// As [`semop`](Self::semop).
+    pub fn semtimedop(&self, id: SemId, sops: &[Sembuf], timeout: std::time::Duration) -> Result<(), Errno> {
+        let t = (i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX), i64::from(timeout.subsec_nanos()));
+        self.semop_raw(id.0, u32::try_from(sops.len()).unwrap_or(u32::MAX), Some(sops), Some(t)).map(drop)
+    }
+
+    /// `semtimedop` with raw arguments, as a C caller passes them: `nsops`
+    /// as given, `sops` `None` if unreadable, `timeout` as `(tv_sec, tv_nsec)`.
+    ///
+    /// # Errors
+    /// As [`semop`](Self::semop).
+    pub fn semop_raw(
+        &self,
+        id: i32,
+        nsops: u32,
+        sops: Option<&[Sembuf]>,
+        timeout: Option<(i64, i64)>,
+    ) -> Result<i64, Errno> {
+        let sops = sops.map(|s| s.iter().map(|b| (b.sem_num, b.sem_op, b.sem_flg)).collect());
+        let req = Request::SemOp { id, nsops, sops, timeout };
+        let mut conn = self.spare_conn()?;
+        let resp = conn.call_sleeping(&req);
+        if resp.is_ok() {
+            self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+        match resp? {
+            Response::Value(v) => Ok(v),
+            Response::Error(e) => Err(Errno::from_raw(e)),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn spare_conn(&self) -> Result<Conn, Errno> {
+        if let Some(c) = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(c);
+        }
+        let (socket, ns) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).target();
+        Conn::open(&socket, &ns)
+    }
+
+    /// `semctl(id, semnum, cmd, arg)` with the raw command: the return
+    /// value and what the kernel would copy out.
+    ///
+    /// # Errors
+    /// semctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `ERANGE`, `EFAULT`.
+    pub fn semctl(&self, id: i32, semnum: i32, cmd: i32, arg: SemCtlArg) -> Result<(i64, SemOut), Errno> {
+        match self.call(&Request::SemCtl { id, semnum, cmd, arg })? {
+            Response::SemCtl { ret, out } => Ok((ret, out)),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `semctl(id, num, GETVAL)`.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EACCES`.
+    pub fn sem_getval(&self, id: SemId, num: i32) -> Result<i32, Errno> {
+        let (v, _) = self.semctl(id.0, num, uipc_abi::GETVAL, SemCtlArg::None)?;
+        i32::try_from(v).map_err(|_| Errno::EIO)
+    }
+
+    /// `semctl(id, num, SETVAL, val)`.
+    ///
+    /// # Errors
+    /// `ERANGE`, `EINVAL`, `EACCES`.
+    pub fn sem_setval(&self, id: SemId, num: i32, val: i32) -> Result<(), Errno> {
+        self.semctl(id.0, num, uipc_abi::SETVAL, SemCtlArg::Val(val)).map(drop)
+    }
+
+    /// `semctl(id, 0, IPC_STAT, &ds)`.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EACCES`.
+    pub fn sem_stat(&self, id: SemId) -> Result<Semid64Ds, Errno> {
+        match self.semctl(id.0, 0, uipc_abi::IPC_STAT, SemCtlArg::None)? {
+            (_, SemOut::SemDs(ds)) => Ok(ds),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// `semctl(id, 0, IPC_RMID)` — removes the set; sleepers get `EIDRM`.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EPERM`.
+    pub fn sem_remove(&self, id: SemId) -> Result<(), Errno> {
+        self.semctl(id.0, 0, uipc_abi::IPC_RMID, SemCtlArg::None).map(drop)
+    }
+
+    /// The pids of the processes asleep in this namespace.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn waiters(&self) -> Result<Vec<u32>, Errno> {
+        match self.call(&Request::Waiters)? {
+            Response::Pids(p) => Ok(p),
             r => Err(unexpected(&r)),
         }
     }

@@ -5,8 +5,10 @@ use std::os::fd::OwnedFd;
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
 use uipc_core::perm::PermUpdate;
+use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut, Timeout};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
-use uipc_proto::{CtlOut, Request, Response, VERSION};
+use uipc_core::wait::{Interrupt, Outcome};
+use uipc_proto::{CtlOut, Request, Response, SemCtlArg, SemOut, VERSION};
 use uipc_sys::{map, proc};
 
 use crate::server::{now, Daemon};
@@ -25,12 +27,63 @@ fn error(e: Errno) -> Reply {
 }
 
 impl Daemon {
-    /// Answers one request of connection `token`.
-    pub(crate) fn dispatch(&mut self, token: u64, req: Request) -> Reply {
-        match self.dispatch_inner(token, req) {
-            Ok(reply) => reply,
-            Err(e) => error(e),
+    /// Answers one request of connection `token`; `None` when the caller
+    /// now sleeps (its answer comes when it finishes).
+    pub(crate) fn dispatch(&mut self, token: u64, req: Request) -> Option<Reply> {
+        let ns = self.conn_mut(token).and_then(|c| c.ns.clone());
+        let reply = match req {
+            Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
+            Request::Cancel => Some(self.cancel(token)),
+            req => Some(self.dispatch_inner(token, req).unwrap_or_else(error)),
+        };
+        // Whatever the call changed may have finished sleepers.
+        if let Some(ns) = ns {
+            self.deliver(&ns);
         }
+        reply
+    }
+
+    /// `semtimedop`: done at once, or the caller is parked.
+    fn semop(
+        &mut self,
+        token: u64,
+        id: i32,
+        nsops: u32,
+        sops: Option<Vec<(u16, i16, i16)>>,
+        timeout: Option<(i64, i64)>,
+    ) -> Option<Reply> {
+        let conn = self.conn_mut(token)?;
+        let cred = conn.cred.clone();
+        let Some(ns_name) = conn.ns.clone() else { return Some(error(Errno::EPERM)) };
+        let sops: Option<Vec<uipc_abi::Sembuf>> = sops
+            .map(|v| v.into_iter().map(|(n, o, f)| uipc_abi::Sembuf { sem_num: n, sem_op: o, sem_flg: f }).collect());
+        let nsops = usize::try_from(nsops).unwrap_or(usize::MAX);
+        let ns = self.namespaces.get_mut(&ns_name)?;
+        let limit = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
+        match ns.semtimedop(&cred, now(), id, nsops, sops.as_deref(), limit) {
+            Ok(Outcome::Done(v)) => Some(value(Ok(v))),
+            Err(e) => Some(error(e)),
+            Ok(Outcome::Blocked(w)) => {
+                let wait = timeout.map(|(sec, nsec)| {
+                    std::time::Duration::new(u64::try_from(sec).unwrap_or(0), u32::try_from(nsec).unwrap_or(0))
+                });
+                self.park(token, &ns_name, w, wait);
+                None
+            }
+        }
+    }
+
+    /// The sleeping caller was interrupted: its semop ends with EINTR unless
+    /// it already finished (then its real answer was sent first).
+    fn cancel(&mut self, token: u64) -> Reply {
+        let Some(conn) = self.conn_mut(token) else { return error(Errno::EIO) };
+        if let (Some(w), Some(ns_name)) = (conn.parked, conn.ns.clone()) {
+            let result = self.namespaces.get_mut(&ns_name).and_then(|ns| ns.sem_interrupt(w, Interrupt::Signal));
+            if let Some(r) = result {
+                self.answer_parked(&ns_name, w, r);
+            }
+        }
+        value(Ok(0))
     }
 
     fn dispatch_inner(&mut self, token: u64, req: Request) -> Result<Reply, Errno> {
@@ -74,7 +127,35 @@ impl Daemon {
         let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIO)?;
         Ok(match req {
             Request::Hello { .. } => error(Errno::EINVAL),
-            Request::Sync | Request::Forked { .. } => error(Errno::EINVAL),
+            Request::Sync | Request::Forked { .. } | Request::SemOp { .. } | Request::Cancel => error(Errno::EINVAL),
+            Request::SemGet { key, nsems, flags } => {
+                value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
+            }
+            Request::SemCtl { id, semnum, cmd, arg } => {
+                let cmd = SemCmd::decode(id, cmd)?;
+                let arg = match &arg {
+                    SemCtlArg::None => SemArg::None,
+                    SemCtlArg::Val(v) => SemArg::Val(*v),
+                    SemCtlArg::Array(a) => SemArg::Array(a.as_deref()),
+                    SemCtlArg::Set(p) => SemArg::Set(PermUpdate { uid: p.uid, gid: p.gid, mode: p.mode }),
+                };
+                let (ret, out) = ns.semctl(&cred, t, id, semnum, cmd, arg)?;
+                let out = match out {
+                    SemCtlOut::None => SemOut::None,
+                    SemCtlOut::Ds(d) => SemOut::SemDs(d),
+                    SemCtlOut::Info(i) => SemOut::Seminfo(i),
+                    SemCtlOut::Values(v) => SemOut::Values(v),
+                };
+                (Response::SemCtl { ret, out }, None)
+            }
+            Request::Waiters => {
+                let tokens: Vec<u64> =
+                    self.parked.iter().filter(|((n, _), _)| *n == ns_name).map(|(_, t)| *t).collect();
+                let mut pids: Vec<u32> =
+                    tokens.iter().filter_map(|t| self.conn_mut(*t).map(|c| c.cred.pid.0)).collect();
+                pids.sort_unstable();
+                (Response::Pids(pids), None)
+            }
             Request::ShmGet { key, size, flags } => {
                 value(ns.shmget(&cred, t, key, size, flags).map(|id| i64::from(id.0)))
             }
@@ -148,6 +229,7 @@ impl Daemon {
             Request::SysctlWrite { name, value: v } => value(ns.sysctl_write(&cred, &name, &v).map(|()| 0)),
             Request::ProcSysvipc { which } => match which.as_str() {
                 "shm" => (Response::Text(ns.proc_sysvipc_shm()), None),
+                "sem" => (Response::Text(ns.proc_sysvipc_sem()), None),
                 _ => error(Errno::ENOENT),
             },
         })

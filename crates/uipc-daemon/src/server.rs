@@ -6,12 +6,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 use uipc_abi::Errno;
 use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid};
 use uipc_core::sysv::shm::PendingAttach;
+use uipc_core::wait::{Interrupt, WaiterId};
 use uipc_core::{IpcNamespace, Time};
 use uipc_proto::{Request, Response, HEADER, MAX_FRAME};
 use uipc_sys::memfd::{DirMemory, MemfdMemory, SharedRegion};
@@ -51,6 +52,9 @@ pub(crate) struct Conn {
     pub(crate) next_token: u64,
     /// What epoll watches for this connection: (readable, writable).
     watching: (bool, bool),
+    /// The caller is asleep in a request (a semop): no reply until it
+    /// finishes; only `Cancel` may come meanwhile.
+    pub(crate) parked: Option<WaiterId>,
 }
 
 /// A process the daemon knows, by pid.
@@ -88,6 +92,12 @@ pub struct Daemon {
     conns: BTreeMap<u64, Conn>,
     pub(crate) procs: BTreeMap<u32, ProcRec>,
     pub(crate) namespaces: BTreeMap<String, IpcNamespace<DaemonMemory>>,
+    /// Who sleeps where: (namespace, waiter) → connection.
+    pub(crate) parked: BTreeMap<(String, WaiterId), u64>,
+    /// Timeouts of sleepers, by deadline (stale entries are skipped).
+    pub(crate) timers: BTreeMap<(Instant, u64), (String, WaiterId)>,
+    /// Connections with replies to send or requests to resume.
+    dirty: Vec<u64>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -184,6 +194,9 @@ impl Daemon {
             conns: BTreeMap::new(),
             procs: BTreeMap::new(),
             namespaces: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            dirty: Vec::new(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -196,7 +209,12 @@ impl Daemon {
     /// Only if epoll itself fails.
     pub fn serve(mut self) -> Result<(), DaemonError> {
         loop {
-            let events = self.poller.wait(-1).map_err(|e| err("epoll_wait", e))?;
+            let timeout = self.timers.keys().next().map_or(-1, |(deadline, _)| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            });
+            let events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            self.expire_timers();
             for ev in events {
                 match ev.token {
                     LISTENER => self.accept_all(),
@@ -216,6 +234,9 @@ impl Daemon {
                         Some(Source::Pidfd(pid)) => self.process_exited(pid),
                         None => {}
                     },
+                }
+                while let Some(token) = self.dirty.pop() {
+                    self.pump(token);
                 }
             }
         }
@@ -267,6 +288,7 @@ impl Daemon {
                 pending: BTreeMap::new(),
                 next_token: 1,
                 watching: (true, false),
+                parked: None,
             },
         );
         Ok(())
@@ -386,8 +408,13 @@ impl Daemon {
             }
             let Some((req, used)) = uipc_proto::decode::<Request>(&conn.inbuf)? else { return Ok(()) };
             conn.inbuf.drain(..used);
-            let (resp, fd) = self.dispatch(token, req);
-            self.queue(token, &resp, fd);
+            if conn.parked.is_some() && req != Request::Cancel {
+                // Step 3 of the protocol: a sleeping caller can only cancel.
+                return Err(uipc_proto::ProtoError::Malformed);
+            }
+            if let Some((resp, fd)) = self.dispatch(token, req) {
+                self.queue(token, &resp, fd);
+            }
         }
     }
 
@@ -428,9 +455,18 @@ impl Daemon {
         let _ = self.poller.delete(conn.stream.as_fd());
         let pid = conn.cred.pid.0;
         let t = now();
-        if let Some(ns) = conn.ns.as_deref().and_then(|n| self.namespaces.get_mut(n)) {
-            for (_, pending) in conn.pending {
-                ns.shmat_abort(t, pending);
+        if let Some(name) = conn.ns.as_deref() {
+            if let Some(w) = conn.parked {
+                self.parked.remove(&(name.to_owned(), w));
+            }
+            if let Some(ns) = self.namespaces.get_mut(name) {
+                for (_, pending) in conn.pending {
+                    ns.shmat_abort(t, pending);
+                }
+                // The sleeper is gone with its connection.
+                if let Some(w) = conn.parked {
+                    ns.sem_interrupt(w, Interrupt::Signal);
+                }
             }
         }
         debug!(pid, token, "disconnected");
@@ -460,6 +496,8 @@ impl Daemon {
             if let Some(ns) = self.namespaces.get_mut(name) {
                 ns.exit(Pid(pid), t);
             }
+            // Exit-time undo may complete others' semops.
+            self.deliver(name);
         }
         debug!(pid, "process exited");
     }
@@ -479,6 +517,58 @@ impl Daemon {
 
     pub(crate) fn conn_mut(&mut self, token: u64) -> Option<&mut Conn> {
         self.conns.get_mut(&token)
+    }
+
+    /// Parks connection `token`'s caller as `waiter` in namespace `ns`,
+    /// with a deadline for a timed wait.
+    pub(crate) fn park(&mut self, token: u64, ns: &str, waiter: WaiterId, timeout: Option<Duration>) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.parked = Some(waiter);
+        }
+        self.parked.insert((ns.to_owned(), waiter), token);
+        if let Some(t) = timeout {
+            let deadline =
+                Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32));
+            let seq = self.token();
+            self.timers.insert((deadline, seq), (ns.to_owned(), waiter));
+        }
+    }
+
+    /// Sends each finished sleeper of namespace `ns` its reply.
+    pub(crate) fn deliver(&mut self, ns: &str) {
+        let Some(space) = self.namespaces.get_mut(ns) else { return };
+        for w in space.take_wakeups() {
+            self.answer_parked(ns, w.waiter, w.result);
+        }
+    }
+
+    /// Replies to the parked caller `waiter` of `ns`.
+    pub(crate) fn answer_parked(&mut self, ns: &str, waiter: WaiterId, result: Result<i64, Errno>) {
+        let Some(token) = self.parked.remove(&(ns.to_owned(), waiter)) else { return };
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.parked = None;
+        }
+        let resp = match result {
+            Ok(v) => Response::Value(v),
+            Err(e) => Response::Error(e.raw()),
+        };
+        self.queue(token, &resp, None);
+        self.dirty.push(token);
+    }
+
+    /// Times out the sleepers whose deadline passed (`EAGAIN`).
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (ns, w) = entry.remove();
+            let result = self.namespaces.get_mut(&ns).and_then(|space| space.sem_interrupt(w, Interrupt::Timeout));
+            if let Some(r) = result {
+                self.answer_parked(&ns, w, r);
+            }
+        }
     }
 
     /// Takes the pending attach `tok` of connection `token`.

@@ -19,7 +19,7 @@
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
-use uipc_abi::{ShmInfo, Shmid64Ds, Shminfo64};
+use uipc_abi::{Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 
 /// The protocol version: bumped on any incompatible change.
 pub const VERSION: u16 = 1;
@@ -104,6 +104,46 @@ pub enum Request {
     /// observe (closing the dead processes' connections, which aborts their
     /// pending attaches), then answers [`Response::Value`] 0.
     Sync,
+    /// `semget(key, nsems, flags)`.
+    SemGet {
+        /// Key.
+        key: i32,
+        /// Number of semaphores.
+        nsems: i32,
+        /// Flags.
+        flags: i32,
+    },
+    /// `semtimedop(id, sops, nsops, timeout)` (`semop` without a timeout).
+    /// If it must sleep, the answer comes when it finishes; meanwhile the
+    /// connection accepts only [`Request::Cancel`].
+    SemOp {
+        /// Set id.
+        id: i32,
+        /// `nsops` as the caller passed it.
+        nsops: u32,
+        /// The operations `(sem_num, sem_op, sem_flg)`; `None` if the
+        /// caller's array could not be read (EFAULT in the kernel's order).
+        sops: Option<Vec<(u16, i16, i16)>>,
+        /// `(tv_sec, tv_nsec)` of a relative timeout.
+        timeout: Option<(i64, i64)>,
+    },
+    /// The caller of a sleeping [`Request::SemOp`] was interrupted by a
+    /// signal: the daemon answers that SemOp (with `EINTR` if it had not
+    /// happened yet, else with its real result), then this request.
+    Cancel,
+    /// `semctl(id, semnum, cmd, arg)`.
+    SemCtl {
+        /// Id or slot index.
+        id: i32,
+        /// Semaphore number.
+        semnum: i32,
+        /// Command.
+        cmd: i32,
+        /// The argument.
+        arg: SemCtlArg,
+    },
+    /// The pids of the processes asleep in this namespace (introspection).
+    Waiters,
     /// Reads a namespace sysctl (`kernel.shmmni`).
     SysctlRead {
         /// Dotted name.
@@ -132,6 +172,32 @@ pub struct PermSet {
     pub gid: u32,
     /// New mode.
     pub mode: u32,
+}
+
+/// The `arg` of `semctl`, as the caller could read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SemCtlArg {
+    /// No argument (or one the command ignores).
+    None,
+    /// `arg.val`.
+    Val(i32),
+    /// `arg.array` (SETALL), or `None` if it could not be read.
+    Array(Option<Vec<u16>>),
+    /// `arg.buf` for IPC_SET.
+    Set(PermSet),
+}
+
+/// What a `semctl` leaves in the caller's buffer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SemOut {
+    /// Nothing.
+    None,
+    /// `struct semid_ds`.
+    SemDs(Semid64Ds),
+    /// `struct seminfo`.
+    Seminfo(Seminfo),
+    /// GETALL's values.
+    Values(Vec<u16>),
 }
 
 /// What a `shmctl` leaves in the caller's buffer.
@@ -186,6 +252,15 @@ pub enum Response {
     },
     /// Text (sysctl values, `/proc/sysvipc` files).
     Text(String),
+    /// `semctl`'s value and output.
+    SemCtl {
+        /// Return value.
+        ret: i64,
+        /// What to copy out.
+        out: SemOut,
+    },
+    /// Process ids.
+    Pids(Vec<u32>),
 }
 
 /// Why bytes are not a valid frame.

@@ -20,6 +20,18 @@ fn arb_request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(|child| Request::Forked { child }),
         Just(Request::Exec),
         Just(Request::Sync),
+        Just(Request::Cancel),
+        Just(Request::Waiters),
+        (any::<i32>(), any::<i32>(), any::<i32>()).prop_map(|(key, nsems, flags)| Request::SemGet {
+            key,
+            nsems,
+            flags
+        }),
+        (any::<i32>(), any::<u32>(), any::<Option<Vec<(u16, i16, i16)>>>(), any::<Option<(i64, i64)>>())
+            .prop_map(|(id, nsops, sops, timeout)| Request::SemOp { id, nsops, sops, timeout }),
+        (any::<i32>(), any::<i32>(), any::<i32>(), any::<Option<Vec<u16>>>()).prop_map(|(id, semnum, cmd, a)| {
+            Request::SemCtl { id, semnum, cmd, arg: uipc_proto::SemCtlArg::Array(a) }
+        }),
         ".{0,50}".prop_map(|name| Request::SysctlRead { name }),
         (".{0,50}", ".{0,50}").prop_map(|(name, value)| Request::SysctlWrite { name, value }),
         ".{0,10}".prop_map(|which| Request::ProcSysvipc { which }),

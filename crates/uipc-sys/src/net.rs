@@ -198,6 +198,24 @@ pub fn send_msg(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> R
 #[doc(alias = "recvmsg")]
 #[doc(alias = "SCM_RIGHTS")]
 pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    recv(sock, buf, max_fds, true)
+}
+
+/// [`recv_msg`] that returns `EINTR` when a signal handler interrupts it,
+/// for callers whose system call must report interruption (a blocked
+/// `semop` waiting for the daemon's answer).
+///
+/// # Errors
+/// As [`recv_msg`], plus `EINTR`.
+pub fn recv_msg_interruptible(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    recv(sock, buf, max_fds, false)
+}
+
+fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize, retry: bool) -> Result<(usize, Vec<OwnedFd>), Errno> {
     let max_fds = max_fds.min(SCM_MAX_FD);
     // Room for at least one descriptor even when none is wanted, so that a
     // message carrying some is seen (and refused) rather than silently cut.
@@ -207,7 +225,7 @@ pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<
         let r = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC);
         let RecvMsgReturn { bytes, flags, .. } = match r {
             Ok(r) => r,
-            Err(RErrno::INTR) => continue,
+            Err(RErrno::INTR) if retry => continue,
             Err(e) => return Err(errno(e)),
         };
         let mut fds = Vec::new();
