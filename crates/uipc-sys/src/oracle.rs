@@ -279,7 +279,7 @@ pub enum SemctlArg<'a> {
 /// The number of semaphores of set `id`, read without side effects and
 /// without a permission check (`SEM_STAT_ANY` on its slot); 0 if there is
 /// no such set.
-fn sem_nsems(id: i32) -> usize {
+pub fn sem_nsems(id: i32) -> usize {
     if id < 0 {
         return 0;
     }

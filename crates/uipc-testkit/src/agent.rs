@@ -34,14 +34,17 @@ use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use uipc_client::Client;
 use uipc_proto::CtlOut;
-use uipc_sys::oracle::{self, Channel, Forked, ShmctlBuf, CTL_BUF_LEN};
+use uipc_sys::oracle::{self, Channel, Forked, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
 
-use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+use crate::op::{
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView, Started,
+    Timeout,
+};
 
 /// A request from the test process to the agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,21 @@ pub enum Request {
         /// Dotted name.
         name: String,
     },
+    /// Start `op` in worker `pid`, answered by [`Response::Started`] once it
+    /// completed or the worker is asleep inside the call (see
+    /// [`Backend::start`](crate::Backend::start)).
+    Start {
+        /// The worker.
+        pid: u32,
+        /// The operation.
+        op: Op,
+    },
+    /// The reply of worker `pid`'s call left asleep by `Start`; answered by
+    /// [`Response::Reply`].
+    Finish {
+        /// The worker.
+        pid: u32,
+    },
     /// Kill every worker and exit; no answer.
     Quit,
 }
@@ -83,6 +101,8 @@ pub enum Response {
     Spawned(u32),
     /// The result of an operation.
     Reply(Reply),
+    /// The answer to [`Request::Start`].
+    Started(Started),
     /// The result of a sysctl write (errno on failure).
     SysctlSet(Result<(), i32>),
     /// The value of a sysctl, trimmed (errno on failure).
@@ -104,6 +124,14 @@ pub enum WorkerMsg {
 
 /// How long the coordinator waits for a worker's answer or death.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a started call may take to answer or be seen asleep, and how
+/// long a woken call may take to answer.
+const ASYNC_WATCHDOG: Duration = Duration::from_secs(10);
+
+/// The longest single wait for a started call's answer between two looks
+/// at what the worker is doing.
+const ASYNC_POLL_MAX: Duration = Duration::from_millis(5);
 
 /// The binary that [`Op::Exec`] runs: this one.
 const SELF_EXE: &str = "/proc/self/exe";
@@ -189,6 +217,8 @@ fn errno_text(what: &str, e: uipc_abi::Errno) -> String {
 struct Worker {
     chan: Channel,
     pidfd: OwnedFd,
+    /// A started call is asleep in the worker; its reply is still to come.
+    in_flight: bool,
 }
 
 #[derive(Default)]
@@ -254,6 +284,8 @@ fn coordinator() {
             Request::Quit => break,
             Request::Spawn { identity } => co.spawn(&identity).map(Response::Spawned),
             Request::Call { pid, op } => co.call(pid, &op).map(Response::Reply),
+            Request::Start { pid, op } => co.start(pid, &op).map(Response::Started),
+            Request::Finish { pid } => co.finish(pid).map(Response::Reply),
             Request::SysctlSet { name, value } => match &co.client {
                 Some(c) => Ok(Response::SysctlSet(c.sysctl_write(&name, &value).map_err(uipc_abi::Errno::raw))),
                 None => sysctl_path(&name).map(|p| Response::SysctlSet(sysctl_set(&p, &value))),
@@ -334,17 +366,30 @@ impl Coordinator {
                     }
                 }
                 let pidfd = oracle::pidfd_open(pid).map_err(|e| errno_text("pidfd_open", e))?;
-                self.workers.insert(pid, Worker { chan, pidfd });
+                self.workers.insert(pid, Worker { chan, pidfd, in_flight: false });
                 Ok(pid)
             }
         }
     }
 
     fn call(&mut self, pid: u32, op: &Op) -> Result<Reply, String> {
-        if !self.workers.contains_key(&pid) {
+        let Some(w) = self.workers.get(&pid) else {
             return Err(format!("no live test process with pid {pid}"));
+        };
+        if w.in_flight && !matches!(op, Op::Kill | Op::Signal) {
+            return Err(format!("{op:?}: process {pid} is asleep in a started call (finish it first)"));
         }
         match op {
+            Op::Signal => {
+                oracle::signal_usr1(pid).map_err(|e| errno_text("kill(SIGUSR1)", e))?;
+                Ok(Reply::ok(0))
+            }
+            Op::SemOp { timeout, .. } if DAEMON.get().is_none() => match self.start(pid, op)? {
+                Started::Done(r) => Ok(r),
+                // semtimedop sleeps until its timeout at most.
+                Started::Blocked if matches!(timeout, Some(Timeout::Val { .. })) => self.finish(pid),
+                Started::Blocked => Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
+            },
             Op::Kill => {
                 let w = self.workers.remove(&pid).ok_or("vanished")?;
                 oracle::kill(pid).map_err(|e| errno_text("kill", e))?;
@@ -371,7 +416,7 @@ impl Coordinator {
                 if let Ok(child) = reply.ret {
                     let child = u32::try_from(child).map_err(|_| format!("fork returned {child}"))?;
                     let pidfd = oracle::pidfd_open(child).map_err(|e| errno_text("pidfd_open", e))?;
-                    self.workers.insert(child, Worker { chan: mine, pidfd });
+                    self.workers.insert(child, Worker { chan: mine, pidfd, in_flight: false });
                 }
                 Ok(reply)
             }
@@ -392,6 +437,78 @@ impl Coordinator {
                     other => Err(format!("{op:?}: unexpected {other:?}")),
                 }
             }
+        }
+    }
+
+    /// Sends `op` and waits until the worker answers ([`Started::Done`]) or
+    /// is seen asleep in `semop`/`semtimedop` ([`Started::Blocked`]): short
+    /// waits on its channel, between which `/proc/<pid>/syscall` and
+    /// `/proc/<pid>/stat` say what it is doing; never a fixed sleep.
+    fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
+        if DAEMON.get().is_some() {
+            return Err("start: unsupported in daemon mode".into());
+        }
+        if !matches!(op, Op::SemOp { .. }) {
+            // Nothing else sleeps: perform it plainly.
+            return self.call(pid, op).map(Started::Done);
+        }
+        let w = self.workers.get_mut(&pid).ok_or_else(|| format!("no live test process with pid {pid}"))?;
+        if w.in_flight {
+            return Err(format!("{op:?}: process {pid} already has a started call asleep"));
+        }
+        w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
+        let deadline = Instant::now() + ASYNC_WATCHDOG;
+        let mut wait = Duration::from_micros(200);
+        loop {
+            match w.chan.recv_line(Some(wait)) {
+                Ok(Some(line)) => {
+                    return match serde_json::from_slice(&line) {
+                        Ok(WorkerMsg::Reply(r)) => Ok(Started::Done(r)),
+                        Ok(other) => Err(format!("{op:?}: unexpected {other:?}")),
+                        Err(e) => Err(format!("worker {pid} sent garbage: {e}")),
+                    };
+                }
+                Ok(None) => return Err(format!("worker {pid} closed its channel (died?)")),
+                Err(e) if e == uipc_abi::Errno::ETIMEDOUT => {}
+                Err(e) => return Err(errno_text(&format!("reading from worker {pid}"), e)),
+            }
+            let now = oracle::proc_activity(pid).map_err(|e| errno_text(&format!("/proc/{pid}"), e))?;
+            if now.state == 'S' && now.syscall.is_some_and(oracle::is_semop_syscall) {
+                w.in_flight = true;
+                return Ok(Started::Blocked);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{op:?}: process {pid} neither answered nor was seen asleep in semop within {ASYNC_WATCHDOG:?} \
+                     (last seen {now:?})"
+                ));
+            }
+            wait = (wait * 2).min(ASYNC_POLL_MAX);
+        }
+    }
+
+    /// The reply of `pid`'s call left asleep by [`Coordinator::start`].
+    fn finish(&mut self, pid: u32) -> Result<Reply, String> {
+        if DAEMON.get().is_some() {
+            return Err("finish: unsupported in daemon mode".into());
+        }
+        let w = self.workers.get_mut(&pid).ok_or_else(|| format!("no live test process with pid {pid}"))?;
+        if !w.in_flight {
+            return Err(format!("finish: process {pid} has no started call asleep"));
+        }
+        let msg = match w.chan.recv_line(Some(ASYNC_WATCHDOG)) {
+            Ok(Some(line)) => serde_json::from_slice(&line).map_err(|e| format!("worker {pid} sent garbage: {e}"))?,
+            Ok(None) => return Err(format!("worker {pid} closed its channel (died?)")),
+            Err(e) if e == uipc_abi::Errno::ETIMEDOUT => {
+                let now = oracle::proc_activity(pid);
+                return Err(format!("finish: process {pid} still blocked after {ASYNC_WATCHDOG:?} ({now:?})"));
+            }
+            Err(e) => return Err(errno_text(&format!("reading from worker {pid}"), e)),
+        };
+        w.in_flight = false;
+        match msg {
+            WorkerMsg::Reply(r) => Ok(r),
+            other => Err(format!("finish: unexpected {other:?}")),
         }
     }
 
@@ -418,7 +535,8 @@ fn worker_start(chan: Channel, who: &Identity) -> ! {
             oracle::set_identity(who.uid, who.gid, &who.groups).map_err(|e| errno_text("setgroups/setgid/setuid", e))
         })
         .and_then(|()| oracle::drop_caps(&who.drop_caps).map_err(|e| errno_text("capset", e)))
-        .and_then(|()| oracle::die_with_parent().map_err(|e| errno_text("PR_SET_PDEATHSIG", e)));
+        .and_then(|()| oracle::die_with_parent().map_err(|e| errno_text("PR_SET_PDEATHSIG", e)))
+        .and_then(|()| oracle::interrupt_on_sigusr1().map_err(|e| errno_text("sigaction(SIGUSR1)", e)));
     let msg = match setup {
         Ok(()) => WorkerMsg::Ready,
         Err(why) => WorkerMsg::Failed(why),
@@ -447,9 +565,13 @@ fn worker_after_exec(args: &[String]) -> ! {
     let chan = Channel::from_fd(fd);
     // execve as uid 0 recomputes the capability sets from the bounding set:
     // drop the identity's capabilities again.
+    // So does it reset the SIGUSR1 handler (to the default, which kills).
     let msg = match oracle::drop_caps(&caps) {
-        Ok(()) => WorkerMsg::Ready,
         Err(e) => WorkerMsg::Failed(errno_text("capset after exec", e)),
+        Ok(()) => match oracle::interrupt_on_sigusr1() {
+            Ok(()) => WorkerMsg::Ready,
+            Err(e) => WorkerMsg::Failed(errno_text("sigaction(SIGUSR1) after exec", e)),
+        },
     };
     let failed = matches!(msg, WorkerMsg::Failed(_));
     if chan.send_line(&to_line(&msg), None).is_err() || failed {
@@ -519,6 +641,7 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
                 WorkerMsg::Reply(Reply::err(e.raw()))
             }
             Ok(Op::Kill) => WorkerMsg::Failed("Kill is performed by the coordinator".into()),
+            Ok(Op::Signal) => WorkerMsg::Failed("Signal is performed by the coordinator".into()),
             Ok(op) => WorkerMsg::Reply(execute(&op)),
         };
         if chan.send_line(&to_line(&msg), None).is_err() {
@@ -594,7 +717,60 @@ fn execute(op: &Op) -> Reply {
             Err(e) => Reply::err(e.raw()),
         },
         Op::FindFree { len } => reply(oracle::find_free(len), |a| i64::try_from(a).ok()),
-        Op::Fork | Op::Exec | Op::Exit | Op::Kill => Reply::err(uipc_abi::Errno::EINVAL.raw()),
+        Op::SemGet { key, nsems, flags } => reply(oracle::semget(key, nsems, flags), |id| Some(i64::from(id))),
+        Op::SemOp { id, ref sops, timeout } => {
+            let sops: Vec<uipc_abi::Sembuf> = sops.iter().map(|b| b.to_abi()).collect();
+            let r = match timeout {
+                None => oracle::semop(id, &sops),
+                Some(Timeout::Val { sec, nsec }) => oracle::semtimedop(id, &sops, SemTimeout::After { sec, nsec }),
+                Some(Timeout::Fault) => oracle::semtimedop(id, &sops, SemTimeout::Fault),
+            };
+            reply(r, Some)
+        }
+        Op::SemCtl { id, semnum, cmd, ref arg } => semctl(id, semnum, cmd, arg),
+        Op::Fork | Op::Exec | Op::Exit | Op::Kill | Op::Signal => Reply::err(uipc_abi::Errno::EINVAL.raw()),
+    }
+}
+
+fn semctl(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
+    match arg {
+        SemArg::None => reply(oracle::semctl(id, semnum, cmd, SemctlArg::None), Some),
+        SemArg::Val(v) => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Val(*v)), Some),
+        SemArg::Fault => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Fault), Some),
+        SemArg::Array(values) => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Array(values)), Some),
+        SemArg::Set { uid, gid, mode } => {
+            let mut ds = uipc_abi::Semid64Ds::default();
+            ds.sem_perm.uid = *uid;
+            ds.sem_perm.gid = *gid;
+            ds.sem_perm.mode = *mode;
+            reply(oracle::semctl(id, semnum, cmd, SemctlArg::Set(&ds)), Some)
+        }
+        SemArg::Out => {
+            // GETALL writes nsems values; nsems of an id never changes.
+            let nsems = if cmd == uipc_abi::GETALL { oracle::sem_nsems(id) } else { 0 };
+            let mut out = Vec::new();
+            match oracle::semctl(id, semnum, cmd, SemctlArg::Out(&mut out)) {
+                Err(e) => Reply::err(e.raw()),
+                Ok(v) => {
+                    let mut head = [0u8; CTL_BUF_LEN];
+                    let n = head.len().min(out.len());
+                    head[..n].copy_from_slice(&out[..n]);
+                    let data = match cmd {
+                        uipc_abi::IPC_STAT | uipc_abi::SEM_STAT | uipc_abi::SEM_STAT_ANY => {
+                            Data::SemDs(SemDsView::from_abi(&oracle::decode(&head)))
+                        }
+                        uipc_abi::IPC_INFO | uipc_abi::SEM_INFO => {
+                            Data::Seminfo(SeminfoView::from_abi(&oracle::decode(&head)))
+                        }
+                        uipc_abi::GETALL => Data::Values(
+                            out.chunks_exact(2).take(nsems).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect(),
+                        ),
+                        _ => Data::None,
+                    };
+                    Reply { ret: Ok(v), data }
+                }
+            }
+        }
     }
 }
 
@@ -643,6 +819,8 @@ fn execute_uipc(op: &Op) -> Reply {
         }),
         Op::ShmDt { addr } => reply(with_client(|c| c.shmdt(addr)), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl_uipc(id, cmd, buf),
+        // Not served by uipc yet.
+        Op::SemGet { .. } | Op::SemOp { .. } | Op::SemCtl { .. } => Reply::err(uipc_abi::Errno::ENOSYS.raw()),
         Op::Munmap { addr, len } => {
             reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::agent::{Request, Response};
 use crate::backend::Backend;
-use crate::op::{Identity, Op, Reply};
+use crate::op::{Identity, Op, Reply, Started};
 
 /// How long any answer of the agent may take before the test gives up.
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -157,6 +157,20 @@ impl Backend for KernelBackend {
         match self.request(&Request::Call { pid, op: op.clone() })? {
             Response::Reply(r) => Ok(r),
             other => Err(format!("{op:?}: agent answered {other:?}")),
+        }
+    }
+
+    fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
+        match self.request(&Request::Start { pid, op: op.clone() })? {
+            Response::Started(s) => Ok(s),
+            other => Err(format!("start {op:?}: agent answered {other:?}")),
+        }
+    }
+
+    fn finish(&mut self, pid: u32) -> Result<Reply, String> {
+        match self.request(&Request::Finish { pid })? {
+            Response::Reply(r) => Ok(r),
+            other => Err(format!("finish: agent answered {other:?}")),
         }
     }
 

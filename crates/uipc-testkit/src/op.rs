@@ -147,6 +147,100 @@ pub enum Op {
     Exit,
     /// `kill(pid, SIGKILL)` by the harness; returns once the process is gone.
     Kill,
+    /// `semget(key, nsems, flags)`; the reply's `ret` is the id.
+    SemGet {
+        /// Key.
+        key: i32,
+        /// Number of semaphores.
+        nsems: i32,
+        /// Flags (IPC_CREAT, IPC_EXCL, mode).
+        flags: i32,
+    },
+    /// `semop(id, sops, nsops)` if `timeout` is `None`, else
+    /// `semtimedop(id, sops, nsops, timeout)`. May sleep: see
+    /// [`Backend::start`](crate::Backend::start).
+    SemOp {
+        /// Set id.
+        id: i32,
+        /// The operations (`nsops` is their number).
+        sops: Vec<SemBuf>,
+        /// `semtimedop`'s timeout.
+        timeout: Option<Timeout>,
+    },
+    /// `semctl(id, semnum, cmd, arg)`.
+    SemCtl {
+        /// Set id (or slot index for SEM_STAT, SEM_STAT_ANY).
+        id: i32,
+        /// Semaphore index.
+        semnum: i32,
+        /// Command.
+        cmd: i32,
+        /// The fourth argument.
+        arg: SemArg,
+    },
+    /// `kill(pid, SIGUSR1)` by the harness. Every process has a SIGUSR1
+    /// handler installed without `SA_RESTART`, so a sleeping `semop`
+    /// returns `EINTR`; an idle process is unaffected.
+    Signal,
+}
+
+/// One `struct sembuf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemBuf {
+    /// `sem_num`.
+    pub num: u16,
+    /// `sem_op`.
+    pub op: i16,
+    /// `sem_flg` (IPC_NOWAIT, SEM_UNDO).
+    pub flg: i16,
+}
+
+impl SemBuf {
+    /// The ABI structure.
+    pub fn to_abi(self) -> uipc_abi::Sembuf {
+        uipc_abi::Sembuf { sem_num: self.num, sem_op: self.op, sem_flg: self.flg }
+    }
+}
+
+/// `semtimedop`'s `timeout` argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timeout {
+    /// A `struct timespec` (relative), passed as is: out-of-range values
+    /// are for provoking `EINVAL`.
+    Val {
+        /// `tv_sec`.
+        sec: i64,
+        /// `tv_nsec`.
+        nsec: i64,
+    },
+    /// A pointer to unmapped memory (`EFAULT`).
+    Fault,
+}
+
+/// What `semctl` passes as its fourth argument (`union semun`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SemArg {
+    /// Nothing (0).
+    None,
+    /// `arg.val` (SETVAL).
+    Val(i32),
+    /// `arg.array` holding these values (SETALL).
+    Array(Vec<u16>),
+    /// A valid, zeroed output buffer large enough for any answer (GETALL's
+    /// nsems values, `semid_ds`, `seminfo`); the reply's [`Data`] holds
+    /// what the call wrote, decoded according to `cmd`.
+    Out,
+    /// `arg.buf`: an `IPC_SET` input with these fields (everything else zero).
+    Set {
+        /// `perm.uid`.
+        uid: u32,
+        /// `perm.gid`.
+        gid: u32,
+        /// `perm.mode`.
+        mode: u32,
+    },
+    /// A pointer to unmapped memory (to provoke `EFAULT`).
+    Fault,
 }
 
 /// Data returned beside the return value.
@@ -168,6 +262,21 @@ pub enum Data {
         /// Bytes mapped (whole pages).
         len: u64,
     },
+    /// A `struct semid_ds` (IPC_STAT, SEM_STAT, SEM_STAT_ANY).
+    SemDs(SemDsView),
+    /// A `struct seminfo` (IPC_INFO, SEM_INFO).
+    Seminfo(SeminfoView),
+    /// The values GETALL wrote (nsems of them).
+    Values(Vec<u16>),
+}
+
+/// How a call that may sleep went (see [`Backend::start`](crate::Backend::start)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Started {
+    /// It completed without sleeping (or before it could be seen asleep).
+    Done(Reply),
+    /// The process is asleep inside the call.
+    Blocked,
 }
 
 /// A backend's answer to one [`Op`].
@@ -234,6 +343,86 @@ pub struct ShmInfoView {
     pub shm_swp: u64,
     pub swap_attempts: u64,
     pub swap_successes: u64,
+}
+
+/// Every field of `struct semid_ds`, raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SemDsView {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub seq: u16,
+    pub otime: i64,
+    pub ctime: i64,
+    pub nsems: u64,
+    /// Every byte the kernel calls unused or padding, OR-ed: must be 0 (ZERO-5).
+    pub unused_or: u64,
+}
+
+/// Every field of `struct seminfo` (IPC_INFO, SEM_INFO), raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SeminfoView {
+    pub semmap: i32,
+    pub semmni: i32,
+    pub semmns: i32,
+    pub semmnu: i32,
+    pub semmsl: i32,
+    pub semopm: i32,
+    pub semume: i32,
+    pub semusz: i32,
+    pub semvmx: i32,
+    pub semaem: i32,
+}
+
+impl SemDsView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(ds: &uipc_abi::Semid64Ds) -> SemDsView {
+        #[cfg(target_arch = "x86_64")]
+        let time_pad = ds.unused1 | ds.unused2;
+        #[cfg(not(target_arch = "x86_64"))]
+        let time_pad = 0;
+        SemDsView {
+            key: ds.sem_perm.key,
+            uid: ds.sem_perm.uid,
+            gid: ds.sem_perm.gid,
+            cuid: ds.sem_perm.cuid,
+            cgid: ds.sem_perm.cgid,
+            mode: ds.sem_perm.mode,
+            seq: ds.sem_perm.seq,
+            otime: ds.sem_otime,
+            ctime: ds.sem_ctime,
+            nsems: ds.sem_nsems,
+            unused_or: u64::from(ds.sem_perm.pad2)
+                | ds.sem_perm.unused1
+                | ds.sem_perm.unused2
+                | time_pad
+                | ds.unused3
+                | ds.unused4,
+        }
+    }
+}
+
+impl SeminfoView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(i: &uipc_abi::Seminfo) -> SeminfoView {
+        SeminfoView {
+            semmap: i.semmap,
+            semmni: i.semmni,
+            semmns: i.semmns,
+            semmnu: i.semmnu,
+            semmsl: i.semmsl,
+            semopm: i.semopm,
+            semume: i.semume,
+            semusz: i.semusz,
+            semvmx: i.semvmx,
+            semaem: i.semaem,
+        }
+    }
 }
 
 impl ShmDsView {

@@ -1,11 +1,15 @@
 //! [`Session`]: the API a test body uses, and the normalised transcript.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use uipc_abi::Errno;
 
 use crate::backend::Backend;
-use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+use crate::op::{
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemBuf, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView,
+    Started, Timeout,
+};
 
 /// A process of the test, by its order of creation (`P0`, `P1`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +43,9 @@ pub struct Session<'b> {
     transcript: Vec<String>,
     /// Wall-clock seconds when the session started.
     t0: i64,
+    /// The call each process is asleep in (by [`Proc`] index), as written
+    /// in the transcript.
+    asleep: BTreeMap<usize, String>,
 }
 
 fn now() -> i64 {
@@ -49,7 +56,14 @@ fn now() -> i64 {
 impl<'b> Session<'b> {
     /// A session on `backend`.
     pub fn new(backend: &'b mut dyn Backend) -> Session<'b> {
-        Session { backend, pids: Vec::new(), bases: Vec::new(), transcript: Vec::new(), t0: now() }
+        Session {
+            backend,
+            pids: Vec::new(),
+            bases: Vec::new(),
+            transcript: Vec::new(),
+            t0: now(),
+            asleep: BTreeMap::new(),
+        }
     }
 
     /// The backend's name.
@@ -178,19 +192,42 @@ impl<'b> Session<'b> {
         )
     }
 
+    fn sem_ds_fact(&self, d: &SemDsView) -> String {
+        format!(
+            "key={} uid={} gid={} cuid={} cgid={} mode={:o} seq={} otime={} ctime={} nsems={} unused={}",
+            d.key,
+            d.uid,
+            d.gid,
+            d.cuid,
+            d.cgid,
+            d.mode,
+            d.seq,
+            self.time_fact(d.otime),
+            self.time_fact(d.ctime),
+            d.nsems,
+            d.unused_or
+        )
+    }
+
+    /// The transcript's rendering of a reply's data (with a leading space).
+    fn data_fact(&self, data: &Data) -> String {
+        match data {
+            Data::None | Data::Attached { .. } => String::new(),
+            Data::ShmDs(d) => format!(" {{{}}}", self.ds_fact(d)),
+            Data::Shminfo(i) => format!(" {i:?}"),
+            Data::ShmInfo(i) => format!(" {i:?}"),
+            Data::Bytes(b) => format!(" {b:?}"),
+            Data::SemDs(d) => format!(" {{{}}}", self.sem_ds_fact(d)),
+            Data::Seminfo(i) => format!(" {i:?}"),
+            Data::Values(v) => format!(" {v:?}"),
+        }
+    }
+
     fn call(&mut self, p: Proc, op: Op, what: String) -> Reply {
         let pid = self.pids[p.0];
         let r = self.backend.call(pid, &op);
         let reply = self.harness(r);
-        let mut line = format!("P{} {what} -> {}", p.0, Self::ret_fact(&reply.ret));
-        match &reply.data {
-            Data::None => {}
-            Data::ShmDs(d) => line += &format!(" {{{}}}", self.ds_fact(d)),
-            Data::Shminfo(i) => line += &format!(" {i:?}"),
-            Data::ShmInfo(i) => line += &format!(" {i:?}"),
-            Data::Bytes(b) => line += &format!(" {b:?}"),
-            Data::Attached { .. } => {}
-        }
+        let line = format!("P{} {what} -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
         self.transcript.push(line);
         reply
     }
@@ -367,6 +404,204 @@ impl<'b> Session<'b> {
     pub fn kill(&mut self, p: Proc) {
         let r = self.call(p, Op::Kill, "kill(SIGKILL)".into());
         r.ret.expect("kill failed");
+    }
+
+    /// `semget(key, nsems, flags)`.
+    pub fn semget(&mut self, p: Proc, key: i32, nsems: i32, flags: i32) -> Res<i32> {
+        let r = self.call(p, Op::SemGet { key, nsems, flags }, format!("semget({key}, {nsems}, {flags:#o})"));
+        Self::errno(&r).map(|v| i32::try_from(v).expect("semid fits in int"))
+    }
+
+    fn sem_bufs(sops: &[(u16, i16, i16)]) -> Vec<SemBuf> {
+        sops.iter().map(|&(num, op, flg)| SemBuf { num, op, flg }).collect()
+    }
+
+    fn semop_what(id: i32, sops: &[SemBuf], timeout: Option<Timeout>) -> String {
+        let ops: Vec<String> = sops.iter().map(|b| format!("{{{}, {}, {:#o}}}", b.num, b.op, b.flg)).collect();
+        let ops = ops.join(", ");
+        match timeout {
+            None => format!("semop({id}, [{ops}])"),
+            Some(Timeout::Val { sec, nsec }) => format!("semtimedop({id}, [{ops}], {{{sec}, {nsec}}})"),
+            Some(Timeout::Fault) => format!("semtimedop({id}, [{ops}], BADPTR)"),
+        }
+    }
+
+    fn semop_op(&mut self, p: Proc, id: i32, sops: &[(u16, i16, i16)], timeout: Option<Timeout>) -> Res<i64> {
+        let sops = Self::sem_bufs(sops);
+        let what = Self::semop_what(id, &sops, timeout);
+        let r = self.call(p, Op::SemOp { id, sops, timeout }, what);
+        Self::errno(&r)
+    }
+
+    /// `semop(id, sops, nsops)` with `(sem_num, sem_op, sem_flg)` triples;
+    /// a call that sleeps is a harness failure (use [`Session::semop_async`]).
+    pub fn semop(&mut self, p: Proc, id: i32, sops: &[(u16, i16, i16)]) -> Res<i64> {
+        self.semop_op(p, id, sops, None)
+    }
+
+    /// `semtimedop(id, sops, nsops, &{sec, nsec})` (`None`: a NULL timeout);
+    /// may sleep until the timeout.
+    pub fn semtimedop(&mut self, p: Proc, id: i32, sops: &[(u16, i16, i16)], timeout: Option<(i64, i64)>) -> Res<i64> {
+        match timeout {
+            Some((sec, nsec)) => self.semop_op(p, id, sops, Some(Timeout::Val { sec, nsec })),
+            // semtimedop with NULL is semop; written as semop.
+            None => self.semop_op(p, id, sops, None),
+        }
+    }
+
+    /// `semtimedop(id, sops, nsops, timeout)` with `timeout` a pointer to
+    /// unmapped memory.
+    pub fn semtimedop_fault(&mut self, p: Proc, id: i32, sops: &[(u16, i16, i16)]) -> Res<i64> {
+        self.semop_op(p, id, sops, Some(Timeout::Fault))
+    }
+
+    /// `semop` (or `semtimedop` with `timeout`) that may sleep: `None` once
+    /// `p` is asleep inside the call (transcript "… blocks"; collect the
+    /// result with [`Session::finish`]), `Some` if it completed at once.
+    pub fn semop_async(
+        &mut self,
+        p: Proc,
+        id: i32,
+        sops: &[(u16, i16, i16)],
+        timeout: Option<(i64, i64)>,
+    ) -> Option<Res<i64>> {
+        let timeout = timeout.map(|(sec, nsec)| Timeout::Val { sec, nsec });
+        let sops = Self::sem_bufs(sops);
+        let what = Self::semop_what(id, &sops, timeout);
+        let pid = self.pids[p.0];
+        let r = self.backend.start(pid, &Op::SemOp { id, sops, timeout });
+        match self.harness(r) {
+            Started::Done(reply) => {
+                let line = format!("P{} {what} -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
+                self.transcript.push(line);
+                Some(Self::errno(&reply))
+            }
+            Started::Blocked => {
+                self.transcript.push(format!("P{} {what} blocks", p.0));
+                self.asleep.insert(p.0, what);
+                None
+            }
+        }
+    }
+
+    /// The result of the call `p` is asleep in (after [`Session::semop_async`]
+    /// returned `None`): it must have been woken, timed out or interrupted.
+    pub fn finish(&mut self, p: Proc) -> Res<i64> {
+        let pid = self.pids[p.0];
+        let r = self.backend.finish(pid);
+        let reply = self.harness(r);
+        let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
+        let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
+        self.transcript.push(line);
+        Self::errno(&reply)
+    }
+
+    /// Sends SIGUSR1 to `p` (handled, without SA_RESTART: a sleeping
+    /// `semop` fails with `EINTR`; an idle process is unaffected).
+    pub fn signal(&mut self, p: Proc) {
+        let r = self.call(p, Op::Signal, "kill(SIGUSR1)".into());
+        r.ret.expect("kill(SIGUSR1) failed");
+    }
+
+    fn sem_cmd(cmd: i32) -> String {
+        let name = match cmd {
+            uipc_abi::IPC_RMID => "IPC_RMID",
+            uipc_abi::IPC_SET => "IPC_SET",
+            uipc_abi::IPC_STAT => "IPC_STAT",
+            uipc_abi::IPC_INFO => "IPC_INFO",
+            uipc_abi::GETPID => "GETPID",
+            uipc_abi::GETVAL => "GETVAL",
+            uipc_abi::GETALL => "GETALL",
+            uipc_abi::GETNCNT => "GETNCNT",
+            uipc_abi::GETZCNT => "GETZCNT",
+            uipc_abi::SETVAL => "SETVAL",
+            uipc_abi::SETALL => "SETALL",
+            uipc_abi::SEM_STAT => "SEM_STAT",
+            uipc_abi::SEM_INFO => "SEM_INFO",
+            uipc_abi::SEM_STAT_ANY => "SEM_STAT_ANY",
+            other => return format!("{other}"),
+        };
+        name.into()
+    }
+
+    fn semctl_op(&mut self, p: Proc, id: i32, semnum: i32, cmd: i32, arg: SemArg, shown: &str) -> Reply {
+        let what = format!("semctl({id}, {semnum}, {}{shown})", Self::sem_cmd(cmd));
+        self.call(p, Op::SemCtl { id, semnum, cmd, arg }, what)
+    }
+
+    /// `semctl(id, semnum, cmd)` with no fourth argument (0): GETVAL,
+    /// GETPID, GETNCNT, GETZCNT, IPC_RMID, unknown commands. GETPID's
+    /// answer is written in the transcript as a process name.
+    pub fn semctl(&mut self, p: Proc, id: i32, semnum: i32, cmd: i32) -> Res<i64> {
+        let r = self.semctl_op(p, id, semnum, cmd, SemArg::None, "");
+        if let (uipc_abi::GETPID, Ok(v)) = (cmd, r.ret) {
+            let fact = self.pid_fact(v);
+            if let Some(last) = self.transcript.last_mut() {
+                *last = format!("{} -> pid:{fact}", last.rsplit_once(" -> ").map_or("", |x| x.0));
+            }
+        }
+        Self::errno(&r)
+    }
+
+    /// `semctl(id, semnum, SETVAL, val)`.
+    pub fn semctl_setval(&mut self, p: Proc, id: i32, semnum: i32, val: i32) -> Res<i64> {
+        let r = self.semctl_op(p, id, semnum, uipc_abi::SETVAL, SemArg::Val(val), &format!(", {val}"));
+        Self::errno(&r)
+    }
+
+    /// `semctl(id, 0, GETALL, array)`: the values.
+    pub fn semctl_getall(&mut self, p: Proc, id: i32) -> Res<Vec<u16>> {
+        let r = self.semctl_op(p, id, 0, uipc_abi::GETALL, SemArg::Out, ", &array");
+        Self::errno(&r)?;
+        match r.data {
+            Data::Values(v) => Ok(v),
+            other => panic!("GETALL returned {other:?}"),
+        }
+    }
+
+    /// `semctl(id, 0, SETALL, array)` (a short array is padded with zeros).
+    pub fn semctl_setall(&mut self, p: Proc, id: i32, values: &[u16]) -> Res<i64> {
+        let r = self.semctl_op(p, id, 0, uipc_abi::SETALL, SemArg::Array(values.to_vec()), &format!(", {values:?}"));
+        Self::errno(&r)
+    }
+
+    /// `semctl(id, 0, cmd, &ds)` for IPC_STAT, SEM_STAT, SEM_STAT_ANY: the
+    /// return value and the structure.
+    pub fn semctl_stat(&mut self, p: Proc, id: i32, cmd: i32) -> Res<(i64, SemDsView)> {
+        let r = self.semctl_op(p, id, 0, cmd, SemArg::Out, ", &ds");
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::SemDs(d) => Ok((v, d)),
+            other => panic!("semctl stat returned {other:?}"),
+        }
+    }
+
+    /// `semctl(id, 0, IPC_STAT, &ds)`: the structure.
+    pub fn sem_stat(&mut self, p: Proc, id: i32) -> Res<SemDsView> {
+        self.semctl_stat(p, id, uipc_abi::IPC_STAT).map(|(_, d)| d)
+    }
+
+    /// `semctl(id, 0, IPC_SET, &ds)` with uid, gid and mode set.
+    pub fn semctl_set(&mut self, p: Proc, id: i32, uid: u32, gid: u32, mode: u32) -> Res<i64> {
+        let shown = format!(", {{uid={uid} gid={gid} mode={mode:o}}}");
+        let r = self.semctl_op(p, id, 0, uipc_abi::IPC_SET, SemArg::Set { uid, gid, mode }, &shown);
+        Self::errno(&r)
+    }
+
+    /// `semctl(0, 0, cmd, &info)` for IPC_INFO or SEM_INFO.
+    pub fn sem_info(&mut self, p: Proc, cmd: i32) -> Res<(i64, SeminfoView)> {
+        let r = self.semctl_op(p, 0, 0, cmd, SemArg::Out, ", &info");
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::Seminfo(i) => Ok((v, i)),
+            other => panic!("semctl info returned {other:?}"),
+        }
+    }
+
+    /// `semctl(id, semnum, cmd, arg)` with `arg` a pointer to unmapped memory.
+    pub fn semctl_fault(&mut self, p: Proc, id: i32, semnum: i32, cmd: i32) -> Res<i64> {
+        let r = self.semctl_op(p, id, semnum, cmd, SemArg::Fault, ", BADPTR");
+        Self::errno(&r)
     }
 
     /// Writes a namespace sysctl (`kernel.shmmni`…) as the namespace's root.
