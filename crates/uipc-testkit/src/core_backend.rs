@@ -8,11 +8,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uipc_abi::{Errno, PAGE_SIZE};
 use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
 use uipc_core::perm::PermUpdate;
+use uipc_core::sysv::sem::{self, SemCmd, SemCtlOut};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
+use uipc_core::wait::{Interrupt, Outcome, WaiterId};
 use uipc_core::{HeapMemory, IpcNamespace, Time};
 
 use crate::backend::Backend;
-use crate::op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+use crate::op::{
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView, Started,
+    Timeout,
+};
 use crate::sandbox;
 
 /// Where the simulated processes' mappings start.
@@ -32,6 +37,10 @@ pub struct CoreBackend {
     /// Next free simulated address (shared by all processes, so addresses
     /// inherited over fork stay unique).
     next_addr: u64,
+    /// Processes asleep in a semop: the waiter, and whether it has a timeout.
+    asleep: BTreeMap<u32, (WaiterId, bool)>,
+    /// Replies of sleepers that finished, waiting to be collected.
+    finished: BTreeMap<u32, Reply>,
 }
 
 impl Default for CoreBackend {
@@ -84,7 +93,14 @@ fn reply(r: Result<i64, Errno>) -> Reply {
 impl CoreBackend {
     /// A fresh namespace.
     pub fn new() -> CoreBackend {
-        CoreBackend { ns: IpcNamespace::new(HeapMemory), procs: BTreeMap::new(), next_pid: 1000, next_addr: FIRST_ADDR }
+        CoreBackend {
+            ns: IpcNamespace::new(HeapMemory),
+            procs: BTreeMap::new(),
+            next_pid: 1000,
+            next_addr: FIRST_ADDR,
+            asleep: BTreeMap::new(),
+            finished: BTreeMap::new(),
+        }
     }
 
     fn alloc_addr(&mut self, len: u64) -> u64 {
@@ -175,6 +191,100 @@ impl CoreBackend {
     }
 }
 
+impl CoreBackend {
+    /// Delivers the wakeups the last core call produced to the sleepers.
+    fn deliver_wakeups(&mut self) {
+        for w in self.ns.take_wakeups() {
+            let pid = self.asleep.iter().find(|(_, (x, _))| *x == w.waiter).map(|(p, _)| *p);
+            if let Some(pid) = pid {
+                self.asleep.remove(&pid);
+                self.finished.insert(pid, reply(w.result));
+            }
+        }
+    }
+
+    /// `semop`/`semtimedop` with the testkit as the calling process.
+    fn semop(&mut self, cred: &Cred, id: i32, sops: &[crate::op::SemBuf], timeout: Option<Timeout>) -> Started {
+        let timeout = match timeout {
+            // The timeout is copied in before anything else (SEM-OP-1).
+            Some(Timeout::Fault) => return Started::Done(Reply::err(Errno::EFAULT.raw())),
+            Some(Timeout::Val { sec, nsec }) => Some(sem::Timeout { sec, nsec }),
+            None => None,
+        };
+        let sops: Vec<uipc_abi::Sembuf> = sops.iter().map(|s| s.to_abi()).collect();
+        let r = self.ns.semtimedop(cred, now(), id, sops.len(), Some(&sops), timeout);
+        self.deliver_wakeups();
+        match r {
+            Ok(Outcome::Done(v)) => Started::Done(Reply::ok(v)),
+            Err(e) => Started::Done(Reply::err(e.raw())),
+            Ok(Outcome::Blocked(w)) => {
+                self.asleep.insert(cred.pid.0, (w, timeout.is_some()));
+                Started::Blocked
+            }
+        }
+    }
+
+    /// A sleeper's wait ends without a completion (signal, timeout).
+    fn interrupt(&mut self, pid: u32, why: Interrupt) {
+        if let Some((w, _)) = self.asleep.remove(&pid) {
+            if let Some(r) = self.ns.sem_interrupt(w, why) {
+                self.finished.insert(pid, reply(r));
+            }
+        }
+    }
+
+    fn semctl(&mut self, cred: &Cred, id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
+        let decoded = match SemCmd::decode(id, cmd) {
+            Ok(c) => c,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        let zeros;
+        let core_arg = match (decoded, arg) {
+            (SemCmd::SetVal, SemArg::Val(v)) => sem::SemArg::Val(*v),
+            // The union's value is whatever the pointer's low bits are.
+            (SemCmd::SetVal, _) => sem::SemArg::Val(0),
+            (SemCmd::SetAll, SemArg::Array(v)) => sem::SemArg::Array(Some(v)),
+            (SemCmd::SetAll, SemArg::Out) => {
+                let n = self.ns.semctl(cred, now(), id, 0, SemCmd::SemStatAny, sem::SemArg::None);
+                zeros = vec![
+                    0u16;
+                    n.map_or(0, |(_, out)| match out {
+                        SemCtlOut::Ds(ds) => usize::try_from(ds.sem_nsems).unwrap_or(0),
+                        _ => 0,
+                    })
+                ];
+                sem::SemArg::Array(Some(&zeros))
+            }
+            (SemCmd::SetAll, _) => sem::SemArg::Array(None),
+            (SemCmd::IpcSet, SemArg::Set { uid, gid, mode }) => {
+                sem::SemArg::Set(PermUpdate { uid: *uid, gid: *gid, mode: *mode })
+            }
+            (SemCmd::IpcSet, SemArg::Out) => sem::SemArg::Set(PermUpdate { uid: 0, gid: 0, mode: 0 }),
+            // COM-OWN-4: the IPC_SET buffer is copied in before the lookup.
+            (SemCmd::IpcSet, _) => return Reply::err(Errno::EFAULT.raw()),
+            _ => sem::SemArg::None,
+        };
+        let r = self.ns.semctl(cred, now(), id, semnum, decoded, core_arg);
+        self.deliver_wakeups();
+        let (ret, out) = match r {
+            Ok(r) => r,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        let writes = matches!(out, SemCtlOut::Ds(_) | SemCtlOut::Info(_) | SemCtlOut::Values(_));
+        // COM-CTL-4: the copy-out fails after the command's effect.
+        if writes && !matches!(arg, SemArg::Out) {
+            return Reply::err(Errno::EFAULT.raw());
+        }
+        let data = match out {
+            SemCtlOut::None => Data::None,
+            SemCtlOut::Ds(ds) => Data::SemDs(SemDsView::from_abi(&ds)),
+            SemCtlOut::Info(i) => Data::Seminfo(SeminfoView::from_abi(&i)),
+            SemCtlOut::Values(v) => Data::Values(v),
+        };
+        Reply { ret: Ok(ret), data }
+    }
+}
+
 /// Capability test on a raw number, for capabilities uipc-core does not name.
 trait HasRaw {
     fn has_raw(&self, cap: u32) -> bool;
@@ -227,11 +337,53 @@ impl Backend for CoreBackend {
                 Reply::ok(0)
             }
             Op::Exit | Op::Kill => {
+                self.asleep.remove(&pid);
                 self.ns.exit(cred.pid, t);
+                self.deliver_wakeups();
                 self.procs.remove(&pid);
                 Reply::ok(0)
             }
+            Op::SemGet { key, nsems, flags } => {
+                reply(self.ns.semget(&cred, t, *key, *nsems, *flags).map(|id| i64::from(id.0)))
+            }
+            Op::SemOp { id, sops, timeout } => match self.semop(&cred, *id, sops, *timeout) {
+                Started::Done(r) => r,
+                // semtimedop sleeps until its timeout at most.
+                Started::Blocked if matches!(timeout, Some(Timeout::Val { .. })) => {
+                    self.interrupt(pid, Interrupt::Timeout);
+                    self.finished.remove(&pid).unwrap_or_else(|| Reply::err(Errno::EAGAIN.raw()))
+                }
+                Started::Blocked => return Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
+            },
+            Op::SemCtl { id, semnum, cmd, arg } => self.semctl(&cred, *id, *semnum, *cmd, arg),
+            Op::Signal => {
+                self.interrupt(pid, Interrupt::Signal);
+                Reply::ok(0)
+            }
         })
+    }
+
+    fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
+        let cred = self.procs.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
+        match op {
+            Op::SemOp { id, sops, timeout } => Ok(self.semop(&cred, *id, sops, *timeout)),
+            other => self.call(pid, other).map(Started::Done),
+        }
+    }
+
+    fn finish(&mut self, pid: u32) -> Result<Reply, String> {
+        if let Some(r) = self.finished.remove(&pid) {
+            return Ok(r);
+        }
+        match self.asleep.get(&pid) {
+            // Waiting for the reply of a timed sleeper means its timeout expires.
+            Some((_, true)) => {
+                self.interrupt(pid, Interrupt::Timeout);
+                self.finished.remove(&pid).ok_or_else(|| format!("process {pid}: no reply"))
+            }
+            Some((_, false)) => Err(format!("process {pid} is still asleep: nothing woke it")),
+            None => Err(format!("process {pid} has no call in flight")),
+        }
     }
 
     fn sysctl_set(&mut self, name: &str, value: &str) -> Result<Result<(), i32>, String> {
