@@ -127,7 +127,7 @@ pub enum ShmctlBuf<'a> {
 
 /// An address below `mmap_min_addr`: never mapped, so any kernel access to
 /// it fails with `EFAULT`.
-const FAULT_ADDR: usize = 8;
+pub const FAULT_ADDR: usize = 8;
 
 /// `shmctl(id, cmd, buf)` — the kernel's control operation on a segment
 /// (the raw system call, so that glibc neither rewrites `buf` nor filters

@@ -384,7 +384,7 @@ impl Coordinator {
                 oracle::signal_usr1(pid).map_err(|e| errno_text("kill(SIGUSR1)", e))?;
                 Ok(Reply::ok(0))
             }
-            Op::SemOp { timeout, .. } if DAEMON.get().is_none() => match self.start(pid, op)? {
+            Op::SemOp { timeout, .. } => match self.start(pid, op)? {
                 Started::Done(r) => Ok(r),
                 // semtimedop sleeps until its timeout at most.
                 Started::Blocked if matches!(timeout, Some(Timeout::Val { .. })) => self.finish(pid),
@@ -445,13 +445,11 @@ impl Coordinator {
     /// waits on its channel, between which `/proc/<pid>/syscall` and
     /// `/proc/<pid>/stat` say what it is doing; never a fixed sleep.
     fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
-        if DAEMON.get().is_some() {
-            return Err("start: unsupported in daemon mode".into());
-        }
         if !matches!(op, Op::SemOp { .. }) {
             // Nothing else sleeps: perform it plainly.
             return self.call(pid, op).map(Started::Done);
         }
+        let daemon = self.client.clone();
         let w = self.workers.get_mut(&pid).ok_or_else(|| format!("no live test process with pid {pid}"))?;
         if w.in_flight {
             return Err(format!("{op:?}: process {pid} already has a started call asleep"));
@@ -473,7 +471,12 @@ impl Coordinator {
                 Err(e) => return Err(errno_text(&format!("reading from worker {pid}"), e)),
             }
             let now = oracle::proc_activity(pid).map_err(|e| errno_text(&format!("/proc/{pid}"), e))?;
-            if now.state == 'S' && now.syscall.is_some_and(oracle::is_semop_syscall) {
+            // Asleep in the call: in the kernel's semop, or parked by the daemon.
+            let asleep = match &daemon {
+                Some(c) => c.waiters().map_err(|e| errno_text("daemon waiters", e))?.contains(&pid),
+                None => now.state == 'S' && now.syscall.is_some_and(oracle::is_semop_syscall),
+            };
+            if asleep {
                 w.in_flight = true;
                 return Ok(Started::Blocked);
             }
@@ -489,9 +492,6 @@ impl Coordinator {
 
     /// The reply of `pid`'s call left asleep by [`Coordinator::start`].
     fn finish(&mut self, pid: u32) -> Result<Reply, String> {
-        if DAEMON.get().is_some() {
-            return Err("finish: unsupported in daemon mode".into());
-        }
         let w = self.workers.get_mut(&pid).ok_or_else(|| format!("no live test process with pid {pid}"))?;
         if !w.in_flight {
             return Err(format!("finish: process {pid} has no started call asleep"));
@@ -819,8 +819,21 @@ fn execute_uipc(op: &Op) -> Reply {
         }),
         Op::ShmDt { addr } => reply(with_client(|c| c.shmdt(addr)), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl_uipc(id, cmd, buf),
-        // Not served by uipc yet.
-        Op::SemGet { .. } | Op::SemOp { .. } | Op::SemCtl { .. } => Reply::err(uipc_abi::Errno::ENOSYS.raw()),
+        Op::SemGet { key, nsems, flags } => {
+            reply(with_client(|c| c.semget(key, nsems, flags)), |id| Some(i64::from(id.0)))
+        }
+        Op::SemOp { id, ref sops, timeout } => {
+            let timeout = match timeout {
+                // The timeout is copied in before anything else (SEM-OP-1).
+                Some(Timeout::Fault) => return Reply::err(uipc_abi::Errno::EFAULT.raw()),
+                Some(Timeout::Val { sec, nsec }) => Some((sec, nsec)),
+                None => None,
+            };
+            let sops: Vec<uipc_abi::Sembuf> = sops.iter().map(|s| s.to_abi()).collect();
+            let nsops = u32::try_from(sops.len()).unwrap_or(u32::MAX);
+            reply(with_client(|c| c.semop_raw(id, nsops, Some(&sops), timeout).map(Some)), |v| v)
+        }
+        Op::SemCtl { id, semnum, cmd, ref arg } => semctl_uipc(id, semnum, cmd, arg),
         Op::Munmap { addr, len } => {
             reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
         }
@@ -869,6 +882,66 @@ fn shmctl_uipc(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
                 CtlOut::ShmDs(ds) => Data::ShmDs(ShmDsView::from_abi(&ds)),
                 CtlOut::Shminfo(i) => Data::Shminfo(ShminfoView::from_abi(&i)),
                 CtlOut::ShmInfo(i) => Data::ShmInfo(ShmInfoView::from_abi(&i)),
+            };
+            Reply { ret: Ok(ret), data }
+        }
+    }
+}
+
+/// `semctl` through uipc, with the user-memory copies a C caller's shim
+/// performs: the IPC_SET buffer is read first (after the argument checks),
+/// SETALL's array after the lookup and permission check (the daemon is
+/// told it was unreadable), output written after the call.
+fn semctl_uipc(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
+    use uipc_client::{SemCtlArg, SemOut};
+    use uipc_proto::PermSet;
+    let writes = matches!(
+        cmd,
+        uipc_abi::IPC_STAT
+            | uipc_abi::SEM_STAT
+            | uipc_abi::SEM_STAT_ANY
+            | uipc_abi::IPC_INFO
+            | uipc_abi::SEM_INFO
+            | uipc_abi::GETALL
+    );
+    let nsems = || match with_client(|c| c.semctl(id % 32768, 0, uipc_abi::SEM_STAT_ANY, SemCtlArg::None).map(Some)) {
+        Ok(Some((_, SemOut::SemDs(ds)))) => usize::try_from(ds.sem_nsems).unwrap_or(0),
+        _ => 0,
+    };
+    let wire = match (cmd, arg) {
+        (uipc_abi::IPC_SET, SemArg::None | SemArg::Fault) if id >= 0 => {
+            return Reply::err(uipc_abi::Errno::EFAULT.raw());
+        }
+        (uipc_abi::IPC_SET, SemArg::Set { uid, gid, mode }) => {
+            SemCtlArg::Set(PermSet { uid: *uid, gid: *gid, mode: *mode })
+        }
+        (uipc_abi::IPC_SET, SemArg::Out) => SemCtlArg::Set(PermSet { uid: 0, gid: 0, mode: 0 }),
+        // The union's value is the argument's low 32 bits.
+        (uipc_abi::SETVAL, SemArg::Val(v)) => SemCtlArg::Val(*v),
+        (uipc_abi::SETVAL, SemArg::Fault) => SemCtlArg::Val(i32::try_from(oracle::FAULT_ADDR).unwrap_or(0)),
+        (uipc_abi::SETVAL, _) => SemCtlArg::Val(0),
+        (uipc_abi::SETALL, SemArg::Array(values)) => {
+            // The kernel reads nsems values: a short array reads as zeros past its end.
+            let mut v = values.clone();
+            v.resize(nsems(), 0);
+            SemCtlArg::Array(Some(v))
+        }
+        (uipc_abi::SETALL, SemArg::Out) => SemCtlArg::Array(Some(vec![0; nsems()])),
+        (uipc_abi::SETALL, _) => SemCtlArg::Array(None),
+        _ => SemCtlArg::None,
+    };
+    match with_client(|c| c.semctl(id, semnum, cmd, wire).map(Some)) {
+        Err(e) => Reply::err(e.raw()),
+        Ok(None) => Reply::err(uipc_abi::Errno::EIO.raw()),
+        Ok(Some((ret, out))) => {
+            if writes && !matches!(arg, SemArg::Out) {
+                return Reply::err(uipc_abi::Errno::EFAULT.raw());
+            }
+            let data = match out {
+                SemOut::None => Data::None,
+                SemOut::SemDs(ds) => Data::SemDs(SemDsView::from_abi(&ds)),
+                SemOut::Seminfo(i) => Data::Seminfo(SeminfoView::from_abi(&i)),
+                SemOut::Values(v) => Data::Values(v),
             };
             Reply { ret: Ok(ret), data }
         }

@@ -26,6 +26,8 @@ const FIRST_ADDR: u64 = 0x7000_0000_0000;
 const MMAP_MIN_ADDR: u64 = 65536;
 /// `TASK_SIZE` of x86_64 with 4-level page tables: the end of user space.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// The bad pointer the kernel agent passes for a faulting argument.
+const FAULT_ADDR: usize = 8;
 /// `CAP_SYS_RAWIO`.
 const CAP_SYS_RAWIO: u32 = 17;
 
@@ -241,18 +243,22 @@ impl CoreBackend {
         let zeros;
         let core_arg = match (decoded, arg) {
             (SemCmd::SetVal, SemArg::Val(v)) => sem::SemArg::Val(*v),
-            // The union's value is whatever the pointer's low bits are.
+            // The union's value is the argument's low 32 bits: the bad pointer's.
+            (SemCmd::SetVal, SemArg::Fault) => sem::SemArg::Val(i32::try_from(FAULT_ADDR).unwrap_or(0)),
             (SemCmd::SetVal, _) => sem::SemArg::Val(0),
-            (SemCmd::SetAll, SemArg::Array(v)) => sem::SemArg::Array(Some(v)),
-            (SemCmd::SetAll, SemArg::Out) => {
-                let n = self.ns.semctl(cred, now(), id, 0, SemCmd::SemStatAny, sem::SemArg::None);
-                zeros = vec![
-                    0u16;
-                    n.map_or(0, |(_, out)| match out {
-                        SemCtlOut::Ds(ds) => usize::try_from(ds.sem_nsems).unwrap_or(0),
-                        _ => 0,
-                    })
-                ];
+            (SemCmd::SetAll, SemArg::Array(_) | SemArg::Out) => {
+                // The kernel reads nsems values: a short array reads as zeros past its end.
+                let n = self.ns.semctl(cred, now(), id % 32768, 0, SemCmd::SemStatAny, sem::SemArg::None);
+                let nsems = n.map_or(0, |(_, out)| match out {
+                    SemCtlOut::Ds(ds) => usize::try_from(ds.sem_nsems).unwrap_or(0),
+                    _ => 0,
+                });
+                let mut v = match arg {
+                    SemArg::Array(v) => v.clone(),
+                    _ => Vec::new(),
+                };
+                v.resize(nsems, 0);
+                zeros = v;
                 sem::SemArg::Array(Some(&zeros))
             }
             (SemCmd::SetAll, _) => sem::SemArg::Array(None),
