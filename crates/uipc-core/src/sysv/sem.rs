@@ -209,21 +209,28 @@ impl SemState {
         perform_atomic_semop(&mut set.sems, &q.sops, q.pid, undo, &mut q.blocking)
     }
 
-    /// `unlink_queue()` + `wake_up_sem_queue_prepare()`: the waiter leaves
-    /// its list with `result`.
-    fn finish(&mut self, id: IpcId, w: WaiterId, result: Result<i64, Errno>) {
-        if let Some(q) = self.queues.remove(&w) {
-            if let Ok(set) = self.ids.obtain_check_mut(id.0) {
-                if q.sops.len() > 1 {
-                    set.complex_count -= 1;
-                }
-                set.pending_alter.retain(|x| *x != w);
-                set.pending_const.retain(|x| *x != w);
-                for s in &mut set.sems {
-                    s.pending_alter.retain(|x| *x != w);
-                    s.pending_const.retain(|x| *x != w);
-                }
+    /// `unlink_queue()`: the waiter leaves its list (whichever it is on).
+    /// Returns whether it was waiting.
+    fn unlink(&mut self, id: IpcId, w: WaiterId) -> bool {
+        let Some(q) = self.queues.remove(&w) else { return false };
+        if let Ok(set) = self.ids.obtain_check_mut(id.0) {
+            if q.sops.len() > 1 {
+                set.complex_count -= 1;
             }
+            set.pending_alter.retain(|x| *x != w);
+            set.pending_const.retain(|x| *x != w);
+            for s in &mut set.sems {
+                s.pending_alter.retain(|x| *x != w);
+                s.pending_const.retain(|x| *x != w);
+            }
+        }
+        true
+    }
+
+    /// `unlink_queue()` + `wake_up_sem_queue_prepare()`: the waiter leaves
+    /// its list and will get `result`.
+    fn finish(&mut self, id: IpcId, w: WaiterId, result: Result<i64, Errno>) {
+        if self.unlink(id, w) {
             self.wakeups.push(Wakeup { waiter: w, result });
         }
     }
@@ -642,8 +649,7 @@ impl<M: Memory> IpcNamespace<M> {
     /// happened is never reported as interrupted).
     pub fn sem_interrupt(&mut self, waiter: WaiterId, why: Interrupt) -> Option<Result<i64, Errno>> {
         let id = self.sem.queues.get(&waiter)?.set;
-        self.sem.finish(id, waiter, Err(why.errno()));
-        self.sem.wakeups.retain(|w| w.waiter != waiter);
+        self.sem.unlink(id, waiter);
         self.sem.unmerge(id);
         Some(Err(why.errno()))
     }
@@ -797,8 +803,7 @@ impl<M: Memory> IpcNamespace<M> {
         let mine: Vec<(WaiterId, IpcId)> =
             self.sem.queues.iter().filter(|(_, q)| q.pid == pid).map(|(w, q)| (*w, q.set)).collect();
         for (w, id) in mine {
-            self.sem.finish(id, w, Err(Errno::EINTR));
-            self.sem.wakeups.retain(|x| x.waiter != w);
+            self.sem.unlink(id, w);
             self.sem.unmerge(id);
         }
         let records: Vec<(IpcId, Vec<i32>)> =
