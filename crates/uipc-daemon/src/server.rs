@@ -214,7 +214,9 @@ impl Daemon {
                 i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
             });
             let events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            // Expired timeouts answer their sleepers, events or not.
             self.expire_timers();
+            self.pump_dirty();
             for ev in events {
                 match ev.token {
                     LISTENER => self.accept_all(),
@@ -235,9 +237,7 @@ impl Daemon {
                         None => {}
                     },
                 }
-                while let Some(token) = self.dirty.pop() {
-                    self.pump(token);
-                }
+                self.pump_dirty();
             }
         }
     }
@@ -554,6 +554,14 @@ impl Daemon {
         };
         self.queue(token, &resp, None);
         self.dirty.push(token);
+    }
+
+    /// Sends the replies queued for other connections than the one being
+    /// served (finished sleepers) and resumes reading them.
+    fn pump_dirty(&mut self) {
+        while let Some(token) = self.dirty.pop() {
+            self.pump(token);
+        }
     }
 
     /// Times out the sleepers whose deadline passed (`EAGAIN`).
