@@ -1,7 +1,7 @@
 //! Shared helpers of the daemon's integration tests: an in-process daemon
 //! per test, raw protocol connections, probe processes (the test binary
 //! re-executed, optionally as another user) and a watchdog.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
