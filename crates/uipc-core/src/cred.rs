@@ -20,6 +20,8 @@ pub struct Gid(pub u32);
 pub struct Cap(u32);
 
 impl Cap {
+    /// `CAP_SYS_RAWIO`: map below `vm.mmap_min_addr` (the mapper's concern).
+    pub const SYS_RAWIO: Cap = Cap(17);
     /// `CAP_IPC_LOCK`: lock shared memory, hugetlb segments.
     pub const IPC_LOCK: Cap = Cap(14);
     /// `CAP_IPC_OWNER`: bypass IPC permission checks (ipcperms).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use uipc_abi::{Errno, PAGE_SIZE};
-use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
+use uipc_core::cred::{Cap, CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
 use uipc_core::perm::PermUpdate;
 use uipc_core::sysv::sem::{self, SemCmd, SemCtlOut};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
@@ -28,8 +28,6 @@ const MMAP_MIN_ADDR: u64 = 65536;
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// The bad pointer the kernel agent passes for a faulting argument.
 const FAULT_ADDR: usize = 8;
-/// `CAP_SYS_RAWIO`.
-const CAP_SYS_RAWIO: u32 = 17;
 
 /// Runs operations on one [`IpcNamespace`] of `uipc-core`.
 pub struct CoreBackend {
@@ -122,7 +120,7 @@ impl CoreBackend {
         let t = now();
         let pending = self.ns.shmat_prepare(cred, id, addr, flags)?;
         let at = match pending.addr {
-            Some(a) if a < MMAP_MIN_ADDR && !cred.caps.has_raw(CAP_SYS_RAWIO) => {
+            Some(a) if a < MMAP_MIN_ADDR && !cred.caps.has(Cap::SYS_RAWIO) => {
                 // The mapper's mmap() refuses addresses below mmap_min_addr.
                 self.ns.shmat_abort(t, pending);
                 return Err(Errno::EPERM);
@@ -288,17 +286,6 @@ impl CoreBackend {
             SemCtlOut::Values(v) => Data::Values(v),
         };
         Reply { ret: Ok(ret), data }
-    }
-}
-
-/// Capability test on a raw number, for capabilities uipc-core does not name.
-trait HasRaw {
-    fn has_raw(&self, cap: u32) -> bool;
-}
-
-impl HasRaw for CapSet {
-    fn has_raw(&self, cap: u32) -> bool {
-        cap < 64 && self.0 & (1u64 << cap) != 0
     }
 }
 
