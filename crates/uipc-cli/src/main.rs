@@ -1,6 +1,9 @@
 //! `uipc`: the command-line tool.
 #![forbid(unsafe_code)]
 
+mod run;
+
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,27 @@ enum Command {
         /// Write "READY" to this inherited descriptor once accepting connections.
         #[arg(long)]
         ready_fd: Option<i32>,
+    },
+    /// Run a program against uipc: LD_PRELOAD set, and a daemon that answers
+    /// (or a private one for the program's lifetime).
+    Run {
+        /// The IPC namespace the program joins.
+        #[arg(long, default_value = "default")]
+        ns: String,
+        /// Socket of the daemon to use [default: $UIPC_SOCKET, $XDG_RUNTIME_DIR/uipc/uipc.sock, /run/uipc/uipc.sock];
+        /// if none answers there, a private daemon is started.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Make the kernel's System V IPC and POSIX message-queue system calls
+        /// fail with ENOSYS (as on Android), so any call that escapes the shim fails loudly.
+        #[arg(long)]
+        deny_kernel_ipc: bool,
+        /// The shim [default: $UIPC_PRELOAD, else libuipc_preload.so next to `uipc`].
+        #[arg(long)]
+        preload: Option<PathBuf>,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+        command: Vec<OsString>,
     },
 }
 
@@ -62,6 +86,9 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Run { ns, socket, deny_kernel_ipc, preload, command } => {
+            run::run(run::RunArgs { ns, socket, deny_kernel_ipc, preload, command })
         }
     }
 }

@@ -10,3 +10,4 @@ pub mod memfd;
 pub mod net;
 pub mod poll;
 pub mod proc;
+pub mod seccomp;

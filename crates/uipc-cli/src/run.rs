@@ -1,0 +1,346 @@
+//! `uipc run`: starts a program with the shim preloaded, against a daemon
+//! that answers or, failing that, a private one that lives as long as the
+//! program.
+//!
+//! 1. Find the shim: `--preload`, `$UIPC_PRELOAD`, or
+//!    `libuipc_preload.so` next to the `uipc` executable. A missing shim is
+//!    a warning, not an error: the program then runs without `LD_PRELOAD`.
+//! 2. Find a daemon: `--socket`, `$UIPC_SOCKET`, or the default path; if a
+//!    connection there succeeds, use it. Otherwise bind a private daemon in
+//!    a thread of this process, with its socket in a fresh directory (mode
+//!    0700) and a lifeline (one end of a socket pair) that we hold.
+//! 3. Start the program with `LD_PRELOAD` (prepended to the existing one),
+//!    `UIPC_SOCKET` and `UIPC_NAMESPACE`; under `--deny-kernel-ipc`, behind
+//!    the seccomp filter of `uipc_sys::seccomp`.
+//! 4. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
+//!    another process (a terminal's signals already reach the program,
+//!    which is in our process group) through a pidfd.
+//! 5. When the program ends: stop forwarding, drop the lifeline and join
+//!    the private daemon, remove its directory; then exit with the
+//!    program's code, or re-raise the signal that killed it (128 + signal
+//!    if that does not kill us).
+//!
+//! # Known limits
+//! The private daemon installs its own `SIGTERM`/`SIGINT` handlers in this
+//! process (`uipc_daemon::Daemon::bind`), so a `SIGTERM` to `uipc run`
+//! stops the private daemon while the program may still be handling the
+//! forwarded signal.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
+
+/// The options of `uipc run`.
+#[derive(Debug)]
+pub struct RunArgs {
+    /// `--ns`: the IPC namespace the program joins.
+    pub ns: String,
+    /// `--socket`: where to look for a daemon.
+    pub socket: Option<PathBuf>,
+    /// `--deny-kernel-ipc`.
+    pub deny_kernel_ipc: bool,
+    /// `--preload`: the shim.
+    pub preload: Option<PathBuf>,
+    /// The program and its arguments.
+    pub command: Vec<OsString>,
+}
+
+/// The signals forwarded to the program.
+const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+/// Runs `uipc run`; the exit code is the program's.
+pub fn run(args: RunArgs) -> ExitCode {
+    let Some((program, program_args)) = args.command.split_first() else {
+        eprintln!("uipc run: no program given");
+        return ExitCode::from(2);
+    };
+    let preload = find_preload(args.preload);
+    let socket = args.socket.unwrap_or_else(uipc_daemon::default_socket_path);
+
+    let daemon = if UnixStream::connect(&socket).is_ok() {
+        Daemon::Shared(socket)
+    } else {
+        match PrivateDaemon::start() {
+            Ok(d) => Daemon::Private(d),
+            Err(msg) => {
+                eprintln!("uipc run: no daemon answers at {} and a private one failed: {msg}", socket.display());
+                return ExitCode::from(125);
+            }
+        }
+    };
+
+    let mut cmd = Command::new(program);
+    cmd.args(program_args);
+    cmd.env("UIPC_SOCKET", daemon.socket());
+    cmd.env("UIPC_NAMESPACE", &args.ns);
+    if let Some(lib) = &preload {
+        cmd.env("LD_PRELOAD", ld_preload(lib, std::env::var_os("LD_PRELOAD").as_deref()));
+    }
+    if args.deny_kernel_ipc {
+        if let Err(e) = uipc_sys::seccomp::deny_kernel_ipc(&mut cmd) {
+            eprintln!("uipc run: --deny-kernel-ipc: {e}");
+            daemon.stop();
+            return ExitCode::from(125);
+        }
+    }
+
+    // Register before spawning, so that no signal between the two is lost
+    // (or kills us, leaving the program unsupervised).
+    let signals = match SignalsInfo::<WithOrigin>::new(FORWARDED) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("uipc run: signal handlers: {e}");
+            daemon.stop();
+            return ExitCode::from(125);
+        }
+    };
+    let handle = signals.handle();
+
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            handle.close();
+            daemon.stop();
+            let name = Path::new(program).display();
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                eprintln!("uipc run: {name}: command not found");
+                ExitCode::from(127)
+            } else {
+                eprintln!("uipc run: {name}: {e}");
+                ExitCode::from(126)
+            };
+        }
+    };
+
+    // The child is ours until we reap it, so its pid cannot be reused yet.
+    let forwarder = match uipc_sys::proc::pidfd_open(child.id()) {
+        Ok(pidfd) => Some(std::thread::spawn(move || forward(signals, &pidfd))),
+        Err(e) => {
+            eprintln!("uipc run: warning: cannot forward signals: pidfd_open: {e}");
+            handle.close();
+            None
+        }
+    };
+
+    let status = child.wait();
+    handle.close();
+    if let Some(t) = forwarder {
+        let _ = t.join();
+    }
+    daemon.stop();
+
+    match status {
+        Ok(status) => pass_through(status),
+        Err(e) => {
+            eprintln!("uipc run: waiting for the program: {e}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+/// Forwards the signals other processes send us to the program, until
+/// the handle is closed.
+fn forward(mut signals: SignalsInfo<WithOrigin>, pidfd: &OwnedFd) {
+    for origin in signals.forever() {
+        // A terminal's SIGINT, SIGQUIT or SIGHUP is sent by the kernel to
+        // the whole foreground process group, the program included: passing
+        // it on would deliver it twice.
+        if matches!(origin.cause, Cause::Kernel) {
+            continue;
+        }
+        // ESRCH: the program has just exited; nothing to forward to.
+        let _ = uipc_sys::seccomp::pidfd_send_signal(pidfd.as_fd(), origin.signal);
+    }
+}
+
+/// Ends this process as the program ended.
+fn pass_through(status: ExitStatus) -> ExitCode {
+    if let Some(code) = status.code() {
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
+    if let Some(sig) = status.signal() {
+        // Restores the default action, unblocks and raises the signal: for a
+        // terminating signal, we die of it here.
+        let _ = signal_hook::low_level::emulate_default_handler(sig);
+        return ExitCode::from(u8::try_from(128 + sig).unwrap_or(255));
+    }
+    ExitCode::FAILURE
+}
+
+/// `--preload`, `$UIPC_PRELOAD`, or `libuipc_preload.so` beside the `uipc`
+/// executable; `None` (with a warning) if that file does not exist.
+fn find_preload(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    let path = explicit
+        .or_else(|| std::env::var_os("UIPC_PRELOAD").filter(|p| !p.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.join("libuipc_preload.so"))
+        });
+    match path {
+        Some(p) if p.is_file() => Some(p),
+        Some(p) => {
+            eprintln!("uipc run: warning: {} not found; running without LD_PRELOAD", p.display());
+            None
+        }
+        None => {
+            eprintln!("uipc run: warning: no preload library found; running without LD_PRELOAD");
+            None
+        }
+    }
+}
+
+/// `lib` in front of an existing `LD_PRELOAD` list.
+fn ld_preload(lib: &Path, existing: Option<&OsStr>) -> OsString {
+    let mut v = OsString::from(lib);
+    if let Some(old) = existing.filter(|o| !o.is_empty()) {
+        v.push(":");
+        v.push(old);
+    }
+    v
+}
+
+/// The daemon the program talks to.
+enum Daemon {
+    /// One that already answered.
+    Shared(PathBuf),
+    /// Ours, for the program's lifetime.
+    Private(PrivateDaemon),
+}
+
+impl Daemon {
+    fn socket(&self) -> &Path {
+        match self {
+            Daemon::Shared(p) => p,
+            Daemon::Private(d) => &d.socket,
+        }
+    }
+
+    fn stop(self) {
+        if let Daemon::Private(d) = self {
+            d.stop();
+        }
+    }
+}
+
+/// A daemon served by a thread of this process.
+struct PrivateDaemon {
+    /// The private directory holding the socket.
+    dir: PathBuf,
+    socket: PathBuf,
+    /// Our end of the lifeline: dropping it stops the daemon.
+    lifeline: UnixStream,
+    thread: JoinHandle<Result<(), uipc_daemon::DaemonError>>,
+}
+
+impl PrivateDaemon {
+    /// Binds a daemon in a new thread, its socket in a fresh 0700 directory.
+    fn start() -> Result<PrivateDaemon, String> {
+        let dir = private_dir()?;
+        let socket = dir.join("uipc.sock");
+        let (ours, theirs) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("lifeline: {e}"));
+            }
+        };
+        let config = uipc_daemon::Config {
+            socket: socket.clone(),
+            state_dir: None,
+            ready_fd: None,
+            lifeline: Some(OwnedFd::from(theirs)),
+        };
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("uipc-daemon".into()).spawn(move || {
+            // `Daemon` is not Send: bind it on the thread that serves it.
+            match uipc_daemon::Daemon::bind(config) {
+                Ok(d) => {
+                    let _ = tx.send(Ok(()));
+                    d.serve()
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    Err(e)
+                }
+            }
+        });
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("daemon thread: {e}"));
+            }
+        };
+        match rx.recv() {
+            Ok(Ok(())) => Ok(PrivateDaemon { dir, socket, lifeline: ours, thread }),
+            Ok(Err(msg)) => {
+                let _ = thread.join();
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(msg)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                let _ = std::fs::remove_dir_all(&dir);
+                Err("the daemon thread ended before binding".into())
+            }
+        }
+    }
+
+    /// Hangs up the lifeline, waits for the daemon and removes its directory.
+    fn stop(self) {
+        drop(self.lifeline);
+        match self.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("uipc run: private daemon: {e}"),
+            Err(_) => eprintln!("uipc run: private daemon: panicked"),
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("uipc run: removing {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// A new directory, mode 0700, under `$XDG_RUNTIME_DIR` or the temporary
+/// directory; `mkdir` fails rather than reuse one that exists.
+fn private_dir() -> Result<PathBuf, String> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty() && Path::new(d).is_dir())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let pid = std::process::id();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let dir = base.join(format!("uipc-run.{pid}.{:x}", nanos.wrapping_add(attempt)));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        }
+    }
+    Err(format!("no fresh directory in {}: {}", base.display(), last.map_or_else(String::new, |e| e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_is_prepended() {
+        let lib = Path::new("/x/libuipc_preload.so");
+        assert_eq!(ld_preload(lib, None), OsString::from("/x/libuipc_preload.so"));
+        assert_eq!(ld_preload(lib, Some(OsStr::new(""))), OsString::from("/x/libuipc_preload.so"));
+        assert_eq!(ld_preload(lib, Some(OsStr::new("/a.so"))), OsString::from("/x/libuipc_preload.so:/a.so"));
+    }
+}
