@@ -20,11 +20,9 @@
 //!    program's code, or re-raise the signal that killed it (128 + signal
 //!    if that does not kill us).
 //!
-//! # Known limits
-//! The private daemon installs its own `SIGTERM`/`SIGINT` handlers in this
-//! process (`uipc_daemon::Daemon::bind`), so a `SIGTERM` to `uipc run`
-//! stops the private daemon while the program may still be handling the
-//! forwarded signal.
+//! The private daemon is embedded (it has a lifeline), so it leaves this
+//! process's signals alone: a `SIGTERM` to `uipc run` is forwarded to the
+//! program, and the daemon keeps serving it until the program is gone.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};

@@ -192,7 +192,10 @@ fn an_answering_daemon_is_used() {
 
 #[test]
 fn signals_sent_to_uipc_run_reach_the_program() {
-    let mut cmd = uipc_run(&[], &["sh", "-c", "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done"]);
+    // The private daemon must keep serving while the program handles the
+    // signal: its socket is still there inside the trap (3 if not).
+    let script = r#"trap 'test -S "$UIPC_SOCKET" && exit 9 || exit 3' TERM; echo ready; while :; do sleep 0.05; done"#;
+    let mut cmd = uipc_run(&[], &["sh", "-c", script]);
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();

@@ -48,7 +48,9 @@ pub struct Config {
     pub ready_fd: Option<OwnedFd>,
     /// The daemon shuts down when this descriptor hangs up or becomes
     /// readable (the read end of a pipe its starter holds): a private
-    /// daemon then never outlives whoever started it.
+    /// daemon then never outlives whoever started it. A daemon with a
+    /// lifeline is embedded: it does not take SIGTERM/SIGINT, which stay the
+    /// host process's; a standalone daemon (no lifeline) stops on either.
     pub lifeline: Option<OwnedFd>,
 }
 
@@ -66,7 +68,7 @@ impl std::fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
-/// Runs a daemon until SIGTERM or SIGINT.
+/// Runs a daemon until SIGTERM or SIGINT (standalone) or its lifeline ends.
 ///
 /// # Errors
 /// When the socket cannot be bound (another daemon answers there, no

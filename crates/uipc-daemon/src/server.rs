@@ -165,13 +165,19 @@ impl Daemon {
         let (signals, signal_writer) = UnixStream::pair().map_err(|e| err("signal pipe", e))?;
         signals.set_nonblocking(true).map_err(|e| err("signal pipe", e))?;
         let mut signal_ids = Vec::new();
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // An embedded daemon (one with a lifeline) leaves the host's signals
+        // alone: a SIGTERM meant for `uipc run`'s program must not stop it.
+        let claims_signals = config.lifeline.is_none();
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT].into_iter().filter(|_| claims_signals) {
             let w = signal_writer.try_clone().map_err(|e| err("signal pipe", e))?;
             signal_ids.push(signal_hook::low_level::pipe::register(sig, w).map_err(|e| err("signal handler", e))?);
         }
         let poller = Poller::new().map_err(|e| err("epoll", e))?;
         poller.add(listener.as_fd(), LISTENER, false).map_err(|e| err("epoll", e))?;
-        poller.add(signals.as_fd(), SIGNALS, false).map_err(|e| err("epoll", e))?;
+        if claims_signals {
+            // Without handlers the pipe's write end is gone: not a signal.
+            poller.add(signals.as_fd(), SIGNALS, false).map_err(|e| err("epoll", e))?;
+        }
         if let Some(fd) = &config.lifeline {
             poller.add(fd.as_fd(), LIFELINE, false).map_err(|e| err("epoll", e))?;
         }
