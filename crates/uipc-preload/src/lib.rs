@@ -12,6 +12,13 @@
 //! answers, calls fail with `ENOSYS` — the errno Linux gives where the IPC
 //! system calls are missing.
 //!
+//! It also answers reads of `/proc/sysvipc/*` and of the System V sysctls
+//! under `/proc/sys/kernel/` from the daemon, wrapping `open`, `open64`,
+//! `openat`, `openat64`, their `_FORTIFY_SOURCE` forms, `fopen`, `fopen64`
+//! and `access` for exactly those paths, so that unmodified `ipcs` and
+//! `lsipc` show uipc's objects (see the `procfs` module; with no daemon
+//! these paths show the kernel's files).
+//!
 //! # Compatibility
 //! - Symbol versions: on x86_64 glibc defines these symbols only at
 //!   `GLIBC_2.2.5`; the shim's unversioned definitions bind every
@@ -45,6 +52,7 @@
 //! [fork(2)]: https://man7.org/linux/man-pages/man2/fork.2.html
 #![deny(missing_docs)]
 
+mod procfs;
 mod ret;
 
 use std::ffi::{c_int, c_void};

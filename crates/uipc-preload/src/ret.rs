@@ -41,3 +41,14 @@ pub(crate) fn addr(r: Result<u64, Errno>) -> *mut c_void {
         }
     }
 }
+
+/// Pointer results (`fopen`): the pointer, or null with `errno` set.
+pub(crate) fn ptr<T>(r: Result<*mut T, Errno>) -> *mut T {
+    match r {
+        Ok(p) => p,
+        Err(e) => {
+            set_errno(e);
+            std::ptr::null_mut()
+        }
+    }
+}
