@@ -4,128 +4,14 @@
 //! creation run natively in a fresh IPC namespace (`unshare --ipc`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use uipc_client::Client;
-use uipc_daemon::{Config, Daemon};
 
-/// Aborts the test process if not dropped within `secs`.
-struct Watchdog(Option<mpsc::Sender<()>>);
+mod common;
 
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.take();
-    }
-}
-
-fn watchdog(what: &'static str, secs: u64) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("WATCHDOG: {what} did not finish within {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("uipc-preload-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A daemon serving in a thread; shut down through its lifeline on drop.
-struct TestDaemon {
-    socket: PathBuf,
-    lifeline: Option<UnixStream>,
-    thread: Option<JoinHandle<Result<(), uipc_daemon::DaemonError>>>,
-    _dir: TempDir,
-}
-
-impl TestDaemon {
-    fn start(tag: &str) -> TestDaemon {
-        let dir = TempDir::new(tag);
-        let socket = dir.0.join("d.sock");
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let config =
-            Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(OwnedFd::from(theirs)) };
-        // `Daemon` is not `Send`: bind in the thread that serves.
-        let thread = std::thread::spawn(move || match Daemon::bind(config) {
-            Ok(d) => {
-                let _ = tx.send(Ok(()));
-                d.serve()
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                Err(e)
-            }
-        });
-        rx.recv().unwrap().unwrap();
-        TestDaemon { socket, lifeline: Some(ours), thread: Some(thread), _dir: dir }
-    }
-}
-
-impl Drop for TestDaemon {
-    fn drop(&mut self) {
-        self.lifeline.take();
-        if let Some(t) = self.thread.take() {
-            if !std::thread::panicking() {
-                let r = t.join().expect("daemon thread panicked");
-                assert!(r.is_ok(), "daemon failed: {r:?}");
-            }
-        }
-    }
-}
-
-/// The shim, built with this package: `target/<profile>/deps/` (where
-/// `cargo test` leaves it, next to this test binary) or `target/<profile>/`.
-fn shim() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [deps.join("libuipc_preload.so"), deps.parent().unwrap().join("libuipc_preload.so")];
-    let so = candidates.iter().find(|p| p.exists());
-    so.unwrap_or_else(|| panic!("libuipc_preload.so not built: looked for {candidates:?}")).clone()
-}
-
-/// Compiles `tests/c/<name>.c`; `None` (with a message) when there is no `cc`.
-fn compile(name: &str, dir: &Path) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(format!("{name}.c"));
-    let out = dir.join(name);
-    let r = Command::new("cc").args(["-O1", "-Wall", "-Werror", "-pthread", "-o"]).arg(&out).arg(&src).output();
-    match r {
-        Err(e) => {
-            eprintln!("SKIP {name}: no C compiler (cc: {e})");
-            None
-        }
-        Ok(o) => {
-            assert!(o.status.success(), "cc {name} failed:\n{}", String::from_utf8_lossy(&o.stderr));
-            Some(out)
-        }
-    }
-}
+use common::*;
 
 /// Runs `cmd` with the shim against `socket`, in uipc's namespace `default`.
 fn preloaded(cmd: &mut Command, socket: &Path) -> Output {
