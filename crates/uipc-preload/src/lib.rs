@@ -62,6 +62,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use libc::{pid_t, size_t};
 use uipc_abi::{Errno, Ipc64Perm, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_client::Client;
+use uipc_core::sysv::shm::ShmCmd;
 use uipc_proto::CtlOut;
 
 /// The process's client, once connected.
@@ -144,12 +145,6 @@ pub unsafe extern "C" fn shmdt(shmaddr: *const c_void) -> c_int {
     ret::int(with_client(|c| c.shmdt(addr)).map(|()| 0))
 }
 
-/// Whether `cmd` is one `shmctl` knows (ipc/shm.c:ksys_shmctl's switch).
-fn known_cmd(cmd: c_int) -> bool {
-    use uipc_abi::{IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, SHM_INFO, SHM_LOCK, SHM_STAT, SHM_STAT_ANY, SHM_UNLOCK};
-    [IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO, SHM_LOCK, SHM_UNLOCK, SHM_STAT, SHM_INFO, SHM_STAT_ANY].contains(&cmd)
-}
-
 /// `shmctl(shmid, cmd, buf)` — controls a segment, or reads the namespace's
 /// limits and usage.
 ///
@@ -168,17 +163,11 @@ fn known_cmd(cmd: c_int) -> bool {
 pub unsafe extern "C" fn shmctl(shmid: c_int, cmd: c_int, buf: *mut libc::shmid_ds) -> c_int {
     let addr = buf as usize as u64;
     ret::int(with_client(|c| {
-        // ipc/shm.c:ksys_shmctl: "if (cmd < 0 || shmid < 0) return -EINVAL;"
-        if cmd < 0 || shmid < 0 {
-            return Err(Errno::EINVAL);
-        }
-        // ksys_shmctl's switch: "default: return -EINVAL;"
-        if !known_cmd(cmd) {
-            return Err(Errno::EINVAL);
-        }
+        // ipc/shm.c:ksys_shmctl: a negative id or cmd, then an unknown cmd → EINVAL.
+        let decoded = ShmCmd::decode(shmid, cmd)?;
         // ksys_shmctl, IPC_SET: "if (copy_shmid_from_user(&sem64, buf, version)) return -EFAULT;"
         // — before the id is looked up.
-        let set = if cmd == uipc_abi::IPC_SET { Some(read_set(addr)?) } else { None };
+        let set = if decoded == ShmCmd::IpcSet { Some(read_set(addr)?) } else { None };
         let (r, out) = c.shmctl(shmid, cmd, set)?;
         let r = c_int::try_from(r).map_err(|_| Errno::EOVERFLOW)?;
         // The command has happened; only the copy-out can still fail

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use uipc_client::Client;
+use uipc_core::sysv::sem::SemCmd;
+use uipc_core::sysv::shm::ShmCmd;
 use uipc_proto::CtlOut;
 use uipc_sys::oracle::{self, Channel, Forked, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
 
@@ -858,10 +860,7 @@ fn execute_memory(op: &Op) -> Reply {
 /// shim performs: the IPC_SET buffer is read before anything else (after
 /// the argument checks), stat/info output is written after the call.
 fn shmctl_uipc(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
-    let writes_buffer = matches!(
-        cmd,
-        uipc_abi::IPC_STAT | uipc_abi::SHM_STAT | uipc_abi::SHM_STAT_ANY | uipc_abi::IPC_INFO | uipc_abi::SHM_INFO
-    );
+    let writes_buffer = ShmCmd::decode(id, cmd).is_ok_and(ShmCmd::writes_buffer);
     let set = match (cmd, buf) {
         (uipc_abi::IPC_SET, CtlBuf::Null | CtlBuf::Fault) if id >= 0 => {
             return Reply::err(uipc_abi::Errno::EFAULT.raw());
@@ -895,15 +894,7 @@ fn shmctl_uipc(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
 fn semctl_uipc(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
     use uipc_client::{SemCtlArg, SemOut};
     use uipc_proto::PermSet;
-    let writes = matches!(
-        cmd,
-        uipc_abi::IPC_STAT
-            | uipc_abi::SEM_STAT
-            | uipc_abi::SEM_STAT_ANY
-            | uipc_abi::IPC_INFO
-            | uipc_abi::SEM_INFO
-            | uipc_abi::GETALL
-    );
+    let writes = SemCmd::decode(id, cmd).is_ok_and(SemCmd::writes_buffer);
     let nsems = || match with_client(|c| c.semctl(id % 32768, 0, uipc_abi::SEM_STAT_ANY, SemCtlArg::None).map(Some)) {
         Ok(Some((_, SemOut::SemDs(ds)))) => usize::try_from(ds.sem_nsems).unwrap_or(0),
         _ => 0,

@@ -274,9 +274,8 @@ impl CoreBackend {
             Ok(r) => r,
             Err(e) => return Reply::err(e.raw()),
         };
-        let writes = matches!(out, SemCtlOut::Ds(_) | SemCtlOut::Info(_) | SemCtlOut::Values(_));
         // COM-CTL-4: the copy-out fails after the command's effect.
-        if writes && !matches!(arg, SemArg::Out) {
+        if decoded.writes_buffer() && !matches!(arg, SemArg::Out) {
             return Reply::err(Errno::EFAULT.raw());
         }
         let data = match out {

@@ -490,6 +490,17 @@ impl SemCmd {
     }
 }
 
+impl SemCmd {
+    /// Whether the command writes to the caller's `arg` buffer (a
+    /// `semid_ds`, a `seminfo` or GETALL's array), after its effect.
+    pub fn writes_buffer(self) -> bool {
+        matches!(
+            self,
+            SemCmd::IpcStat | SemCmd::SemStat | SemCmd::SemStatAny | SemCmd::IpcInfo | SemCmd::SemInfo | SemCmd::GetAll
+        )
+    }
+}
+
 /// The `arg` of `semctl`, as the caller could read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SemArg<'a> {
