@@ -175,3 +175,32 @@ fn ipcmk_and_ipcrm_act_on_uipc_segments() {
     let after = ok_stdout("ipcs -m", &preloaded(Command::new("ipcs").arg("-m"), &d.socket));
     assert!(!after.lines().any(|l| l.split_whitespace().nth(1) == Some(&*id.to_string())), "{after}");
 }
+
+/// `/proc/sysvipc/sem` as uipc renders it (uipc-core's `proc_sysvipc_sem`)
+/// against the kernel's: a set of 3 semaphores, mode 0600, key 0x75697064,
+/// created through uipc and, natively, in a fresh IPC namespace; unmodified
+/// `ipcs -s` must print the same table.
+#[test]
+fn ipcs_s_lists_uipc_sets_as_the_kernel_would() {
+    let _w = watchdog("ipcs -s", 120);
+    if !have("ipcs") || !have("python3") {
+        return;
+    }
+    let d = TestDaemon::start("procfs-ipcs-s");
+    let client = uipc_client::Client::connect_to(&d.socket, "default").unwrap();
+    let id = client.semget(0x7569_7064, 3, 0o1600).unwrap().0;
+    let ours = ok_stdout("ipcs -s (uipc)", &preloaded(Command::new("ipcs").arg("-s"), &d.socket));
+    let user = ok_stdout("id -un", &Command::new("id").arg("-un").output().unwrap());
+    // key semid owner perms nsems
+    assert_eq!(ipcs_row(&ours, id), ["0x75697064", &id.to_string(), user.trim(), "600", "3"], "{ours}");
+
+    let probe = Command::new("unshare").args(["--ipc", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP native comparison: unshare --ipc not permitted");
+        return;
+    }
+    let script = r#"python3 -c 'import ctypes; ctypes.CDLL(None).semget(0x75697064, 3, 0o1600)' && ipcs -s"#;
+    let native =
+        ok_stdout("ipcs -s (kernel)", &Command::new("unshare").args(["--ipc", "sh", "-c", script]).output().unwrap());
+    assert_eq!(native, ours, "ipcs -s output differs");
+}
