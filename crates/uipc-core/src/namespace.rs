@@ -74,11 +74,16 @@ impl<M: Memory> IpcNamespace<M> {
     /// # References
     /// `ipc/ipc_sysctl.c`, `ipc/mq_sysctl.c`; SPEC section 7, COM-ID-6.
     pub fn sysctl_write(&mut self, cred: &Cred, name: &str, value: &str) -> Result<(), Errno> {
+        // As open(2) of /proc/sys/... decides before any write is parsed:
+        // an unknown file is ENOENT, then a caller who may not write is EACCES.
+        if !limits::sysctl_names().any(|n| n == name) {
+            return Err(Errno::ENOENT);
+        }
         let writable = if limits::is_next_id(name) { cred.capable(Cap::CHECKPOINT_RESTORE) } else { cred.euid.0 == 0 };
-        let parsed = limits::parse_write(name, value)?;
         if !writable {
             return Err(Errno::EACCES);
         }
+        let parsed = limits::parse_write(name, value)?;
         match (name, parsed) {
             ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),
             ("kernel.sem_next_id", Parsed::One(v)) => self.sem.ids.next_id = i32::try_from(v).unwrap_or(-1),
