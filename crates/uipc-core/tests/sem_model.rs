@@ -126,3 +126,49 @@ fn undo_is_applied_at_exit_with_clamping() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The set's version (the sequence number a reader of its plain-data state
+/// checks) advances with every observable change and never with a read or a
+/// call that failed.
+#[test]
+fn version_advances_with_every_change_and_only_then() {
+    use uipc_core::perm::PermUpdate;
+    let mut ns = IpcNamespace::new(HeapMemory);
+    let id = ns.semget(&cred(1), NOW, 0, 2, 0o600).unwrap().0;
+    let mut last = ns.sem_version(id).unwrap();
+    let mut expect = |ns: &mut IpcNamespace<HeapMemory>, changed: bool, what: &str| {
+        let now = ns.sem_version(id).unwrap();
+        assert_eq!(now != last, changed, "{what}: version {last} -> {now}");
+        last = now;
+    };
+    // Reads.
+    get(&mut ns, id, 0, SemCmd::GetVal);
+    ns.semctl(&cred(1), NOW, id, 0, SemCmd::GetAll, SemArg::None).unwrap();
+    ns.semctl(&cred(1), NOW, id, 0, SemCmd::IpcStat, SemArg::None).unwrap();
+    expect(&mut ns, false, "reads");
+    // Failures.
+    assert_eq!(semop(&mut ns, 2, id, &[op(0, -1, NOWAIT)]), Err(Errno::EAGAIN));
+    assert!(ns.semctl(&cred(1), NOW, id, 5, SemCmd::SetVal, SemArg::Val(1)).is_err());
+    expect(&mut ns, false, "failed calls");
+    // Changes: semop (alter and wait-for-zero), SETVAL, SETALL, IPC_SET, a hand-off, undo at exit.
+    semop(&mut ns, 2, id, &[op(0, 1, SEM_UNDO)]).unwrap();
+    expect(&mut ns, true, "semop +1");
+    semop(&mut ns, 2, id, &[op(1, 0, 0)]).unwrap();
+    expect(&mut ns, true, "wait-for-zero (otime)");
+    ns.semctl(&cred(1), NOW, id, 1, SemCmd::SetVal, SemArg::Val(3)).unwrap();
+    expect(&mut ns, true, "SETVAL");
+    ns.semctl(&cred(1), NOW, id, 0, SemCmd::SetAll, SemArg::Array(Some(&[0, 0]))).unwrap();
+    expect(&mut ns, true, "SETALL");
+    let update = PermUpdate { uid: 0, gid: 0, mode: 0o640 };
+    ns.semctl(&cred(1), NOW, id, 0, SemCmd::IpcSet, SemArg::Set(update)).unwrap();
+    expect(&mut ns, true, "IPC_SET");
+    let w = blocked(semop(&mut ns, 3, id, &[op(0, -1, 0)]));
+    expect(&mut ns, false, "a caller going to sleep");
+    semop(&mut ns, 4, id, &[op(0, 1, SEM_UNDO)]).unwrap();
+    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
+    expect(&mut ns, true, "post with hand-off");
+    ns.exit(Pid(4), Time(200));
+    expect(&mut ns, true, "undo applied at exit");
+    ns.exit(Pid(9), Time(200));
+    expect(&mut ns, false, "exit of a process with no undo");
+}

@@ -65,6 +65,12 @@ pub struct SemSet {
     pending_const: VecDeque<WaiterId>,
     /// Sleeping complex operations.
     complex_count: usize,
+    /// Generation of the state a caller can observe (values, pids, times,
+    /// permissions): advanced by every change, never by a read. It is the
+    /// sequence number that lets a reader of this plain-data state (a
+    /// client mapping it, or a recovering daemon) tell whether what it read
+    /// is consistent and current, as a seqlock's count does.
+    version: u64,
 }
 
 impl IpcObject for SemSet {
@@ -79,6 +85,11 @@ impl IpcObject for SemSet {
 impl SemSet {
     fn nsems(&self) -> usize {
         self.sems.len()
+    }
+
+    /// Marks an observable change (see [`SemSet::version`]).
+    fn changed(&mut self) {
+        self.version = self.version.wrapping_add(1);
     }
 
     fn to_abi(&self) -> Semid64Ds {
@@ -329,10 +340,12 @@ impl SemState {
                 stamp |= self.update_queue(id, Some(n));
             }
         }
-        if stamp {
-            if let Ok(set) = self.ids.obtain_check_mut(id.0) {
+        if let Ok(set) = self.ids.obtain_check_mut(id.0) {
+            if stamp {
                 set.otime = now;
             }
+            // Every caller changed the set (values, or at least otime).
+            set.changed();
         }
     }
 
@@ -412,6 +425,7 @@ impl IpcOps for SemGetOps<'_> {
             pending_alter: VecDeque::new(),
             pending_const: VecDeque::new(),
             complex_count: 0,
+            version: 0,
         };
         let semmni = u32::try_from(self.limits.sem[3]).unwrap_or(0);
         let id = self.sem.ids.add(set, semmni)?;
@@ -622,6 +636,7 @@ impl<M: Memory> IpcNamespace<M> {
                     self.sem.do_smart_update(set_id, Some(sops), true, now);
                 } else {
                     set.otime = now;
+                    set.changed();
                 }
                 self.sem.unmerge(set_id);
                 Ok(Outcome::Done(0))
@@ -669,6 +684,15 @@ impl<M: Memory> IpcNamespace<M> {
     /// finished: the host delivers each result to its caller.
     pub fn take_wakeups(&mut self) -> Vec<Wakeup> {
         std::mem::take(&mut self.sem.wakeups)
+    }
+
+    /// The [version](SemSet) of set `semid`'s observable state: it
+    /// advances with every change and stays put across reads.
+    ///
+    /// # Errors
+    /// `EINVAL` if no set has that identifier (as `semctl`'s lookup).
+    pub fn sem_version(&self, semid: i32) -> Result<u64, Errno> {
+        Ok(self.sem.ids.obtain_check(semid)?.version)
     }
 
     /// `semctl(semid, semnum, cmd, arg)` — controls a semaphore set.
@@ -735,6 +759,7 @@ impl<M: Memory> IpcNamespace<M> {
                     let SemArg::Set(update) = arg else { return Err(Errno::EFAULT) };
                     ipc_update_perm(&update, &mut set.perm)?;
                     set.ctime = now;
+                    set.changed();
                 }
                 (0, SemCtlOut::None)
             }
