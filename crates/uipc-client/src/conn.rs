@@ -56,8 +56,8 @@ impl Conn {
     }
 
     /// Sends a request that may sleep in the daemon (a semop) and waits
-    /// for its answer. A signal that interrupts the wait (`EINTR` from
-    /// `recvmsg`, i.e. a handler without `SA_RESTART`) sends `Cancel`: the
+    /// for its answer. A signal handler that interrupts the wait (with or
+    /// without `SA_RESTART`: semop is never restarted, signal(7)) sends `Cancel`: the
     /// daemon then answers the request — `EINTR` if it had not happened,
     /// its real result if it had — and acknowledges the cancel.
     pub(crate) fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {

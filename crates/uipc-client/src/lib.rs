@@ -333,26 +333,33 @@ impl Client {
         sops: Option<&[Sembuf]>,
         timeout: Option<(i64, i64)>,
     ) -> Result<i64, Errno> {
-        let sops = sops.map(|s| s.iter().map(|b| (b.sem_num, b.sem_op, b.sem_flg)).collect());
-        let req = Request::SemOp { id, nsops, sops, timeout };
-        let mut conn = self.spare_conn()?;
-        let resp = conn.call_sleeping(&req);
-        if resp.is_ok() {
-            self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        }
-        match resp? {
-            Response::Value(v) => Ok(v),
-            Response::Error(e) => Err(Errno::from_raw(e)),
-            r => Err(unexpected(&r)),
-        }
+        let mut sleeper = self.sleeper()?;
+        let r = sleeper.semop_raw(id, nsops, sops, timeout);
+        self.give_back(sleeper);
+        r
     }
 
-    fn spare_conn(&self) -> Result<Conn, Errno> {
+    /// A connection of its own for a call that may sleep, taken from the
+    /// pool (or opened). The caller may sleep on it without holding any
+    /// lock of this client, then hands it back with
+    /// [`give_back`](Self::give_back).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), when a new connection must be opened.
+    pub fn sleeper(&self) -> Result<Sleeper, Errno> {
         if let Some(c) = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(c);
+            return Ok(Sleeper { conn: c, healthy: true });
         }
         let (socket, ns) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).target();
-        Conn::open(&socket, &ns)
+        Ok(Sleeper { conn: Conn::open(&socket, &ns)?, healthy: true })
+    }
+
+    /// Returns a [`Sleeper`] to the pool; one whose last call failed in
+    /// transport is closed instead.
+    pub fn give_back(&self, sleeper: Sleeper) {
+        if sleeper.healthy {
+            self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(sleeper.conn);
+        }
     }
 
     /// `semctl(id, semnum, cmd, arg)` with the raw command: the return
@@ -416,5 +423,41 @@ impl Client {
 
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {
         &self.conn
+    }
+}
+
+/// A connection reserved for one sleeping call at a time (see
+/// [`Client::sleeper`]); holds no lock of the client.
+#[derive(Debug)]
+pub struct Sleeper {
+    conn: Conn,
+    /// False once a call failed in transport: the connection's state is
+    /// unknown, so it is not reused.
+    healthy: bool,
+}
+
+impl Sleeper {
+    /// `semtimedop` with raw arguments, as [`Client::semop_raw`]; a handler
+    /// that interrupts the wait makes it `EINTR` unless the operation
+    /// already happened (the daemon decides, after a `Cancel`).
+    ///
+    /// # Errors
+    /// As [`Client::semop`].
+    pub fn semop_raw(
+        &mut self,
+        id: i32,
+        nsops: u32,
+        sops: Option<&[Sembuf]>,
+        timeout: Option<(i64, i64)>,
+    ) -> Result<i64, Errno> {
+        let sops = sops.map(|s| s.iter().map(|b| (b.sem_num, b.sem_op, b.sem_flg)).collect());
+        let req = Request::SemOp { id, nsops, sops, timeout };
+        let resp = self.conn.call_sleeping(&req);
+        self.healthy = resp.is_ok();
+        match resp? {
+            Response::Value(v) => Ok(v),
+            Response::Error(e) => Err(Errno::from_raw(e)),
+            r => Err(unexpected(&r)),
+        }
     }
 }

@@ -13,6 +13,19 @@ use crate::sysv::sem::SemState;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
 
+/// Object counts of a namespace ([`IpcNamespace::object_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectCounts {
+    /// Shared memory segments.
+    pub shm: u32,
+    /// Bytes in all segments (sum of `shm_segsz`).
+    pub shm_bytes: u64,
+    /// Semaphore sets.
+    pub sem: u32,
+    /// Message queues (not implemented yet: always 0).
+    pub msg: u32,
+}
+
 /// An IPC namespace (`struct ipc_namespace`): the registries of every
 /// mechanism, their limits, and the System V mappings of the processes that
 /// use it.
@@ -30,6 +43,9 @@ pub struct IpcNamespace<M: Memory> {
     pub(crate) mms: BTreeMap<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
     pub(crate) next_attach: u64,
+    /// `kernel.msg_next_id`: kept for the sysctl until message queues
+    /// exist (`ipc/ipc_sysctl.c`, COM-ID-6).
+    pub(crate) msg_next_id: i32,
 }
 
 impl<M: Memory> IpcNamespace<M> {
@@ -44,6 +60,7 @@ impl<M: Memory> IpcNamespace<M> {
             sem: SemState::default(),
             mms: BTreeMap::new(),
             next_attach: 0,
+            msg_next_id: -1,
         }
     }
 
@@ -68,7 +85,7 @@ impl<M: Memory> IpcNamespace<M> {
     /// # Errors
     /// - `ENOENT`: no such IPC sysctl.
     /// - `EACCES`: the caller is not the namespace's root (files are 0644
-    ///   root), or for `*_next_id` lacks `CAP_CHECKPOINT_RESTORE` (0444 otherwise).
+    ///   root; see [`ns_may_write_sysctl`](crate::perm::ns_may_write_sysctl)), or for `*_next_id` lacks `CAP_CHECKPOINT_RESTORE` (0444 otherwise).
     /// - `EINVAL`: malformed or out of range; `ERANGE`: SEMMNI out of range.
     ///
     /// # References
@@ -79,15 +96,18 @@ impl<M: Memory> IpcNamespace<M> {
         if !limits::sysctl_names().any(|n| n == name) {
             return Err(Errno::ENOENT);
         }
-        let writable = if limits::is_next_id(name) { cred.capable(Cap::CHECKPOINT_RESTORE) } else { cred.euid.0 == 0 };
-        if !writable {
-            return Err(Errno::EACCES);
+        if limits::is_next_id(name) {
+            if !cred.capable(Cap::CHECKPOINT_RESTORE) {
+                return Err(Errno::EACCES);
+            }
+        } else {
+            crate::perm::ns_may_write_sysctl(cred, &self.owner)?;
         }
         let parsed = limits::parse_write(name, value)?;
         match (name, parsed) {
             ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),
             ("kernel.sem_next_id", Parsed::One(v)) => self.sem.ids.next_id = i32::try_from(v).unwrap_or(-1),
-            ("kernel.msg_next_id", _) => return Err(Errno::ENOENT),
+            ("kernel.msg_next_id", Parsed::One(v)) => self.msg_next_id = i32::try_from(v).unwrap_or(-1),
             (_, parsed) => {
                 self.limits.apply(name, parsed)?;
                 if name == "kernel.shm_rmid_forced" && self.limits.shm_rmid_forced {
@@ -106,8 +126,46 @@ impl<M: Memory> IpcNamespace<M> {
         match name {
             "kernel.shm_next_id" => Ok(self.shm.ids.next_id.to_string()),
             "kernel.sem_next_id" => Ok(self.sem.ids.next_id.to_string()),
+            "kernel.msg_next_id" => Ok(self.msg_next_id.to_string()),
             _ => self.limits.render(name),
         }
+    }
+
+    /// How many objects of each kind live in the namespace.
+    pub fn object_counts(&self) -> ObjectCounts {
+        ObjectCounts {
+            shm: self.shm.ids.in_use(),
+            shm_bytes: self.shm.ids.iter().map(|(_, s)| s.segsz()).sum(),
+            sem: self.sem.ids.in_use(),
+            msg: 0,
+        }
+    }
+
+    /// Every IPC sysctl of the namespace as `(name, value)`, in
+    /// [`limits::sysctl_names`] order.
+    pub fn sysctls(&self) -> Vec<(String, String)> {
+        limits::sysctl_names().filter_map(|n| Some((n.to_owned(), self.sysctl_read(n).ok()?))).collect()
+    }
+
+    /// Tears the namespace down: every semaphore set is removed (each
+    /// sleeper gets `EIDRM`, undo records die), every segment destroyed
+    /// (its memory freed with the last reference the host holds), every
+    /// process's mapping record dropped. Processes keep the memory they
+    /// mapped, as after Linux's teardown a mapping stays valid until it is
+    /// unmapped. The host delivers the wakeups ([`take_wakeups`](Self::take_wakeups)).
+    ///
+    /// # References
+    /// Mirrors `ipc/namespace.c:free_ipcs()` as called from `free_ipc_ns()`
+    /// through `sem_exit_ns()`, `msg_exit_ns()`, `shm_exit_ns()` (Linux
+    /// 6.12); SPEC NS-9.
+    pub fn free_ipcs(&mut self) {
+        for id in self.sem.ids.ids() {
+            self.sem.freeary(id);
+        }
+        for id in self.shm.ids.ids() {
+            self.shm_destroy(id);
+        }
+        self.mms.clear();
     }
 
     /// `fork()`: the child inherits every System V mapping of the parent;

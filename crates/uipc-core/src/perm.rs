@@ -206,6 +206,41 @@ pub fn ns_may_enter(cred: &Cred, owner: &NamespaceOwner) -> Result<(), Errno> {
     }
 }
 
+/// Is `cred` root of the namespace owned as `owner` — may it write the
+/// namespace's sysctls (`/proc/sys/kernel/*`, mode 0644 root)?
+///
+/// Linux lets root of the user namespace that owns the IPC namespace write
+/// them (SPEC 7, NS-8). uipc's namespaces have no user namespace: the
+/// creator of a namespace plays the part of its user namespace's root (as a
+/// process that ran `unshare --user --map-root-user --ipc` would be), and
+/// uid 0 is root everywhere.
+///
+/// # Errors
+/// `EACCES`, as `open(2)` of a 0644 root-owned `/proc/sys` file gives.
+pub fn ns_may_write_sysctl(cred: &Cred, owner: &NamespaceOwner) -> Result<(), Errno> {
+    if cred.euid.0 == 0 || cred.euid == owner.uid {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// May `cred` remove the namespace owned as `owner`?
+///
+/// The owner may, and so may a caller with `CAP_SYS_ADMIN` (the capability
+/// Linux's namespace operations need) — the ownership rule of
+/// `ipcctl_obtain_check()` applied to a namespace.
+///
+/// # Errors
+/// `EPERM` otherwise.
+pub fn ns_may_remove(cred: &Cred, owner: &NamespaceOwner) -> Result<(), Errno> {
+    if cred.euid == owner.uid || cred.capable(Cap::SYS_ADMIN) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +272,18 @@ mod tests {
         let odd = NamespaceOwner { uid: Uid(1000), gid: Gid(1000), mode: 0o071 };
         assert_eq!(ns_may_enter(&cred(1000, 1000, &[], 0), &odd), Err(Errno::EACCES));
         assert_eq!(ns_may_enter(&cred(1002, 1002, &[], 0), &odd), Ok(()));
+    }
+
+    #[test]
+    fn the_owner_is_root_of_its_namespace() {
+        let ns = NamespaceOwner { uid: Uid(1000), gid: Gid(1000), mode: 0o755 };
+        assert_eq!(ns_may_write_sysctl(&cred(1000, 1000, &[], 0), &ns), Ok(()));
+        assert_eq!(ns_may_write_sysctl(&cred(0, 0, &[], 0), &ns), Ok(()));
+        assert_eq!(ns_may_write_sysctl(&cred(1001, 1000, &[1000], 0), &ns), Err(Errno::EACCES));
+        assert_eq!(ns_may_remove(&cred(1000, 1000, &[], 0), &ns), Ok(()));
+        assert_eq!(ns_may_remove(&cred(1001, 1001, &[], 0), &ns), Err(Errno::EPERM));
+        // uid 0 without CAP_SYS_ADMIN is not the owner.
+        assert_eq!(ns_may_remove(&cred(0, 0, &[], 0), &ns), Err(Errno::EPERM));
+        assert_eq!(ns_may_remove(&cred(0, 0, &[], 1 << 21), &ns), Ok(()));
     }
 }

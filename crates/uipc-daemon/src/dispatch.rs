@@ -29,18 +29,37 @@ fn error(e: Errno) -> Reply {
 impl Daemon {
     /// Answers one request of connection `token`; `None` when the caller
     /// now sleeps (its answer comes when it finishes).
+    ///
+    /// This is also the one place that decides what goes to the audit log
+    /// (see [`crate::audit`]): each request is classified before the call
+    /// and recorded with its answer.
     pub(crate) fn dispatch(&mut self, token: u64, req: Request) -> Option<Reply> {
-        let ns = self.conn_mut(token).and_then(|c| c.ns.clone());
+        let conn = self.conn_mut(token)?;
+        let ns = conn.ns.clone();
+        let who = (conn.cred.pid.0, conn.cred.euid.0);
+        let audit = self.audit.is_some().then(|| (self.creation_marker(ns.as_deref()), crate::audit::subject(&req)));
         let reply = match req {
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
             Request::Cancel => Some(self.cancel(token)),
             req => Some(self.dispatch_inner(token, req).unwrap_or_else(error)),
         };
+        if let (Some((before, subject)), Some((resp, _))) = (audit, &reply) {
+            // A get never removes and Hello never forgets: a change is a creation.
+            let created = self.creation_marker(ns.as_deref()) != before;
+            self.audit_reply(who, ns.as_deref(), subject, created, resp);
+        }
         // Whatever the call changed may have finished sleepers.
         if let Some(ns) = ns {
             self.deliver(&ns);
         }
         reply
+    }
+
+    /// What changes when a request creates something: the objects of the
+    /// connection's namespace and the number of namespaces.
+    fn creation_marker(&self, ns: Option<&str>) -> (u32, u32, usize) {
+        let counts = ns.and_then(|n| self.namespaces.get(n)).map(|n| n.object_counts()).unwrap_or_default();
+        (counts.shm, counts.sem, self.namespaces.len())
     }
 
     /// `semtimedop`: done at once, or the caller is parked.
@@ -58,7 +77,8 @@ impl Daemon {
         let sops: Option<Vec<uipc_abi::Sembuf>> = sops
             .map(|v| v.into_iter().map(|(n, o, f)| uipc_abi::Sembuf { sem_num: n, sem_op: o, sem_flg: f }).collect());
         let nsops = usize::try_from(nsops).unwrap_or(usize::MAX);
-        let ns = self.namespaces.get_mut(&ns_name)?;
+        // The namespace was removed under the connection.
+        let Some(ns) = self.namespaces.get_mut(&ns_name) else { return Some(error(Errno::EIDRM)) };
         let limit = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
         match ns.semtimedop(&cred, now(), id, nsops, sops.as_deref(), limit) {
             Ok(Outcome::Done(v)) => Some(value(Ok(v))),
@@ -89,16 +109,40 @@ impl Daemon {
     fn dispatch_inner(&mut self, token: u64, req: Request) -> Result<Reply, Errno> {
         let conn = self.conn_mut(token).ok_or(Errno::EIO)?;
         let cred = conn.cred.clone();
-        let Some(ns_name) = conn.ns.clone() else {
+        let joined = conn.ns.is_some();
+        // Namespace management needs no session: allowed before Hello.
+        match req {
+            Request::NsCreate { name, mode, sysctls, ephemeral } => {
+                let name = self.ns_create(&cred, &name, mode, &sysctls, ephemeral)?;
+                return Ok((Response::Text(name), None));
+            }
+            Request::NsList => return Ok((Response::Namespaces(self.ns_list(&cred)), None)),
+            Request::NsShow { name } => return Ok((Response::Namespace(self.ns_show(&cred, &name)?), None)),
+            Request::NsRemove { name } => {
+                self.ns_remove(&cred, &name)?;
+                return Ok(value(Ok(0)));
+            }
+            Request::Join { .. } if joined => return Err(Errno::EINVAL),
+            _ => {}
+        }
+        let Some(ns_name) = self.conn_mut(token).and_then(|c| c.ns.clone()) else {
             // Step 2 of the protocol: nothing before Hello.
-            let Request::Hello { version, namespace } = req else { return Err(Errno::EPERM) };
+            let (version, namespace, strict) = match req {
+                Request::Hello { version, namespace } => (version, namespace, false),
+                Request::Join { version, namespace } => (version, namespace, true),
+                _ => return Err(Errno::EPERM),
+            };
             if version != VERSION {
                 return Err(Errno::EPROTO);
             }
             if !uipc_proto::valid_namespace(&namespace) {
                 return Err(Errno::EINVAL);
             }
-            self.join(&cred, &namespace)?;
+            if strict {
+                self.join_existing(&cred, &namespace)?;
+            } else {
+                self.join(&cred, &namespace)?;
+            }
             if let Some(p) = self.procs.get_mut(&cred.pid.0) {
                 p.namespaces.insert(namespace.clone());
             }
@@ -117,6 +161,10 @@ impl Daemon {
             if proc::proc_parent(child)? != cred.pid.0 {
                 return Err(Errno::EPERM);
             }
+            // The namespace was removed under the connection.
+            if !self.namespaces.contains_key(&ns_name) {
+                return Err(Errno::EIDRM);
+            }
             self.track_process(child)?;
             if let Some(p) = self.procs.get_mut(&child) {
                 p.namespaces.insert(ns_name.clone());
@@ -124,9 +172,13 @@ impl Daemon {
             self.namespace(&ns_name)?.fork(&cred, t, Pid(child));
             return Ok(value(Ok(0)));
         }
-        let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIO)?;
+        // The namespace was removed under the connection.
+        let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIDRM)?;
         Ok(match req {
-            Request::Hello { .. } => error(Errno::EINVAL),
+            Request::Hello { .. } | Request::Join { .. } => error(Errno::EINVAL),
+            Request::NsCreate { .. } | Request::NsList | Request::NsShow { .. } | Request::NsRemove { .. } => {
+                error(Errno::EINVAL)
+            }
             Request::Sync | Request::Forked { .. } | Request::SemOp { .. } | Request::Cancel => error(Errno::EINVAL),
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
@@ -192,7 +244,7 @@ impl Daemon {
             }
             Request::ShmAtDone { token: tok, result } => {
                 let pending = self.conns_pending_take(token, tok).ok_or(Errno::EINVAL)?;
-                let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIO)?;
+                let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIDRM)?;
                 match result {
                     Ok(addr) => value(ns.shmat_commit(&cred, t, pending, addr).map(|a| i64::try_from(a).unwrap_or(0))),
                     Err(e) => {

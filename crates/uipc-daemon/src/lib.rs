@@ -12,7 +12,11 @@
 //! 1. The client connects; the daemon reads its credentials and opens a
 //!    pidfd on its pid.
 //! 2. The client sends `Hello { version, namespace }`; the namespace is
-//!    created on first use.
+//!    created on first use (`Join` is the same but only enters one that
+//!    exists). Namespace management (`NsCreate`, `NsList`, `NsShow`,
+//!    `NsRemove`) may come before or after it; nothing else may come
+//!    before it. A namespace removed under a connection answers `EIDRM`
+//!    to every later call.
 //! 3. Each request gets exactly one response, in order. `ShmAt` answers
 //!    `Attach` with the memory's descriptor (re-opened read-only for
 //!    `SHM_RDONLY`); the client maps it and reports the address with
@@ -27,8 +31,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 mod dispatch;
 mod memory;
+mod namespaces;
 mod server;
 
 use std::os::fd::OwnedFd;

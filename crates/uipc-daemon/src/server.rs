@@ -86,10 +86,10 @@ pub struct Daemon {
     /// The SIGTERM/SIGINT registrations, removed when the daemon is dropped
     /// (an embedder's process gets its signals back).
     signal_ids: Vec<signal_hook::SigId>,
-    state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     next_token: u64,
     sources: BTreeMap<u64, Source>,
-    conns: BTreeMap<u64, Conn>,
+    pub(crate) conns: BTreeMap<u64, Conn>,
     pub(crate) procs: BTreeMap<u32, ProcRec>,
     pub(crate) namespaces: BTreeMap<String, IpcNamespace<DaemonMemory>>,
     /// Who sleeps where: (namespace, waiter) → connection.
@@ -98,6 +98,12 @@ pub struct Daemon {
     pub(crate) timers: BTreeMap<(Instant, u64), (String, WaiterId)>,
     /// Connections with replies to send or requests to resume.
     dirty: Vec<u64>,
+    /// What the daemon knows of each namespace beyond its objects.
+    pub(crate) ns_meta: BTreeMap<String, crate::namespaces::NsMeta>,
+    /// The number in the next ephemeral namespace's name.
+    pub(crate) next_ephemeral: u64,
+    /// Where audit records go (`uipc daemon --audit`).
+    pub(crate) audit: Option<crate::audit::Audit>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -203,6 +209,9 @@ impl Daemon {
             parked: BTreeMap::new(),
             timers: BTreeMap::new(),
             dirty: Vec::new(),
+            ns_meta: BTreeMap::new(),
+            next_ephemeral: 1,
+            audit: None,
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -506,6 +515,7 @@ impl Daemon {
             self.deliver(name);
         }
         debug!(pid, "process exited");
+        self.end_ephemeral(&p.namespaces, pid);
     }
 
     /// Settles every process whose pidfd says it has exited (the `Sync` barrier).

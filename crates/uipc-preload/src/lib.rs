@@ -54,6 +54,7 @@
 
 mod procfs;
 mod ret;
+mod sem;
 
 use std::ffi::{c_int, c_void};
 use std::mem::{offset_of, size_of};

@@ -161,6 +161,70 @@ pub enum Request {
         /// `shm` (later `sem`, `msg`).
         which: String,
     },
+    /// Like [`Request::Hello`], but joins only a namespace that exists
+    /// (`ENOENT` otherwise): what tools use to act inside a named namespace.
+    Join {
+        /// [`VERSION`] of the client.
+        version: u16,
+        /// Namespace name.
+        namespace: String,
+    },
+    /// Creates a namespace owned by the caller (`EEXIST` if the name is
+    /// taken). Answered with [`Response::Text`]: the namespace's name.
+    /// Allowed before `Hello`.
+    NsCreate {
+        /// Name; ignored for an ephemeral namespace, which gets a fresh one.
+        name: String,
+        /// Permission bits (low 9), read like a directory's: `x` = may enter.
+        mode: u32,
+        /// Sysctls to write first, as `(dotted name, value)`, in order.
+        sysctls: Vec<(String, String)>,
+        /// Destroyed when every process that joined it (the creator
+        /// included) has exited.
+        ephemeral: bool,
+    },
+    /// The namespaces the caller may enter: [`Response::Namespaces`].
+    /// Allowed before `Hello`.
+    NsList,
+    /// One namespace with its sysctls: [`Response::Namespace`].
+    /// Allowed before `Hello`.
+    NsShow {
+        /// Name.
+        name: String,
+    },
+    /// Removes a namespace and every object in it (owner or
+    /// `CAP_SYS_ADMIN`). Allowed before `Hello`.
+    NsRemove {
+        /// Name.
+        name: String,
+    },
+}
+
+/// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsInfo {
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Ends with the last process that joined it.
+    pub ephemeral: bool,
+    /// Processes that joined it and are alive.
+    pub processes: u32,
+    /// Shared memory segments.
+    pub shm: u32,
+    /// Bytes in all segments.
+    pub shm_bytes: u64,
+    /// Semaphore sets.
+    pub sem: u32,
+    /// Message queues.
+    pub msg: u32,
+    /// The sysctls (only from [`Request::NsShow`]).
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// The `IPC_SET` fields of an `ipc64_perm`.
@@ -261,6 +325,10 @@ pub enum Response {
     },
     /// Process ids.
     Pids(Vec<u32>),
+    /// Namespaces ([`Request::NsList`]).
+    Namespaces(Vec<NsInfo>),
+    /// One namespace ([`Request::NsShow`]).
+    Namespace(NsInfo),
 }
 
 /// Why bytes are not a valid frame.

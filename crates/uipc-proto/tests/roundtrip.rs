@@ -35,6 +35,12 @@ fn arb_request() -> impl Strategy<Value = Request> {
         ".{0,50}".prop_map(|name| Request::SysctlRead { name }),
         (".{0,50}", ".{0,50}").prop_map(|(name, value)| Request::SysctlWrite { name, value }),
         ".{0,10}".prop_map(|which| Request::ProcSysvipc { which }),
+        (any::<u16>(), "[a-z0-9-]{0,40}").prop_map(|(version, namespace)| Request::Join { version, namespace }),
+        (".{0,20}", any::<u32>(), prop::collection::vec((".{0,20}", ".{0,20}"), 0..4), any::<bool>())
+            .prop_map(|(name, mode, sysctls, ephemeral)| Request::NsCreate { name, mode, sysctls, ephemeral }),
+        Just(Request::NsList),
+        ".{0,20}".prop_map(|name| Request::NsShow { name }),
+        ".{0,20}".prop_map(|name| Request::NsRemove { name }),
     ]
 }
 
@@ -49,6 +55,29 @@ fn arb_response() -> impl Strategy<Value = Response> {
         prop::collection::vec(any::<(u64, u64)>(), 0..10).prop_map(Response::Unmap),
         any::<i64>().prop_map(|ret| Response::Ctl { ret, out: CtlOut::None }),
         ".{0,100}".prop_map(Response::Text),
+        (
+            ".{0,20}",
+            any::<(u32, u32, u32, bool)>(),
+            any::<(u32, u32, u64, u32, u32)>(),
+            prop::collection::vec((".{0,20}", ".{0,20}"), 0..4)
+        )
+            .prop_map(|(name, (uid, gid, mode, ephemeral), (processes, shm, shm_bytes, sem, msg), sysctls)| {
+                Response::Namespace(uipc_proto::NsInfo {
+                    name,
+                    uid,
+                    gid,
+                    mode,
+                    ephemeral,
+                    processes,
+                    shm,
+                    shm_bytes,
+                    sem,
+                    msg,
+                    sysctls,
+                })
+            }),
+        prop::collection::vec(".{0,20}".prop_map(|name| uipc_proto::NsInfo { name, ..Default::default() }), 0..4)
+            .prop_map(Response::Namespaces),
     ]
 }
 

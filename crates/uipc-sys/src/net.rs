@@ -20,6 +20,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
+use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno as RErrno;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage};
 use rustix::net::{RecvMsgReturn, SendFlags};
@@ -205,13 +206,28 @@ pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<
 /// for callers whose system call must report interruption (a blocked
 /// `semop` waiting for the daemon's answer).
 ///
+/// It waits in `poll(2)` before reading: `poll` is never restarted after a
+/// handler runs, whatever its `SA_RESTART` flag, while a blocking
+/// `recvmsg` would be (signal(7), "Interruption of system calls and library
+/// functions by signal handlers") — and `semop` must fail with `EINTR` in
+/// both cases, as it does in the kernel. A signal with no handler (or an
+/// ignored one, or a stop and continue) does not interrupt, as for `semop`
+/// (`-ERESTARTNOHAND` in both).
+///
 /// # Errors
 /// As [`recv_msg`], plus `EINTR`.
+///
+/// # References
+///  - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
+///    [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html)
 pub fn recv_msg_interruptible(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     max_fds: usize,
 ) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+    // Readable, hung up or in error: the read below reports which.
+    rustix::event::poll(&mut fds, -1).map_err(errno)?;
     recv(sock, buf, max_fds, false)
 }
 

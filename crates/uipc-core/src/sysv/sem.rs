@@ -364,7 +364,7 @@ impl SemState {
     }
 
     /// `freeary()`: every sleeper gets EIDRM, undo records die, the slot is freed.
-    fn freeary(&mut self, id: IpcId) {
+    pub(crate) fn freeary(&mut self, id: IpcId) {
         let sleepers: Vec<WaiterId> = self.queues.iter().filter(|(_, q)| q.set == id).map(|(w, _)| *w).collect();
         for w in sleepers {
             self.finish(id, w, Err(Errno::EIDRM));

@@ -523,7 +523,7 @@ impl<M: Memory> IpcNamespace<M> {
 
     /// `shm_destroy()` — frees the slot, the key, `shm_tot`, the lock charge
     /// and (with the last clone of the region) the memory.
-    fn shm_destroy(&mut self, id: IpcId) {
+    pub(crate) fn shm_destroy(&mut self, id: IpcId) {
         if let Some(seg) = self.shm.ids.remove(id) {
             self.shm.tot -= pages(seg.segsz).unwrap_or(0);
             if let Some((uid, n)) = seg.locked_by {
