@@ -26,12 +26,14 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admin;
 mod conn;
 mod mapping;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use admin::{Admin, NsInfo};
 pub use mapping::{Mapping, MappingMut};
 pub use uipc_abi::{Errno, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_proto::{CtlOut, PermSet, Request, Response};
