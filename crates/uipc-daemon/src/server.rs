@@ -228,7 +228,13 @@ impl Daemon {
                 let left = deadline.saturating_duration_since(Instant::now());
                 i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
             });
-            let events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            let mut events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            // Exits first: a process whose pidfd is readable is settled (its
+            // undo records applied, its attachments released) before any
+            // request of the same wakeup, which may come from a parent that
+            // has already reaped it — the kernel runs exit_sem() before the
+            // parent's wait() can return. Stable: other events keep their order.
+            events.sort_by_key(|ev| !matches!(self.sources.get(&ev.token), Some(Source::Pidfd(_))));
             // Expired timeouts answer their sleepers, events or not.
             self.expire_timers();
             self.pump_dirty();

@@ -1,12 +1,14 @@
-//! `libuipc_preload.so`: System V shared memory for unmodified programs,
-//! served by the uipc daemon.
+//! `libuipc_preload.so`: System V shared memory and semaphores for
+//! unmodified programs, served by the uipc daemon.
 //!
 //! ```sh
 //! LD_PRELOAD=libuipc_preload.so UIPC_SOCKET=/run/uipc.sock ./program
 //! ```
 //!
 //! The library exports `shmget`, `shmat`, `shmdt` and `shmctl` with the C
-//! signatures of `<sys/shm.h>`, and `fork`. It never calls the kernel's IPC
+//! signatures of `<sys/shm.h>`; `semget`, `semop`, `semtimedop` and
+//! `semctl` with those of `<sys/sem.h>` (the `sem` module; `semctl`'s
+//! variadic entry point is C, `src/semctl.c`); and `fork`. It never calls the kernel's IPC
 //! system calls: every call goes to the daemon through one process-wide
 //! [`uipc_client::Client`], created at the first call. When no daemon
 //! answers, calls fail with `ENOSYS` — the errno Linux gives where the IPC
@@ -20,15 +22,26 @@
 //! these paths show the kernel's files).
 //!
 //! # Compatibility
-//! - Symbol versions: on x86_64 glibc defines these symbols only at
-//!   `GLIBC_2.2.5`; the shim's unversioned definitions bind every
-//!   reference to them (the dynamic linker accepts an unversioned
-//!   definition for a versioned reference).
+//! - Symbol versions: on x86_64 glibc (checked on 2.36 with `objdump -T`)
+//!   defines `shmget`, `shmat`, `shmdt`, `shmctl`, `semget`, `semop` and
+//!   `semctl` only at `GLIBC_2.2.5` and `semtimedop` only at `GLIBC_2.3.3`
+//!   (the `semctl@GLIBC_2.31` some ports have does not exist on x86_64);
+//!   the shim's unversioned definitions bind every reference to them (the
+//!   dynamic linker accepts an unversioned definition for a versioned
+//!   reference), whichever version a program was linked against.
+//! - `semctl` reads its fourth argument only for the commands glibc reads
+//!   it for, and, like glibc on x86_64, answers `EINVAL` for any other
+//!   command (including one with `IPC_64`'s bit, 0x100, set).
 //! - `shmctl`'s `cmd` is passed through as given: on x86_64 glibc does not
 //!   add `IPC_64`, and the kernel does not strip it.
 //! - Threads: the client is shared by all threads (one connection behind a
 //!   mutex); a gate (read-locked by every call, write-locked by `fork`)
-//!   makes sure no thread is inside the client when the process forks.
+//!   makes sure no thread is inside the client when the process forks. A
+//!   `semop` that sleeps does so on a pooled connection of its own, outside
+//!   the gate: other threads call, and fork, meanwhile. A signal handler
+//!   that runs while it sleeps makes it fail with `EINTR` (unless the
+//!   operation already happened), with or without `SA_RESTART`, as the
+//!   kernel's `semop` is never restarted.
 //! - `fork`: the parent tells the daemon about the child before either
 //!   returns, so the child's inherited attachments count at once (as the
 //!   kernel counts them in `fork`); the child opens its own connection at
@@ -42,13 +55,20 @@
 //!   them exec or share the address space, and inherit no attachments of
 //!   their own).
 //! - Raw `syscall(SYS_shmget, ...)` and static binaries are not caught.
+//! - A `semop` of more than 7000 operations (possible only with
+//!   `kernel.sem`'s SEMOPM raised that far) fails with `ENOMEM`: one
+//!   request carries at most that many.
 //!
 //! # References
-//!  - [shmget(2)], [shmop(2)], [shmctl(2)], [fork(2)]
+//!  - [shmget(2)], [shmop(2)], [shmctl(2)], [semget(2)], [semop(2)],
+//!    [semctl(2)], [fork(2)]
 //!
 //! [shmget(2)]: https://man7.org/linux/man-pages/man2/shmget.2.html
 //! [shmop(2)]: https://man7.org/linux/man-pages/man2/shmop.2.html
 //! [shmctl(2)]: https://man7.org/linux/man-pages/man2/shmctl.2.html
+//! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
+//! [semop(2)]: https://man7.org/linux/man-pages/man2/semop.2.html
+//! [semctl(2)]: https://man7.org/linux/man-pages/man2/semctl.2.html
 //! [fork(2)]: https://man7.org/linux/man-pages/man2/fork.2.html
 #![deny(missing_docs)]
 
