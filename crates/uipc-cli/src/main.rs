@@ -1,6 +1,12 @@
 //! `uipc`: the command-line tool.
 #![forbid(unsafe_code)]
 
+mod getopt;
+mod ipcinfo;
+mod ipcmk;
+mod ipcrm;
+mod ipcs;
+mod lsipc;
 mod run;
 
 use std::ffi::OsString;
@@ -53,9 +59,41 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
         command: Vec<OsString>,
     },
+    /// util-linux ipcs(1) for a uipc namespace (`uipc ipcs --help`).
+    #[command(disable_help_flag = true)]
+    Ipcs {
+        /// ipcs's options, plus --ns, --socket and --json.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "OPTIONS")]
+        args: Vec<String>,
+    },
+    /// util-linux ipcrm(1) for a uipc namespace (`uipc ipcrm --help`).
+    #[command(disable_help_flag = true)]
+    Ipcrm {
+        /// ipcrm's options and ids, plus --ns and --socket.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "OPTIONS")]
+        args: Vec<String>,
+    },
+    /// util-linux ipcmk(1) for a uipc namespace (`uipc ipcmk --help`).
+    #[command(disable_help_flag = true)]
+    Ipcmk {
+        /// ipcmk's options, plus --ns and --socket.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "OPTIONS")]
+        args: Vec<String>,
+    },
+    /// util-linux lsipc(1) for a uipc namespace (`uipc lsipc --help`).
+    #[command(disable_help_flag = true)]
+    Lsipc {
+        /// lsipc's options, plus --ns and --socket.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "OPTIONS")]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
+    // Multi-call: `ln -s uipc ipcs` makes `ipcs` util-linux's ipcs for uipc.
+    if let Some(code) = ipcinfo::multicall() {
+        return code;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -87,6 +125,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ipcs { args } => ipcinfo::run("ipcs", None, &args),
+        Command::Ipcrm { args } => ipcinfo::run("ipcrm", None, &args),
+        Command::Ipcmk { args } => ipcinfo::run("ipcmk", None, &args),
+        Command::Lsipc { args } => ipcinfo::run("lsipc", None, &args),
         Command::Run { ns, socket, deny_kernel_ipc, preload, command } => {
             run::run(run::RunArgs { ns, socket, deny_kernel_ipc, preload, command })
         }

@@ -4,6 +4,7 @@
 #[cfg(feature = "oracle")]
 pub mod oracle;
 
+pub mod account;
 pub mod fd;
 pub mod map;
 pub mod memfd;
