@@ -495,7 +495,9 @@ impl Ctx<'_> {
         let l = ipcinfo::limits(self.c).map_err(daemon_err)?;
         let rows = ipcinfo::sem_rows(self.c).map_err(daemon_err)?;
         let sets = u64::try_from(rows.len()).unwrap_or(0);
-        let sems: u64 = rows.iter().map(|r| r.nsems).sum();
+        // util-linux 2.38 adds the first set's nsems once per set (its
+        // do_sem_global() reads the list head): mirrored, so the totals agree.
+        let sems: u64 = rows.first().map_or(0, |f| f.nsems) * sets;
         let nonneg = |v: i32| u64::try_from(v).unwrap_or(0);
         self.global_row(tb, "SEMMNI", "Number of semaphore identifiers", sets, nonneg(l.semmni), true, false);
         self.global_row(tb, "SEMMNS", "Total number of semaphores", sems, nonneg(l.semmns), true, false);
