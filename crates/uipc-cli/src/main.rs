@@ -7,7 +7,10 @@ mod ipcmk;
 mod ipcrm;
 mod ipcs;
 mod lsipc;
+mod ns;
+mod nscommon;
 mod run;
+mod sysctl;
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -37,11 +40,23 @@ enum Command {
         /// Write "READY" to this inherited descriptor once accepting connections.
         #[arg(long)]
         ready_fd: Option<i32>,
+        /// Append an audit record (one JSON line) for every create, remove, IPC_SET,
+        /// namespace change, sysctl write and permission denial to FILE ("-" = stderr).
+        #[arg(long, value_name = "FILE")]
+        audit: Option<PathBuf>,
     },
+    /// Create, list, show and remove IPC namespaces.
+    Ns {
+        #[command(subcommand)]
+        command: ns::NsCommand,
+    },
+    /// Read and write a namespace's IPC sysctls (kernel.shmmax, kernel.sem, fs.mqueue.*, ...).
+    Sysctl(sysctl::SysctlArgs),
     /// Run a program against uipc: LD_PRELOAD set, and a daemon that answers
     /// (or a private one for the program's lifetime).
     Run {
-        /// The IPC namespace the program joins.
+        /// The IPC namespace the program joins (created if missing); "new" gives a
+        /// fresh namespace that ends when the program and every process that joined it are gone.
         #[arg(long, default_value = "default")]
         ns: String,
         /// Socket of the daemon to use [default: $UIPC_SOCKET, $XDG_RUNTIME_DIR/uipc/uipc.sock, /run/uipc/uipc.sock];
@@ -94,7 +109,10 @@ fn main() -> ExitCode {
     if let Some(code) = ipcinfo::multicall() {
         return code;
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("UIPC_LOG")
@@ -103,7 +121,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Daemon { socket, state_dir, ready_fd } => {
+        Command::Daemon { socket, state_dir, ready_fd, audit } => {
             let ready_fd = match ready_fd.map(adopt_fd).transpose() {
                 Ok(fd) => fd,
                 Err(msg) => {
@@ -117,7 +135,18 @@ fn main() -> ExitCode {
                 ready_fd,
                 lifeline: None,
             };
-            match uipc_daemon::run(config) {
+            let audit = match audit.as_deref().map(open_audit).transpose() {
+                Ok(a) => a,
+                Err(msg) => {
+                    eprintln!("uipc daemon: {msg}");
+                    return ExitCode::from(2);
+                }
+            };
+            let served = uipc_daemon::Daemon::bind(config).and_then(|d| match audit {
+                Some(a) => d.with_audit(a).serve(),
+                None => d.serve(),
+            });
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("uipc daemon: {e}");
@@ -129,10 +158,41 @@ fn main() -> ExitCode {
         Command::Ipcrm { args } => ipcinfo::run("ipcrm", None, &args),
         Command::Ipcmk { args } => ipcinfo::run("ipcmk", None, &args),
         Command::Lsipc { args } => ipcinfo::run("lsipc", None, &args),
+        Command::Ns { command } => ns::run(command),
+        Command::Sysctl(args) => sysctl::run(args),
         Command::Run { ns, socket, deny_kernel_ipc, preload, command } => {
             run::run(run::RunArgs { ns, socket, deny_kernel_ipc, preload, command })
         }
     }
+}
+
+/// A command-line mistake in one line (help and version print as usual).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("uipc: a subcommand is required (see --help)");
+        return ExitCode::from(2);
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!("uipc: {} (see --help)", first.trim_start_matches("error: "));
+    ExitCode::from(2)
+}
+
+/// The audit log's sink: `-` is stderr, anything else a file opened for appending.
+fn open_audit(path: &std::path::Path) -> Result<uipc_daemon::audit::Audit, String> {
+    if path.as_os_str() == "-" {
+        return Ok(uipc_daemon::audit::Audit::new(Box::new(std::io::stderr())));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|f| uipc_daemon::audit::Audit::new(Box::new(f)))
+        .map_err(|e| format!("--audit {}: {e}", path.display()))
 }
 
 /// Takes ownership of an inherited descriptor named on the command line.

@@ -9,13 +9,16 @@
 //!    connection there succeeds, use it. Otherwise bind a private daemon in
 //!    a thread of this process, with its socket in a fresh directory (mode
 //!    0700) and a lifeline (one end of a socket pair) that we hold.
-//! 3. Start the program with `LD_PRELOAD` (prepended to the existing one),
+//! 3. With `--ns new`, ask the daemon for an ephemeral namespace (a fresh
+//!    name, mode 0700, ended by the daemon when the last process that
+//!    joined it — this one counts — has exited).
+//! 4. Start the program with `LD_PRELOAD` (prepended to the existing one),
 //!    `UIPC_SOCKET` and `UIPC_NAMESPACE`; under `--deny-kernel-ipc`, behind
 //!    the seccomp filter of `uipc_sys::seccomp`.
-//! 4. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
+//! 5. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
 //!    another process (a terminal's signals already reach the program,
 //!    which is in our process group) through a pidfd.
-//! 5. When the program ends: stop forwarding, drop the lifeline and join
+//! 6. When the program ends: stop forwarding, drop the lifeline and join
 //!    the private daemon, remove its directory; then exit with the
 //!    program's code, or re-raise the signal that killed it (128 + signal
 //!    if that does not kill us).
@@ -78,10 +81,26 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
 
+    // `--ns new`: a fresh namespace that ends with the last process that
+    // joined it (this one included), as `unshare --ipc` gives the program
+    // an IPC namespace of its own. The connection is held until the end.
+    let (ns, _ephemeral) = if args.ns == EPHEMERAL {
+        match create_ephemeral(daemon.socket()) {
+            Ok((name, admin)) => (name, Some(admin)),
+            Err(e) => {
+                eprintln!("uipc run: cannot create a namespace: {e}");
+                daemon.stop();
+                return ExitCode::from(125);
+            }
+        }
+    } else {
+        (args.ns.clone(), None)
+    };
+
     let mut cmd = Command::new(program);
     cmd.args(program_args);
     cmd.env("UIPC_SOCKET", daemon.socket());
-    cmd.env("UIPC_NAMESPACE", &args.ns);
+    cmd.env("UIPC_NAMESPACE", &ns);
     if let Some(lib) = &preload {
         cmd.env("LD_PRELOAD", ld_preload(lib, std::env::var_os("LD_PRELOAD").as_deref()));
     }
@@ -145,6 +164,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             ExitCode::from(125)
         }
     }
+}
+
+/// The `--ns` value that asks for a fresh, ephemeral namespace.
+pub const EPHEMERAL: &str = "new";
+
+/// Asks the daemon at `socket` for an ephemeral namespace: its name, and
+/// the connection that made it.
+fn create_ephemeral(socket: &Path) -> Result<(String, uipc_client::Admin), uipc_client::Errno> {
+    let mut admin = uipc_client::Admin::connect(socket)?;
+    let name = admin.ns_create("", 0o700, &[], true)?;
+    Ok((name, admin))
 }
 
 /// Forwards the signals other processes send us to the program, until

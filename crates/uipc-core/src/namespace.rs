@@ -103,6 +103,12 @@ impl<M: Memory> IpcNamespace<M> {
         } else {
             crate::perm::ns_may_write_sysctl(cred, &self.owner)?;
         }
+        // proc_sys_call_handler() → the handler with *lenp == 0: a write of
+        // no bytes succeeds and changes nothing (sysctl(8) writes "VALUE\n",
+        // so an empty value from it is "\n": EINVAL from the parser).
+        if value.is_empty() {
+            return Ok(());
+        }
         let parsed = limits::parse_write(name, value)?;
         match (name, parsed) {
             ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),

@@ -20,3 +20,30 @@ fn sysctl_writes_are_refused_before_their_value_is_parsed() {
     assert_eq!(ns.sysctl_write(&cred(1), "kernel.shmmni", "7"), Ok(()));
     assert_eq!(ns.sysctl_read("kernel.shmmni").as_deref(), Ok("7"));
 }
+
+#[test]
+fn a_write_of_no_bytes_changes_nothing_and_a_bare_newline_is_einval() {
+    let mut ns = IpcNamespace::new(HeapMemory);
+    // proc_sys_call_handler(): a 0-byte write reaches the handler with
+    // *lenp == 0, which returns 0; "\n" holds no value: EINVAL.
+    assert_eq!(ns.sysctl_write(&cred(1), "kernel.shmmni", ""), Ok(()));
+    assert_eq!(ns.sysctl_read("kernel.shmmni").as_deref(), Ok("4096"));
+    assert_eq!(ns.sysctl_write(&cred(1), "kernel.shmmni", "\n"), Err(Errno::EINVAL));
+    assert_eq!(ns.sysctl_write(&cred(1), "kernel.shmmni", "12\n"), Ok(()));
+    assert_eq!(ns.sysctl_read("kernel.shmmni").as_deref(), Ok("12"));
+}
+
+#[test]
+fn the_owner_of_a_namespace_is_root_of_its_sysctls() {
+    let mut ns = IpcNamespace::new(HeapMemory);
+    ns.owner = uipc_core::perm::NamespaceOwner { uid: Uid(1000), gid: Gid(1000), mode: 0o700 };
+    let owner = Cred { euid: Uid(1000), egid: Gid(1000), caps: CapSet::EMPTY, ..cred(9) };
+    let other = Cred { euid: Uid(1001), egid: Gid(1000), caps: CapSet::EMPTY, ..cred(10) };
+    assert_eq!(ns.sysctl_write(&owner, "kernel.shmmni", "5"), Ok(()));
+    assert_eq!(ns.sysctl_write(&other, "kernel.shmmni", "6"), Err(Errno::EACCES));
+    // *_next_id still need CAP_CHECKPOINT_RESTORE, owner or not.
+    assert_eq!(ns.sysctl_write(&owner, "kernel.shm_next_id", "5"), Err(Errno::EACCES));
+    assert_eq!(ns.sysctl_read("kernel.shmmni").as_deref(), Ok("5"));
+    assert_eq!(ns.sysctl_write(&cred(1), "kernel.msg_next_id", "9"), Ok(()));
+    assert_eq!(ns.sysctl_read("kernel.msg_next_id").as_deref(), Ok("9"));
+}
