@@ -148,3 +148,25 @@ fn limits_semmni() {
         assert_eq!(s.sem_info(r, SEM_INFO).unwrap().1.semusz, 2);
     });
 }
+
+/// The largest set the default limits allow (SEMMSL = 32000) takes a SETALL
+/// of large values and gives them back with GETALL; with SEMOPM raised, one
+/// semop applies 20000 operations at once — every layer carries requests
+/// of that size.
+#[test]
+fn limits_sem_largest_set_and_longest_semop() {
+    uipc_testkit::conformance!("LIMITS/sem-largest", |s| {
+        let r = s.root();
+        let id = s.semget(r, IPC_PRIVATE, 32000, IPC_CREAT | 0o600).unwrap();
+        let values: Vec<u16> = (0..32000u32).map(|i| u16::try_from((i * 7919) % 32767).unwrap()).collect();
+        assert_eq!(s.semctl_setall(r, id, &values), Ok(0));
+        assert_eq!(s.semctl_getall(r, id).unwrap(), values);
+        assert_eq!(s.sysctl_set("kernel.sem", "32000 1024000000 20000 32000"), Ok(()));
+        let sops: Vec<(u16, i16, i16)> = (0..20000u16).map(|n| (n, 1, 0)).collect();
+        assert_eq!(s.semop(r, id, &sops), Ok(0));
+        assert_eq!(s.semctl(r, id, 19999, uipc_abi::GETVAL), Ok(i64::from(values[19999]) + 1));
+        let too_many: Vec<(u16, i16, i16)> = (0..20001u32).map(|n| (u16::try_from(n % 32000).unwrap(), 0, 0)).collect();
+        assert_eq!(s.semop(r, id, &too_many), Err(Errno::E2BIG));
+        assert_eq!(s.semctl(r, id, 0, IPC_RMID), Ok(0));
+    });
+}

@@ -55,7 +55,7 @@
 //!   them exec or share the address space, and inherit no attachments of
 //!   their own).
 //! - Raw `syscall(SYS_shmget, ...)` and static binaries are not caught.
-//! - A `semop` of more than 7000 operations (possible only with
+//! - A `semop` of more than 116,000 operations (possible only with
 //!   `kernel.sem`'s SEMOPM raised that far) fails with `ENOMEM`: one
 //!   request carries at most that many.
 //!

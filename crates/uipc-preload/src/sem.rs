@@ -87,8 +87,10 @@ pub unsafe extern "C" fn semtimedop(
 const SOPS_READ_FREELY: u32 = 4096;
 
 /// The most operations one request can carry (a frame is at most
-/// `uipc_proto::MAX_FRAME` bytes; an operation encodes in at most 9).
-const SOPS_MAX: u32 = 7000;
+/// `uipc_proto::MAX_FRAME` bytes; an operation encodes in at most 9; 64
+/// bytes are left for the rest of the request).
+#[allow(clippy::cast_possible_truncation)] // 1 MiB / 9 fits any u32.
+const SOPS_MAX: u32 = ((uipc_proto::MAX_FRAME - 64) / 9) as u32;
 
 /// Mirrors `ipc/sem.c:ksys_semtimedop()` and `do_semtimedop()` up to the
 /// copy-in; the daemon does the rest (`__do_semtimedop()`).

@@ -24,8 +24,12 @@ use uipc_abi::{Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 /// The protocol version: bumped on any incompatible change.
 pub const VERSION: u16 = 1;
 
-/// The largest payload a frame may carry.
-pub const MAX_FRAME: usize = 64 * 1024;
+/// The largest payload a frame may carry: room for the largest requests
+/// Linux's default limits allow (a `SETALL` of SEMMSL = 32000 values, at
+/// most 3 bytes each) many times over, and for a `semop` of over 100,000
+/// operations (at most 9 bytes each). A peer's length prefix above it is
+/// refused before anything is allocated.
+pub const MAX_FRAME: usize = 1024 * 1024;
 
 /// Bytes of the length prefix.
 pub const HEADER: usize = 4;
