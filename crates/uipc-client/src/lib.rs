@@ -423,6 +423,32 @@ impl Client {
         }
     }
 
+    /// Replaces this process's connection (and drops its spare ones) with
+    /// a fresh one to the same daemon and namespace, so that the daemon
+    /// takes this process's credentials anew: call it after `setuid`,
+    /// `setgroups`, `capset`… (Linux checks the caller's current ids at
+    /// every call; the daemon reads them when a connection is made), and in
+    /// a forked child that is to have a connection of its own.
+    ///
+    /// The new connection is opened before the old one is closed, so the
+    /// process never has none (the daemon treats a process's last close as
+    /// `exec`). Attachments and undo records belong to the process, not to
+    /// a connection: nothing is lost.
+    ///
+    /// # Errors
+    /// As [`connect_to`](Self::connect_to); the old connection stays on
+    /// failure.
+    pub fn reconnect(&self) -> Result<(), Errno> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let (socket, ns) = conn.target();
+        let fresh = Conn::open(&socket, &ns)?;
+        let old = std::mem::replace(&mut *conn, fresh);
+        drop(conn);
+        drop(old);
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {
         &self.conn
     }

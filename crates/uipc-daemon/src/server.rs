@@ -524,8 +524,28 @@ impl Daemon {
         self.end_ephemeral(&p.namespaces, pid);
     }
 
-    /// Settles every process whose pidfd says it has exited (the `Sync` barrier).
+    /// Settles every process whose pidfd says it has exited, and closes
+    /// every connection whose peer has closed its end (the `Sync`
+    /// barrier): after a barrier, an `execve` that closed a process's last
+    /// connection (close-on-exec) has released its attachments, however
+    /// the event loop would have ordered that hang-up.
     pub(crate) fn reap(&mut self) {
+        let hung: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| net::peer_closed(c.stream.as_fd()).unwrap_or(false))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in hung {
+            // What it sent before closing is answered, then its end of
+            // file closes it; read_conn stops early after a short read.
+            for _ in 0..8 {
+                if !self.conns.contains_key(&token) {
+                    break;
+                }
+                self.read_conn(token);
+            }
+        }
         let gone: Vec<u32> = self
             .procs
             .iter()

@@ -44,11 +44,17 @@
 //!   kernel's `semop` is never restarted.
 //! - `fork`: the parent tells the daemon about the child before either
 //!   returns, so the child's inherited attachments count at once (as the
-//!   kernel counts them in `fork`); the child opens its own connection at
-//!   its first call.
+//!   kernel counts them in `fork`); the child opens its own connection
+//!   before `fork` returns there, so its `execve` closes a connection of
+//!   its own (the daemon sees that as the child's exec).
 //! - `execve` and exit: nothing to do here. The client's connection is
 //!   close-on-exec, and the daemon follows process life with pidfds; it
 //!   releases a process's attachments at exec and exit as Linux does.
+//! - Credentials: `setuid` and the rest of the family, `setgroups` and
+//!   `capset` replace the connection, so the daemon judges the next call
+//!   with the new ids (the `creds` module).
+//! - `munmap` of part or all of an attach is reported to the daemon, which
+//!   splits or closes it as Linux does (`nattch`; the `mm` module).
 //!
 //! # Known missing features
 //! - `vfork`, `clone` and `posix_spawn` are not wrapped (children made by
@@ -72,6 +78,8 @@
 //! [fork(2)]: https://man7.org/linux/man-pages/man2/fork.2.html
 #![deny(missing_docs)]
 
+mod creds;
+mod mm;
 mod procfs;
 mod ret;
 mod sem;
@@ -149,7 +157,7 @@ pub unsafe extern "C" fn shmget(key: c_int, size: size_t, shmflg: c_int) -> c_in
 pub unsafe extern "C" fn shmat(shmid: c_int, shmaddr: *const c_void, shmflg: c_int) -> *mut c_void {
     // The pointer is only an address for the daemon and mmap: never dereferenced.
     let addr = shmaddr as usize as u64;
-    ret::addr(with_client(|c| c.shmat(shmid, addr, shmflg)))
+    ret::addr(with_client(|c| mm::attach(c, shmid, addr, shmflg)))
 }
 
 /// `shmdt(shmaddr)` — detaches the segment attached at `shmaddr`.
@@ -163,7 +171,7 @@ pub unsafe extern "C" fn shmat(shmid: c_int, shmaddr: *const c_void, shmflg: c_i
 #[no_mangle]
 pub unsafe extern "C" fn shmdt(shmaddr: *const c_void) -> c_int {
     let addr = shmaddr as usize as u64;
-    ret::int(with_client(|c| c.shmdt(addr)).map(|()| 0))
+    ret::int(with_client(|c| c.shmdt(addr).map(|()| mm::detached(addr))).map(|()| 0))
 }
 
 /// `shmctl(shmid, cmd, buf)` — controls a segment, or reads the namespace's
@@ -357,6 +365,7 @@ pub unsafe extern "C" fn fork() -> pid_t {
                 }
                 close(rd);
             }
+            creds::renew_in_child();
             0
         }
         p if p > 0 => {

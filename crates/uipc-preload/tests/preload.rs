@@ -52,3 +52,47 @@ fn no_daemon_gives_enosys() {
     let dir = TempDir::new("nodaemon-sock");
     run("nodaemon", &dir.0.join("nobody.sock"));
 }
+
+/// A root program that changes its ids, groups and capabilities between
+/// calls: each call is judged with the credentials of that moment, as by
+/// the kernel (the program's output natively in a fresh IPC namespace is
+/// the reference).
+#[test]
+fn credential_changes_apply_at_the_next_call() {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:").and_then(|s| s.split_whitespace().nth(1).map(str::to_owned)));
+    if euid.as_deref() != Some("0") {
+        eprintln!("SKIP creds: not root");
+        return;
+    }
+    let probe = Command::new("unshare").args(["--ipc", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP creds: unshare --ipc not permitted");
+        return;
+    }
+    let _w = watchdog("creds", 120);
+    let d = TestDaemon::start("creds");
+    let dir = TempDir::new("creds");
+    let Some(bin) = compile("creds", &dir.0) else { return };
+    let native = Command::new("unshare").arg("--ipc").arg(&bin).output().unwrap();
+    let shimmed = Command::new(&bin)
+        .arg("shim")
+        .env("LD_PRELOAD", shim())
+        .env("UIPC_SOCKET", &d.socket)
+        .env("UIPC_NAMESPACE", "default")
+        .output()
+        .unwrap();
+    let (n, s) = (String::from_utf8_lossy(&native.stdout), String::from_utf8_lossy(&shimmed.stdout));
+    eprintln!(
+        "kernel:\n{n}{}\nuipc:\n{s}{}",
+        String::from_utf8_lossy(&native.stderr),
+        String::from_utf8_lossy(&shimmed.stderr)
+    );
+    assert!(native.status.success() && n.ends_with("ok\n"), "the program failed natively");
+    // The program must have seen denials, or it tests nothing.
+    assert!(n.contains("Permission denied"), "no step was denied natively");
+    assert_eq!(s, n, "uipc's answers differ from the kernel's");
+    assert!(shimmed.status.success());
+}

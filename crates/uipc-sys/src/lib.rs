@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "oracle")]
+pub mod libc_ipc;
+#[cfg(feature = "oracle")]
 pub mod oracle;
 
 pub mod account;

@@ -277,3 +277,29 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> Result<(), Errn
     flags.set(rustix::fs::OFlags::NONBLOCK, nonblocking);
     rustix::fs::fcntl_setfl(fd, flags).map_err(errno)
 }
+
+/// Whether the peer of stream socket `sock` has closed its end (`POLLRDHUP`
+/// or `POLLHUP` now, without waiting). Data it sent before closing may
+/// still be unread.
+///
+/// # Errors
+/// Whatever `poll` returns (`ENOMEM`).
+///
+/// # References
+///  - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLRDHUP`)
+#[doc(alias = "POLLRDHUP")]
+pub fn peer_closed(sock: BorrowedFd<'_>) -> Result<bool, Errno> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        let mut fds = [PollFd::from_borrowed_fd(sock, PollFlags::RDHUP)];
+        match poll(&mut fds, 0) {
+            Ok(0) => return Ok(false),
+            Ok(_) => {
+                let got = fds[0].revents();
+                return Ok(got.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR));
+            }
+            Err(RErrno::INTR) => {}
+            Err(e) => return Err(errno(e)),
+        }
+    }
+}

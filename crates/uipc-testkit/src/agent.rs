@@ -27,6 +27,15 @@
 //! unshared, and workers perform each IPC operation through `uipc-client`
 //! against the daemon at SOCKET, in NAMESPACE; memory accesses and `munmap`
 //! stay real. With `--serve-daemon SOCKET` the binary is that daemon.
+//!
+//! With `--libc SOCKET NAMESPACE` (the [`PreloadBackend`](crate::preload_backend))
+//! the agent runs under `LD_PRELOAD=libuipc_preload.so` and a seccomp filter
+//! that denies the kernel's IPC calls: workers call the C library's
+//! `shmget`, `shmat`, `semop`… (`uipc_sys::libc_ipc`), `munmap` and `fork`
+//! as a C program does, so every call reaches the shim. The coordinator
+//! talks to the daemon itself only for harness work (sysctls, the
+//! settle barrier, seeing sleepers); it refuses to start unless `shmget`
+//! resolves to the shim.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -145,11 +154,20 @@ pub fn main() {
     match args.get(1).map(String::as_str) {
         Some("--serve-daemon") => serve_daemon(args.get(2)),
         Some("--worker") => {
-            if let (Some(socket), Some(ns)) = (args.get(6), args.get(7)) {
-                set_daemon_mode(socket, ns);
+            match (args.get(5).map(String::as_str), args.get(6), args.get(7)) {
+                (Some("--daemon"), Some(socket), Some(ns)) => set_daemon_mode(socket, ns),
+                (Some("--libc"), Some(socket), Some(ns)) => set_libc_mode(socket, ns),
+                _ => {}
             }
             worker_after_exec(&args)
         }
+        Some("--libc") => match (args.get(2), args.get(3)) {
+            (Some(socket), Some(ns)) => set_libc_mode(socket, ns),
+            _ => {
+                eprintln!("uipc-kernel-agent: --libc SOCKET NAMESPACE");
+                oracle::exit_now(2);
+            }
+        },
         Some("--daemon") => match (args.get(2), args.get(3)) {
             (Some(socket), Some(ns)) => set_daemon_mode(socket, ns),
             _ => {
@@ -170,8 +188,32 @@ struct DaemonTarget {
 
 static DAEMON: OnceLock<DaemonTarget> = OnceLock::new();
 
+/// Where the shim's daemon is, when workers call the C library under
+/// `LD_PRELOAD` (`--libc`).
+static LIBC: OnceLock<DaemonTarget> = OnceLock::new();
+
 fn set_daemon_mode(socket: &str, ns: &str) {
     let _ = DAEMON.set(DaemonTarget { socket: PathBuf::from(socket), namespace: ns.to_owned() });
+}
+
+fn set_libc_mode(socket: &str, ns: &str) {
+    let _ = LIBC.set(DaemonTarget { socket: PathBuf::from(socket), namespace: ns.to_owned() });
+}
+
+/// The daemon behind the operations (daemon or libc mode), for the
+/// coordinator's harness work; `None` for the kernel.
+fn uipc_target() -> Option<&'static DaemonTarget> {
+    DAEMON.get().or_else(|| LIBC.get())
+}
+
+/// In libc mode: that `shmget` is the shim's, or why not.
+fn check_shim_loaded() -> Result<(), String> {
+    match uipc_sys::libc_ipc::shmget_provider() {
+        Some(p) if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libuipc_preload")) => Ok(()),
+        other => Err(format!(
+            "--libc: shmget resolves to {other:?}, not libuipc_preload.so (is LD_PRELOAD set to the shim?)"
+        )),
+    }
 }
 
 fn connect_daemon(t: &DaemonTarget) -> Result<Client, uipc_abi::Errno> {
@@ -226,7 +268,7 @@ struct Worker {
 #[derive(Default)]
 struct Coordinator {
     workers: BTreeMap<u32, Worker>,
-    /// In daemon mode: the namespace's root, for sysctls and barriers.
+    /// In daemon and libc mode: the namespace's root, for sysctls and barriers.
     client: Option<Client>,
 }
 
@@ -250,9 +292,10 @@ fn coordinator() {
         // next read of standard input will see end of file.
         let _ = out.write_all(&line).and_then(|()| out.flush());
     };
-    let fresh_namespace = || match DAEMON.get() {
-        Some(_) => Ok(()),
-        None => oracle::unshare_ipc().map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e)),
+    let fresh_namespace = || match (uipc_target(), LIBC.get()) {
+        (Some(_), Some(_)) => check_shim_loaded(),
+        (Some(_), None) => Ok(()),
+        (None, _) => oracle::unshare_ipc().map_err(|e| errno_text("unshare(CLONE_NEWIPC)", e)),
     };
     let setup = fresh_namespace()
         .and_then(|()| oracle::set_child_subreaper().map_err(|e| errno_text("PR_SET_CHILD_SUBREAPER", e)))
@@ -262,7 +305,7 @@ fn coordinator() {
         oracle::exit_now(1);
     }
     let mut co = Coordinator::default();
-    if let Some(t) = DAEMON.get() {
+    if let Some(t) = uipc_target() {
         match connect_daemon(t) {
             Ok(c) => co.client = Some(c),
             Err(e) => {
@@ -425,11 +468,15 @@ impl Coordinator {
             Op::Exec => {
                 let w = self.workers.get_mut(&pid).ok_or("vanished")?;
                 w.chan.send_line(&to_line(op), None).map_err(|e| errno_text("send", e))?;
-                match recv_msg(&mut w.chan, pid)? {
-                    WorkerMsg::Ready => Ok(Reply::ok(0)),
-                    WorkerMsg::Reply(r) => Ok(r),
-                    WorkerMsg::Failed(why) => Err(format!("exec: {why}")),
-                }
+                let r = match recv_msg(&mut w.chan, pid)? {
+                    WorkerMsg::Ready => Reply::ok(0),
+                    WorkerMsg::Reply(r) => r,
+                    WorkerMsg::Failed(why) => return Err(format!("exec: {why}")),
+                };
+                // Libc mode: the shim's connection closed in execve
+                // (close-on-exec); the daemon settles that before going on.
+                self.settle()?;
+                Ok(r)
             }
             _ => {
                 let w = self.workers.get_mut(&pid).ok_or("vanished")?;
@@ -613,7 +660,9 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
                         CLIENT.with(|slot| std::mem::forget(slot.borrow_mut().take()));
                         // Serve on the new channel; the parent keeps the old one.
                         chan = Channel::from_fd(new_fd);
-                        if oracle::close_fds_except(chan.as_fd().as_raw_fd()).is_err() {
+                        // Under the shim, its (new) connection is the
+                        // child's own: leave it open.
+                        if LIBC.get().is_none() && oracle::close_fds_except(chan.as_fd().as_raw_fd()).is_err() {
                             return;
                         }
                         continue;
@@ -635,6 +684,9 @@ fn serve_loop(mut chan: Channel, drop_caps: &[u32]) {
                 let mut argv = vec!["uipc-kernel-agent", "--worker", &fd, "--drop-caps", &caps];
                 if let Some(t) = DAEMON.get() {
                     argv.extend(["--daemon", t.socket.to_str().unwrap_or(""), &t.namespace]);
+                }
+                if let Some(t) = LIBC.get() {
+                    argv.extend(["--libc", t.socket.to_str().unwrap_or(""), &t.namespace]);
                 }
                 let e = match with_client(Client::exec).and_then(|()| oracle::keep_across_exec(chan.as_fd())) {
                     Ok(()) => oracle::execv(SELF_EXE, &argv),
@@ -704,13 +756,13 @@ fn execute(op: &Op) -> Reply {
         return execute_uipc(op);
     }
     match *op {
-        Op::ShmGet { key, size, flags } => reply(oracle::shmget(key, size, flags), |id| Some(i64::from(id))),
-        Op::ShmAt { id, addr, flags } => attached(oracle::shmat(id, addr, flags), || {
+        Op::ShmGet { key, size, flags } => reply(sys::shmget(key, size, flags), |id| Some(i64::from(id))),
+        Op::ShmAt { id, addr, flags } => attached(sys::shmat(id, addr, flags), || {
             let mut out = [0u8; CTL_BUF_LEN];
-            oracle::shmctl(id % 32768, uipc_abi::SHM_STAT_ANY, ShmctlBuf::Out(&mut out))
+            sys::shmctl(id % 32768, uipc_abi::SHM_STAT_ANY, ShmctlBuf::Out(&mut out))
                 .map(|_| oracle::decode::<uipc_abi::Shmid64Ds>(&out).shm_segsz)
         }),
-        Op::ShmDt { addr } => reply(oracle::shmdt(addr), |()| Some(0)),
+        Op::ShmDt { addr } => reply(sys::shmdt(addr), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl(id, cmd, buf),
         Op::Munmap { addr, len } => reply(oracle::munmap(addr, len), |()| Some(0)),
         Op::Write { addr, ref bytes } => reply(oracle::write_mem(addr, bytes), |()| Some(0)),
@@ -719,13 +771,13 @@ fn execute(op: &Op) -> Reply {
             Err(e) => Reply::err(e.raw()),
         },
         Op::FindFree { len } => reply(oracle::find_free(len), |a| i64::try_from(a).ok()),
-        Op::SemGet { key, nsems, flags } => reply(oracle::semget(key, nsems, flags), |id| Some(i64::from(id))),
+        Op::SemGet { key, nsems, flags } => reply(sys::semget(key, nsems, flags), |id| Some(i64::from(id))),
         Op::SemOp { id, ref sops, timeout } => {
             let sops: Vec<uipc_abi::Sembuf> = sops.iter().map(|b| b.to_abi()).collect();
             let r = match timeout {
-                None => oracle::semop(id, &sops),
-                Some(Timeout::Val { sec, nsec }) => oracle::semtimedop(id, &sops, SemTimeout::After { sec, nsec }),
-                Some(Timeout::Fault) => oracle::semtimedop(id, &sops, SemTimeout::Fault),
+                None => sys::semop(id, &sops),
+                Some(Timeout::Val { sec, nsec }) => sys::semtimedop(id, &sops, SemTimeout::After { sec, nsec }),
+                Some(Timeout::Fault) => sys::semtimedop(id, &sops, SemTimeout::Fault),
             };
             reply(r, Some)
         }
@@ -736,22 +788,22 @@ fn execute(op: &Op) -> Reply {
 
 fn semctl(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
     match arg {
-        SemArg::None => reply(oracle::semctl(id, semnum, cmd, SemctlArg::None), Some),
-        SemArg::Val(v) => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Val(*v)), Some),
-        SemArg::Fault => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Fault), Some),
-        SemArg::Array(values) => reply(oracle::semctl(id, semnum, cmd, SemctlArg::Array(values)), Some),
+        SemArg::None => reply(sys::semctl(id, semnum, cmd, SemctlArg::None), Some),
+        SemArg::Val(v) => reply(sys::semctl(id, semnum, cmd, SemctlArg::Val(*v)), Some),
+        SemArg::Fault => reply(sys::semctl(id, semnum, cmd, SemctlArg::Fault), Some),
+        SemArg::Array(values) => reply(sys::semctl(id, semnum, cmd, SemctlArg::Array(values)), Some),
         SemArg::Set { uid, gid, mode } => {
             let mut ds = uipc_abi::Semid64Ds::default();
             ds.sem_perm.uid = *uid;
             ds.sem_perm.gid = *gid;
             ds.sem_perm.mode = *mode;
-            reply(oracle::semctl(id, semnum, cmd, SemctlArg::Set(&ds)), Some)
+            reply(sys::semctl(id, semnum, cmd, SemctlArg::Set(&ds)), Some)
         }
         SemArg::Out => {
             // GETALL writes nsems values; nsems of an id never changes.
-            let nsems = if cmd == uipc_abi::GETALL { oracle::sem_nsems(id) } else { 0 };
+            let nsems = if cmd == uipc_abi::GETALL { sys::sem_nsems(id) } else { 0 };
             let mut out = Vec::new();
-            match oracle::semctl(id, semnum, cmd, SemctlArg::Out(&mut out)) {
+            match sys::semctl(id, semnum, cmd, SemctlArg::Out(&mut out)) {
                 Err(e) => Reply::err(e.raw()),
                 Ok(v) => {
                     let mut head = [0u8; CTL_BUF_LEN];
@@ -778,18 +830,18 @@ fn semctl(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
 
 fn shmctl(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
     match *buf {
-        CtlBuf::Null => reply(oracle::shmctl(id, cmd, ShmctlBuf::Null), Some),
-        CtlBuf::Fault => reply(oracle::shmctl(id, cmd, ShmctlBuf::Fault), Some),
+        CtlBuf::Null => reply(sys::shmctl(id, cmd, ShmctlBuf::Null), Some),
+        CtlBuf::Fault => reply(sys::shmctl(id, cmd, ShmctlBuf::Fault), Some),
         CtlBuf::Set { uid, gid, mode } => {
             let mut ds = uipc_abi::Shmid64Ds::default();
             ds.shm_perm.uid = uid;
             ds.shm_perm.gid = gid;
             ds.shm_perm.mode = mode;
-            reply(oracle::shmctl(id, cmd, ShmctlBuf::Set(&ds)), Some)
+            reply(sys::shmctl(id, cmd, ShmctlBuf::Set(&ds)), Some)
         }
         CtlBuf::Out => {
             let mut out = [0u8; CTL_BUF_LEN];
-            match oracle::shmctl(id, cmd, ShmctlBuf::Out(&mut out)) {
+            match sys::shmctl(id, cmd, ShmctlBuf::Out(&mut out)) {
                 Err(e) => Reply::err(e.raw()),
                 Ok(v) => {
                     let data = match cmd {
@@ -803,6 +855,82 @@ fn shmctl(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
                     Reply { ret: Ok(v), data }
                 }
             }
+        }
+    }
+}
+
+/// The IPC calls of [`execute`]: the kernel's system calls, or (libc
+/// mode) the C library's functions, which the shim serves.
+mod sys {
+    use uipc_abi::{Errno, Sembuf};
+    use uipc_sys::libc_ipc;
+    use uipc_sys::oracle::{self, SemTimeout, SemctlArg, ShmctlBuf};
+
+    fn libc() -> bool {
+        super::LIBC.get().is_some()
+    }
+
+    pub(super) fn shmget(key: i32, size: u64, flags: i32) -> Result<i32, Errno> {
+        if libc() {
+            libc_ipc::shmget(key, size, flags)
+        } else {
+            oracle::shmget(key, size, flags)
+        }
+    }
+    pub(super) fn shmat(id: i32, addr: u64, flags: i32) -> Result<u64, Errno> {
+        if libc() {
+            libc_ipc::shmat(id, addr, flags)
+        } else {
+            oracle::shmat(id, addr, flags)
+        }
+    }
+    pub(super) fn shmdt(addr: u64) -> Result<(), Errno> {
+        if libc() {
+            libc_ipc::shmdt(addr)
+        } else {
+            oracle::shmdt(addr)
+        }
+    }
+    pub(super) fn shmctl(id: i32, cmd: i32, buf: ShmctlBuf<'_>) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::shmctl(id, cmd, buf)
+        } else {
+            oracle::shmctl(id, cmd, buf)
+        }
+    }
+    pub(super) fn semget(key: i32, nsems: i32, flags: i32) -> Result<i32, Errno> {
+        if libc() {
+            libc_ipc::semget(key, nsems, flags)
+        } else {
+            oracle::semget(key, nsems, flags)
+        }
+    }
+    pub(super) fn semop(id: i32, sops: &[Sembuf]) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::semop(id, sops)
+        } else {
+            oracle::semop(id, sops)
+        }
+    }
+    pub(super) fn semtimedop(id: i32, sops: &[Sembuf], timeout: SemTimeout) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::semtimedop(id, sops, timeout)
+        } else {
+            oracle::semtimedop(id, sops, timeout)
+        }
+    }
+    pub(super) fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::semctl(id, semnum, cmd, arg)
+        } else {
+            oracle::semctl(id, semnum, cmd, arg)
+        }
+    }
+    pub(super) fn sem_nsems(id: i32) -> usize {
+        if libc() {
+            libc_ipc::sem_nsems(id)
+        } else {
+            oracle::sem_nsems(id)
         }
     }
 }

@@ -52,10 +52,17 @@ fn start_daemon(agent: &str) -> Result<SharedDaemon, String> {
     }
 }
 
-/// Starts a daemon-backed session: the agent in `--daemon` mode on a fresh namespace.
-pub fn start(agent: &str) -> Result<KernelBackend, String> {
+/// The shared daemon's socket (starting the daemon on first use) and a
+/// namespace of its own for one test session.
+pub(crate) fn fresh_namespace(agent: &str) -> Result<(String, String), String> {
     let daemon = DAEMON.get_or_init(|| start_daemon(agent)).as_ref().map_err(Clone::clone)?;
     let ns = format!("test-{}", NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed));
     let socket = daemon.socket.to_str().ok_or("socket path is not UTF-8")?;
-    KernelBackend::start_with(agent, &["--daemon", socket, &ns], "daemon")
+    Ok((socket.to_owned(), ns))
+}
+
+/// Starts a daemon-backed session: the agent in `--daemon` mode on a fresh namespace.
+pub fn start(agent: &str) -> Result<KernelBackend, String> {
+    let (socket, ns) = fresh_namespace(agent)?;
+    KernelBackend::start_with(agent, &["--daemon", &socket, &ns], "daemon")
 }

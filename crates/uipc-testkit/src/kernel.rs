@@ -42,8 +42,17 @@ impl KernelBackend {
     /// Starts the agent with extra arguments (`--daemon SOCKET NS` drives
     /// uipc instead of the kernel), reporting as backend `name`.
     pub fn start_with(agent: &str, args: &[&str], name: &'static str) -> Result<KernelBackend, String> {
-        let mut child = Command::new(agent)
-            .args(args)
+        let mut cmd = Command::new(agent);
+        cmd.args(args);
+        Self::start_command(cmd, name)
+    }
+
+    /// Starts the agent as `cmd` says (arguments, environment, a seccomp
+    /// filter…), reporting as backend `name`; its standard streams are
+    /// set here.
+    pub fn start_command(mut cmd: Command, name: &'static str) -> Result<KernelBackend, String> {
+        let agent = cmd.get_program().to_string_lossy().into_owned();
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

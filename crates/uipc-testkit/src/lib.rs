@@ -18,6 +18,7 @@ pub mod daemon_backend;
 pub mod deviations;
 pub mod kernel;
 pub mod op;
+pub mod preload_backend;
 pub mod runner;
 pub mod sandbox;
 pub mod session;

@@ -28,9 +28,9 @@ pub fn transcript_of(backend: &mut dyn Backend, body: &dyn Fn(&mut Session)) -> 
 }
 
 /// The uipc backends to compare with the kernel: `UIPC_BACKENDS`
-/// (comma-separated), default `core,daemon`.
+/// (comma-separated: `core`, `daemon`, `preload`), default all three.
 fn uipc_backends(agent: &str) -> Vec<Box<dyn Backend>> {
-    let names = std::env::var("UIPC_BACKENDS").unwrap_or_else(|_| "core,daemon".into());
+    let names = std::env::var("UIPC_BACKENDS").unwrap_or_else(|_| "core,daemon,preload".into());
     names
         .split(',')
         .filter(|n| !n.is_empty())
@@ -40,6 +40,10 @@ fn uipc_backends(agent: &str) -> Vec<Box<dyn Backend>> {
                 "daemon" => match crate::daemon_backend::start(agent) {
                     Ok(b) => Box::new(b),
                     Err(why) => panic!("the daemon backend did not start: {why}"),
+                },
+                "preload" => match crate::preload_backend::start(agent) {
+                    Ok(b) => Box::new(b),
+                    Err(why) => panic!("the preload backend did not start: {why}"),
                 },
                 other => panic!("UIPC_BACKENDS names an unknown backend {other:?}"),
             }

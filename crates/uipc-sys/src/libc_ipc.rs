@@ -1,0 +1,240 @@
+//! The C library's System V IPC functions, called as a C program calls
+//! them (feature `oracle`): the test kit's preload backend runs its workers
+//! with `LD_PRELOAD=libuipc_preload.so`, so these calls reach the shim —
+//! exactly what an unmodified C program reaches — and, behind the seccomp
+//! filter of [`crate::seccomp`], never the kernel.
+//!
+//! The signatures mirror [`crate::oracle`]'s (the same [`ShmctlBuf`],
+//! [`SemctlArg`] and [`SemTimeout`]), so the agent can run one operation
+//! either way. The differences from the raw system calls are the C
+//! library's (or the shim's): `(void *) -1` and `-1` with `errno`.
+//!
+//! # Soundness
+//! As [`crate::oracle`]'s: the memory-changing calls are for disposable
+//! worker processes whose only memory a test touches is what it attached.
+//!
+//! # References
+//!  - [shmget(2)], [shmop(2)], [shmctl(2)], [semget(2)], [semop(2)], [semctl(2)], [dladdr(3)]
+//!
+//! [shmget(2)]: https://man7.org/linux/man-pages/man2/shmget.2.html
+//! [shmop(2)]: https://man7.org/linux/man-pages/man2/shmop.2.html
+//! [shmctl(2)]: https://man7.org/linux/man-pages/man2/shmctl.2.html
+//! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
+//! [semop(2)]: https://man7.org/linux/man-pages/man2/semop.2.html
+//! [semctl(2)]: https://man7.org/linux/man-pages/man2/semctl.2.html
+//! [dladdr(3)]: https://man7.org/linux/man-pages/man3/dladdr.3.html
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+use uipc_abi::{Errno, Sembuf, Semid64Ds};
+
+pub use crate::oracle::{SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN, FAULT_ADDR};
+
+mod c {
+    extern "C" {
+        // Not declared by the libc crate; glibc has had it since 2.3.3.
+        pub fn semtimedop(
+            semid: libc::c_int,
+            sops: *mut libc::sembuf,
+            nsops: libc::size_t,
+            timeout: *const libc::timespec,
+        ) -> libc::c_int;
+    }
+}
+
+/// The `errno` the last failed call left.
+fn last_errno() -> Errno {
+    Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn check(ret: libc::c_int) -> Result<i64, Errno> {
+    if ret == -1 {
+        Err(last_errno())
+    } else {
+        Ok(i64::from(ret))
+    }
+}
+
+/// The file of the shared object that defines the `shmget` this process
+/// calls (`dladdr`), e.g. `…/libuipc_preload.so` under `LD_PRELOAD`, or
+/// the C library. `None` if the dynamic linker cannot tell.
+#[doc(alias = "dladdr")]
+pub fn shmget_provider() -> Option<PathBuf> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let f: unsafe extern "C" fn(libc::key_t, libc::size_t, libc::c_int) -> libc::c_int = libc::shmget;
+    // SAFETY: dladdr only reads the dynamic linker's tables and fills `info`.
+    let found = unsafe { libc::dladdr(f as *const libc::c_void, &raw mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the dynamic
+    // linker, alive while the object stays loaded (it is never unloaded).
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some(PathBuf::from(name.to_string_lossy().into_owned()))
+}
+
+/// `shmget(key, size, flags)` through the C library.
+///
+/// # Errors
+/// shmget(2)'s.
+pub fn shmget(key: i32, size: u64, flags: i32) -> Result<i32, Errno> {
+    let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: integers only.
+    check(unsafe { libc::shmget(key, size, flags) }).map(|v| i32::try_from(v).unwrap_or(-1))
+}
+
+/// `shmat(id, addr, flags)` through the C library; the address.
+///
+/// # Errors
+/// shmat(2)'s.
+pub fn shmat(id: i32, addr: u64, flags: i32) -> Result<u64, Errno> {
+    let addr = usize::try_from(addr).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: see the module's "Soundness"; the new mapping is reached only
+    // through process_vm_readv/writev.
+    let p = unsafe { libc::shmat(id, addr as *const libc::c_void, flags) };
+    if p as isize == -1 {
+        return Err(last_errno());
+    }
+    u64::try_from(p as usize).map_err(|_| Errno::EINVAL)
+}
+
+/// `shmdt(addr)` through the C library.
+///
+/// # Errors
+/// shmdt(2)'s (`EINVAL`).
+pub fn shmdt(addr: u64) -> Result<(), Errno> {
+    let addr = usize::try_from(addr).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: see the module's "Soundness".
+    check(unsafe { libc::shmdt(addr as *const libc::c_void) }).map(drop)
+}
+
+/// `shmctl(id, cmd, buf)` through the C library.
+///
+/// # Errors
+/// shmctl(2)'s.
+pub fn shmctl(id: i32, cmd: i32, buf: ShmctlBuf<'_>) -> Result<i64, Errno> {
+    let ptr: *mut libc::shmid_ds = match buf {
+        ShmctlBuf::Null => std::ptr::null_mut(),
+        ShmctlBuf::Out(b) => b.as_mut_ptr().cast(),
+        ShmctlBuf::Set(ds) => std::ptr::from_ref(ds).cast_mut().cast(),
+        ShmctlBuf::Fault => FAULT_ADDR as *mut libc::shmid_ds,
+    };
+    // SAFETY: as oracle::shmctl: NULL, the unmapped FAULT_ADDR, our
+    // CTL_BUF_LEN-byte buffer (larger than any structure shmctl writes), or
+    // a Shmid64Ds that only IPC_SET reads.
+    check(unsafe { libc::shmctl(id, cmd, ptr) })
+}
+
+/// `semget(key, nsems, flags)` through the C library.
+///
+/// # Errors
+/// semget(2)'s.
+pub fn semget(key: i32, nsems: i32, flags: i32) -> Result<i32, Errno> {
+    // SAFETY: integers only.
+    check(unsafe { libc::semget(key, nsems, flags) }).map(|v| i32::try_from(v).unwrap_or(-1))
+}
+
+fn sops_ptr(sops: &[Sembuf]) -> *mut libc::sembuf {
+    // Sembuf is the kernel's struct sembuf, as is libc's.
+    const _: () = assert!(size_of::<Sembuf>() == size_of::<libc::sembuf>());
+    if sops.is_empty() {
+        std::ptr::NonNull::<libc::sembuf>::dangling().as_ptr()
+    } else {
+        sops.as_ptr().cast_mut().cast()
+    }
+}
+
+/// `semop(id, sops, nsops)` through the C library.
+///
+/// # Errors
+/// semop(2)'s.
+pub fn semop(id: i32, sops: &[Sembuf]) -> Result<i64, Errno> {
+    // SAFETY: semop reads sops.len() sembufs (never writes them).
+    check(unsafe { libc::semop(id, sops_ptr(sops), sops.len()) })
+}
+
+/// `semtimedop(id, sops, nsops, timeout)` through the C library.
+///
+/// # Errors
+/// semtimedop(2)'s.
+pub fn semtimedop(id: i32, sops: &[Sembuf], timeout: SemTimeout) -> Result<i64, Errno> {
+    let ts;
+    let ts_ptr: *const libc::timespec = match timeout {
+        SemTimeout::Forever => std::ptr::null(),
+        SemTimeout::Fault => FAULT_ADDR as *const libc::timespec,
+        SemTimeout::After { sec, nsec } => {
+            ts = libc::timespec { tv_sec: sec, tv_nsec: nsec };
+            &raw const ts
+        }
+    };
+    // SAFETY: reads sops.len() sembufs and at most one timespec (alive
+    // until the call returns), NULL or the unmapped FAULT_ADDR.
+    check(unsafe { c::semtimedop(id, sops_ptr(sops), sops.len(), ts_ptr) })
+}
+
+/// The number of semaphores of set `id` (`SEM_STAT_ANY` on its slot,
+/// through the C library); 0 if there is no such set.
+pub fn sem_nsems(id: i32) -> usize {
+    if id < 0 {
+        return 0;
+    }
+    let mut out = [0u8; CTL_BUF_LEN];
+    // SAFETY: SEM_STAT_ANY writes one semid64_ds into our buffer.
+    let r = unsafe { libc::semctl(id & 0x7fff, 0, uipc_abi::SEM_STAT_ANY, out.as_mut_ptr()) };
+    if r != id {
+        return 0;
+    }
+    usize::try_from(crate::oracle::decode::<Semid64Ds>(&out).sem_nsems).unwrap_or(0)
+}
+
+/// `semctl(id, semnum, cmd, arg)` through the C library (a variadic call;
+/// `union semun` travels as one 64-bit integer, as on x86-64 and AArch64).
+/// The buffer forms use a zeroed buffer of ours, as [`crate::oracle::semctl`].
+///
+/// # Errors
+/// semctl(2)'s.
+pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64, Errno> {
+    let direct: Option<libc::c_ulong> = match arg {
+        SemctlArg::None => Some(0),
+        SemctlArg::Val(v) => Some(i64::from(v).cast_unsigned()),
+        SemctlArg::Fault => Some(FAULT_ADDR as libc::c_ulong),
+        _ => None,
+    };
+    if let Some(raw) = direct {
+        // SAFETY: an integer, NULL or the unmapped FAULT_ADDR.
+        return check(unsafe { libc::semctl(id, semnum, cmd, raw) });
+    }
+    let len = CTL_BUF_LEN.max(2 * sem_nsems(id));
+    let mut buf = vec![0u8; len];
+    match &arg {
+        SemctlArg::Array(values) => {
+            for (chunk, v) in buf.chunks_exact_mut(2).zip(values.iter()) {
+                chunk.copy_from_slice(&v.to_ne_bytes());
+            }
+            if values.len() * 2 > len {
+                buf.extend(values[len / 2..].iter().flat_map(|v| v.to_ne_bytes()));
+            }
+        }
+        SemctlArg::Set(ds) => {
+            // SAFETY: Semid64Ds is repr(C), integers only, no padding bytes.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(std::ptr::from_ref::<Semid64Ds>(ds).cast::<u8>(), size_of::<Semid64Ds>())
+            };
+            buf[..bytes.len()].copy_from_slice(bytes);
+        }
+        _ => {}
+    }
+    // SAFETY: `buf` is ours and at least as large as anything semctl
+    // reads or writes there (see oracle::semctl).
+    let r = check(unsafe { libc::semctl(id, semnum, cmd, buf.as_mut_ptr()) });
+    if let SemctlArg::Out(out) = arg {
+        *out = buf;
+    }
+    r
+}
