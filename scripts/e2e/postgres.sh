@@ -12,9 +12,10 @@
 #   scripts/e2e/postgres.sh
 #
 # Environment: DURATION=30 (seconds of pgbench), CLIENTS=4, JOBS=2, SCALE=10,
-# PG_BIN (default: pg_config --bindir, else /usr/lib/postgresql/15/bin),
-# KEEP=1 keeps the scratch directory, UIPC_BIN_DIR=DIR uses the uipc and
-# libuipc_preload.so built there instead of building them. Not part of `cargo test` (too slow).
+# NATIVE_FIRST=1 runs the kernel cycle first, PG_BIN (default:
+# /usr/lib/postgresql/15/bin, else pg_config --bindir), KEEP=1 keeps the
+# scratch directory, UIPC_BIN_DIR=DIR uses the uipc and libuipc_preload.so
+# built there instead of building them. Not part of `cargo test` (too slow).
 #
 # Postgres refuses to run as root: as root the servers run as the user
 # `postgres` (Debian's package creates it); as any other user, as that user.
@@ -184,33 +185,45 @@ cycle() {
 	TPS=$(awk '/^tps = / { print $3 }' "$scratch/$mode-bench.log")
 }
 
-say "uipc daemon on $sock (as $PGUSER_RUN)"
-mkfifo "$scratch/ready"
-pgrun=()
-[ "$(id -u)" -eq 0 ] && pgrun=(setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups --)
-# A simple command in the background: $! is the daemon itself (setpriv execs).
-"${pgrun[@]}" "$UIPC" daemon --socket "$sock" --ready-fd 3 3>"$scratch/ready" >"$scratch/daemon.log" 2>&1 &
-daemon_pid=$!
-# READY once it accepts connections; end of file if it died first.
-read -r -t 60 line <"$scratch/ready" || true
-[ "${line:-}" = READY ] || { cat "$scratch/daemon.log"; die "the daemon did not start"; }
+run_uipc() {
+	say "uipc daemon on $sock (as $PGUSER_RUN)"
+	rm -f "$scratch/ready"
+	mkfifo "$scratch/ready"
+	local pgrun=() line=
+	[ "$(id -u)" -eq 0 ] && pgrun=(setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups --)
+	# A simple command in the background: $! is the daemon itself (setpriv execs).
+	"${pgrun[@]}" "$UIPC" daemon --socket "$sock" --ready-fd 3 3>"$scratch/ready" >"$scratch/daemon.log" 2>&1 &
+	daemon_pid=$!
+	# READY once it accepts connections; end of file if it died first.
+	read -r -t 60 line <"$scratch/ready" || true
+	[ "${line:-}" = READY ] || { cat "$scratch/daemon.log"; die "the daemon did not start"; }
+	cycle uipc
+	tps_uipc=$TPS
+	kill "$daemon_pid"
+	wait "$daemon_pid" || die "the daemon did not stop cleanly: $(cat "$scratch/daemon.log")"
+	daemon_pid=
+}
 
-cycle uipc
-tps_uipc=$TPS
-kill "$daemon_pid"
-wait "$daemon_pid" || die "the daemon did not stop cleanly: $(cat "$scratch/daemon.log")"
-daemon_pid=
+run_native() {
+	if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+		# A fresh IPC namespace for the kernel run, as the differential tests do.
+		say "native: in a fresh IPC namespace (unshare --ipc)"
+		export -f cycle native as_pg say die write_conf
+		export PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL
+		# shellcheck disable=SC2016 # expanded by the inner bash
+		tps_native=$(unshare --ipc bash -c 'cycle native >&2; echo "$TPS"')
+	else
+		cycle native
+		tps_native=$TPS
+	fi
+}
 
-if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
-	# A fresh IPC namespace for the kernel run, as the differential tests do.
-	say "native: in a fresh IPC namespace (unshare --ipc)"
-	export -f cycle native as_pg say die write_conf
-	export PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL
-	# shellcheck disable=SC2016 # expanded by the inner bash
-	tps_native=$(unshare --ipc bash -c 'cycle native >&2; echo "$TPS"')
+if [ "${NATIVE_FIRST:-0}" = 1 ]; then
+	run_native
+	run_uipc
 else
-	cycle native
-	tps_native=$TPS
+	run_uipc
+	run_native
 fi
 
 printf '\nTPS (pgbench -c %s -j %s -T %s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "$SCALE"
