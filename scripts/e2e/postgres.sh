@@ -12,7 +12,8 @@
 #   scripts/e2e/postgres.sh
 #
 # Environment: DURATION=30 (seconds of pgbench), CLIENTS=4, JOBS=2, SCALE=10,
-# NATIVE_FIRST=1 runs the kernel cycle first, PG_BIN (default:
+# PGBENCH_OPTS (more pgbench options, e.g. -C: a connection, so a forked
+# backend, per transaction), NATIVE_FIRST=1 runs the kernel cycle first, PG_BIN (default:
 # /usr/lib/postgresql/15/bin, else pg_config --bindir), KEEP=1 keeps the
 # scratch directory, UIPC_BIN_DIR=DIR uses the uipc and libuipc_preload.so
 # built there instead of building them. Not part of `cargo test` (too slow).
@@ -160,8 +161,9 @@ cycle() {
 	say "$mode: pgbench -i -s $SCALE"
 	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -i -s "$SCALE" -q postgres >"$scratch/$mode-init.log" 2>&1 ||
 		{ cat "$scratch/$mode-init.log"; die "$mode: pgbench -i failed"; }
-	say "$mode: pgbench -c $CLIENTS -j $JOBS -T $DURATION"
-	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -c "$CLIENTS" -j "$JOBS" -T "$DURATION" postgres >"$scratch/$mode-bench.log" 2>&1 ||
+	say "$mode: pgbench -c $CLIENTS -j $JOBS -T $DURATION ${PGBENCH_OPTS:-}"
+	# shellcheck disable=SC2086 # PGBENCH_OPTS is a list of options
+	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -c "$CLIENTS" -j "$JOBS" -T "$DURATION" ${PGBENCH_OPTS:-} postgres >"$scratch/$mode-bench.log" 2>&1 ||
 		{ cat "$scratch/$mode-bench.log"; die "$mode: pgbench failed"; }
 	grep -E '^(number of (transactions actually processed|failed)|latency average|tps)' "$scratch/$mode-bench.log"
 	say "$mode: a parallel query (dynamic shared memory)"
@@ -209,7 +211,7 @@ run_native() {
 		# A fresh IPC namespace for the kernel run, as the differential tests do.
 		say "native: in a fresh IPC namespace (unshare --ipc)"
 		export -f cycle native as_pg say die write_conf
-		export PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL
+		export PGBENCH_OPTS PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL
 		# shellcheck disable=SC2016 # expanded by the inner bash
 		tps_native=$(unshare --ipc bash -c 'cycle native >&2; echo "$TPS"')
 	else
@@ -226,7 +228,7 @@ else
 	run_native
 fi
 
-printf '\nTPS (pgbench -c %s -j %s -T %s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "$SCALE"
+printf '\nTPS (pgbench -c %s -j %s -T %s %s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:-}" "$SCALE"
 printf '  uipc (run --deny-kernel-ipc): %s\n' "$tps_uipc"
 printf '  native (kernel System V):     %s\n' "$tps_native"
 awk -v u="$tps_uipc" -v n="$tps_native" 'BEGIN { if (n > 0) printf "  uipc/native:                  %.3f\n", u / n }'
