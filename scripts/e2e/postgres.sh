@@ -161,7 +161,7 @@ cycle() {
 	say "$mode: pgbench -i -s $SCALE"
 	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -i -s "$SCALE" -q postgres >"$scratch/$mode-init.log" 2>&1 ||
 		{ cat "$scratch/$mode-init.log"; die "$mode: pgbench -i failed"; }
-	say "$mode: pgbench -c $CLIENTS -j $JOBS -T $DURATION ${PGBENCH_OPTS:-}"
+	say "$mode: pgbench -c $CLIENTS -j $JOBS -T $DURATION${PGBENCH_OPTS:+ $PGBENCH_OPTS}"
 	# shellcheck disable=SC2086 # PGBENCH_OPTS is a list of options
 	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -c "$CLIENTS" -j "$JOBS" -T "$DURATION" ${PGBENCH_OPTS:-} postgres >"$scratch/$mode-bench.log" 2>&1 ||
 		{ cat "$scratch/$mode-bench.log"; die "$mode: pgbench failed"; }
@@ -228,7 +228,7 @@ else
 	run_native
 fi
 
-printf '\nTPS (pgbench -c %s -j %s -T %s %s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:-}" "$SCALE"
+printf '\nTPS (pgbench -c %s -j %s -T %s%s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:+ $PGBENCH_OPTS}" "$SCALE"
 printf '  uipc (run --deny-kernel-ipc): %s\n' "$tps_uipc"
 printf '  native (kernel System V):     %s\n' "$tps_native"
 awk -v u="$tps_uipc" -v n="$tps_native" 'BEGIN { if (n > 0) printf "  uipc/native:                  %.3f\n", u / n }'
