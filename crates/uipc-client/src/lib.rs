@@ -439,14 +439,50 @@ impl Client {
     /// As [`connect_to`](Self::connect_to); the old connection stays on
     /// failure.
     pub fn reconnect(&self) -> Result<(), Errno> {
+        self.reconnect_to(None)
+    }
+
+    /// [`reconnect`](Self::reconnect), joining namespace `to` if given.
+    fn reconnect_to(&self, to: Option<&str>) -> Result<(), Errno> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let (socket, ns) = conn.target();
-        let fresh = Conn::open(&socket, &ns)?;
+        let fresh = Conn::open(&socket, to.unwrap_or(&ns))?;
         let old = std::mem::replace(&mut *conn, fresh);
         drop(conn);
         drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
+    }
+
+    /// `unshare(2)`'s System V half for this process, as `ksys_unshare()`
+    /// does it. `CLONE_SYSVSEM` (`newipc` false): the process's semaphore
+    /// undo records are applied and dropped, as at exit. `CLONE_NEWIPC`
+    /// (`newipc` true): a fresh ephemeral namespace is made (it ends with
+    /// the last process in it, like the kernel's), the undo records are
+    /// applied and the segments the process created orphaned in the
+    /// namespace it leaves, and this client joins the new one. Mappings
+    /// made before stay valid and keep counting in their segments'
+    /// `nattch`. Returns the new namespace's name.
+    ///
+    /// Linux needs `CAP_SYS_ADMIN` for `CLONE_NEWIPC`; uipc lets anyone
+    /// (see `docs/deviations.md`).
+    ///
+    /// # Errors
+    /// Transport errors; `EIDRM` if the current namespace was removed.
+    pub fn unshare(&self, newipc: bool) -> Result<Option<String>, Errno> {
+        if !newipc {
+            return self.call_value(&Request::Unshare { newipc }).map(|_| None);
+        }
+        // As the kernel: the new namespace first (the step that can fail),
+        // then the old one is let go.
+        let create = Request::NsCreate { name: String::new(), mode: 0o700, sysctls: Vec::new(), ephemeral: true };
+        let name = match self.call(&create)? {
+            Response::Text(name) => name,
+            r => return Err(unexpected(&r)),
+        };
+        self.call_value(&Request::Unshare { newipc })?;
+        self.reconnect_to(Some(&name))?;
+        Ok(Some(name))
     }
 
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {

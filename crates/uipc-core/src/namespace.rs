@@ -203,4 +203,19 @@ impl<M: Memory> IpcNamespace<M> {
         self.sem_exit(pid, now);
         self.exit_shm(pid);
     }
+
+    /// `unshare(2)` by `pid` of `CLONE_SYSVSEM` (`newipc` false) or of
+    /// `CLONE_NEWIPC` (`newipc` true), as `ksys_unshare()` treats this, the
+    /// namespace being left: the process's semaphore undo records are
+    /// applied and dropped (`exit_sem()`), and on leaving the namespace the
+    /// segments it created are orphaned — destroyed now if
+    /// `shm_rmid_forced` and unattached (`exit_shm()`). Its mappings stay,
+    /// and go on counting in `nattch` until unmapped, exec or exit. The
+    /// host delivers the wakeups the undo caused.
+    pub fn unshare(&mut self, pid: Pid, now: Time, newipc: bool) {
+        self.sem_undo_release(pid, now);
+        if newipc {
+            self.exit_shm(pid);
+        }
+    }
 }

@@ -172,3 +172,21 @@ fn version_advances_with_every_change_and_only_then() {
     ns.exit(Pid(9), Time(200));
     expect(&mut ns, false, "exit of a process with no undo");
 }
+
+/// `unshare(CLONE_SYSVSEM)` applies the undo records as exit does, but
+/// another thread of the process still asleep in semop stays asleep
+/// (`ksys_unshare()` calls `exit_sem()` only).
+#[test]
+fn unshare_applies_undo_but_keeps_the_process_sleepers() {
+    let mut ns = IpcNamespace::new(HeapMemory);
+    let id = ns.semget(&cred(1), NOW, 0, 2, 0o600).unwrap().0;
+    semop(&mut ns, 2, id, &[op(0, 3, SEM_UNDO)]).unwrap();
+    let w = blocked(semop(&mut ns, 2, id, &[op(1, -1, 0)]));
+    ns.unshare(Pid(2), Time(200), false);
+    assert_eq!(get(&mut ns, id, 0, SemCmd::GetVal), 0, "the +3 was undone");
+    assert_eq!(get(&mut ns, id, 1, SemCmd::GetNcnt), 1, "the other thread still sleeps");
+    ns.unshare(Pid(2), Time(300), true);
+    assert_eq!(get(&mut ns, id, 0, SemCmd::GetVal), 0, "nothing left to undo");
+    semop(&mut ns, 3, id, &[op(1, 1, 0)]).unwrap();
+    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
+}

@@ -106,6 +106,14 @@ impl Daemon {
         value(Ok(0))
     }
 
+    /// The namespaces process `pid` may hold mappings in: `home` (its
+    /// connection's) and those it left by `unshare(CLONE_NEWIPC)`.
+    fn spaces_of(&self, pid: Pid, home: String) -> std::collections::BTreeSet<String> {
+        let mut spaces = self.procs.get(&pid.0).map(|p| p.namespaces.clone()).unwrap_or_default();
+        spaces.insert(home);
+        spaces
+    }
+
     fn dispatch_inner(&mut self, token: u64, req: Request) -> Result<Reply, Errno> {
         let conn = self.conn_mut(token).ok_or(Errno::EIO)?;
         let cred = conn.cred.clone();
@@ -166,11 +174,58 @@ impl Daemon {
                 return Err(Errno::EIDRM);
             }
             self.track_process(child)?;
-            if let Some(p) = self.procs.get_mut(&child) {
-                p.namespaces.insert(ns_name.clone());
+            // The child inherits the parent's mappings in every namespace
+            // it holds some in: its own, and those it left by unshare.
+            for name in self.spaces_of(cred.pid, ns_name) {
+                let Some(space) = self.namespaces.get_mut(&name) else { continue };
+                space.fork(&cred, t, Pid(child));
+                if let Some(p) = self.procs.get_mut(&child) {
+                    p.namespaces.insert(name);
+                }
             }
-            self.namespace(&ns_name)?.fork(&cred, t, Pid(child));
             return Ok(value(Ok(0)));
+        }
+        if let Request::Exec = req {
+            if !self.namespaces.contains_key(&ns_name) {
+                return Err(Errno::EIDRM);
+            }
+            // Every mapping goes, in each namespace the process holds some in.
+            for name in self.spaces_of(cred.pid, ns_name) {
+                if let Some(space) = self.namespaces.get_mut(&name) {
+                    space.exec(cred.pid, t);
+                }
+            }
+            return Ok(value(Ok(0)));
+        }
+        // shmdt and munmap act on the caller's address space, not on its
+        // namespace: a mapping made before unshare(CLONE_NEWIPC) is found
+        // in the namespace it was made in.
+        if let Request::ShmDt { addr } = req {
+            let home = ns_name.clone();
+            let owner = self
+                .spaces_of(cred.pid, ns_name)
+                .into_iter()
+                .find(|n| {
+                    self.namespaces.get(n).and_then(|ns| ns.mm(cred.pid)).is_some_and(|mm| mm.find(addr).is_some())
+                })
+                .unwrap_or(home);
+            let ns = self.namespaces.get_mut(&owner).ok_or(Errno::EIDRM)?;
+            return Ok(match ns.shmdt(&cred, t, addr) {
+                Ok(ranges) => (Response::Unmap(ranges), None),
+                Err(e) => error(e),
+            });
+        }
+        if let Request::Munmap { addr, len } = req {
+            let mut result = Ok(());
+            for name in self.spaces_of(cred.pid, ns_name.clone()) {
+                if let Some(space) = self.namespaces.get_mut(&name) {
+                    let r = space.munmap(&cred, t, addr, len);
+                    if name == ns_name {
+                        result = r;
+                    }
+                }
+            }
+            return Ok(value(result.map(|()| 0)));
         }
         // The namespace was removed under the connection.
         let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIDRM)?;
@@ -179,7 +234,13 @@ impl Daemon {
             Request::NsCreate { .. } | Request::NsList | Request::NsShow { .. } | Request::NsRemove { .. } => {
                 error(Errno::EINVAL)
             }
-            Request::Sync | Request::Forked { .. } | Request::SemOp { .. } | Request::Cancel => error(Errno::EINVAL),
+            Request::Sync
+            | Request::Forked { .. }
+            | Request::Exec
+            | Request::ShmDt { .. }
+            | Request::Munmap { .. }
+            | Request::SemOp { .. }
+            | Request::Cancel => error(Errno::EINVAL),
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
             }
@@ -253,11 +314,6 @@ impl Daemon {
                     }
                 }
             }
-            Request::ShmDt { addr } => match ns.shmdt(&cred, t, addr) {
-                Ok(ranges) => (Response::Unmap(ranges), None),
-                Err(e) => error(e),
-            },
-            Request::Munmap { addr, len } => value(ns.munmap(&cred, t, addr, len).map(|()| 0)),
             Request::ShmCtl { id, cmd, set } => {
                 let cmd = ShmCmd::decode(id, cmd)?;
                 let set = set.map(|s| PermUpdate { uid: s.uid, gid: s.gid, mode: s.mode });
@@ -270,8 +326,8 @@ impl Daemon {
                 };
                 (Response::Ctl { ret: i64::from(ret), out }, None)
             }
-            Request::Exec => {
-                ns.exec(cred.pid, t);
+            Request::Unshare { newipc } => {
+                ns.unshare(cred.pid, t, newipc);
                 value(Ok(0))
             }
             Request::SysctlRead { name } => match ns.sysctl_read(&name) {

@@ -55,7 +55,7 @@ pub(crate) fn renew_in_child() {
 }
 
 /// The next definition of `name` (libc's), looked up once into `slot`.
-fn next(slot: &AtomicUsize, name: &CStr) -> usize {
+pub(crate) fn next(slot: &AtomicUsize, name: &CStr) -> usize {
     let f = slot.load(Ordering::Acquire);
     if f != 0 {
         return f;

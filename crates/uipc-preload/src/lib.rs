@@ -8,7 +8,9 @@
 //! The library exports `shmget`, `shmat`, `shmdt` and `shmctl` with the C
 //! signatures of `<sys/shm.h>`; `semget`, `semop`, `semtimedop` and
 //! `semctl` with those of `<sys/sem.h>` (the `sem` module; `semctl`'s
-//! variadic entry point is C, `src/semctl.c`); and `fork`. It never calls the kernel's IPC
+//! variadic entry point is C, `src/semctl.c`); `fork`; `unshare` (the
+//! `unshare` module: `CLONE_SYSVSEM` and `CLONE_NEWIPC` served by uipc);
+//! the `setuid` family (the `creds` module). It never calls the kernel's IPC
 //! system calls: every call goes to the daemon through one process-wide
 //! [`uipc_client::Client`], created at the first call. When no daemon
 //! answers, calls fail with `ENOSYS` — the errno Linux gives where the IPC
@@ -83,6 +85,7 @@ mod mm;
 mod procfs;
 mod ret;
 mod sem;
+mod unshare;
 
 use std::ffi::{c_int, c_void};
 use std::mem::{offset_of, size_of};

@@ -85,6 +85,11 @@ fn threads_contend_and_fork_while_one_sleeps() {
     differential("sem_threads");
 }
 
+#[test]
+fn unshare_applies_undo_and_leaves_the_namespace_keeping_mappings() {
+    differential("sem_unshare");
+}
+
 /// The `uipc` executable built with the workspace (next to the shim), if any.
 fn uipc_exe() -> Option<PathBuf> {
     let so = shim();

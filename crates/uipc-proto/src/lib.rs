@@ -202,6 +202,15 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// The caller called `unshare(CLONE_SYSVSEM)` (`newipc` false) or
+    /// `unshare(CLONE_NEWIPC)` (`newipc` true): in the connection's
+    /// namespace its undo records are applied, and on leaving it the
+    /// segments it created are orphaned (`ksys_unshare()`). The client
+    /// then joins its new namespace on a new connection.
+    Unshare {
+        /// `CLONE_NEWIPC`: the namespace is being left.
+        newipc: bool,
+    },
 }
 
 /// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.

@@ -842,6 +842,15 @@ impl<M: Memory> IpcNamespace<M> {
             self.sem.unlink(id, w);
             self.sem.unmerge(id);
         }
+        self.sem_undo_release(pid, now);
+    }
+
+    /// The undo half of `exit_sem()`: the process's undo records are
+    /// applied and dropped (clamped, never blocking), sleepers re-examined.
+    /// Alone, it is what `unshare(CLONE_SYSVSEM)` and `unshare(CLONE_NEWIPC)`
+    /// do (`ksys_unshare()`: "CLONE_SYSVSEM is equivalent to sys_exit()"),
+    /// where other threads of the process may still be asleep in semop.
+    pub(crate) fn sem_undo_release(&mut self, pid: Pid, now: Time) {
         let records: Vec<(IpcId, Vec<i32>)> =
             self.sem.undos.iter().filter(|((p, _), _)| *p == pid).map(|((_, id), adj)| (*id, adj.clone())).collect();
         self.sem.undos.retain(|(p, _), _| *p != pid);
