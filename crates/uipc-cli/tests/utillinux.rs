@@ -57,7 +57,7 @@ fn succeeds(cmd: &mut Command) -> bool {
 
 /// Why the test cannot run here, if it cannot.
 fn missing() -> Option<String> {
-    for tool in ["ipcs", "lsipc", "ipcmk", "ipcrm", "setpriv", "unshare", "sed", "mkfifo"] {
+    for tool in ["ipcs", "lsipc", "ipcmk", "ipcrm", "setpriv", "unshare", "sed", "awk", "mkfifo"] {
         if !succeeds(Command::new("sh").args(["-c", &format!("command -v {tool}")])) {
             return Some(format!("{tool} not found"));
         }
