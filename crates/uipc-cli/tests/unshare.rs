@@ -36,7 +36,9 @@ echo "outer again: $(count -m) segments, $(count -s) sets"
 fn preload() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let profile = exe.parent()?.parent()?;
-    [profile.join("libuipc_preload.so"), profile.join("deps").join("libuipc_preload.so")]
+    // deps/ first: cargo builds there; the copy beside it is refreshed only
+    // when uipc-preload itself is built, so it can be stale.
+    [profile.join("deps").join("libuipc_preload.so"), profile.join("libuipc_preload.so")]
         .into_iter()
         .find(|p| p.exists())
 }

@@ -228,6 +228,18 @@ impl Client {
         self.call_value(&Request::Munmap { addr, len }).map(drop)
     }
 
+    /// Tells the daemon that this process changed the protection of
+    /// `[addr, addr + len)` itself (`mprotect` with `prot`, the `PROT_*`
+    /// bits, succeeded), so System V attachments in the range split as
+    /// Linux splits them (each split adds one to `nattch`).
+    ///
+    /// # Errors
+    /// `EINVAL` for an unaligned address or `prot` bits other than
+    /// `PROT_READ`, `PROT_WRITE`, `PROT_EXEC`.
+    pub fn protected(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        self.call_value(&Request::Mprotect { addr, len, prot }).map(drop)
+    }
+
     /// `shmdt(addr)` of an attach made elsewhere (a [`Mapping`] detaches by
     /// itself): the ranges the daemon says were unmapped are unmapped here.
     ///

@@ -1,6 +1,6 @@
 //! SHM-AT-1..10 (SPEC 2.2): `shmat`.
 //!
-//! Not covered: the `mprotect` half of SHM-AT-8 (the kit has no mprotect),
+//! Not covered here: the `mprotect` half of SHM-AT-8 (in shm_mprotect.rs),
 //! SHM-AT-7's EINTR (a fatal signal during the mm lock), SHM-AT-5's EIDRM
 //! (a race with teardown), SHM-AT-11 (`/proc/<pid>/maps`, a documented gap).
 #![allow(clippy::unwrap_used)]

@@ -29,6 +29,24 @@ pub struct Prot {
     pub exec: bool,
 }
 
+impl Prot {
+    /// Decodes `mprotect`'s `prot` (`PROT_READ`, `PROT_WRITE`, `PROT_EXEC`,
+    /// and x86's `PROT_SEM`, which sets no flag); `None` for any other bit
+    /// (`arch_validate_prot()` fails those with `EINVAL`, so a call that
+    /// succeeded never has them; `PROT_GROWSDOWN` fails on a System V
+    /// mapping, which never grows).
+    pub fn from_bits(bits: u32) -> Option<Prot> {
+        const READ: u32 = 1;
+        const WRITE: u32 = 2;
+        const EXEC: u32 = 4;
+        const SEM: u32 = 8;
+        if bits & !(READ | WRITE | EXEC | SEM) != 0 {
+            return None;
+        }
+        Some(Prot { read: bits & READ != 0, write: bits & WRITE != 0, exec: bits & EXEC != 0 })
+    }
+}
+
 /// One System V shm mapping (a VMA whose `vm_ops` is `shm_vm_ops`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShmVma {
@@ -44,6 +62,9 @@ pub struct ShmVma {
     pub pgoff: u64,
     /// Protection.
     pub prot: Prot,
+    /// Write access may be granted (`VM_MAYWRITE`): false for a
+    /// `SHM_RDONLY` attach, whose file is open read-only.
+    pub may_write: bool,
 }
 
 impl ShmVma {
@@ -122,6 +143,83 @@ impl Mm {
             ch.unmapped.push((lo, hi));
         }
         ch
+    }
+
+    /// `mprotect(start, end - start, prot)` as `mm/mprotect.c:mprotect_fixup()`
+    /// and `mm/vma.c:vma_modify()` do it, mapping by mapping in address
+    /// order: a mapping whose protection already is `prot` is left alone;
+    /// otherwise the changed part first tries to merge into the adjacent
+    /// mapping of the same attach (same file, contiguous offset, already
+    /// `prot`) — which only moves a boundary — and, failing that, is split
+    /// off at the range's edges (each split opens one new mapping). A
+    /// merge that would delete a mapping never happens: `shm_vm_ops` has a
+    /// `close` hook (`can_merge_remove_vma()`), so a mapping changed in
+    /// whole keeps its bounds.
+    ///
+    /// # References
+    ///  - Linux 6.12 `mm/vma.c`: `vma_merge_existing_range()`,
+    ///    `can_vma_merge_left()`, `can_vma_merge_right()`, `vma_modify()`
+    ///
+    /// The second value is true when a mapping refused `prot` (write access
+    /// to a read-only attach: mprotect(2)'s `EACCES`); the mappings before
+    /// it stay changed, as `do_mprotect_pkey()` leaves them.
+    pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> (VmaChanges, bool) {
+        let mut ch = VmaChanges::default();
+        let mut cursor = start;
+        while cursor < end {
+            // The next mapping overlapping [cursor, end), as it is now
+            // (an earlier step may have moved its start).
+            let Some(v) = self.vmas.values().find(|v| v.overlaps(cursor, end)).copied() else { break };
+            let (s, e) = (v.start.max(cursor), v.end.min(end));
+            cursor = e;
+            // do_mprotect_pkey(): "(newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS"
+            // → EACCES, checked for each mapping before it is changed.
+            if prot.write && !v.may_write {
+                return (ch, true);
+            }
+            if v.prot == prot {
+                continue;
+            }
+            let pgoff_at = |addr: u64| v.pgoff + (addr - v.start) / PAGE_SIZE;
+            let (left_side, right_side) = (s == v.start, e == v.end);
+            if left_side != right_side {
+                if left_side {
+                    // can_vma_merge_left(): prev ends at s, same file and
+                    // protection, its offsets run on into ours.
+                    let prev = self.vmas.values().find(|p| p.end == s).copied();
+                    if let Some(p) = prev.filter(|p| {
+                        p.attach == v.attach && p.prot == prot && p.pgoff + (p.end - p.start) / PAGE_SIZE == v.pgoff
+                    }) {
+                        self.vmas.remove(&v.start);
+                        self.insert(ShmVma { end: e, ..p });
+                        self.insert(ShmVma { start: e, pgoff: pgoff_at(e), ..v });
+                        continue;
+                    }
+                } else {
+                    // can_vma_merge_right(): next starts at e, same file and
+                    // protection, our offsets run on into its.
+                    let next = self.vmas.get(&e).copied();
+                    if let Some(n) = next.filter(|n| n.attach == v.attach && n.prot == prot && n.pgoff == pgoff_at(e)) {
+                        self.vmas.remove(&n.start);
+                        self.insert(ShmVma { end: s, ..v });
+                        self.insert(ShmVma { start: s, pgoff: pgoff_at(s), ..n });
+                        continue;
+                    }
+                }
+            }
+            self.vmas.remove(&v.start);
+            if v.start < s {
+                // split_vma() at s: the part below keeps its protection.
+                self.insert(ShmVma { end: s, ..v });
+                ch.opened.push(v.id);
+            }
+            if v.end > e {
+                self.insert(ShmVma { start: e, pgoff: pgoff_at(e), ..v });
+                ch.opened.push(v.id);
+            }
+            self.insert(ShmVma { start: s, end: e, pgoff: pgoff_at(s), prot, ..v });
+        }
+        (ch, false)
     }
 
     /// `shmdt(addr)` as `ipc/shm.c:ksys_shmdt()` does it: the first mapping

@@ -227,6 +227,23 @@ impl Daemon {
             }
             return Ok(value(result.map(|()| 0)));
         }
+        if let Request::Mprotect { addr, len, prot } = req {
+            // mm/mprotect.c:do_mprotect_pkey() returns 0 for an empty range
+            // before it looks at prot; otherwise "EINVAL prot is invalid"
+            // (mprotect(2)) — decoded once, here.
+            let prot = match uipc_core::mm::Prot::from_bits(prot) {
+                None if len == 0 => return Ok(value(Ok(0))),
+                p => p.ok_or(Errno::EINVAL)?,
+            };
+            let mut result = Ok(());
+            for name in self.spaces_of(cred.pid, ns_name.clone()) {
+                if let Some(space) = self.namespaces.get_mut(&name) {
+                    let r = space.mprotect(&cred, t, addr, len, prot);
+                    result = result.and(r);
+                }
+            }
+            return Ok(value(result.map(|()| 0)));
+        }
         // The namespace was removed under the connection.
         let ns = self.namespaces.get_mut(&ns_name).ok_or(Errno::EIDRM)?;
         Ok(match req {
@@ -239,6 +256,7 @@ impl Daemon {
             | Request::Exec
             | Request::ShmDt { .. }
             | Request::Munmap { .. }
+            | Request::Mprotect { .. }
             | Request::SemOp { .. }
             | Request::Cancel => error(Errno::EINVAL),
             Request::SemGet { key, nsems, flags } => {

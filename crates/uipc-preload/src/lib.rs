@@ -55,8 +55,9 @@
 //! - Credentials: `setuid` and the rest of the family, `setgroups` and
 //!   `capset` replace the connection, so the daemon judges the next call
 //!   with the new ids (the `creds` module).
-//! - `munmap` of part or all of an attach is reported to the daemon, which
-//!   splits or closes it as Linux does (`nattch`; the `mm` module).
+//! - `munmap` and `mprotect` of part or all of an attach are reported to
+//!   the daemon, which splits or closes it as Linux does (`nattch`; the
+//!   `mm` module).
 //!
 //! # Known missing features
 //! - `vfork`, `clone` and `posix_spawn` are not wrapped (children made by

@@ -15,9 +15,14 @@
 //! that `shmdt` removed with its attach): reporting such a range is
 //! harmless, the daemon finds nothing there.
 //!
+//! `mprotect` is wrapped the same way: a protection change of part of an
+//! attach splits it (or moves a boundary into a neighbour of the same
+//! attach), which the daemon's model follows when told (`Mprotect`).
+//!
 //! # Known missing features
-//! - `mremap` and `mprotect` splits are not reported (docs/deviations.md,
-//!   SHM-DT-5): the daemon's model knows `munmap` splits only.
+//! - `mremap` is not reported (docs/deviations.md, SHM-DT-5).
+//! - An `mprotect` that fails part-way (a hole in the range) may have
+//!   changed some mappings in the kernel; it is not reported.
 //! - Raw `syscall(SYS_munmap, …)` is not seen.
 //!
 //! # References
@@ -102,6 +107,43 @@ fn report(addr: u64, len: u64) {
         // away has nothing left to count.
         let _ = c.unmapped(addr, len);
     }
+}
+
+/// Tells the daemon about a protection change of `[addr, addr + len)`
+/// that touched attached memory.
+fn report_protect(addr: u64, len: u64, prot: c_int) {
+    let Some(c) = crate::CLIENT.get() else { return };
+    let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+    let end = addr.saturating_add(len.div_ceil(uipc_abi::PAGE_SIZE) * uipc_abi::PAGE_SIZE);
+    let touches = ranges().iter().any(|&(s, e)| s < end && addr < e);
+    if let (true, Ok(prot)) = (touches, u32::try_from(prot)) {
+        let _ = c.protected(addr, len, prot);
+    }
+}
+
+/// `mprotect(addr, len, prot)` — changes the protection of the pages in
+/// `[addr, addr + len)`; a System V attach in the range is split as Linux
+/// splits it (`nattch` follows).
+///
+/// # Errors
+/// mprotect(2)'s, from the kernel: `EACCES` (write access to a read-only
+/// attach), `EINVAL`, `ENOMEM`.
+///
+/// # Safety
+/// As mprotect(2): access to the range changes.
+#[no_mangle]
+pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
+    let (a, l) = (addr as usize as u64, len as u64);
+    // SAFETY: the caller's mprotect(2) contract.
+    if let Err(e) = unsafe { uipc_sys::map::protect_bits(a, l, prot) } {
+        return ret::int(Err(e));
+    }
+    if ANY.load(Ordering::Acquire) && !BUSY.get() {
+        BUSY.set(true);
+        report_protect(a, l, prot);
+        BUSY.set(false);
+    }
+    0
 }
 
 /// `munmap(addr, len)` — removes the mappings in `[addr, addr + len)`; a

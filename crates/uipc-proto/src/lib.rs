@@ -211,6 +211,17 @@ pub enum Request {
         /// `CLONE_NEWIPC`: the namespace is being left.
         newipc: bool,
     },
+    /// The client changed the protection of `[addr, addr+len)` itself
+    /// (`mprotect` succeeded), so System V mappings in the range split as
+    /// Linux splits them.
+    Mprotect {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// `PROT_READ | PROT_WRITE | PROT_EXEC` bits.
+        prot: u32,
+    },
 }
 
 /// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.

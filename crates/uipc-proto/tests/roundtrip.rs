@@ -12,6 +12,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (any::<u64>(), any::<Result<u64, i32>>()).prop_map(|(token, result)| Request::ShmAtDone { token, result }),
         any::<u64>().prop_map(|addr| Request::ShmDt { addr }),
         (any::<u64>(), any::<u64>()).prop_map(|(addr, len)| Request::Munmap { addr, len }),
+        (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(addr, len, prot)| Request::Mprotect { addr, len, prot }),
         (any::<i32>(), any::<i32>(), any::<Option<(u32, u32, u32)>>()).prop_map(|(id, cmd, set)| Request::ShmCtl {
             id,
             cmd,

@@ -234,6 +234,24 @@ pub unsafe fn protect(addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
     unsafe { rustix::mm::mprotect(p, len, prot.mprotect_flags()) }.map_err(errno)
 }
 
+/// `mprotect(addr, len, prot)` with the caller's raw `PROT_*` bits, passed
+/// to the kernel unchecked (for the shim's `mprotect`, whose caller may use
+/// any bit the kernel accepts or rejects).
+///
+/// # Safety
+/// As [`protect`].
+///
+/// # Errors
+/// As [`protect`], and `EINVAL` for bits the kernel rejects.
+#[doc(alias = "mprotect")]
+pub unsafe fn protect_bits(addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+    let (p, len) = (to_ptr(addr)?, to_usize(len)?);
+    let flags = MprotectFlags::from_bits_retain(prot.cast_unsigned());
+    // SAFETY: the caller guarantees nothing Rust uses loses access it needs
+    // (this fn's contract); mprotect checks the range and bits itself.
+    unsafe { rustix::mm::mprotect(p, len, flags) }.map_err(errno)
+}
+
 fn own_pid() -> libc::pid_t {
     rustix::process::getpid().as_raw_nonzero().get()
 }

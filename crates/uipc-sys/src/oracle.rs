@@ -445,6 +445,25 @@ pub fn munmap(addr: u64, len: u64) -> Result<(), Errno> {
     }
 }
 
+/// `mprotect(addr, len, prot)` — changes the protection of
+/// `[addr, addr+len)` (through the C library: under the shim, its wrapper).
+///
+/// See the module's "Soundness".
+///
+/// # Errors
+/// `EINVAL`, `EACCES`, `ENOMEM` from the kernel.
+pub fn mprotect(addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+    let (addr, len) = (to_usize(addr)?, to_usize(len)?);
+    // SAFETY: the caller names memory the test obtained (see "Soundness");
+    // no Rust reference points into such memory.
+    let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_errno())
+    }
+}
+
 /// Loads `len` bytes at `addr` of this process without risking a fault:
 /// `process_vm_readv` on our own pid.
 ///

@@ -765,6 +765,7 @@ fn execute(op: &Op) -> Reply {
         Op::ShmDt { addr } => reply(sys::shmdt(addr), |()| Some(0)),
         Op::ShmCtl { id, cmd, ref buf } => shmctl(id, cmd, buf),
         Op::Munmap { addr, len } => reply(oracle::munmap(addr, len), |()| Some(0)),
+        Op::Mprotect { addr, len, prot } => reply(oracle::mprotect(addr, len, prot), |()| Some(0)),
         Op::Write { addr, ref bytes } => reply(oracle::write_mem(addr, bytes), |()| Some(0)),
         Op::Read { addr, len } => match oracle::read_mem(addr, len) {
             Ok(b) => Reply { ret: Ok(0), data: Data::Bytes(b) },
@@ -966,6 +967,10 @@ fn execute_uipc(op: &Op) -> Reply {
         Op::SemCtl { id, semnum, cmd, ref arg } => semctl_uipc(id, semnum, cmd, arg),
         Op::Munmap { addr, len } => {
             reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
+        }
+        Op::Mprotect { addr, len, prot } => {
+            let told = |()| with_client(|c| c.protected(addr, len, u32::try_from(prot).unwrap_or(u32::MAX)));
+            reply(oracle::mprotect(addr, len, prot).and_then(told), |()| Some(0))
         }
         _ => execute_memory(op),
     }

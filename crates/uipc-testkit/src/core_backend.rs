@@ -192,6 +192,35 @@ impl CoreBackend {
 }
 
 impl CoreBackend {
+    /// `mprotect` of memory the core knows (System V mappings only): the
+    /// kernel's argument and range checks, then the model's splits.
+    /// Unmodelled: a hole after the first mapping fails here before any
+    /// change, where the kernel changes the mappings before the hole.
+    fn mprotect(&mut self, cred: &Cred, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+        let page = uipc_abi::PAGE_SIZE;
+        // The order of mm/mprotect.c:do_mprotect_pkey(): alignment
+        // ("EINVAL addr is not a valid pointer, or not a multiple of the
+        // system page size"), an empty range (success), a wrapping range
+        // (ENOMEM), then arch_validate_prot() (EINVAL).
+        if !addr.is_multiple_of(page) {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len.div_ceil(page) * page).ok_or(Errno::ENOMEM)?;
+        let prot = u32::try_from(prot).ok().and_then(uipc_core::mm::Prot::from_bits).ok_or(Errno::EINVAL)?;
+        // "ENOMEM Addresses in the range [addr, addr+len-1] are invalid for
+        // the address space of the process, or specify one or more pages
+        // that are not mapped."
+        let mut at = addr;
+        while at < end {
+            let (vma, _) = self.ns.shm_mapping_at(cred.pid, at).ok_or(Errno::ENOMEM)?;
+            at = vma.end;
+        }
+        self.ns.mprotect(cred, now(), addr, len, prot)
+    }
+
     /// Delivers the wakeups the last core call produced to the sleepers.
     fn deliver_wakeups(&mut self) {
         for w in self.ns.take_wakeups() {
@@ -313,6 +342,7 @@ impl Backend for CoreBackend {
             Op::ShmDt { addr } => reply(self.ns.shmdt(&cred, t, *addr).map(|_| 0)),
             Op::ShmCtl { id, cmd, buf } => self.shmctl(&cred, *id, *cmd, buf),
             Op::Munmap { addr, len } => reply(self.ns.munmap(&cred, t, *addr, *len).map(|()| 0)),
+            Op::Mprotect { addr, len, prot } => reply(self.mprotect(&cred, *addr, *len, *prot).map(|()| 0)),
             Op::Write { addr, bytes } => {
                 self.access(&cred, *addr, u64::try_from(bytes.len()).unwrap_or(u64::MAX), Some(bytes))
             }

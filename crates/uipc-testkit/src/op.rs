@@ -117,6 +117,15 @@ pub enum Op {
         /// Length.
         len: u64,
     },
+    /// `mprotect(addr, len, prot)` (`PROT_*` bits).
+    Mprotect {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// `PROT_READ | PROT_WRITE | PROT_EXEC`.
+        prot: i32,
+    },
     /// Store `bytes` at `addr` (EFAULT if not writable there).
     Write {
         /// Address.

@@ -18,7 +18,9 @@ use crate::daemon_backend;
 use crate::kernel::KernelBackend;
 
 /// Where the shim is: `$UIPC_PRELOAD`, else `libuipc_preload.so` in the
-/// agent's directory or its `deps/`.
+/// agent's `deps/` (where cargo builds it, also as a dependency) or, failing
+/// that, the agent's directory (where cargo copies it only when
+/// `uipc-preload` itself is built: there it can be older).
 ///
 /// # Errors
 /// The places looked at, when none holds the shim.
@@ -28,7 +30,7 @@ pub fn shim_path(agent: &str) -> Result<PathBuf, String> {
         return if p.is_file() { Ok(p) } else { Err(format!("UIPC_PRELOAD={} does not exist", p.display())) };
     }
     let dir = std::path::Path::new(agent).parent().ok_or("the agent path has no directory")?;
-    let candidates = [dir.join("libuipc_preload.so"), dir.join("deps").join("libuipc_preload.so")];
+    let candidates = [dir.join("deps").join("libuipc_preload.so"), dir.join("libuipc_preload.so")];
     candidates
         .iter()
         .find(|p| p.is_file())

@@ -344,6 +344,13 @@ impl<'b> Session<'b> {
         Self::errno(&r).map(drop)
     }
 
+    /// `mprotect(addr, len, prot)`.
+    pub fn mprotect(&mut self, p: Proc, addr: u64, len: u64, prot: i32) -> Res<()> {
+        let what = format!("mprotect({}, {len:#x}, {prot})", self.addr_fact(p, addr));
+        let r = self.call(p, Op::Mprotect { addr, len, prot }, what);
+        Self::errno(&r).map(drop)
+    }
+
     /// Stores `bytes` at `addr` in process `p`.
     pub fn write(&mut self, p: Proc, addr: u64, bytes: &[u8]) -> Res<()> {
         let what = format!("write({}, {bytes:?})", self.addr_fact(p, addr));

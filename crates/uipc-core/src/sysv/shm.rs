@@ -419,7 +419,15 @@ impl<M: Memory> IpcNamespace<M> {
         }
         let attach = AttachId(self.next_attach);
         self.next_attach += 1;
-        let vma = ShmVma { start: addr, end, id: pending.id, attach, pgoff: 0, prot: pending.prot };
+        let vma = ShmVma {
+            start: addr,
+            end,
+            id: pending.id,
+            attach,
+            pgoff: 0,
+            prot: pending.prot,
+            may_write: pending.prot.write,
+        };
         self.mms.entry(cred.pid).or_default().insert(vma);
         self.shm_open(pending.id, cred.pid, now);
         self.shm_release(pending.id);
@@ -483,6 +491,31 @@ impl<M: Memory> IpcNamespace<M> {
         if let Some(mm) = self.mms.get_mut(&cred.pid) {
             let changes = mm.unmap(addr, end);
             self.apply_vma_changes(cred.pid, now, &changes);
+        }
+        Ok(())
+    }
+
+    /// `mprotect(addr, len, prot)` by the caller, reported after the kernel
+    /// made it: System V mappings in the range take `prot`, split at its
+    /// edges where no neighbour of the same attach absorbs the change
+    /// (each split adds one to `nattch`: SHM-DT-5). See [`Mm::protect`].
+    ///
+    /// # Errors
+    /// `EINVAL` for an unaligned `addr` or a wrapping range (mprotect(2));
+    /// a zero `len` changes nothing. `EACCES` for write access to a
+    /// `SHM_RDONLY` attach in the range (the mappings before it changed).
+    pub fn mprotect(&mut self, cred: &Cred, now: Time, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let end = len.checked_add(PAGE_SIZE - 1).map(|l| l / PAGE_SIZE * PAGE_SIZE).and_then(|l| addr.checked_add(l));
+        let end = end.ok_or(Errno::EINVAL)?;
+        let Some(mm) = self.mms.get_mut(&cred.pid) else { return Ok(()) };
+        let (changes, denied) = mm.protect(addr, end, prot);
+        self.apply_vma_changes(cred.pid, now, &changes);
+        // mprotect(2): "EACCES The memory cannot be given the specified access."
+        if denied {
+            return Err(Errno::EACCES);
         }
         Ok(())
     }
