@@ -101,6 +101,12 @@ fn ipcmk_and_ipcrm_match_util_linux() {
         .arg(script())
         .env("PATH", &path)
         .env("LC_ALL", "C");
+    // `cargo test` leaves the shim in deps/ only (nothing copies it beside
+    // `uipc`, where `uipc run` looks): name it, or `uipc run` warns.
+    let deps = Path::new(UIPC).parent().unwrap().join("deps").join("libuipc_preload.so");
+    if deps.exists() {
+        uipc.env("UIPC_PRELOAD", deps);
+    }
     let uipc = output(uipc);
 
     let (k, u) = (transcript(&native), transcript(&uipc));
