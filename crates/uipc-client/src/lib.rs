@@ -31,6 +31,7 @@ mod conn;
 mod mapping;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use admin::{Admin, NsInfo};
@@ -56,6 +57,9 @@ pub struct Client {
     /// Connections for calls that may sleep (semop): each sleeper has one
     /// of its own, so other threads of the process can still call (and post).
     spare: Arc<Mutex<Vec<Conn>>>,
+    /// Advanced by [`reconnect`](Self::reconnect): a sleeper's connection
+    /// made before it carries the old credentials and is not reused.
+    generation: Arc<AtomicU64>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -86,6 +90,7 @@ impl Client {
         Ok(Client {
             conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)),
             spare: Arc::new(Mutex::new(Vec::new())),
+            generation: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -361,17 +366,19 @@ impl Client {
     /// # Errors
     /// As [`connect`](Self::connect), when a new connection must be opened.
     pub fn sleeper(&self) -> Result<Sleeper, Errno> {
+        let generation = self.generation.load(Ordering::Acquire);
         if let Some(c) = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(Sleeper { conn: c, healthy: true });
+            return Ok(Sleeper { conn: c, healthy: true, generation });
         }
         let (socket, ns) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).target();
-        Ok(Sleeper { conn: Conn::open(&socket, &ns)?, healthy: true })
+        Ok(Sleeper { conn: Conn::open(&socket, &ns)?, healthy: true, generation })
     }
 
     /// Returns a [`Sleeper`] to the pool; one whose last call failed in
-    /// transport is closed instead.
+    /// transport, or that was opened before a [`reconnect`](Self::reconnect)
+    /// (old credentials), is closed instead.
     pub fn give_back(&self, sleeper: Sleeper) {
-        if sleeper.healthy {
+        if sleeper.healthy && sleeper.generation == self.generation.load(Ordering::Acquire) {
             self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(sleeper.conn);
         }
     }
@@ -460,6 +467,7 @@ impl Client {
         let (socket, ns) = conn.target();
         let fresh = Conn::open(&socket, to.unwrap_or(&ns))?;
         let old = std::mem::replace(&mut *conn, fresh);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         drop(conn);
         drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -510,6 +518,8 @@ pub struct Sleeper {
     /// False once a call failed in transport: the connection's state is
     /// unknown, so it is not reused.
     healthy: bool,
+    /// The client's generation when it was taken (see `Client::generation`).
+    generation: u64,
 }
 
 impl Sleeper {

@@ -218,3 +218,18 @@ fn the_shim_exports_the_semaphore_calls_unversioned() {
         assert_eq!(line.split_whitespace().nth(1), Some("T"), "{line}");
     }
 }
+
+/// A sleeper's connection opened before `setuid` is not reused after it:
+/// the thread's next semop is judged as the new uid (as root only).
+#[test]
+fn a_sleeping_thread_sees_a_setuid_of_its_process() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.strip_prefix("Uid:").and_then(|s| s.split_whitespace().nth(1)) == Some("0"));
+    if !root {
+        eprintln!("SKIP sem_creds: not root");
+        return;
+    }
+    differential("sem_creds");
+}
