@@ -13,5 +13,11 @@ trap 'rm -rf "$out"' EXIT
 cc -O2 -o "$out/shm_pingpong" examples/c/shm_pingpong.c
 echo "== kernel IPC denied, no uipc: the program fails loudly"
 "$target/debug/uipc" run --deny-kernel-ipc --preload /nonexistent -- "$out/shm_pingpong" 2>&1 | grep -v warning || true
-echo "== the same program under uipc run --deny-kernel-ipc"
-"$target/debug/uipc" run --deny-kernel-ipc --preload "$target/debug/libuipc_preload.so" -- "$out/shm_pingpong"
+echo "== the same program under uipc run --deny-kernel-ipc, then unmodified util-linux on uipc's objects"
+# One private daemon for the whole shell: the program, then ipcmk and ipcs
+# (util-linux, unmodified) see the same namespace.
+"$target/debug/uipc" run --deny-kernel-ipc --preload "$target/debug/libuipc_preload.so" -- sh -c '
+    "$1"
+    echo "-- ipcmk -M 65536 -p 600; ipcmk -S 3; ipcs -m -s"
+    ipcmk -M 65536 -p 600 >/dev/null && ipcmk -S 3 >/dev/null && ipcs -m -s
+' demo "$out/shm_pingpong"
