@@ -410,6 +410,16 @@ pub fn is_semop_syscall(nr: i64) -> bool {
     nr == libc::SYS_semop || nr == libc::SYS_semtimedop
 }
 
+/// Whether the system call number is `poll` or `ppoll` (where a uipc
+/// client waits for the daemon's answer to a sleeping call).
+pub fn is_poll_syscall(nr: i64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if nr == libc::SYS_poll {
+        return true;
+    }
+    nr == libc::SYS_ppoll
+}
+
 /// Reads [`ProcActivity`] of `pid` (needs ptrace access to it for the
 /// system call: root, or the same user).
 ///

@@ -520,9 +520,17 @@ impl Coordinator {
                 Err(e) => return Err(errno_text(&format!("reading from worker {pid}"), e)),
             }
             let now = oracle::proc_activity(pid).map_err(|e| errno_text(&format!("/proc/{pid}"), e))?;
-            // Asleep in the call: in the kernel's semop, or parked by the daemon.
+            // Asleep in the call: in the kernel's semop; or parked by the
+            // daemon and waiting for its answer in poll — only then does a
+            // signal find it asleep, as a signal finds the kernel's sleeper
+            // (one that lands between the request and the poll runs its
+            // handler and is gone before the wait begins).
             let asleep = match &daemon {
-                Some(c) => c.waiters().map_err(|e| errno_text("daemon waiters", e))?.contains(&pid),
+                Some(c) => {
+                    now.state == 'S'
+                        && now.syscall.is_some_and(oracle::is_poll_syscall)
+                        && c.waiters().map_err(|e| errno_text("daemon waiters", e))?.contains(&pid)
+                }
                 None => now.state == 'S' && now.syscall.is_some_and(oracle::is_semop_syscall),
             };
             if asleep {
