@@ -64,12 +64,16 @@ impl Conn {
         if self.pid != std::process::id() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
+        // From before the request leaves until its answer is in, signals
+        // are held: one that comes before the wait begins still interrupts
+        // it (delivered as the wait starts), none is lost in between.
+        let held = net::hold_signals()?;
         self.send(req)?;
-        match self.receive(0, true) {
+        match self.receive(0, Some(&held)) {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
-                let (answer, _) = self.receive(0, false)?;
-                let (ack, _) = self.receive(0, false)?;
+                let (answer, _) = self.receive(0, None)?;
+                let (ack, _) = self.receive(0, None)?;
                 match ack {
                     Response::Value(_) => Ok(answer),
                     _ => Err(Errno::EPROTO),
@@ -90,11 +94,16 @@ impl Conn {
 
     fn exchange(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
         self.send(req)?;
-        self.receive(max_fds, false)
+        self.receive(max_fds, None)
     }
 
-    /// Reads one response (and the descriptors sent with it).
-    fn receive(&mut self, max_fds: usize, interruptible: bool) -> Result<(Response, Vec<OwnedFd>), Errno> {
+    /// Reads one response (and the descriptors sent with it); with
+    /// `interruptible`, a signal handler's run ends the wait with `EINTR`.
+    fn receive(
+        &mut self,
+        max_fds: usize,
+        interruptible: Option<&net::SignalsHeld>,
+    ) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let mut fds = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -106,10 +115,9 @@ impl Conn {
                 Ok(None) => {}
                 Err(_) => return Err(Errno::EPROTO),
             }
-            let (n, got) = if interruptible {
-                net::recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?
-            } else {
-                net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?
+            let (n, got) = match interruptible {
+                Some(held) => held.recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+                None => net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
             };
             fds.extend(got);
             if n == 0 {

@@ -20,7 +20,6 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno as RErrno;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage};
 use rustix::net::{RecvMsgReturn, SendFlags};
@@ -202,33 +201,93 @@ pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<
     recv(sock, buf, max_fds, true)
 }
 
-/// [`recv_msg`] that returns `EINTR` when a signal handler interrupts it,
-/// for callers whose system call must report interruption (a blocked
-/// `semop` waiting for the daemon's answer).
+/// The calling thread's signals held back (blocked) while it sends a
+/// request that may sleep and until it is answered, so that a signal that
+/// comes at any moment of that window interrupts the wait: one arriving
+/// before the thread waits stays pending and is delivered the instant
+/// [`SignalsHeld::recv_msg_interruptible`] waits, as the kernel's
+/// `signal_pending()` check interrupts a `semop` that is about to sleep.
+/// Dropping it gives the thread its signal mask back.
 ///
-/// It waits in `poll(2)` before reading: `poll` is never restarted after a
-/// handler runs, whatever its `SA_RESTART` flag, while a blocking
-/// `recvmsg` would be (signal(7), "Interruption of system calls and library
-/// functions by signal handlers") — and `semop` must fail with `EINTR` in
-/// both cases, as it does in the kernel. A signal with no handler (or an
-/// ignored one, or a stop and continue) does not interrupt, as for `semop`
-/// (`-ERESTARTNOHAND` in both).
+/// Held: every signal but the synchronous ones a fault raises (`SIGSEGV`,
+/// `SIGBUS`, `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`), and but the two glibc
+/// keeps for itself (thread cancellation and `setuid` broadcast; its
+/// `pthread_sigmask` never blocks them, so another thread's `setuid` never
+/// waits on a sleeper).
+#[derive(Debug)]
+#[must_use = "signals are held only while this lives"]
+pub struct SignalsHeld {
+    /// The mask to give back, and to wait with.
+    caller: libc::sigset_t,
+}
+
+/// Holds the calling thread's signals back (see [`SignalsHeld`]).
 ///
 /// # Errors
-/// As [`recv_msg`], plus `EINTR`.
+/// Whatever `pthread_sigmask` returns (nothing on Linux for valid input).
 ///
 /// # References
-///  - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
-///    [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html)
-pub fn recv_msg_interruptible(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    max_fds: usize,
-) -> Result<(usize, Vec<OwnedFd>), Errno> {
-    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
-    // Readable, hung up or in error: the read below reports which.
-    rustix::event::poll(&mut fds, -1).map_err(errno)?;
-    recv(sock, buf, max_fds, false)
+///  - [pthread_sigmask(3)](https://man7.org/linux/man-pages/man3/pthread_sigmask.3.html)
+pub fn hold_signals() -> Result<SignalsHeld, Errno> {
+    // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise and
+    // edit it in place, pthread_sigmask reads one set and writes the other.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut caller: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        for sync in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS] {
+            libc::sigdelset(&mut all, sync);
+        }
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut caller) {
+            0 => Ok(SignalsHeld { caller }),
+            e => Err(Errno::from_raw(e)),
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold_signals` on this thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.caller, std::ptr::null_mut()) };
+    }
+}
+
+impl SignalsHeld {
+    /// [`recv_msg`] that returns `EINTR` when a signal handler runs while it
+    /// waits — or ran for a signal that came since [`hold_signals`] —, for
+    /// callers whose system call must report interruption (a blocked
+    /// `semop` waiting for the daemon's answer).
+    ///
+    /// It waits in `ppoll(2)` with the caller's own signal mask, which the
+    /// kernel installs atomically with the wait: a held signal is delivered
+    /// then and `ppoll` fails with `EINTR`, never restarted whatever its
+    /// `SA_RESTART` flag (signal(7), "Interruption of system calls and
+    /// library functions by signal handlers") — as `semop` fails with
+    /// `EINTR` in both cases in the kernel. A signal with no handler (or an
+    /// ignored one, or a stop and continue) does not interrupt, as for
+    /// `semop` (`-ERESTARTNOHAND` in both).
+    ///
+    /// # Errors
+    /// As [`recv_msg`], plus `EINTR`.
+    ///
+    /// # References
+    ///  - [ppoll(2)](https://man7.org/linux/man-pages/man2/ppoll.2.html),
+    ///    [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html)
+    pub fn recv_msg_interruptible(
+        &self,
+        sock: BorrowedFd<'_>,
+        buf: &mut [u8],
+        max_fds: usize,
+    ) -> Result<(usize, Vec<OwnedFd>), Errno> {
+        let mut fds = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        // SAFETY: one valid pollfd, no timeout, and a valid signal mask.
+        let r = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, std::ptr::null(), &self.caller) };
+        if r < 0 {
+            return Err(Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINTR)));
+        }
+        // Readable, hung up or in error: the read below reports which.
+        recv(sock, buf, max_fds, false)
+    }
 }
 
 fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize, retry: bool) -> Result<(usize, Vec<OwnedFd>), Errno> {

@@ -521,10 +521,9 @@ impl Coordinator {
             }
             let now = oracle::proc_activity(pid).map_err(|e| errno_text(&format!("/proc/{pid}"), e))?;
             // Asleep in the call: in the kernel's semop; or parked by the
-            // daemon and waiting for its answer in poll — only then does a
-            // signal find it asleep, as a signal finds the kernel's sleeper
-            // (one that lands between the request and the poll runs its
-            // handler and is gone before the wait begins).
+            // daemon and waiting for its answer in ppoll — then a signal
+            // finds it asleep, as it finds the kernel's sleeper (one sent
+            // earlier would race with the call's start, in both).
             let asleep = match &daemon {
                 Some(c) => {
                     now.state == 'S'
