@@ -4,17 +4,10 @@
 //! outputs must be the same once pids are named by role.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn preload() -> Option<PathBuf> {
-    // target/<profile>/deps/e2e-… → target/<profile>/libuipc_preload.so (built with the workspace).
-    let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?;
-    [profile.join("libuipc_preload.so"), profile.join("deps").join("libuipc_preload.so")]
-        .into_iter()
-        .find(|p| p.exists())
-}
 
 fn compile(dir: &Path) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/c/shm_pingpong.c");
@@ -40,7 +33,7 @@ fn normalise(text: &str) -> String {
 
 #[test]
 fn an_unmodified_program_behaves_under_uipc_as_on_the_kernel() {
-    let Some(lib) = preload() else {
+    let Some(lib) = support::preload_library() else {
         eprintln!("SKIP: libuipc_preload.so not built (run the whole workspace's tests)");
         return;
     };

@@ -10,6 +10,8 @@
 //! Needs root (for `unshare --ipc`) and util-linux; skips otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -103,9 +105,8 @@ fn ipcmk_and_ipcrm_match_util_linux() {
         .env("LC_ALL", "C");
     // `cargo test` leaves the shim in deps/ only (nothing copies it beside
     // `uipc`, where `uipc run` looks): name it, or `uipc run` warns.
-    let deps = Path::new(UIPC).parent().unwrap().join("deps").join("libuipc_preload.so");
-    if deps.exists() {
-        uipc.env("UIPC_PRELOAD", deps);
+    if let Some(shim) = support::preload_library() {
+        uipc.env("UIPC_PRELOAD", shim);
     }
     let uipc = output(uipc);
 

@@ -10,6 +10,8 @@
 //! built beside the test (the workspace's tests build it); skips otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -31,17 +33,6 @@ unshare --ipc sh -c '
 echo "unshare exit status $?"
 echo "outer again: $(count -m) segments, $(count -s) sets"
 "#;
-
-/// The shim of this build profile, if it was built.
-fn preload() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?;
-    // deps/ first: cargo builds there; the copy beside it is refreshed only
-    // when uipc-preload itself is built, so it can be stale.
-    [profile.join("deps").join("libuipc_preload.so"), profile.join("libuipc_preload.so")]
-        .into_iter()
-        .find(|p| p.exists())
-}
 
 fn works(cmd: &mut Command) -> bool {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
@@ -73,7 +64,7 @@ fn install(from: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn unshare_ipc_without_root_gives_a_fresh_namespace_like_the_kernel() {
-    let Some(shim) = preload() else {
+    let Some(shim) = support::preload_library() else {
         eprintln!("SKIP: libuipc_preload.so not built beside the test");
         return;
     };

@@ -25,6 +25,8 @@
 //! (the workspace's tests build it); otherwise it skips with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -39,16 +41,6 @@ const NOBODY: u32 = 65534;
 
 fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/utillinux")
-}
-
-/// `libuipc_preload.so` of this build profile, if it was built.
-fn preload() -> Option<PathBuf> {
-    // target/<profile>/deps/utillinux-… → target/<profile>/libuipc_preload.so
-    let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?;
-    [profile.join("libuipc_preload.so"), profile.join("deps").join("libuipc_preload.so")]
-        .into_iter()
-        .find(|p| p.exists())
 }
 
 fn succeeds(cmd: &mut Command) -> bool {
@@ -164,7 +156,7 @@ fn native_and_uipc(name: &str, uid: u32, script: &str, helper: &str) -> Option<(
         eprintln!("SKIP: {why}");
         return None;
     }
-    let Some(lib) = preload() else {
+    let Some(lib) = support::preload_library() else {
         eprintln!("SKIP: libuipc_preload.so not built (run the whole workspace's tests)");
         return None;
     };
