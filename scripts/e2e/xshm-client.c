@@ -257,7 +257,6 @@ int main(int argc, char **argv)
 		XShmDetach(dpy, &ro_si);
 	XSync(dpy, False);
 	before = x_errors;
-	ro_si.shmseg = XAllocID(dpy);
 	ro_si.readOnly = True;
 	XShmAttach(dpy, &ro_si);
 	XSync(dpy, False);

@@ -12,7 +12,11 @@
 //!   still creates it (owner = caller, mode 0755), as it always did: `uipc
 //!   run --ns NAME` and the test backends rely on it. `Join` is the strict
 //!   form (`ENOENT`), used by the tools.
-//! - **Enter** (`Hello`, `Join`): [`ns_may_enter`].
+//! - **Enter** (`Hello`, `Join`): [`ns_may_enter`], unless the process is
+//!   already in the namespace ([`Daemon::already_in`]): Linux never moves
+//!   a process out of its IPC namespace when its credentials change, so a
+//!   process that dropped privileges (`setuid`) and reconnects, or the
+//!   child it forks, stays in a 0700 namespace it could not enter now.
 //! - **List/show**: the namespaces the caller may enter; showing another
 //!   is `EACCES`.
 //! - **Remove** (`NsRemove`): the owner or `CAP_SYS_ADMIN`
@@ -160,7 +164,27 @@ impl Daemon {
     /// `ENOENT` (no such namespace), `EACCES` ([`ns_may_enter`]).
     pub(crate) fn join_existing(&mut self, cred: &Cred, name: &str) -> Result<(), Errno> {
         let ns = self.namespaces.get(name).ok_or(Errno::ENOENT)?;
+        if self.already_in(cred, name) {
+            return Ok(());
+        }
         ns_may_enter(cred, &ns.owner)
+    }
+
+    /// Is the caller's process in namespace `name` already, whatever its
+    /// credentials now? Either one of its connections is joined to `name`
+    /// (the shim opens a fresh connection after `setuid` and friends, to
+    /// be judged with the new credentials, before it closes the old one),
+    /// or it has joined nowhere yet and its parent's `Forked` put it there
+    /// (a child starts in its parent's namespace, `copy_ipcs()`). Linux
+    /// checks no credential when a process stays in its IPC namespace or
+    /// inherits it; only `setns(2)` into another one needs privilege.
+    pub(crate) fn already_in(&self, cred: &Cred, name: &str) -> bool {
+        let pid = cred.pid;
+        let mut joined = self.conns.values().filter(|c| c.cred.pid == pid).filter_map(|c| c.ns.as_deref()).peekable();
+        if joined.peek().is_some() {
+            return joined.any(|n| n == name);
+        }
+        self.procs.get(&pid.0).is_some_and(|p| p.namespaces.contains(name))
     }
 
     /// Tears namespace `name` down (`free_ipcs()`), answers its sleepers

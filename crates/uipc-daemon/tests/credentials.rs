@@ -25,7 +25,36 @@ fn probe_entry_credentials() {
     } else if let Some(socket) = probe_socket("no_group") {
         let _w = watchdog("probe no_group", 60);
         probe_no_group(&socket);
+    } else if let Some(socket) = probe_socket("drops_root") {
+        let _w = watchdog("probe drops_root", 60);
+        probe_drops_root(&socket);
+    } else if let Some(socket) = probe_socket("outsider") {
+        let _w = watchdog("probe outsider", 60);
+        let ns = format!("private-{}", probe_arg("NS"));
+        let c = uipc_client::Client::connect_to(&socket, &ns);
+        assert_eq!(c.err(), Some(Errno::EACCES), "uid 1000 entered a root 0700 namespace");
+        println!("PROBE OK");
     }
+}
+
+/// As root in the 0700 root namespace `private-<NS>`: drops to uid 1000
+/// (every thread, as glibc's setuid does) and connects again, as the shim
+/// does after a credential change. The process is still in the namespace
+/// (Linux never moves it out), so the new connection enters; its calls are
+/// judged as uid 1000.
+fn probe_drops_root(socket: &std::path::Path) {
+    let ns = format!("private-{}", probe_arg("NS"));
+    let key = i32::try_from(probe_arg("KEY")).unwrap();
+    let before = uipc_client::Client::connect_to(socket, &ns).unwrap();
+    assert!(before.shmget(key, 0, 0o600).is_ok(), "root reaches its own segment");
+    // SAFETY: plain system calls; glibc applies them to every thread.
+    let dropped =
+        unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(1000) == 0 && libc::setuid(1000) == 0 };
+    assert!(dropped, "setuid(1000): {}", std::io::Error::last_os_error());
+    let after = uipc_client::Client::connect_to(socket, &ns).expect("a process in the namespace stays in it");
+    assert_eq!(after.shmget(key, 0, 0o600), Err(Errno::EACCES), "the new connection still had root's rights");
+    drop(before);
+    println!("PROBE OK");
 }
 
 /// As uid 1000/gid 1000 against a root-owned 0600 segment.
@@ -138,4 +167,37 @@ fn supplementary_groups_come_from_the_kernel() {
     root.sync().unwrap();
     let ds = root.shm_stat(id).unwrap();
     assert_eq!(ds.shm_nattch, 0);
+}
+
+/// A root process in a root-owned 0700 namespace that drops to uid 1000
+/// reconnects (what the shim does after `setuid`) into the same namespace
+/// and is judged as uid 1000; before, the join was refused (`EACCES`) and
+/// the shim kept the root connection, so the process kept root's rights
+/// (`uipc run --ns new` + Python's `os.setuid`, scripts/e2e/python-sysv-ipc.sh).
+/// Control: another process as uid 1000 may not enter.
+#[test]
+fn a_member_that_drops_root_stays_in_its_0700_namespace() {
+    if skip_unless_root("a_member_that_drops_root_stays_in_its_0700_namespace") {
+        return;
+    }
+    let _w = watchdog("a_member_that_drops_root_stays_in_its_0700_namespace", 120);
+    let d = TestDaemon::start("dropns");
+    let tag = i64::from(std::process::id());
+    let ns = format!("private-{tag}");
+    let mut admin = uipc_client::Admin::connect(&d.socket).unwrap();
+    assert_eq!(admin.ns_create(&ns, 0o700, &[], false).unwrap(), ns);
+    let root = uipc_client::Client::connect_to(&d.socket, &ns).unwrap();
+    let key = unique_key();
+    root.shmget(key, 4096, IPC_CREAT | 0o600).unwrap();
+
+    let mut cmd = probe_command(ENTRY, "outsider", &d.socket);
+    cmd.env("UIPC_ARG_NS", tag.to_string());
+    as_user(&mut cmd, 1000, 1000, vec![]);
+    let out = run_probe(cmd);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROBE OK"), "the outsider probe did not run");
+
+    let mut cmd = probe_command(ENTRY, "drops_root", &d.socket);
+    cmd.env("UIPC_ARG_NS", tag.to_string()).env("UIPC_ARG_KEY", key.to_string());
+    let out = run_probe(cmd);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROBE OK"), "the drops_root probe did not run");
 }
