@@ -11,9 +11,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bytes;
 mod errno;
 mod structs;
 
+pub use bytes::CBytes;
 pub use errno::Errno;
 pub use structs::*;
 

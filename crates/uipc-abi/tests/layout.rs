@@ -127,3 +127,81 @@ fn constants_match_libc() {
     assert_eq!(MSG_STAT, libc::MSG_STAT);
     assert_eq!(MSG_INFO, libc::MSG_INFO);
 }
+
+/// `to_c_bytes` puts every field where C reads it: the image, read as the
+/// libc structure, holds the same values.
+#[test]
+fn c_bytes_read_back_through_libc() {
+    fn as_libc<T: Copy>(bytes: &[u8]) -> T {
+        assert_eq!(bytes.len(), size_of::<T>());
+        // SAFETY: `bytes` has exactly T's size, and the libc structures are
+        // plain integers, valid for any bit pattern.
+        unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }
+    }
+    let perm =
+        Ipc64Perm { key: -3, uid: 1001, gid: 1002, cuid: 1003, cgid: 1004, mode: 0o1640, seq: 7, ..Default::default() };
+    let shm = Shmid64Ds {
+        shm_perm: perm,
+        shm_segsz: 4096,
+        shm_atime: 11,
+        shm_dtime: 12,
+        shm_ctime: 13,
+        shm_cpid: 21,
+        shm_lpid: 22,
+        shm_nattch: 3,
+        ..Default::default()
+    };
+    let c: libc::shmid_ds = as_libc(&shm.to_c_bytes());
+    let p = c.shm_perm;
+    assert_eq!((p.__key, p.uid, p.gid, p.cuid, p.cgid, p.mode, p.__seq), (-3, 1001, 1002, 1003, 1004, 0o1640, 7));
+    assert_eq!((c.shm_segsz, c.shm_atime, c.shm_dtime, c.shm_ctime), (4096, 11, 12, 13));
+    assert_eq!((c.shm_cpid, c.shm_lpid, c.shm_nattch), (21, 22, 3));
+
+    let sem = Semid64Ds { sem_perm: perm, sem_otime: 31, sem_ctime: 32, sem_nsems: 5, ..Default::default() };
+    let c: libc::semid_ds = as_libc(&sem.to_c_bytes());
+    assert_eq!((c.sem_perm.uid, c.sem_otime, c.sem_ctime, c.sem_nsems), (1001, 31, 32, 5));
+
+    let info = Shminfo64 { shmmax: 1, shmmin: 2, shmmni: 3, shmseg: 4, shmall: 5, unused: [0; 4] };
+    let longs: Vec<u64> = info.to_c_bytes().chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(longs, [1, 2, 3, 4, 5, 0, 0, 0, 0]);
+
+    let si = ShmInfo { used_ids: 2, pad: 0, shm_tot: 3, shm_rss: 4, shm_swp: 5, swap_attempts: 0, swap_successes: 0 };
+    let bytes = si.to_c_bytes();
+    assert_eq!(bytes.len(), 48);
+    assert_eq!(&bytes[0..4], &2i32.to_ne_bytes());
+    assert_eq!(&bytes[8..16], &3u64.to_ne_bytes());
+    assert_eq!(&bytes[24..32], &5u64.to_ne_bytes());
+
+    let seminfo = Seminfo {
+        semmap: 1,
+        semmni: 2,
+        semmns: 3,
+        semmnu: 4,
+        semmsl: 5,
+        semopm: 6,
+        semume: 7,
+        semusz: 8,
+        semvmx: 9,
+        semaem: 10,
+    };
+    let bytes = seminfo.to_c_bytes();
+    let ints: Vec<i32> = bytes.chunks(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(ints, (1..=10).collect::<Vec<i32>>());
+
+    // And back: what C wrote is what from_c_bytes reads.
+    assert_eq!(Shmid64Ds::from_c_bytes(&shm.to_c_bytes()), Some(shm));
+    assert_eq!(Semid64Ds::from_c_bytes(&sem.to_c_bytes()), Some(sem));
+    assert_eq!(Ipc64Perm::from_c_bytes(&perm.to_c_bytes()), Some(perm));
+    assert_eq!(Shminfo64::from_c_bytes(&info.to_c_bytes()), Some(info));
+    assert_eq!(ShmInfo::from_c_bytes(&si.to_c_bytes()), Some(si));
+    assert_eq!(Seminfo::from_c_bytes(&bytes), Some(seminfo));
+    assert_eq!(Shmid64Ds::from_c_bytes(&[0; 8]), None);
+    let mut c_side: libc::shmid_ds = as_libc(&[0; 112]);
+    c_side.shm_perm.uid = 4242;
+    c_side.shm_perm.mode = 0o640;
+    c_side.shm_segsz = 99;
+    // SAFETY: reads the libc structure's own bytes.
+    let raw = unsafe { std::slice::from_raw_parts((&raw const c_side).cast::<u8>(), size_of::<libc::shmid_ds>()) };
+    let ours = Shmid64Ds::from_c_bytes(raw).unwrap();
+    assert_eq!((ours.shm_perm.uid, ours.shm_perm.mode, ours.shm_segsz), (4242, 0o640, 99));
+}

@@ -89,11 +89,11 @@ mod sem;
 mod unshare;
 
 use std::ffi::{c_int, c_void};
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use libc::{pid_t, size_t};
-use uipc_abi::{Errno, Ipc64Perm, ShmInfo, Shmid64Ds, Shminfo64};
+use uipc_abi::{CBytes, Errno, Shmid64Ds};
 use uipc_client::Client;
 use uipc_core::sysv::shm::ShmCmd;
 use uipc_proto::CtlOut;
@@ -207,9 +207,9 @@ pub unsafe extern "C" fn shmctl(shmid: c_int, cmd: c_int, buf: *mut libc::shmid_
         // ("if (copy_shmid_to_user(buf, &sem64, version)) err = -EFAULT;").
         let bytes = match out {
             CtlOut::None => return Ok(r),
-            CtlOut::ShmDs(ds) => shmid_ds_bytes(&ds),
-            CtlOut::Shminfo(i) => shminfo_bytes(&i),
-            CtlOut::ShmInfo(i) => shm_info_bytes(&i),
+            CtlOut::ShmDs(ds) => ds.to_c_bytes(),
+            CtlOut::Shminfo(i) => i.to_c_bytes(),
+            CtlOut::ShmInfo(i) => i.to_c_bytes(),
         };
         // SAFETY: `buf` is the caller's buffer for this command's structure
         // (the C contract of shmctl); nothing of the shim's lies there. The
@@ -225,81 +225,9 @@ pub unsafe extern "C" fn shmctl(shmid: c_int, cmd: c_int, buf: *mut libc::shmid_
 /// `EFAULT` if the whole structure is not readable (the kernel copies all
 /// of it).
 fn read_set(addr: u64) -> Result<(u32, u32, u32), Errno> {
-    let ds = uipc_sys::map::read_at(addr, size_of::<Shmid64Ds>())?;
-    let perm = offset_of!(Shmid64Ds, shm_perm);
-    let u32_at = |off: usize| -> Result<u32, Errno> {
-        let b = ds.get(perm + off..perm + off + 4).ok_or(Errno::EFAULT)?;
-        Ok(u32::from_ne_bytes(b.try_into().map_err(|_| Errno::EFAULT)?))
-    };
-    Ok((u32_at(offset_of!(Ipc64Perm, uid))?, u32_at(offset_of!(Ipc64Perm, gid))?, u32_at(offset_of!(Ipc64Perm, mode))?))
-}
-
-/// A structure's bytes, built field by field (no padding bytes read).
-struct Out(Vec<u8>);
-
-impl Out {
-    fn new(len: usize) -> Out {
-        Out(vec![0; len])
-    }
-    fn put(&mut self, off: usize, bytes: &[u8]) {
-        if let Some(dst) = self.0.get_mut(off..off + bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
-    }
-}
-
-/// `struct shmid_ds` (the kernel's `shmid64_ds`) as the caller's bytes.
-fn shmid_ds_bytes(ds: &Shmid64Ds) -> Vec<u8> {
-    let mut o = Out::new(size_of::<Shmid64Ds>());
-    let p = offset_of!(Shmid64Ds, shm_perm);
-    let perm = &ds.shm_perm;
-    o.put(p + offset_of!(Ipc64Perm, key), &perm.key.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, uid), &perm.uid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, gid), &perm.gid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, cuid), &perm.cuid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, cgid), &perm.cgid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, mode), &perm.mode.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, seq), &perm.seq.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, pad2), &perm.pad2.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, unused1), &perm.unused1.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, unused2), &perm.unused2.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_segsz), &ds.shm_segsz.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_atime), &ds.shm_atime.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_dtime), &ds.shm_dtime.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_ctime), &ds.shm_ctime.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_cpid), &ds.shm_cpid.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_lpid), &ds.shm_lpid.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, shm_nattch), &ds.shm_nattch.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, unused4), &ds.unused4.to_ne_bytes());
-    o.put(offset_of!(Shmid64Ds, unused5), &ds.unused5.to_ne_bytes());
-    o.0
-}
-
-/// `struct shminfo` (`IPC_INFO`) as the caller's bytes.
-fn shminfo_bytes(i: &Shminfo64) -> Vec<u8> {
-    let mut o = Out::new(size_of::<Shminfo64>());
-    o.put(offset_of!(Shminfo64, shmmax), &i.shmmax.to_ne_bytes());
-    o.put(offset_of!(Shminfo64, shmmin), &i.shmmin.to_ne_bytes());
-    o.put(offset_of!(Shminfo64, shmmni), &i.shmmni.to_ne_bytes());
-    o.put(offset_of!(Shminfo64, shmseg), &i.shmseg.to_ne_bytes());
-    o.put(offset_of!(Shminfo64, shmall), &i.shmall.to_ne_bytes());
-    for (n, u) in i.unused.iter().enumerate() {
-        o.put(offset_of!(Shminfo64, unused) + n * 8, &u.to_ne_bytes());
-    }
-    o.0
-}
-
-/// `struct shm_info` (`SHM_INFO`) as the caller's bytes.
-fn shm_info_bytes(i: &ShmInfo) -> Vec<u8> {
-    let mut o = Out::new(size_of::<ShmInfo>());
-    o.put(offset_of!(ShmInfo, used_ids), &i.used_ids.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, pad), &i.pad.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, shm_tot), &i.shm_tot.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, shm_rss), &i.shm_rss.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, shm_swp), &i.shm_swp.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, swap_attempts), &i.swap_attempts.to_ne_bytes());
-    o.put(offset_of!(ShmInfo, swap_successes), &i.swap_successes.to_ne_bytes());
-    o.0
+    let bytes = uipc_sys::map::read_at(addr, size_of::<Shmid64Ds>())?;
+    let perm = Shmid64Ds::from_c_bytes(&bytes).ok_or(Errno::EFAULT)?.shm_perm;
+    Ok((perm.uid, perm.gid, perm.mode))
 }
 
 type ForkFn = unsafe extern "C" fn() -> pid_t;

@@ -27,7 +27,7 @@ use std::ffi::{c_int, c_ulong};
 use std::mem::{offset_of, size_of};
 
 use libc::{key_t, size_t};
-use uipc_abi::{Errno, Ipc64Perm, Sembuf, Semid64Ds, Seminfo};
+use uipc_abi::{CBytes, Errno, Sembuf, Semid64Ds};
 use uipc_client::{Client, SemCtlArg, SemOut};
 use uipc_core::sysv::sem::SemCmd;
 use uipc_proto::PermSet;
@@ -220,8 +220,8 @@ pub unsafe extern "C" fn uipc_preload_semctl(semid: c_int, semnum: c_int, cmd: c
         // (copy_to_user(...)) err = -EFAULT;").
         let bytes = match out {
             SemOut::None => return Ok(r),
-            SemOut::SemDs(ds) => semid_ds_bytes(&ds),
-            SemOut::Seminfo(i) => seminfo_bytes(&i),
+            SemOut::SemDs(ds) => ds.to_c_bytes(),
+            SemOut::Seminfo(i) => i.to_c_bytes(),
             SemOut::Values(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
         };
         // SAFETY: `arg` is the caller's buffer for this command's structure
@@ -245,17 +245,9 @@ fn setval(arg: u64) -> i32 {
 /// # Errors
 /// `EFAULT` if the whole structure is not readable (the kernel copies all of it).
 fn read_set(addr: u64) -> Result<PermSet, Errno> {
-    let ds = uipc_sys::map::read_at(addr, size_of::<Semid64Ds>())?;
-    let perm = offset_of!(Semid64Ds, sem_perm);
-    let u32_at = |off: usize| -> Result<u32, Errno> {
-        let b = ds.get(perm + off..perm + off + 4).ok_or(Errno::EFAULT)?;
-        Ok(u32::from_ne_bytes(b.try_into().map_err(|_| Errno::EFAULT)?))
-    };
-    Ok(PermSet {
-        uid: u32_at(offset_of!(Ipc64Perm, uid))?,
-        gid: u32_at(offset_of!(Ipc64Perm, gid))?,
-        mode: u32_at(offset_of!(Ipc64Perm, mode))?,
-    })
+    let bytes = uipc_sys::map::read_at(addr, size_of::<Semid64Ds>())?;
+    let perm = Semid64Ds::from_c_bytes(&bytes).ok_or(Errno::EFAULT)?.sem_perm;
+    Ok(PermSet { uid: perm.uid, gid: perm.gid, mode: perm.mode })
 }
 
 /// SETALL's array: the set's `nsems` values, `None` if they cannot be read
@@ -277,65 +269,6 @@ fn read_array(c: &Client, semid: c_int, addr: u64) -> Result<Option<Vec<u16>>, E
         Ok(b) => Ok(Some(b.chunks_exact(2).map(|p| u16::from_ne_bytes([p[0], p[1]])).collect())),
         Err(Errno::EFAULT) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// `struct semid_ds` (the kernel's `semid64_ds`) as the caller's bytes,
-/// built field by field (no padding bytes read).
-fn semid_ds_bytes(ds: &Semid64Ds) -> Vec<u8> {
-    let mut o = Out::new(size_of::<Semid64Ds>());
-    let p = offset_of!(Semid64Ds, sem_perm);
-    let perm = &ds.sem_perm;
-    o.put(p + offset_of!(Ipc64Perm, key), &perm.key.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, uid), &perm.uid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, gid), &perm.gid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, cuid), &perm.cuid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, cgid), &perm.cgid.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, mode), &perm.mode.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, seq), &perm.seq.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, pad2), &perm.pad2.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, unused1), &perm.unused1.to_ne_bytes());
-    o.put(p + offset_of!(Ipc64Perm, unused2), &perm.unused2.to_ne_bytes());
-    o.put(offset_of!(Semid64Ds, sem_otime), &ds.sem_otime.to_ne_bytes());
-    o.put(offset_of!(Semid64Ds, sem_ctime), &ds.sem_ctime.to_ne_bytes());
-    #[cfg(target_arch = "x86_64")]
-    {
-        o.put(offset_of!(Semid64Ds, unused1), &ds.unused1.to_ne_bytes());
-        o.put(offset_of!(Semid64Ds, unused2), &ds.unused2.to_ne_bytes());
-    }
-    o.put(offset_of!(Semid64Ds, sem_nsems), &ds.sem_nsems.to_ne_bytes());
-    o.put(offset_of!(Semid64Ds, unused3), &ds.unused3.to_ne_bytes());
-    o.put(offset_of!(Semid64Ds, unused4), &ds.unused4.to_ne_bytes());
-    o.0
-}
-
-/// `struct seminfo` (`IPC_INFO`, `SEM_INFO`) as the caller's bytes.
-fn seminfo_bytes(i: &Seminfo) -> Vec<u8> {
-    let mut o = Out::new(size_of::<Seminfo>());
-    o.put(offset_of!(Seminfo, semmap), &i.semmap.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semmni), &i.semmni.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semmns), &i.semmns.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semmnu), &i.semmnu.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semmsl), &i.semmsl.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semopm), &i.semopm.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semume), &i.semume.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semusz), &i.semusz.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semvmx), &i.semvmx.to_ne_bytes());
-    o.put(offset_of!(Seminfo, semaem), &i.semaem.to_ne_bytes());
-    o.0
-}
-
-/// A structure's bytes, built field by field (no padding bytes read).
-struct Out(Vec<u8>);
-
-impl Out {
-    fn new(len: usize) -> Out {
-        Out(vec![0; len])
-    }
-    fn put(&mut self, off: usize, bytes: &[u8]) {
-        if let Some(dst) = self.0.get_mut(off..off + bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
     }
 }
 
