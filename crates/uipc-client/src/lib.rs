@@ -461,6 +461,23 @@ impl Client {
         self.reconnect_to(None)
     }
 
+    /// Tells the daemon this process's credentials changed (after `setuid`,
+    /// `setgroups`, `capset`…): it reads them anew from the kernel for the
+    /// later calls of this client, as Linux checks the caller's current ids
+    /// at every call. Unlike [`reconnect`](Self::reconnect) it needs no new
+    /// access to the socket (a process that dropped root may no longer
+    /// reach a root-only socket directory). Spare connections, which carry
+    /// the old credentials, are let go.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn recheck(&self) -> Result<(), Errno> {
+        self.call_value(&Request::Recheck)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+
     /// [`reconnect`](Self::reconnect), joining namespace `to` if given.
     fn reconnect_to(&self, to: Option<&str>) -> Result<(), Errno> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());

@@ -160,6 +160,15 @@ impl Daemon {
             return Ok((Response::Welcome { version: VERSION }, None));
         };
         let t = now();
+        if let Request::Recheck = req {
+            // The process that connected is the one asking (its pidfd keeps
+            // the pid from being reused while the connection lives).
+            let fresh = crate::server::cred_now(cred.pid)?;
+            if let Some(c) = self.conn_mut(token) {
+                c.cred = fresh;
+            }
+            return Ok(value(Ok(0)));
+        }
         if let Request::Sync = req {
             self.reap();
             return Ok(value(Ok(0)));
@@ -254,6 +263,7 @@ impl Daemon {
             Request::Sync
             | Request::Forked { .. }
             | Request::Exec
+            | Request::Recheck
             | Request::ShmDt { .. }
             | Request::Munmap { .. }
             | Request::Mprotect { .. }

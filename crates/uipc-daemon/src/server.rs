@@ -139,6 +139,20 @@ fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The credentials process `pid` has now, from `/proc/PID/status` (after
+/// a `setuid`, `SO_PEERCRED` still tells the ones it connected with).
+pub(crate) fn cred_now(pid: Pid) -> Result<Cred, Errno> {
+    let ids = proc::proc_ids(pid.0)?;
+    Ok(Cred {
+        pid,
+        euid: Uid(ids.euid),
+        egid: Gid(ids.egid),
+        groups: ids.groups.into_iter().map(Gid).collect(),
+        caps: CapSet(proc::proc_caps(pid.0)?),
+        memlock_limit: proc::proc_memlock_limit(pid.0)?,
+    })
+}
+
 fn cred_of(stream: &UnixStream) -> Result<Cred, Errno> {
     let peer = net::peer_cred(stream.as_fd())?;
     let groups = net::peer_groups(stream.as_fd())?;

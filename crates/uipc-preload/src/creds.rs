@@ -7,11 +7,10 @@
 //! connection is made (`SO_PEERCRED`, `SO_PEERGROUPS`, the peer's
 //! `CapEff`). So each wrapper here calls the C library's function (the next
 //! definition, `RTLD_NEXT`) and, when it succeeded and the process has a
-//! connection, replaces that connection with a fresh one
-//! ([`uipc_client::Client::reconnect`]): the next call is judged with the
-//! new credentials. Attachments and undo records belong to the process,
-//! not to a connection, and the new connection is made before the old one
-//! closes, so nothing is lost.
+//! connection, asks the daemon to take its credentials anew
+//! ([`uipc_client::Client::recheck`]: read from `/proc/PID/status`): the
+//! next call is judged with the new credentials. No new connection is needed, so a process that
+//! dropped root keeps its way to a socket only root may open.
 //!
 //! A process that has not called uipc yet has no connection: its first
 //! call connects with whatever credentials it has by then.
@@ -19,7 +18,6 @@
 //! # Known missing features
 //! - Raw `syscall(SYS_setuid, …)` and the `fsuid` calls are not seen
 //!   (IPC permission checks do not use `fsuid`).
-//! - A failed reconnect keeps the old connection (and its credentials).
 //!
 //! # References
 //!  - [setuid(2)], [setresuid(2)], [setgroups(2)], [capset(2)], [credentials(7)]
@@ -42,16 +40,20 @@ use crate::ret;
 fn renew() {
     let Some(c) = crate::CLIENT.get() else { return };
     let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
-    // On failure the old connection stays: calls go on with the old
-    // credentials rather than not at all.
-    let _ = c.reconnect();
+    // The daemon re-reads them from the kernel; a daemon that cannot
+    // answers nothing else either (every later call fails).
+    let _ = c.recheck();
 }
 
 /// In a forked child, before `fork` returns there: a connection of its
 /// own, so that the daemon sees its `execve` (close-on-exec) and its
 /// calls come from its own pid.
 pub(crate) fn renew_in_child() {
-    renew();
+    let Some(c) = crate::CLIENT.get() else { return };
+    let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+    // On failure the inherited connection stays (the client reopens one
+    // of its own at the next call, seeing the pid changed).
+    let _ = c.reconnect();
 }
 
 /// The next definition of `name` (libc's), looked up once into `slot`.

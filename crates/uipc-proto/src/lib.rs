@@ -222,6 +222,10 @@ pub enum Request {
         /// `PROT_READ | PROT_WRITE | PROT_EXEC` bits.
         prot: u32,
     },
+    /// The caller's credentials changed (`setuid`, `setgroups`, `capset`…):
+    /// the daemon reads them anew from the kernel (`/proc/PID/status`) for
+    /// this connection's later calls, as Linux checks the current ones.
+    Recheck,
 }
 
 /// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.

@@ -61,6 +61,43 @@ fn status_field(pid: u32, name: &str) -> Result<String, Errno> {
         .ok_or(Errno::EIO)
 }
 
+/// A process's identity as permission checks see it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcIds {
+    /// Effective user id.
+    pub euid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// The current effective ids and supplementary groups of process `pid`:
+/// the `Uid:`, `Gid:` and `Groups:` lines of `/proc/PID/status` (the
+/// thread-group leader's credentials; glibc's `setuid` family changes every
+/// thread's). Unlike `SO_PEERCRED`, which is fixed when the peer connects,
+/// this follows `setuid`, `setgid` and `setgroups`.
+///
+/// # Errors
+/// `ESRCH` if there is no such process; `EIO` if the file is malformed.
+/// See the module's "Races".
+///
+/// # References
+///  - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+pub fn proc_ids(pid: u32) -> Result<ProcIds, Errno> {
+    let status = read_proc(pid, "status")?;
+    let line = |name: &str| -> Result<&str, Errno> {
+        status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).ok_or(Errno::EIO)
+    };
+    // "Uid:" and "Gid:" list real, effective, saved set and filesystem ids.
+    let effective = |name: &str| -> Result<u32, Errno> {
+        line(name)?.split_whitespace().nth(1).and_then(|v| v.parse().ok()).ok_or(Errno::EIO)
+    };
+    let groups: Result<Vec<u32>, Errno> =
+        line("Groups")?.split_whitespace().map(|g| g.parse().map_err(|_| Errno::EIO)).collect();
+    Ok(ProcIds { euid: effective("Uid")?, egid: effective("Gid")?, groups: groups? })
+}
+
 /// `pidfd_open(pid, 0)` — a descriptor (close-on-exec) that refers to
 /// process `pid` itself, not to the number: it becomes readable when that
 /// process exits, even if the pid is then reused.
