@@ -200,36 +200,11 @@ pub fn sem_nsems(id: i32) -> usize {
 /// # Errors
 /// semctl(2)'s.
 pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64, Errno> {
-    let direct: Option<libc::c_ulong> = match arg {
-        SemctlArg::None => Some(0),
-        SemctlArg::Val(v) => Some(i64::from(v).cast_unsigned()),
-        SemctlArg::Fault => Some(FAULT_ADDR as libc::c_ulong),
-        _ => None,
-    };
-    if let Some(raw) = direct {
+    if let Some(raw) = crate::oracle::semctl_direct(&arg) {
         // SAFETY: an integer, NULL or the unmapped FAULT_ADDR.
         return check(unsafe { libc::semctl(id, semnum, cmd, raw) });
     }
-    let len = CTL_BUF_LEN.max(2 * sem_nsems(id));
-    let mut buf = vec![0u8; len];
-    match &arg {
-        SemctlArg::Array(values) => {
-            for (chunk, v) in buf.chunks_exact_mut(2).zip(values.iter()) {
-                chunk.copy_from_slice(&v.to_ne_bytes());
-            }
-            if values.len() * 2 > len {
-                buf.extend(values[len / 2..].iter().flat_map(|v| v.to_ne_bytes()));
-            }
-        }
-        SemctlArg::Set(ds) => {
-            // SAFETY: Semid64Ds is repr(C), integers only, no padding bytes.
-            let bytes = unsafe {
-                std::slice::from_raw_parts(std::ptr::from_ref::<Semid64Ds>(ds).cast::<u8>(), size_of::<Semid64Ds>())
-            };
-            buf[..bytes.len()].copy_from_slice(bytes);
-        }
-        _ => {}
-    }
+    let mut buf = crate::oracle::semctl_buffer(&arg, sem_nsems(id));
     // SAFETY: `buf` is ours and at least as large as anything semctl
     // reads or writes there (see oracle::semctl).
     let r = check(unsafe { libc::semctl(id, semnum, cmd, buf.as_mut_ptr()) });

@@ -42,7 +42,7 @@ use rustix::net::{
 };
 use rustix::process::{Pid, Signal};
 use rustix::thread::{CapabilityFlags, UnshareFlags};
-use uipc_abi::{Errno, Sembuf, Semid64Ds, Shmid64Ds};
+use uipc_abi::{CBytes, Errno, Sembuf, Semid64Ds, Shmid64Ds};
 
 fn from_rustix(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -307,22 +307,42 @@ pub fn sem_nsems(id: i32) -> usize {
 /// Whatever the kernel returns (`EACCES`, `EFAULT`, `EIDRM`, `EINVAL`,
 /// `EPERM`, `ERANGE`).
 pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64, Errno> {
-    let direct: Option<libc::c_ulong> = match arg {
-        SemctlArg::None => Some(0),
-        // Sign-extended, as a C caller's `union semun { int val; … }` in a
-        // 64-bit register would typically be; only the low 32 bits count.
-        SemctlArg::Val(v) => Some(i64::from(v).cast_unsigned()),
-        SemctlArg::Fault => Some(FAULT_ADDR as libc::c_ulong),
-        _ => None,
-    };
-    if let Some(raw) = direct {
+    if let Some(raw) = semctl_direct(&arg) {
         // SAFETY: `raw` is an integer, NULL or the unmapped FAULT_ADDR: the
         // kernel touches no memory of ours.
         return check(unsafe { libc::syscall(libc::SYS_semctl, id, semnum, cmd, raw) });
     }
-    let len = CTL_BUF_LEN.max(2 * sem_nsems(id));
+    let mut buf = semctl_buffer(&arg, sem_nsems(id));
+    // SAFETY: `buf` is ours, at least as large as anything semctl writes
+    // there (2 × nsems for GETALL, 104 bytes for a semid64_ds, 40 for a
+    // seminfo; see above for why nsems is right) and anything it reads.
+    let r = check(unsafe { libc::syscall(libc::SYS_semctl, id, semnum, cmd, buf.as_mut_ptr()) });
+    if let SemctlArg::Out(out) = arg {
+        *out = buf;
+    }
+    r
+}
+
+/// `arg` as the integer semctl's fourth argument carries, for the forms
+/// that point at no buffer of ours.
+pub(crate) fn semctl_direct(arg: &SemctlArg<'_>) -> Option<libc::c_ulong> {
+    match arg {
+        SemctlArg::None => Some(0),
+        // Sign-extended, as a C caller's `union semun { int val; … }` in a
+        // 64-bit register would typically be; only the low 32 bits count.
+        SemctlArg::Val(v) => Some(i64::from(*v).cast_unsigned()),
+        SemctlArg::Fault => Some(FAULT_ADDR as libc::c_ulong),
+        _ => None,
+    }
+}
+
+/// The zeroed buffer semctl's `arg.array`/`arg.buf` points at for a set of
+/// `nsems` semaphores: large enough for anything it reads or writes, and
+/// holding SETALL's values or IPC_SET's `semid64_ds`.
+pub(crate) fn semctl_buffer(arg: &SemctlArg<'_>, nsems: usize) -> Vec<u8> {
+    let len = CTL_BUF_LEN.max(2 * nsems);
     let mut buf = vec![0u8; len];
-    match &arg {
+    match arg {
         SemctlArg::Array(values) => {
             for (chunk, v) in buf.chunks_exact_mut(2).zip(values.iter()) {
                 chunk.copy_from_slice(&v.to_ne_bytes());
@@ -332,24 +352,12 @@ pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64,
             }
         }
         SemctlArg::Set(ds) => {
-            // SAFETY: Semid64Ds is a repr(C) structure of integers with no
-            // padding bytes (u16 seq is followed by the explicit pad2), so
-            // all of its bytes are initialised; it fits in CTL_BUF_LEN.
-            let bytes = unsafe {
-                std::slice::from_raw_parts(std::ptr::from_ref::<Semid64Ds>(ds).cast::<u8>(), size_of::<Semid64Ds>())
-            };
-            buf[..bytes.len()].copy_from_slice(bytes);
+            let bytes = ds.to_c_bytes();
+            buf[..bytes.len()].copy_from_slice(&bytes);
         }
         _ => {}
     }
-    // SAFETY: `buf` is ours, at least as large as anything semctl writes
-    // there (2 × nsems for GETALL, 104 bytes for a semid64_ds, 40 for a
-    // seminfo; see above for why nsems is right) and anything it reads.
-    let r = check(unsafe { libc::syscall(libc::SYS_semctl, id, semnum, cmd, buf.as_mut_ptr()) });
-    if let SemctlArg::Out(out) = arg {
-        *out = buf;
-    }
-    r
+    buf
 }
 
 /// Sends `SIGUSR1` to `pid`.
