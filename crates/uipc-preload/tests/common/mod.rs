@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -122,4 +122,44 @@ pub fn compile(name: &str, dir: &Path) -> Option<PathBuf> {
             Some(out)
         }
     }
+}
+
+/// Whether `unshare --ipc` works here (root, or a permitted user namespace).
+pub fn can_unshare() -> bool {
+    let ok = Command::new("unshare").args(["--ipc", "true"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP native comparison: unshare --ipc not permitted");
+    }
+    ok
+}
+
+pub fn text(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{what}: {}\n{stdout}{stderr}", out.status);
+    assert!(out.status.success() && stdout.ends_with("ok\n"), "{what} failed: {}\n{stdout}{stderr}", out.status);
+    stdout
+}
+
+/// Runs `tests/c/<name>.c` under the shim (with the kernel's IPC calls
+/// denied) and natively in a fresh IPC namespace; asserts both pass and
+/// print the same.
+pub fn differential(name: &str) {
+    let _w = watchdog("a C program", 180);
+    let dir = TempDir::new(name);
+    let Some(bin) = compile(name, &dir.0) else { return };
+    let d = TestDaemon::start(name);
+    let shim_out = Command::new(&bin)
+        .arg("deny")
+        .env("LD_PRELOAD", shim())
+        .env("UIPC_SOCKET", &d.socket)
+        .env("UIPC_NAMESPACE", "default")
+        .output()
+        .unwrap();
+    let ours = text(&format!("{name} (uipc)"), &shim_out);
+    if !can_unshare() {
+        return;
+    }
+    let native = text(&format!("{name} (kernel)"), &Command::new("unshare").arg("--ipc").arg(&bin).output().unwrap());
+    assert_eq!(ours, native, "{name}: uipc (left) and the kernel (right) differ");
 }
