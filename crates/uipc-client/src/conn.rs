@@ -1,9 +1,10 @@
 //! One connection: frames out, frames (and descriptors) in; reconnects in a
 //! forked child.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use uipc_abi::Errno;
 use uipc_proto::{Request, Response, HEADER, VERSION};
@@ -115,9 +116,12 @@ impl Conn {
                 Ok(None) => {}
                 Err(_) => return Err(Errno::EPROTO),
             }
-            let (n, got) = match interruptible {
-                Some(held) => held.recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
-                None => net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+            let (n, got) = match spin_recv(self.stream.as_fd(), &mut buf, max_fds.max(1))? {
+                Some(got) => got,
+                None => match interruptible {
+                    Some(held) => held.recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+                    None => net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+                },
             };
             fds.extend(got);
             if n == 0 {
@@ -128,6 +132,25 @@ impl Conn {
             if self.inbuf.len() > HEADER + uipc_proto::MAX_FRAME {
                 return Err(Errno::EPROTO);
             }
+        }
+    }
+}
+
+/// How long a caller polls for the daemon's answer before it sleeps: an
+/// answer usually comes within a few microseconds, and waking a sleeping
+/// CPU costs tens of them on a virtual machine (DESIGN's "spinning briefly").
+const SPIN: Duration = Duration::from_micros(30);
+
+/// The answer if it arrives within [`SPIN`], polling without blocking and
+/// yielding the CPU between tries (so that a daemon on the same CPU runs).
+fn spin_recv(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<Option<(usize, Vec<OwnedFd>)>, Errno> {
+    let start = Instant::now();
+    loop {
+        match net::try_recv_msg(sock, buf, max_fds) {
+            Ok(got) => return Ok(Some(got)),
+            Err(Errno::EAGAIN) if start.elapsed() < SPIN => std::thread::yield_now(),
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(e),
         }
     }
 }

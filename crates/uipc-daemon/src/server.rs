@@ -25,6 +25,10 @@ use crate::{Config, DaemonError};
 const LISTENER: u64 = 0;
 const SIGNALS: u64 = 1;
 const LIFELINE: u64 = 2;
+
+/// How long the event loop keeps polling after it handled an event before
+/// it sleeps (see [`Daemon::serve`]).
+const SPIN: Duration = Duration::from_micros(50);
 /// Tokens of connections and pidfds start here.
 const FIRST_TOKEN: u64 = 3;
 /// Replies a connection may have waiting to be sent before the daemon stops
@@ -237,12 +241,30 @@ impl Daemon {
     /// # Errors
     /// Only if epoll itself fails.
     pub fn serve(mut self) -> Result<(), DaemonError> {
+        // Until when the loop polls instead of sleeping: a client's next
+        // request, which often follows its last answer within microseconds,
+        // then finds the daemon awake (waking a sleeping CPU costs tens of
+        // them on a virtual machine; DESIGN's "spinning briefly").
+        let mut awake_until = Instant::now();
         loop {
             let timeout = self.timers.keys().next().map_or(-1, |(deadline, _)| {
                 let left = deadline.saturating_duration_since(Instant::now());
                 i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
             });
-            let mut events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            let mut events = Vec::new();
+            while events.is_empty() && Instant::now() < awake_until && !self.timers_due() {
+                events = self.poller.wait(0).map_err(|e| err("epoll_wait", e))?;
+                if events.is_empty() {
+                    // Lets a client on this CPU run.
+                    std::thread::yield_now();
+                }
+            }
+            if events.is_empty() {
+                events = self.poller.wait(timeout).map_err(|e| err("epoll_wait", e))?;
+            }
+            if !events.is_empty() {
+                awake_until = Instant::now() + SPIN;
+            }
             // Exits first: a process whose pidfd is readable is settled (its
             // undo records applied, its attachments released) before any
             // request of the same wakeup, which may come from a parent that
@@ -275,6 +297,11 @@ impl Daemon {
                 self.pump_dirty();
             }
         }
+    }
+
+    /// Whether a semtimedop timeout is due (the spin must not delay it).
+    fn timers_due(&self) -> bool {
+        self.timers.keys().next().is_some_and(|(deadline, _)| *deadline <= Instant::now())
     }
 
     fn token(&mut self) -> u64 {

@@ -290,14 +290,33 @@ impl SignalsHeld {
     }
 }
 
+/// [`recv_msg`] that never blocks: `EAGAIN` when nothing has arrived yet
+/// (`MSG_DONTWAIT`), for a caller that polls briefly before it sleeps.
+///
+/// # Errors
+/// As [`recv_msg`], plus `EAGAIN`.
+pub fn try_recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    recv_with(sock, buf, max_fds, true, RecvFlags::DONTWAIT)
+}
+
 fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize, retry: bool) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    recv_with(sock, buf, max_fds, retry, RecvFlags::empty())
+}
+
+fn recv_with(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+    retry: bool,
+    extra: RecvFlags,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
     let max_fds = max_fds.min(SCM_MAX_FD);
     // Room for at least one descriptor even when none is wanted, so that a
     // message carrying some is seen (and refused) rather than silently cut.
     let mut space = vec![0u8; rustix::cmsg_space!(ScmRights(max_fds.max(1)))];
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
-        let r = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC);
+        let r = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC | extra);
         let RecvMsgReturn { bytes, flags, .. } = match r {
             Ok(r) => r,
             Err(RErrno::INTR) if retry => continue,
