@@ -28,6 +28,8 @@ fn main() {
         ("shmdt", Request::ShmDt { addr: 0x7f00_0000_1000 }),
         ("munmap", Request::Munmap { addr: 0x1000, len: 0x2000 }),
         ("mprotect", Request::Mprotect { addr: 0x1000, len: 0x2000, prot: 1 }),
+        ("unshare", Request::Unshare { newipc: true }),
+        ("recheck", Request::Recheck),
         ("shmctl", Request::ShmCtl { id: 3, cmd: 2, set: None }),
         ("shmctl_set", Request::ShmCtl { id: 3, cmd: 1, set: Some(PermSet { uid: 1000, gid: 100, mode: 0o600 }) }),
         ("forked", Request::Forked { child: 4242 }),

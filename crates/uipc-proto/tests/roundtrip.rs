@@ -42,6 +42,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
         Just(Request::NsList),
         ".{0,20}".prop_map(|name| Request::NsShow { name }),
         ".{0,20}".prop_map(|name| Request::NsRemove { name }),
+        any::<bool>().prop_map(|newipc| Request::Unshare { newipc }),
+        Just(Request::Recheck),
     ]
 }
 
