@@ -299,6 +299,27 @@ impl Daemon {
         }
     }
 
+    /// Closes every connection chosen by `which` whose peer has closed its
+    /// end, after answering what it sent before closing.
+    fn settle_hung_up(&mut self, which: impl Fn(&Conn) -> bool) {
+        let hung: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| which(c) && net::peer_closed(c.stream.as_fd()).unwrap_or(false))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in hung {
+            // What it sent before closing is answered, then its end of
+            // file closes it; read_conn stops early after a short read.
+            for _ in 0..8 {
+                if !self.conns.contains_key(&token) {
+                    break;
+                }
+                self.read_conn(token);
+            }
+        }
+    }
+
     /// Whether a semtimedop timeout is due (the spin must not delay it).
     fn timers_due(&self) -> bool {
         self.timers.keys().next().is_some_and(|(deadline, _)| *deadline <= Instant::now())
@@ -331,6 +352,12 @@ impl Daemon {
         stream.set_nonblocking(true).map_err(|_| Errno::EIO)?;
         let cred = cred_of(&stream)?;
         let pid = cred.pid.0;
+        // A process that exec'd connects anew after the kernel closed its
+        // old connections (close-on-exec): those are settled first, so the
+        // exec releases its attachments (its last connection closing)
+        // before the new program's first call, whatever order the loop
+        // would have seen the hang-up and this connection in.
+        self.settle_hung_up(|c| c.cred.pid.0 == pid);
         self.track_process(pid)?;
         let token = self.token();
         self.poller.add(stream.as_fd(), token, false)?;
@@ -574,22 +601,7 @@ impl Daemon {
     /// connection (close-on-exec) has released its attachments, however
     /// the event loop would have ordered that hang-up.
     pub(crate) fn reap(&mut self) {
-        let hung: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| net::peer_closed(c.stream.as_fd()).unwrap_or(false))
-            .map(|(t, _)| *t)
-            .collect();
-        for token in hung {
-            // What it sent before closing is answered, then its end of
-            // file closes it; read_conn stops early after a short read.
-            for _ in 0..8 {
-                if !self.conns.contains_key(&token) {
-                    break;
-                }
-                self.read_conn(token);
-            }
-        }
+        self.settle_hung_up(|_| true);
         let gone: Vec<u32> = self
             .procs
             .iter()
