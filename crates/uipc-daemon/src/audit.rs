@@ -10,9 +10,11 @@
 //!
 //! - `time`: Unix seconds with a fractional part (wall clock).
 //! - `namespace`: the namespace acted in or on (`null` before `Hello`).
-//! - `pid`, `uid`: the caller's pid and uid as the kernel reported them
-//!   at `connect` (`SO_PEERCRED`; the uid is the one permission checks
-//!   use); never anything the client said.
+//! - `pid`, `uid`: the caller's pid and effective uid as the kernel
+//!   reported them (`SO_PEERCRED` at `connect`, or `/proc/PID/status`
+//!   after a credential change; the one permission checks use); `ruid`:
+//!   its real uid, read from `/proc/PID/status` when the record is
+//!   written. Never anything the client said.
 //! - `object`: `kind` (`shm`, `sem`, `namespace`, `sysctl`) and `id`,
 //!   `key` or `name`.
 //! - `operation`: `create`, `remove`, `set` (`IPC_SET`), `ns_create`,
@@ -178,11 +180,15 @@ impl Daemon {
             Ok(()) => "ok".to_owned(),
             Err(err) => err.name().map_or_else(|| format!("E{}", err.raw()), str::to_owned),
         };
+        // The real uid now, from the kernel (records are rare: a read of
+        // /proc per record is cheap); null if the process is gone.
+        let ruid = e.uid.and_then(|_| uipc_sys::proc::proc_ids(e.pid).ok()).map(|ids| ids.ruid);
         let line = json!({
             "time": time,
             "namespace": e.namespace,
             "pid": e.pid,
             "uid": e.uid,
+            "ruid": ruid,
             "object": e.object,
             "operation": e.operation,
             "outcome": outcome,

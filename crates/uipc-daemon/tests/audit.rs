@@ -108,6 +108,7 @@ fn a_denial_is_recorded_with_the_real_uid_of_the_caller() {
     // The probe's three denials, with its uid and pid from the kernel.
     let denied = find("shmget", "EACCES", 1000).expect("shmget denial recorded");
     assert_eq!((denied["pid"].as_u64(), denied["namespace"].as_str()), (Some(pid), Some("default")));
+    assert_eq!(denied["ruid"].as_u64(), Some(1000), "the real uid, read from the kernel");
     assert_eq!(denied["object"], serde_json::json!({ "kind": "shm", "key": key }));
     let rmid = find("remove", "EPERM", 1000).expect("IPC_RMID denial recorded");
     assert_eq!(rmid["object"], serde_json::json!({ "kind": "shm", "id": id.0 }));

@@ -64,6 +64,8 @@ fn status_field(pid: u32, name: &str) -> Result<String, Errno> {
 /// A process's identity as permission checks see it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcIds {
+    /// Real user id.
+    pub ruid: u32,
     /// Effective user id.
     pub euid: u32,
     /// Effective group id.
@@ -72,7 +74,7 @@ pub struct ProcIds {
     pub groups: Vec<u32>,
 }
 
-/// The current effective ids and supplementary groups of process `pid`:
+/// The current real and effective ids and supplementary groups of process `pid`:
 /// the `Uid:`, `Gid:` and `Groups:` lines of `/proc/PID/status` (the
 /// thread-group leader's credentials; glibc's `setuid` family changes every
 /// thread's). Unlike `SO_PEERCRED`, which is fixed when the peer connects,
@@ -90,12 +92,12 @@ pub fn proc_ids(pid: u32) -> Result<ProcIds, Errno> {
         status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).ok_or(Errno::EIO)
     };
     // "Uid:" and "Gid:" list real, effective, saved set and filesystem ids.
-    let effective = |name: &str| -> Result<u32, Errno> {
-        line(name)?.split_whitespace().nth(1).and_then(|v| v.parse().ok()).ok_or(Errno::EIO)
+    let nth = |name: &str, n: usize| -> Result<u32, Errno> {
+        line(name)?.split_whitespace().nth(n).and_then(|v| v.parse().ok()).ok_or(Errno::EIO)
     };
     let groups: Result<Vec<u32>, Errno> =
         line("Groups")?.split_whitespace().map(|g| g.parse().map_err(|_| Errno::EIO)).collect();
-    Ok(ProcIds { euid: effective("Uid")?, egid: effective("Gid")?, groups: groups? })
+    Ok(ProcIds { ruid: nth("Uid", 0)?, euid: nth("Uid", 1)?, egid: nth("Gid", 1)?, groups: groups? })
 }
 
 /// `pidfd_open(pid, 0)` — a descriptor (close-on-exec) that refers to
