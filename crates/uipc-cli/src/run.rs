@@ -34,8 +34,6 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -250,7 +248,7 @@ impl Daemon {
     fn socket(&self) -> &Path {
         match self {
             Daemon::Shared(p) => p,
-            Daemon::Private(d) => &d.socket,
+            Daemon::Private(d) => d.socket(),
         }
     }
 
@@ -261,77 +259,34 @@ impl Daemon {
     }
 }
 
-/// A daemon served by a thread of this process.
+/// A daemon served by a thread of this process, in a private directory.
 struct PrivateDaemon {
     /// The private directory holding the socket.
     dir: PathBuf,
-    socket: PathBuf,
-    /// Our end of the lifeline: dropping it stops the daemon.
-    lifeline: UnixStream,
-    thread: JoinHandle<Result<(), uipc_daemon::DaemonError>>,
+    daemon: uipc_daemon::Embedded,
 }
 
 impl PrivateDaemon {
     /// Binds a daemon in a new thread, its socket in a fresh 0700 directory.
     fn start() -> Result<PrivateDaemon, String> {
         let dir = private_dir()?;
-        let socket = dir.join("uipc.sock");
-        let (ours, theirs) = match UnixStream::pair() {
-            Ok(p) => p,
+        match uipc_daemon::Embedded::spawn(dir.join("uipc.sock"), |d| d) {
+            Ok(daemon) => Ok(PrivateDaemon { dir, daemon }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("lifeline: {e}"));
-            }
-        };
-        let config = uipc_daemon::Config {
-            socket: socket.clone(),
-            state_dir: None,
-            ready_fd: None,
-            lifeline: Some(OwnedFd::from(theirs)),
-        };
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new().name("uipc-daemon".into()).spawn(move || {
-            // `Daemon` is not Send: bind it on the thread that serves it.
-            match uipc_daemon::Daemon::bind(config) {
-                Ok(d) => {
-                    let _ = tx.send(Ok(()));
-                    d.serve()
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    Err(e)
-                }
-            }
-        });
-        let thread = match thread {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("daemon thread: {e}"));
-            }
-        };
-        match rx.recv() {
-            Ok(Ok(())) => Ok(PrivateDaemon { dir, socket, lifeline: ours, thread }),
-            Ok(Err(msg)) => {
-                let _ = thread.join();
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(msg)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                let _ = std::fs::remove_dir_all(&dir);
-                Err("the daemon thread ended before binding".into())
+                Err(e.to_string())
             }
         }
     }
 
+    fn socket(&self) -> &Path {
+        self.daemon.socket()
+    }
+
     /// Hangs up the lifeline, waits for the daemon and removes its directory.
     fn stop(self) {
-        drop(self.lifeline);
-        match self.thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("uipc run: private daemon: {e}"),
-            Err(_) => eprintln!("uipc run: private daemon: panicked"),
+        if let Err(e) = self.daemon.stop() {
+            eprintln!("uipc run: private daemon: {e}");
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("uipc run: removing {}: {e}", self.dir.display());

@@ -82,3 +82,85 @@ impl std::error::Error for DaemonError {}
 pub fn run(config: Config) -> Result<(), DaemonError> {
     Daemon::bind(config)?.serve()
 }
+
+/// A daemon served by a thread of this process, with a lifeline this
+/// handle holds: `uipc run`'s private daemon, and the tests' daemons. It is
+/// bound (accepting connections) when [`spawn`](Embedded::spawn) returns,
+/// and stops when the handle is [stopped](Embedded::stop) or dropped.
+#[derive(Debug)]
+pub struct Embedded {
+    socket: PathBuf,
+    /// Our end of the lifeline: hanging it up stops the daemon.
+    lifeline: Option<std::os::unix::net::UnixStream>,
+    thread: Option<std::thread::JoinHandle<Result<(), DaemonError>>>,
+}
+
+impl Embedded {
+    /// Binds a daemon on `socket` in a new thread; `configure` may adjust it
+    /// before it serves (an audit log, say).
+    ///
+    /// # Errors
+    /// As [`run`]'s binding; the thread could not be started.
+    pub fn spawn(
+        socket: PathBuf,
+        configure: impl FnOnce(Daemon) -> Daemon + Send + 'static,
+    ) -> Result<Embedded, DaemonError> {
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| DaemonError(format!("lifeline: {e}")))?;
+        let config = Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(theirs.into()) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("uipc-daemon".into())
+            // `Daemon` is not Send: it is bound on the thread that serves it.
+            .spawn(move || match Daemon::bind(config) {
+                Ok(d) => {
+                    let _ = tx.send(Ok(()));
+                    configure(d).serve()
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.0.clone()));
+                    Err(e)
+                }
+            })
+            .map_err(|e| DaemonError(format!("daemon thread: {e}")))?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(Embedded { socket, lifeline: Some(ours), thread: Some(thread) }),
+            Ok(Err(msg)) => {
+                let _ = thread.join();
+                Err(DaemonError(msg))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(DaemonError("the daemon thread ended before binding".into()))
+            }
+        }
+    }
+
+    /// The socket it serves on.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// Hangs up the lifeline and waits for the daemon to finish.
+    ///
+    /// # Errors
+    /// The daemon's own error, or its thread's panic.
+    pub fn stop(mut self) -> Result<(), DaemonError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), DaemonError> {
+        self.lifeline.take();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(DaemonError("the daemon thread panicked".into())),
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}

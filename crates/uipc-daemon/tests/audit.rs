@@ -7,14 +7,12 @@
 
 mod common;
 
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use common::*;
 use uipc_abi::{Errno, IPC_CREAT};
 use uipc_daemon::audit::Audit;
-use uipc_daemon::{Config, Daemon};
+use uipc_daemon::Embedded;
 
 const ENTRY: &str = "probe_entry_audit";
 
@@ -37,35 +35,16 @@ fn probe_entry_audit() {
 /// A daemon in a thread, auditing to `log`; stopped on drop.
 struct AuditedDaemon {
     socket: PathBuf,
-    lifeline: Option<UnixStream>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _daemon: Embedded,
     _dir: TempDir,
 }
 
 impl AuditedDaemon {
     fn start(dir: TempDir, log: &Path) -> AuditedDaemon {
         let socket = dir.0.join("d.sock");
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let config =
-            Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(OwnedFd::from(theirs)) };
         let file = std::fs::File::create(log).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let d = Daemon::bind(config).unwrap().with_audit(Audit::new(Box::new(file)));
-            tx.send(()).unwrap();
-            d.serve().unwrap();
-        });
-        rx.recv().unwrap();
-        AuditedDaemon { socket, lifeline: Some(ours), thread: Some(thread), _dir: dir }
-    }
-}
-
-impl Drop for AuditedDaemon {
-    fn drop(&mut self) {
-        self.lifeline.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let daemon = Embedded::spawn(socket.clone(), move |d| d.with_audit(Audit::new(Box::new(file)))).unwrap();
+        AuditedDaemon { socket, _daemon: daemon, _dir: dir }
     }
 }
 

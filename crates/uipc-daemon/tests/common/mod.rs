@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use uipc_abi::Errno;
-use uipc_daemon::{Config, Daemon};
+use uipc_daemon::Embedded;
 use uipc_proto::{Request, Response, HEADER, VERSION};
 use uipc_sys::net;
 
@@ -80,12 +79,11 @@ impl Drop for TempDir {
     }
 }
 
-/// A daemon serving in a thread of the test process; shut down (through
-/// its lifeline) and joined on drop.
+/// A daemon serving in a thread of the test process ([`Embedded`]); shut
+/// down (through its lifeline) and joined on drop.
 pub struct TestDaemon {
     pub socket: PathBuf,
-    lifeline: Option<UnixStream>,
-    thread: Option<JoinHandle<Result<(), uipc_daemon::DaemonError>>>,
+    daemon: Option<Embedded>,
     pub dir: TempDir,
 }
 
@@ -93,28 +91,8 @@ impl TestDaemon {
     pub fn start(tag: &str) -> TestDaemon {
         let dir = TempDir::new(tag);
         let socket = dir.0.join("d.sock");
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        // `Daemon` is not `Send` (its epoll buffer holds raw pointers): it
-        // is bound in the thread that serves, which reports back once bound.
-        let (tx, rx) = mpsc::channel();
-        let config =
-            Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(OwnedFd::from(theirs)) };
-        let thread = std::thread::spawn(move || {
-            let d = Daemon::bind(config);
-            let d = match d {
-                Ok(d) => {
-                    let _ = tx.send(Ok(()));
-                    d
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return Err(e);
-                }
-            };
-            d.serve()
-        });
-        rx.recv().unwrap().unwrap();
-        TestDaemon { socket, lifeline: Some(ours), thread: Some(thread), dir }
+        let daemon = Embedded::spawn(socket.clone(), |d| d).unwrap();
+        TestDaemon { socket, daemon: Some(daemon), dir }
     }
 
     /// A client of namespace `default`.
@@ -132,10 +110,9 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        self.lifeline.take();
-        if let Some(t) = self.thread.take() {
+        if let Some(d) = self.daemon.take() {
+            let r = d.stop();
             if !std::thread::panicking() {
-                let r = t.join().expect("daemon thread panicked");
                 assert!(r.is_ok(), "daemon failed: {r:?}");
             }
         }

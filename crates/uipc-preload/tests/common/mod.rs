@@ -2,16 +2,13 @@
 //! an in-process daemon, the shim's path and the C compiler.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use uipc_daemon::{Config, Daemon};
+use uipc_daemon::Embedded;
 
 /// Aborts the test process if not dropped within `secs`.
 pub struct Watchdog(Option<mpsc::Sender<()>>);
@@ -53,11 +50,11 @@ impl Drop for TempDir {
     }
 }
 
-/// A daemon serving in a thread; shut down through its lifeline on drop.
+/// A daemon serving in a thread ([`Embedded`]); shut down through its
+/// lifeline on drop.
 pub struct TestDaemon {
     pub socket: PathBuf,
-    pub lifeline: Option<UnixStream>,
-    pub thread: Option<JoinHandle<Result<(), uipc_daemon::DaemonError>>>,
+    daemon: Option<Embedded>,
     pub _dir: TempDir,
 }
 
@@ -65,32 +62,16 @@ impl TestDaemon {
     pub fn start(tag: &str) -> TestDaemon {
         let dir = TempDir::new(tag);
         let socket = dir.0.join("d.sock");
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let config =
-            Config { socket: socket.clone(), state_dir: None, ready_fd: None, lifeline: Some(OwnedFd::from(theirs)) };
-        // `Daemon` is not `Send`: bind in the thread that serves.
-        let thread = std::thread::spawn(move || match Daemon::bind(config) {
-            Ok(d) => {
-                let _ = tx.send(Ok(()));
-                d.serve()
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                Err(e)
-            }
-        });
-        rx.recv().unwrap().unwrap();
-        TestDaemon { socket, lifeline: Some(ours), thread: Some(thread), _dir: dir }
+        let daemon = Embedded::spawn(socket.clone(), |d| d).unwrap();
+        TestDaemon { socket, daemon: Some(daemon), _dir: dir }
     }
 }
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        self.lifeline.take();
-        if let Some(t) = self.thread.take() {
+        if let Some(d) = self.daemon.take() {
+            let r = d.stop();
             if !std::thread::panicking() {
-                let r = t.join().expect("daemon thread panicked");
                 assert!(r.is_ok(), "daemon failed: {r:?}");
             }
         }
