@@ -7,46 +7,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-/// Whether the test runs as root.
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
+pub use uipc_testsupport::watchdog;
 
 /// Prints a skip message and returns `true` when not root.
 pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!("SKIP {test}: needs root (other users' processes, unshare --ipc)");
-    true
-}
-
-/// Aborts the process if not dropped within `secs`.
-pub struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.take();
-    }
-}
-
-/// Starts a [`Watchdog`].
-pub fn watchdog(what: &'static str, secs: u64) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("WATCHDOG: {what} did not finish within {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
+    uipc_testsupport::skip_unless_root(test, "other users' processes, unshare --ipc")
 }
 
 /// The `uipc` binary.

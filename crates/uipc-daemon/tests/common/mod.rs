@@ -5,13 +5,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use uipc_abi::Errno;
@@ -22,61 +20,11 @@ use uipc_sys::net;
 /// How long any single blocking read or write on a raw socket may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Whether the test runs as root (uid 0).
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+pub use uipc_testsupport::{watchdog, TempDir};
 
 /// Prints a skip message and returns `true` when not root.
 pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!("SKIP {test}: needs root (to run probes as other users)");
-    true
-}
-
-/// Aborts the whole process if not dropped within `secs`: nothing in these
-/// tests may hang.
-pub struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.take();
-    }
-}
-
-/// Starts a [`Watchdog`].
-pub fn watchdog(what: &'static str, secs: u64) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("WATCHDOG: {what} did not finish within {secs} s; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-/// A fresh directory, searchable by everyone (0755), removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("uipc-dt-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    uipc_testsupport::skip_unless_root(test, "to run probes as other users")
 }
 
 /// A daemon serving in a thread of the test process ([`Embedded`]); shut
