@@ -49,7 +49,7 @@ macro_rules! get_fields {
     };
 }
 
-/// A native-endian integer field of `N` bytes at `at`.
+/// The native-endian integer of type `T` at byte `at`; `None` past the end.
 fn field<T: FromNe>(bytes: &[u8], at: usize) -> Option<T> {
     T::from_ne(bytes.get(at..at + size_of::<T>())?)
 }
