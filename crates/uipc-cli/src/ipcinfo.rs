@@ -50,6 +50,12 @@ impl Prog {
         std::process::ExitCode::FAILURE
     }
 
+    /// `-V`: the version line, and success.
+    pub fn version(&self) -> std::process::ExitCode {
+        println!("{} from uipc {} (util-linux 2.38.1 compatible)", self.short, env!("CARGO_PKG_VERSION"));
+        std::process::ExitCode::SUCCESS
+    }
+
     /// `errx(EXIT_FAILURE, msg)`.
     pub fn fail(&self, msg: &str) -> std::process::ExitCode {
         self.warnx(msg);

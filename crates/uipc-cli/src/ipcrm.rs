@@ -308,10 +308,7 @@ fn run(prog: &Prog, args: &[String]) -> Result<ExitCode, Fatal> {
                 print!("{}", usage(prog));
                 return Ok(ExitCode::SUCCESS);
             }
-            "V" => {
-                println!("{} from uipc {} (util-linux 2.38.1 compatible)", prog.short, env!("CARGO_PKG_VERSION"));
-                return Ok(ExitCode::SUCCESS);
-            }
+            "V" => return Ok(prog.version()),
             _ => continue,
         };
         let id = if iskey {

@@ -134,10 +134,7 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 print!("{}", usage(prog));
                 return ExitCode::SUCCESS;
             }
-            "V" => {
-                println!("{} from uipc {} (util-linux 2.38.1 compatible)", prog.short, env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
+            "V" => return prog.version(),
             "ns" => target.ns = Some(v),
             "socket" => target.socket = Some(v.into()),
             "json" => json_out = true,

@@ -279,10 +279,7 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 print!("{}", usage(prog));
                 return ExitCode::SUCCESS;
             }
-            "V" => {
-                println!("{} from uipc {} (util-linux 2.38.1 compatible)", prog.short, env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
+            "V" => return prog.version(),
             "ns" => target.ns = Some(v),
             "socket" => target.socket = Some(v.into()),
             _ => {}
@@ -420,7 +417,52 @@ fn pid_cmdline(pid: u32) -> Option<String> {
     Some(raw.iter().map(|&b| if b == 0 { ' ' } else { char::from(b) }).collect())
 }
 
+/// The columns every kind of object has (`KEY` to `CTIME`).
+struct Common {
+    key: i32,
+    id: i32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    cuid: u32,
+    cgid: u32,
+    /// What the `CGID` column shows (util-linux 2.38 shows a segment's cuid).
+    cgid_shown: u32,
+    ctime: i64,
+}
+
+/// The rows to show: all, or the one with `id` (`id N not found` warned
+/// when there is none, as `lsipc -i` does).
+fn select<T>(prog: &Prog, rows: Vec<T>, id: Option<i32>, id_of: impl Fn(&T) -> i32) -> Vec<T> {
+    let Some(id) = id else { return rows };
+    let one: Vec<T> = rows.into_iter().filter(|r| id_of(r) == id).take(1).collect();
+    if one.is_empty() {
+        prog.warnx(&format!("id {id} not found"));
+    }
+    one
+}
+
 impl Ctx<'_> {
+    /// A cell of one of the [`Common`] columns.
+    fn common_cell(&self, c: usize, p: &Common, names: &mut Names) -> Option<String> {
+        match c {
+            KEY => Some(format!("0x{:08x}", p.key)),
+            ID => Some(p.id.to_string()),
+            OWNER => Some(names.user(p.uid).unwrap_or_else(|| p.uid.to_string())),
+            PERMS => Some(self.perms(p.mode)),
+            CUID => Some(p.cuid.to_string()),
+            CUSER => names.user(p.cuid),
+            CGID => Some(p.cgid_shown.to_string()),
+            CGROUP => names.group(p.cgid),
+            UID => Some(p.uid.to_string()),
+            USER => names.user(p.uid),
+            GID => Some(p.gid.to_string()),
+            GROUP => names.group(p.gid),
+            CTIME => self.time(p.ctime),
+            _ => None,
+        }
+    }
+
     fn time(&self, t: i64) -> Option<String> {
         (t != 0).then(|| match self.time_mode {
             TimeMode::Full => ipcinfo::ctime(t),
@@ -508,37 +550,28 @@ impl Ctx<'_> {
     }
 
     fn shm(&self, prog: &Prog, tb: &mut Table, id: Option<i32>, names: &mut Names) -> Result<(), String> {
-        let rows = ipcinfo::shm_rows(self.c).map_err(daemon_err)?;
-        let rows: Vec<_> = rows
-            .into_iter()
-            .filter(|r| id.is_none_or(|i| i == r.id))
-            .take(if id.is_some() { 1 } else { usize::MAX })
-            .collect();
+        let rows = select(prog, ipcinfo::shm_rows(self.c).map_err(daemon_err)?, id, |r| r.id);
         if rows.is_empty() {
-            if let Some(id) = id {
-                prog.warnx(&format!("id {id} not found"));
-            }
             return Ok(());
         }
         tb.name = Some("sharedmemory");
         for p in rows {
+            // util-linux 2.38 prints the creator's uid in CGID for segments.
+            let common = Common {
+                key: p.key,
+                id: p.id,
+                mode: p.mode,
+                uid: p.uid,
+                gid: p.gid,
+                cuid: p.cuid,
+                cgid: p.cgid,
+                cgid_shown: p.cuid,
+                ctime: p.ctime,
+            };
             let mut row = vec![None; tb.cols.len()];
             for (n, &c) in tb.cols.iter().enumerate() {
                 row[n] = match c {
-                    KEY => Some(format!("0x{:08x}", p.key)),
-                    ID => Some(p.id.to_string()),
-                    OWNER => Some(names.user(p.uid).unwrap_or_else(|| p.uid.to_string())),
-                    PERMS => Some(self.perms(p.mode)),
-                    CUID => Some(p.cuid.to_string()),
-                    CUSER => names.user(p.cuid),
-                    // util-linux 2.38 prints the creator's uid here.
-                    CGID => Some(p.cuid.to_string()),
-                    CGROUP => names.group(p.cgid),
-                    UID => Some(p.uid.to_string()),
-                    USER => names.user(p.uid),
-                    GID => Some(p.gid.to_string()),
-                    GROUP => names.group(p.gid),
-                    CTIME => self.time(p.ctime),
+                    KEY..=CTIME => self.common_cell(c, &common, names),
                     SIZE => Some(self.size(p.segsz)),
                     NATTCH => Some(p.nattch.to_string()),
                     STATUS => {
@@ -566,35 +599,23 @@ impl Ctx<'_> {
 
     fn sem(&self, prog: &Prog, tb: &mut Table, id: Option<i32>, names: &mut Names) -> Result<(), String> {
         tb.name = Some("semaphores");
-        let rows = ipcinfo::sem_rows(self.c).map_err(daemon_err)?;
-        let rows: Vec<_> = rows
-            .into_iter()
-            .filter(|r| id.is_none_or(|i| i == r.id))
-            .take(if id.is_some() { 1 } else { usize::MAX })
-            .collect();
-        if rows.is_empty() {
-            if let Some(id) = id {
-                prog.warnx(&format!("id {id} not found"));
-            }
-            return Ok(());
-        }
+        let rows = select(prog, ipcinfo::sem_rows(self.c).map_err(daemon_err)?, id, |r| r.id);
         for p in &rows {
+            let common = Common {
+                key: p.key,
+                id: p.id,
+                mode: p.mode,
+                uid: p.uid,
+                gid: p.gid,
+                cuid: p.cuid,
+                cgid: p.cgid,
+                cgid_shown: p.cgid,
+                ctime: p.ctime,
+            };
             let mut row = vec![None; tb.cols.len()];
             for (n, &c) in tb.cols.iter().enumerate() {
                 row[n] = match c {
-                    KEY => Some(format!("0x{:08x}", p.key)),
-                    ID => Some(p.id.to_string()),
-                    OWNER => Some(names.user(p.uid).unwrap_or_else(|| p.uid.to_string())),
-                    PERMS => Some(self.perms(p.mode)),
-                    CUID => Some(p.cuid.to_string()),
-                    CUSER => names.user(p.cuid),
-                    CGID => Some(p.cgid.to_string()),
-                    CGROUP => names.group(p.cgid),
-                    UID => Some(p.uid.to_string()),
-                    USER => names.user(p.uid),
-                    GID => Some(p.gid.to_string()),
-                    GROUP => names.group(p.gid),
-                    CTIME => self.time(p.ctime),
+                    KEY..=CTIME => self.common_cell(c, &common, names),
                     NSEMS => Some(p.nsems.to_string()),
                     OTIME => self.time(p.otime),
                     _ => None,
