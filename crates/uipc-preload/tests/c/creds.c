@@ -41,7 +41,7 @@ static int raise_ipc_owner(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "shim") == 0) deny_kernel_shm();
+    if (argc > 1 && strcmp(argv[1], "shim") == 0) deny_kernel_ipc();
     setvbuf(stdout, NULL, _IONBF, 0);
     int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
     CHECK(id >= 0, "shmget");

@@ -2,7 +2,7 @@
 #include "common.h"
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     errno = 0;
     CHECK(shmget(IPC_PRIVATE, 0, 0600) == -1 && errno == EINVAL, "shmget size 0");
     errno = 0;

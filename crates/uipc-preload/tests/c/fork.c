@@ -3,7 +3,7 @@
 #include "common.h"
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     int id = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0600);
     CHECK(id >= 0, "shmget");
     char *p = shmat(id, NULL, 0);

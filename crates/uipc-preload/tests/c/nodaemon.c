@@ -2,7 +2,7 @@
 #include "common.h"
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     errno = 0;
     CHECK(shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) == -1 && errno == ENOSYS, "shmget");
     errno = 0;

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     FILE *f = fopen("/proc/sysvipc/shm", "r");
     CHECK(f != NULL, "fopen");
     char link[256] = {0}, fdpath[64];

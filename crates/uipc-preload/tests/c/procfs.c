@@ -23,7 +23,7 @@ static int find_line(FILE *f, int want_id, long want_size) {
 }
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     int id = shmget(0x75697063, 4096, IPC_CREAT | 0600);
     CHECK(id >= 0, "shmget");
 

@@ -17,7 +17,7 @@ static void *worker(void *arg) {
 }
 
 int main(void) {
-    deny_kernel_shm();
+    deny_kernel_ipc();
     id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
     CHECK(id >= 0, "shmget");
     pthread_t t[8];
