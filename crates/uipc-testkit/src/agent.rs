@@ -53,8 +53,7 @@ use uipc_proto::CtlOut;
 use uipc_sys::oracle::{self, Channel, Forked, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
 
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView, Started,
-    Timeout,
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
 };
 
 /// A request from the test process to the agent.
@@ -821,9 +820,7 @@ fn semctl(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
                         uipc_abi::IPC_STAT | uipc_abi::SEM_STAT | uipc_abi::SEM_STAT_ANY => {
                             Data::SemDs(SemDsView::from_abi(&oracle::decode(&head)))
                         }
-                        uipc_abi::IPC_INFO | uipc_abi::SEM_INFO => {
-                            Data::Seminfo(SeminfoView::from_abi(&oracle::decode(&head)))
-                        }
+                        uipc_abi::IPC_INFO | uipc_abi::SEM_INFO => Data::Seminfo(oracle::decode(&head)),
                         uipc_abi::GETALL => Data::Values(
                             out.chunks_exact(2).take(nsems).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect(),
                         ),
@@ -1071,7 +1068,7 @@ fn semctl_uipc(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
             let data = match out {
                 SemOut::None => Data::None,
                 SemOut::SemDs(ds) => Data::SemDs(SemDsView::from_abi(&ds)),
-                SemOut::Seminfo(i) => Data::Seminfo(SeminfoView::from_abi(&i)),
+                SemOut::Seminfo(i) => Data::Seminfo(i),
                 SemOut::Values(v) => Data::Values(v),
             };
             Reply { ret: Ok(ret), data }

@@ -15,8 +15,7 @@ use uipc_core::{HeapMemory, IpcNamespace, Time};
 
 use crate::backend::Backend;
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView, Started,
-    Timeout,
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
 };
 use crate::sandbox;
 
@@ -310,7 +309,7 @@ impl CoreBackend {
         let data = match out {
             SemCtlOut::None => Data::None,
             SemCtlOut::Ds(ds) => Data::SemDs(SemDsView::from_abi(&ds)),
-            SemCtlOut::Info(i) => Data::Seminfo(SeminfoView::from_abi(&i)),
+            SemCtlOut::Info(i) => Data::Seminfo(i),
             SemCtlOut::Values(v) => Data::Values(v),
         };
         Reply { ret: Ok(ret), data }

@@ -274,7 +274,7 @@ pub enum Data {
     /// A `struct semid_ds` (IPC_STAT, SEM_STAT, SEM_STAT_ANY).
     SemDs(SemDsView),
     /// A `struct seminfo` (IPC_INFO, SEM_INFO).
-    Seminfo(SeminfoView),
+    Seminfo(uipc_abi::Seminfo),
     /// The values GETALL wrote (nsems of them).
     Values(Vec<u16>),
 }
@@ -372,22 +372,6 @@ pub struct SemDsView {
     pub unused_or: u64,
 }
 
-/// Every field of `struct seminfo` (IPC_INFO, SEM_INFO), raw.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct SeminfoView {
-    pub semmap: i32,
-    pub semmni: i32,
-    pub semmns: i32,
-    pub semmnu: i32,
-    pub semmsl: i32,
-    pub semopm: i32,
-    pub semume: i32,
-    pub semusz: i32,
-    pub semvmx: i32,
-    pub semaem: i32,
-}
-
 impl SemDsView {
     /// Decodes the ABI structure.
     pub fn from_abi(ds: &uipc_abi::Semid64Ds) -> SemDsView {
@@ -412,24 +396,6 @@ impl SemDsView {
                 | time_pad
                 | ds.unused3
                 | ds.unused4,
-        }
-    }
-}
-
-impl SeminfoView {
-    /// Decodes the ABI structure.
-    pub fn from_abi(i: &uipc_abi::Seminfo) -> SeminfoView {
-        SeminfoView {
-            semmap: i.semmap,
-            semmni: i.semmni,
-            semmns: i.semmns,
-            semmnu: i.semmnu,
-            semmsl: i.semmsl,
-            semopm: i.semopm,
-            semume: i.semume,
-            semusz: i.semusz,
-            semvmx: i.semvmx,
-            semaem: i.semaem,
         }
     }
 }

@@ -7,8 +7,7 @@ use uipc_abi::Errno;
 
 use crate::backend::Backend;
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemBuf, SemDsView, SeminfoView, ShmDsView, ShmInfoView, ShminfoView,
-    Started, Timeout,
+    CtlBuf, Data, Identity, Op, Reply, SemArg, SemBuf, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
 };
 
 /// A process of the test, by its order of creation (`P0`, `P1`, …).
@@ -596,7 +595,7 @@ impl<'b> Session<'b> {
     }
 
     /// `semctl(0, 0, cmd, &info)` for IPC_INFO or SEM_INFO.
-    pub fn sem_info(&mut self, p: Proc, cmd: i32) -> Res<(i64, SeminfoView)> {
+    pub fn sem_info(&mut self, p: Proc, cmd: i32) -> Res<(i64, uipc_abi::Seminfo)> {
         let r = self.semctl_op(p, 0, 0, cmd, SemArg::Out, ", &info");
         let v = Self::errno(&r)?;
         match r.data {
