@@ -30,6 +30,13 @@ pub struct Prot {
 }
 
 impl Prot {
+    /// `PROT_NONE`: no access.
+    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    /// `PROT_READ`.
+    pub const READ: Prot = Prot { read: true, write: false, exec: false };
+    /// `PROT_READ | PROT_WRITE`.
+    pub const READ_WRITE: Prot = Prot { read: true, write: true, exec: false };
+
     /// Decodes `mprotect`'s `prot` (`PROT_READ`, `PROT_WRITE`, `PROT_EXEC`,
     /// and x86's `PROT_SEM`, which sets no flag); `None` for any other bit
     /// (`arch_validate_prot()` fails those with `EINVAL`, so a call that

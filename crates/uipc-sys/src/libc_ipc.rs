@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use uipc_abi::{Errno, Sembuf, Semid64Ds};
 
+use crate::oracle::last_errno;
 pub use crate::oracle::{SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN, FAULT_ADDR};
 
 mod c {
@@ -41,11 +42,6 @@ mod c {
             timeout: *const libc::timespec,
         ) -> libc::c_int;
     }
-}
-
-/// The `errno` the last failed call left.
-fn last_errno() -> Errno {
-    Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
 fn check(ret: libc::c_int) -> Result<i64, Errno> {

@@ -89,40 +89,23 @@ pub fn reopen_read_only(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     }
 }
 
-/// Access to a mapping's pages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Prot {
-    /// `PROT_READ`.
-    pub read: bool,
-    /// `PROT_WRITE`.
-    pub write: bool,
-    /// `PROT_EXEC`.
-    pub exec: bool,
+/// Access to a mapping's pages: the model's type (`mprotect`'s bits).
+pub use uipc_core::mm::Prot;
+
+fn prot_flags(prot: Prot) -> ProtFlags {
+    let mut f = ProtFlags::empty();
+    f.set(ProtFlags::READ, prot.read);
+    f.set(ProtFlags::WRITE, prot.write);
+    f.set(ProtFlags::EXEC, prot.exec);
+    f
 }
 
-impl Prot {
-    /// `PROT_NONE`: no access.
-    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
-    /// `PROT_READ`.
-    pub const READ: Prot = Prot { read: true, write: false, exec: false };
-    /// `PROT_READ | PROT_WRITE`.
-    pub const READ_WRITE: Prot = Prot { read: true, write: true, exec: false };
-
-    fn flags(self) -> ProtFlags {
-        let mut f = ProtFlags::empty();
-        f.set(ProtFlags::READ, self.read);
-        f.set(ProtFlags::WRITE, self.write);
-        f.set(ProtFlags::EXEC, self.exec);
-        f
-    }
-
-    fn mprotect_flags(self) -> MprotectFlags {
-        let mut f = MprotectFlags::empty();
-        f.set(MprotectFlags::READ, self.read);
-        f.set(MprotectFlags::WRITE, self.write);
-        f.set(MprotectFlags::EXEC, self.exec);
-        f
-    }
+fn mprotect_flags(prot: Prot) -> MprotectFlags {
+    let mut f = MprotectFlags::empty();
+    f.set(MprotectFlags::READ, prot.read);
+    f.set(MprotectFlags::WRITE, prot.write);
+    f.set(MprotectFlags::EXEC, prot.exec);
+    f
 }
 
 /// Where [`map_shared`] puts a mapping.
@@ -177,7 +160,7 @@ pub unsafe fn map_shared(fd: BorrowedFd<'_>, len: u64, prot: Prot, at: Placement
     // no mapping, so they cannot touch memory anyone uses; for Fixed, the
     // caller guarantees nothing Rust uses lies in the range (this fn's
     // contract). The new mapping is reached only through raw addresses.
-    let p = unsafe { rustix::mm::mmap(hint, len, prot.flags(), flags, fd, 0) }.map_err(errno)?;
+    let p = unsafe { rustix::mm::mmap(hint, len, prot_flags(prot), flags, fd, 0) }.map_err(errno)?;
     let got = u64::try_from(p as usize).map_err(|_| Errno::EINVAL)?;
     if matches!(at, Placement::FixedNoReplace(_)) && want != Some(got) {
         // A kernel before 4.17 took MAP_FIXED_NOREPLACE as a mere hint and
@@ -231,7 +214,7 @@ pub unsafe fn protect(addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
     let (p, len) = (to_ptr(addr)?, to_usize(len)?);
     // SAFETY: the caller guarantees nothing Rust uses lies in the range
     // (this fn's contract); mprotect checks the range itself.
-    unsafe { rustix::mm::mprotect(p, len, prot.mprotect_flags()) }.map_err(errno)
+    unsafe { rustix::mm::mprotect(p, len, mprotect_flags(prot)) }.map_err(errno)
 }
 
 /// `mprotect(addr, len, prot)` with the caller's raw `PROT_*` bits, passed

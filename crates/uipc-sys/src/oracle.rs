@@ -49,7 +49,7 @@ fn from_rustix(e: rustix::io::Errno) -> Errno {
 }
 
 /// The `errno` the last failed libc call left.
-fn last_errno() -> Errno {
+pub(crate) fn last_errno() -> Errno {
     Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
