@@ -70,6 +70,16 @@ fn a_hang_up_read_after_the_next_connection_still_releases_the_attachments() {
 
     // While the daemon cannot run: the new connection first, then A's close.
     signal(daemon, "-STOP");
+    // Stopped for certain (state T) before anything else happens.
+    while !std::fs::read_to_string(format!("/proc/{daemon}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .starts_with(" T")
+    {
+        std::thread::yield_now();
+    }
     let mut b = Raw::connect(&socket);
     drop(a);
     signal(daemon, "-CONT");
