@@ -16,6 +16,7 @@ fn guest(pid: u32, uid: u32) -> Cred {
         groups: vec![],
         caps: CapSet::EMPTY,
         memlock_limit: RLIM_INFINITY,
+        posix: uipc_core::PosixIds::from_effective(Uid(uid), Gid(uid)),
     }
 }
 

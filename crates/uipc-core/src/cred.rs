@@ -20,6 +20,12 @@ pub struct Gid(pub u32);
 pub struct Cap(u32);
 
 impl Cap {
+    /// `CAP_DAC_OVERRIDE`: bypass file read, write and execute checks.
+    pub const DAC_OVERRIDE: Cap = Cap(1);
+    /// `CAP_DAC_READ_SEARCH`: bypass file read checks.
+    pub const DAC_READ_SEARCH: Cap = Cap(2);
+    /// `CAP_FOWNER`: act as a file's owner (unlink in a sticky directory).
+    pub const FOWNER: Cap = Cap(3);
     /// `CAP_SYS_RAWIO`: map below `vm.mmap_min_addr` (the mapper's concern).
     pub const SYS_RAWIO: Cap = Cap(17);
     /// `CAP_IPC_LOCK`: lock shared memory, hugetlb segments.
@@ -81,6 +87,38 @@ pub struct Cred {
     pub caps: CapSet,
     /// `RLIMIT_MEMLOCK` soft limit in bytes ([`RLIM_INFINITY`] for none): `SHM_LOCK` needs it.
     pub memlock_limit: u64,
+    /// The POSIX (file-like) identity: real uid, filesystem ids, umask and
+    /// `RLIMIT_MSGQUEUE`. [`PosixIds::from_effective`] for a caller whose
+    /// filesystem ids follow its effective ones (the usual case).
+    pub posix: PosixIds,
+}
+
+/// What POSIX IPC objects (files of the mqueue filesystem) need of a
+/// caller beyond System V's effective ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PosixIds {
+    /// Real user id: `RLIMIT_MSGQUEUE` is charged to it (`current_ucounts()`),
+    /// and a notification signal reports it as `si_uid`.
+    pub ruid: Uid,
+    /// Filesystem user id: owner of new queues, owner class in file checks.
+    pub fsuid: Uid,
+    /// Filesystem group id.
+    pub fsgid: Gid,
+    /// The process's umask (`current_umask()`), applied to a new queue's mode.
+    pub umask: u32,
+    /// `RLIMIT_MSGQUEUE` soft limit in bytes ([`RLIM_INFINITY`] for none).
+    pub msgqueue_limit: u64,
+}
+
+impl PosixIds {
+    /// `RLIMIT_MSGQUEUE`'s default: 819200 bytes (`MQ_BYTES_MAX`).
+    pub const DEFAULT_MSGQUEUE_LIMIT: u64 = 819_200;
+
+    /// The ids of a caller whose real and filesystem ids are its effective
+    /// ones, with umask 022 and the default `RLIMIT_MSGQUEUE`.
+    pub fn from_effective(euid: Uid, egid: Gid) -> PosixIds {
+        PosixIds { ruid: euid, fsuid: euid, fsgid: egid, umask: 0o022, msgqueue_limit: Self::DEFAULT_MSGQUEUE_LIMIT }
+    }
 }
 
 impl Cred {
@@ -89,6 +127,12 @@ impl Cred {
     /// Mirrors `kernel/groups.c:in_group_p()`.
     pub fn in_group(&self, gid: Gid) -> bool {
         self.egid == gid || self.groups.contains(&gid)
+    }
+
+    /// Whether the caller is in group `gid` as file checks see it: its
+    /// fsgid or a supplementary group (`in_group_p()` reads `cred->fsgid`).
+    pub fn in_fs_group(&self, gid: Gid) -> bool {
+        self.posix.fsgid == gid || self.groups.contains(&gid)
     }
 
     /// Whether the caller has `cap` (`ns_capable()` on the owning user namespace).

@@ -21,11 +21,12 @@ pub mod memory;
 pub mod mm;
 pub mod namespace;
 pub mod perm;
+pub mod posix;
 pub mod sysv;
 pub mod time;
 pub mod wait;
 
-pub use cred::{Cap, CapSet, Cred, Gid, Pid, Uid};
+pub use cred::{Cap, CapSet, Cred, Gid, Pid, PosixIds, Uid};
 pub use ids::{IpcId, IpcKey};
 pub use memory::{HeapMemory, Memory};
 pub use namespace::IpcNamespace;

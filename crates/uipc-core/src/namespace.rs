@@ -9,9 +9,11 @@ use crate::limits::{self, Limits, Parsed};
 use crate::memory::Memory;
 use crate::mm::Mm;
 use crate::perm::NamespaceOwner;
+use crate::posix::mqueue::MqState;
 use crate::sysv::sem::SemState;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
+use crate::wait::{Interrupt, WaiterId};
 
 /// Object counts of a namespace ([`IpcNamespace::object_counts`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct IpcNamespace<M: Memory> {
     pub(crate) memory: M,
     pub(crate) shm: ShmState<M::Region>,
     pub(crate) sem: SemState,
+    /// The POSIX message queues (the namespace's mqueue filesystem).
+    pub(crate) mq: MqState,
     /// Each process's System V shm mappings.
     pub(crate) mms: BTreeMap<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
@@ -58,10 +62,29 @@ impl<M: Memory> IpcNamespace<M> {
             memory,
             shm: ShmState::default(),
             sem: SemState::default(),
+            mq: MqState::default(),
             mms: BTreeMap::new(),
             next_attach: 0,
             msg_next_id: -1,
         }
+    }
+
+    /// A new [`WaiterId`], unique among every mechanism's sleepers here.
+    pub(crate) fn new_waiter(&mut self) -> WaiterId {
+        let w = WaiterId(self.sem.next_waiter);
+        self.sem.next_waiter += 1;
+        w
+    }
+
+    /// Ends a sleeper that nobody completed, whichever mechanism it sleeps
+    /// in (see [`sem_interrupt`](Self::sem_interrupt),
+    /// [`mq_interrupt`](Self::mq_interrupt)); `None` if it had already
+    /// finished.
+    pub fn interrupt(&mut self, waiter: WaiterId, why: Interrupt) -> Option<Result<i64, Errno>> {
+        if self.mq_is_sleeper(waiter) {
+            return self.mq_interrupt(waiter, why);
+        }
+        self.sem_interrupt(waiter, why)
     }
 
     /// The current limits.
@@ -171,6 +194,7 @@ impl<M: Memory> IpcNamespace<M> {
         for id in self.shm.ids.ids() {
             self.shm_destroy(id);
         }
+        self.mq_free_names();
         self.mms.clear();
     }
 
@@ -183,12 +207,15 @@ impl<M: Memory> IpcNamespace<M> {
             self.shm_open(vma.id, parent.pid, now);
         }
         self.mms.insert(child, mm);
+        self.mq_fork(parent.pid, child);
     }
 
     /// `execve()`: every System V mapping is detached as by `shmdt`
     /// (SPEC SHM-LIFE-3).
     pub fn exec(&mut self, pid: Pid, now: Time) {
         self.shm_exit_mm(pid, now);
+        // Message queue descriptors are always close-on-exec (MQ-OPEN-7).
+        self.mq_exit(pid);
     }
 
     /// Exit of the process's last thread: every mapping is detached, its
@@ -202,6 +229,7 @@ impl<M: Memory> IpcNamespace<M> {
         self.mms.remove(&pid);
         self.sem_exit(pid, now);
         self.exit_shm(pid);
+        self.mq_exit(pid);
     }
 
     /// `unshare(2)` by `pid` of `CLONE_SYSVSEM` (`newipc` false) or of

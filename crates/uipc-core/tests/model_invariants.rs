@@ -59,6 +59,7 @@ fn cred(pid: u32, uid: u32) -> Cred {
         groups: vec![],
         caps: if uid == 0 { CapSet(u64::MAX) } else { CapSet::EMPTY },
         memlock_limit: 8 << 20,
+        posix: uipc_core::PosixIds::from_effective(Uid(uid), Gid(uid)),
     }
 }
 

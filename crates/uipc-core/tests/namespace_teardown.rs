@@ -9,7 +9,15 @@ use uipc_core::wait::Outcome;
 use uipc_core::{HeapMemory, IpcNamespace, Time};
 
 fn root(pid: u32) -> Cred {
-    Cred { pid: Pid(pid), euid: Uid(0), egid: Gid(0), groups: vec![], caps: CapSet(u64::MAX), memlock_limit: 0 }
+    Cred {
+        pid: Pid(pid),
+        euid: Uid(0),
+        egid: Gid(0),
+        groups: vec![],
+        caps: CapSet(u64::MAX),
+        memlock_limit: 0,
+        posix: uipc_core::PosixIds::from_effective(Uid(0), Gid(0)),
+    }
 }
 
 #[test]

@@ -6,7 +6,15 @@ use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid};
 use uipc_core::{HeapMemory, IpcNamespace};
 
 fn cred(pid: u32) -> Cred {
-    Cred { pid: Pid(pid), euid: Uid(0), egid: Gid(0), groups: vec![], caps: CapSet(u64::MAX), memlock_limit: 0 }
+    Cred {
+        pid: Pid(pid),
+        euid: Uid(0),
+        egid: Gid(0),
+        groups: vec![],
+        caps: CapSet(u64::MAX),
+        memlock_limit: 0,
+        posix: uipc_core::PosixIds::from_effective(Uid(0), Gid(0)),
+    }
 }
 
 #[test]

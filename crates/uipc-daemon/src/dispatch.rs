@@ -98,7 +98,7 @@ impl Daemon {
     fn cancel(&mut self, token: u64) -> Reply {
         let Some(conn) = self.conn_mut(token) else { return error(Errno::EIO) };
         if let (Some(w), Some(ns_name)) = (conn.parked, conn.ns.clone()) {
-            let result = self.namespaces.get_mut(&ns_name).and_then(|ns| ns.sem_interrupt(w, Interrupt::Signal));
+            let result = self.namespaces.get_mut(&ns_name).and_then(|ns| ns.interrupt(w, Interrupt::Signal));
             if let Some(r) = result {
                 self.answer_parked(&ns_name, w, r);
             }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 use uipc_abi::Errno;
-use uipc_core::cred::{CapSet, Cred, Gid, Pid, Uid};
+use uipc_core::cred::{CapSet, Cred, Gid, Pid, PosixIds, Uid};
 use uipc_core::sysv::shm::PendingAttach;
 use uipc_core::wait::{Interrupt, WaiterId};
 use uipc_core::{IpcNamespace, Time};
@@ -154,6 +154,13 @@ pub(crate) fn cred_now(pid: Pid) -> Result<Cred, Errno> {
         groups: ids.groups.into_iter().map(Gid).collect(),
         caps: CapSet(proc::proc_caps(pid.0)?),
         memlock_limit: proc::proc_memlock_limit(pid.0)?,
+        posix: PosixIds {
+            ruid: Uid(ids.ruid),
+            fsuid: Uid(ids.fsuid),
+            fsgid: Gid(ids.fsgid),
+            umask: ids.umask,
+            msgqueue_limit: proc::proc_msgqueue_limit(pid.0)?,
+        },
     })
 }
 
@@ -167,6 +174,8 @@ fn cred_of(stream: &UnixStream) -> Result<Cred, Errno> {
         groups: groups.into_iter().map(Gid).collect(),
         caps: CapSet(proc::proc_caps(peer.pid)?),
         memlock_limit: proc::proc_memlock_limit(peer.pid)?,
+        // Read afresh by the calls that need them (posix_ids_now).
+        posix: PosixIds::from_effective(Uid(peer.uid), Gid(peer.gid)),
     })
 }
 
@@ -557,7 +566,7 @@ impl Daemon {
                 }
                 // The sleeper is gone with its connection.
                 if let Some(w) = conn.parked {
-                    ns.sem_interrupt(w, Interrupt::Signal);
+                    ns.interrupt(w, Interrupt::Signal);
                 }
             }
         }
@@ -670,7 +679,7 @@ impl Daemon {
                 break;
             }
             let (ns, w) = entry.remove();
-            let result = self.namespaces.get_mut(&ns).and_then(|space| space.sem_interrupt(w, Interrupt::Timeout));
+            let result = self.namespaces.get_mut(&ns).and_then(|space| space.interrupt(w, Interrupt::Timeout));
             if let Some(r) = result {
                 self.answer_parked(&ns, w, r);
             }

@@ -72,6 +72,12 @@ pub struct ProcIds {
     pub egid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Filesystem user id.
+    pub fsuid: u32,
+    /// Filesystem group id.
+    pub fsgid: u32,
+    /// The `Umask:` line (Linux 4.7 and later), else 022.
+    pub umask: u32,
 }
 
 /// The current real and effective ids and supplementary groups of process `pid`:
@@ -97,7 +103,16 @@ pub fn proc_ids(pid: u32) -> Result<ProcIds, Errno> {
     };
     let groups: Result<Vec<u32>, Errno> =
         line("Groups")?.split_whitespace().map(|g| g.parse().map_err(|_| Errno::EIO)).collect();
-    Ok(ProcIds { ruid: nth("Uid", 0)?, euid: nth("Uid", 1)?, egid: nth("Gid", 1)?, groups: groups? })
+    let umask = line("Umask").ok().and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).unwrap_or(0o022);
+    Ok(ProcIds {
+        ruid: nth("Uid", 0)?,
+        euid: nth("Uid", 1)?,
+        egid: nth("Gid", 1)?,
+        groups: groups?,
+        fsuid: nth("Uid", 3)?,
+        fsgid: nth("Gid", 3)?,
+        umask,
+    })
 }
 
 /// `pidfd_open(pid, 0)` — a descriptor (close-on-exec) that refers to
@@ -175,24 +190,42 @@ pub fn proc_caps(pid: u32) -> Result<u64, Errno> {
 #[doc(alias = "prlimit")]
 #[doc(alias = "RLIMIT_MEMLOCK")]
 pub fn proc_memlock_limit(pid: u32) -> Result<u64, Errno> {
+    proc_rlimit(pid, libc::RLIMIT_MEMLOCK, "Max locked memory")
+}
+
+/// `prlimit(pid, RLIMIT_MSGQUEUE, NULL, &old)` — the soft limit of bytes
+/// the process's real user may have charged for POSIX message queues;
+/// `u64::MAX` for `RLIM_INFINITY`. As [`proc_memlock_limit`], it falls
+/// back to the `Max msgqueue size` line of `/proc/PID/limits`.
+///
+/// # Errors
+/// As [`proc_memlock_limit`].
+#[doc(alias = "RLIMIT_MSGQUEUE")]
+pub fn proc_msgqueue_limit(pid: u32) -> Result<u64, Errno> {
+    proc_rlimit(pid, libc::RLIMIT_MSGQUEUE, "Max msgqueue size")
+}
+
+/// The soft limit `resource` of process `pid`, by `prlimit`, else by the
+/// line `label` of `/proc/PID/limits`.
+fn proc_rlimit(pid: u32, resource: libc::__rlimit_resource_t, label: &str) -> Result<u64, Errno> {
     let raw = raw_pid(pid)?;
     let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: a NULL new limit changes nothing; `old` is a live, exclusively
     // borrowed rlimit the kernel fills in.
-    let r = unsafe { libc::prlimit(raw, libc::RLIMIT_MEMLOCK, std::ptr::null(), &mut old) };
+    let r = unsafe { libc::prlimit(raw, resource, std::ptr::null(), &mut old) };
     if r == 0 {
         return Ok(if old.rlim_cur == libc::RLIM_INFINITY { u64::MAX } else { old.rlim_cur });
     }
     match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::EPERM) => memlock_from_limits(&read_proc(pid, "limits")?),
+        Some(libc::EPERM) => limit_from_limits(&read_proc(pid, "limits")?, label),
         Some(raw) => Err(Errno::from_raw(raw)),
         None => Err(Errno::EIO),
     }
 }
 
-/// The soft `Max locked memory` of a `/proc/PID/limits` text.
-fn memlock_from_limits(limits: &str) -> Result<u64, Errno> {
-    let line = limits.lines().find_map(|l| l.strip_prefix("Max locked memory")).ok_or(Errno::EIO)?;
+/// The soft limit on line `label` of a `/proc/PID/limits` text.
+fn limit_from_limits(limits: &str, label: &str) -> Result<u64, Errno> {
+    let line = limits.lines().find_map(|l| l.strip_prefix(label)).ok_or(Errno::EIO)?;
     match line.split_whitespace().next() {
         Some("unlimited") => Ok(u64::MAX),
         Some(v) => v.parse().map_err(|_| Errno::EIO),
@@ -254,8 +287,8 @@ mod tests {
     fn memlock_line() {
         let l = "Limit                     Soft Limit           Hard Limit           Units\n\
                  Max locked memory         8388608              16777216             bytes\n";
-        assert_eq!(memlock_from_limits(l), Ok(8_388_608));
+        assert_eq!(limit_from_limits(l, "Max locked memory"), Ok(8_388_608));
         let l = "Max locked memory         unlimited            unlimited            bytes\n";
-        assert_eq!(memlock_from_limits(l), Ok(u64::MAX));
+        assert_eq!(limit_from_limits(l, "Max locked memory"), Ok(u64::MAX));
     }
 }

@@ -79,6 +79,7 @@ fn cred_of(who: &Identity, pid: u32) -> Cred {
         groups: who.groups.iter().map(|&g| Gid(g)).collect(),
         caps,
         memlock_limit: memlock_limit(),
+        posix: uipc_core::PosixIds::from_effective(Uid(who.uid), Gid(who.gid)),
     }
 }
 

@@ -131,7 +131,9 @@ pub struct SemState {
     /// `used_sems`: semaphores in all sets.
     used_sems: i64,
     queues: BTreeMap<WaiterId, SemQueue>,
-    next_waiter: u64,
+    /// The next [`WaiterId`] of the namespace (every mechanism's sleepers
+    /// draw from it: see `IpcNamespace::new_waiter`).
+    pub(crate) next_waiter: u64,
     /// Undo records (`struct sem_undo`), per process and set: an adjustment per semaphore.
     undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
     /// Sleepers finished since the host last looked.
@@ -683,7 +685,9 @@ impl<M: Memory> IpcNamespace<M> {
     /// The sleepers that finished since the last call, in the order they
     /// finished: the host delivers each result to its caller.
     pub fn take_wakeups(&mut self) -> Vec<Wakeup> {
-        std::mem::take(&mut self.sem.wakeups)
+        let mut all = std::mem::take(&mut self.sem.wakeups);
+        all.append(&mut self.mq.wakeups);
+        all
     }
 
     /// The [version](SemSet) of set `semid`'s observable state: it

@@ -1,0 +1,6 @@
+//! The POSIX mechanisms. Their objects are named, not keyed: they share one
+//! name table ([`names::NameTable`]), the directory of a filesystem instance
+//! (the mqueue filesystem of an IPC namespace).
+
+pub mod mqueue;
+pub mod names;
