@@ -48,6 +48,7 @@ errnos! {
     EEXIST = 17, "file exists";
     ENODEV = 19, "no such device";
     ENOTDIR = 20, "not a directory";
+    EISDIR = 21, "is a directory";
     EINVAL = 22, "invalid argument";
     ENFILE = 23, "too many open files in system";
     EMFILE = 24, "too many open files";

@@ -13,6 +13,7 @@
 
 mod bytes;
 mod errno;
+pub mod pshm;
 mod structs;
 
 pub use bytes::CBytes;

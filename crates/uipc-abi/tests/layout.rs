@@ -205,3 +205,24 @@ fn c_bytes_read_back_through_libc() {
     let ours = Shmid64Ds::from_c_bytes(raw).unwrap();
     assert_eq!((ours.shm_perm.uid, ours.shm_perm.mode, ours.shm_segsz), (4242, 0o640, 99));
 }
+
+#[test]
+fn sem_t_bytes_are_what_glibc_sem_init_writes() {
+    use uipc_abi::pshm::{sem_t_bytes, SEM_T_SIZE, SEM_VALUE_MAX};
+    assert_eq!(size_of::<libc::sem_t>(), SEM_T_SIZE);
+    for value in [0u32, 1, 7, SEM_VALUE_MAX] {
+        let mut sem = core::mem::MaybeUninit::<libc::sem_t>::zeroed();
+        // SAFETY: `sem` is a zeroed, exclusively owned sem_t; pshared=1 as
+        // sem_open's semaphores are.
+        assert_eq!(unsafe { libc::sem_init(sem.as_mut_ptr(), 1, value) }, 0);
+        // SAFETY: sem_init initialised it; a sem_t is plain bytes.
+        let raw = unsafe { std::slice::from_raw_parts(sem.as_ptr().cast::<u8>(), SEM_T_SIZE) };
+        assert_eq!(raw, sem_t_bytes(value), "value {value}");
+    }
+    assert_eq!(libc::O_CREAT, uipc_abi::pshm::O_CREAT);
+    assert_eq!(libc::O_EXCL, uipc_abi::pshm::O_EXCL);
+    assert_eq!(libc::O_TRUNC, uipc_abi::pshm::O_TRUNC);
+    assert_eq!(libc::O_DIRECTORY, uipc_abi::pshm::O_DIRECTORY);
+    assert_eq!(libc::O_APPEND, uipc_abi::pshm::O_APPEND);
+    assert_eq!(libc::O_NONBLOCK, uipc_abi::pshm::O_NONBLOCK);
+}

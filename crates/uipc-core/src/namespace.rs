@@ -10,6 +10,7 @@ use crate::memory::Memory;
 use crate::mm::Mm;
 use crate::perm::NamespaceOwner;
 use crate::posix::mqueue::MqState;
+use crate::posix::shm::PshmState;
 use crate::sysv::sem::SemState;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
@@ -43,6 +44,8 @@ pub struct IpcNamespace<M: Memory> {
     pub(crate) sem: SemState,
     /// The POSIX message queues (the namespace's mqueue filesystem).
     pub(crate) mq: MqState,
+    /// The POSIX shared memory objects (the namespace's `/dev/shm`).
+    pub(crate) pshm: PshmState<M::Region>,
     /// Each process's System V shm mappings.
     pub(crate) mms: BTreeMap<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
@@ -63,6 +66,7 @@ impl<M: Memory> IpcNamespace<M> {
             shm: ShmState::default(),
             sem: SemState::default(),
             mq: MqState::default(),
+            pshm: PshmState::default(),
             mms: BTreeMap::new(),
             next_attach: 0,
             msg_next_id: -1,
@@ -195,6 +199,7 @@ impl<M: Memory> IpcNamespace<M> {
             self.shm_destroy(id);
         }
         self.mq_free_names();
+        self.pshm_free_names();
         self.mms.clear();
     }
 

@@ -79,9 +79,23 @@ fn to_ptr(addr: u64) -> Result<*mut libc::c_void, Errno> {
 ///    [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
 #[doc(alias = "open")]
 pub fn reopen_read_only(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    reopen(fd, OFlags::RDONLY.bits())
+}
+
+/// `open("/proc/self/fd/N", flags | O_CLOEXEC)` — a new open file
+/// description of the file `fd` refers to, with its own access mode,
+/// status flags and offset: what each `shm_open` of a POSIX shared memory
+/// object gets (the inode's permissions are checked, against the caller's
+/// credentials).
+///
+/// # Errors
+/// As `open(2)` (`EACCES` where the file's mode refuses the caller).
+#[doc(alias = "open")]
+pub fn reopen(fd: BorrowedFd<'_>, flags: u32) -> Result<OwnedFd, Errno> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let flags = OFlags::from_bits_retain(flags) | OFlags::CLOEXEC;
     loop {
-        match rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        match rustix::fs::open(path.as_str(), flags, Mode::empty()) {
             Ok(fd) => return Ok(fd),
             Err(RErrno::INTR) => {}
             Err(e) => return Err(errno(e)),

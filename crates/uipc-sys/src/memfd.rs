@@ -7,14 +7,15 @@
 //! process that maps one sees the same pages.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{ftruncate, MemfdFlags};
 use uipc_abi::{Errno, PAGE_SIZE};
-use uipc_core::Memory;
+use uipc_core::perm::FilePerm;
+use uipc_core::{Gid, Memory, Uid};
 
 fn errno(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
@@ -30,8 +31,9 @@ fn io_errno(e: &std::io::Error) -> Errno {
 pub struct FileRegion {
     fd: OwnedFd,
     len: u64,
-    /// The file's path, for regions of a [`DirMemory`].
-    path: Option<PathBuf>,
+    /// The file's path, for regions of a [`DirMemory`] (`None` once a POSIX
+    /// shm object's name is unlinked and its file removed).
+    path: Mutex<Option<PathBuf>>,
 }
 
 impl FileRegion {
@@ -51,8 +53,58 @@ impl FileRegion {
     }
 
     /// Path of the backing file, if it has one.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    pub fn path(&self) -> Option<PathBuf> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Removes the backing file now (the memory lives on in descriptors and
+    /// mappings, and `fstat` shows `st_nlink` 0).
+    fn remove_file(&self) {
+        if let Some(path) = self.path.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // Already gone leaves nothing to clean.
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// The file's owner, group and mode (`fstat`).
+    pub fn file_perm(&self) -> Option<FilePerm> {
+        let st = rustix::fs::fstat(&self.fd).ok()?;
+        Some(FilePerm { uid: Uid(st.st_uid), gid: Gid(st.st_gid), mode: st.st_mode & 0o7777 })
+    }
+
+    /// Gives the file an owner, group and mode (`fchown`, then `fchmod`,
+    /// since a `chown` clears set-id bits).
+    ///
+    /// # Errors
+    /// `EPERM` without `CAP_CHOWN` for another owner.
+    pub fn set_file_perm(&self, perm: FilePerm) -> Result<(), Errno> {
+        // SAFETY: fchown reads no memory of ours; the descriptor is live
+        // for the call (borrowed from self).
+        if unsafe { libc::fchown(self.fd.as_raw_fd(), perm.uid.0, perm.gid.0) } != 0 {
+            return Err(Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(Errno::EIO.raw())));
+        }
+        rustix::fs::fchmod(&self.fd, rustix::fs::Mode::from_raw_mode(perm.mode)).map_err(errno)
+    }
+
+    /// `ftruncate` to `len` bytes.
+    ///
+    /// # Errors
+    /// As `ftruncate(2)`.
+    pub fn truncate(&self, len: u64) -> Result<(), Errno> {
+        ftruncate(&self.fd, len).map_err(errno)
+    }
+
+    /// `pwrite` of all of `data` at `off`.
+    ///
+    /// # Errors
+    /// As `pwrite(2)`; `EIO` for a short write.
+    pub fn write_at(&self, off: u64, data: &[u8]) -> Result<(), Errno> {
+        let n = rustix::io::pwrite(&self.fd, data, off).map_err(errno)?;
+        if n == data.len() {
+            Ok(())
+        } else {
+            Err(Errno::EIO)
+        }
     }
 
     /// Pages that hold memory: the file's allocated blocks (`st_blocks` is
@@ -64,12 +116,34 @@ impl FileRegion {
 
 impl Drop for FileRegion {
     fn drop(&mut self) {
-        if let Some(path) = &self.path {
-            // The segment is destroyed: its file goes with it. A failure
-            // (already gone) leaves nothing to clean.
-            let _ = fs::remove_file(path);
-        }
+        // The segment is destroyed: its file goes with it.
+        self.remove_file();
     }
+}
+
+/// The POSIX shm hooks of [`Memory`], the same for every file region.
+macro_rules! file_region_hooks {
+    () => {
+        fn file_perm(&self, region: &SharedRegion) -> Option<FilePerm> {
+            region.file_perm()
+        }
+
+        fn set_file_perm(&mut self, region: &SharedRegion, perm: FilePerm) -> Result<(), Errno> {
+            region.set_file_perm(perm)
+        }
+
+        fn truncate(&mut self, region: &SharedRegion, len: u64) -> Result<(), Errno> {
+            region.truncate(len)
+        }
+
+        fn write_at(&mut self, region: &SharedRegion, off: u64, data: &[u8]) -> Result<(), Errno> {
+            region.write_at(off, data)
+        }
+
+        fn unlinked(&mut self, region: &SharedRegion) {
+            region.remove_file();
+        }
+    };
 }
 
 /// A shared [`FileRegion`].
@@ -91,12 +165,14 @@ impl Memory for MemfdMemory {
         rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(errno)?;
         // A new file of `len` bytes reads as zeros (ZERO-1).
         ftruncate(&fd, len).map_err(errno)?;
-        Ok(Arc::new(FileRegion { fd, len, path: None }))
+        Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None) }))
     }
 
     fn resident_pages(&self, region: &SharedRegion) -> u64 {
         region.resident_pages()
     }
+
+    file_region_hooks!();
 }
 
 /// Files in a directory (a tmpfs state directory), named `shm-N`, removed
@@ -127,7 +203,7 @@ impl Memory for DirMemory {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_errno(&e)),
             };
-            let region = FileRegion { fd: file.into(), len, path: Some(path) };
+            let region = FileRegion { fd: file.into(), len, path: Mutex::new(Some(path)) };
             ftruncate(&region.fd, len).map_err(errno)?;
             return Ok(Arc::new(region));
         }
@@ -136,4 +212,6 @@ impl Memory for DirMemory {
     fn resident_pages(&self, region: &SharedRegion) -> u64 {
         region.resident_pages()
     }
+
+    file_region_hooks!();
 }
