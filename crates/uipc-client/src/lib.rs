@@ -512,14 +512,35 @@ impl Client {
         }
         // As the kernel: the new namespace first (the step that can fail),
         // then the old one is let go.
-        let create = Request::NsCreate { name: String::new(), mode: 0o700, sysctls: Vec::new(), ephemeral: true };
-        let name = match self.call(&create)? {
-            Response::Text(name) => name,
-            r => return Err(unexpected(&r)),
-        };
+        let name = self.ns_ephemeral()?;
         self.call_value(&Request::Unshare { newipc })?;
         self.reconnect_to(Some(&name))?;
         Ok(Some(name))
+    }
+
+    /// Makes a fresh ephemeral namespace (mode 0700, owned by this
+    /// process's effective ids; it ends with the last process in it, this
+    /// one included) and returns its name; this client stays where it is
+    /// (see [`join`](Self::join)).
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn ns_ephemeral(&self) -> Result<String, Errno> {
+        let create = Request::NsCreate { name: String::new(), mode: 0o700, sysctls: Vec::new(), ephemeral: true };
+        match self.call(&create)? {
+            Response::Text(name) => Ok(name),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// [`reconnect`](Self::reconnect) into namespace `namespace`: this
+    /// process's later calls are served there.
+    ///
+    /// # Errors
+    /// As [`connect_to`](Self::connect_to); the old connection stays on
+    /// failure.
+    pub fn join(&self, namespace: &str) -> Result<(), Errno> {
+        self.reconnect_to(Some(namespace))
     }
 
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {

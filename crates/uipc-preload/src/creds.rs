@@ -37,7 +37,7 @@ use crate::ret;
 
 /// After a successful credential change: a fresh connection, if there is
 /// one to replace. Runs inside the fork gate, so it never races `fork`.
-fn renew() {
+pub(crate) fn renew() {
     let Some(c) = crate::CLIENT.get() else { return };
     let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
     // The daemon re-reads them from the kernel; a daemon that cannot

@@ -84,11 +84,12 @@
 mod creds;
 mod mm;
 mod procfs;
+mod raw;
 mod ret;
 mod sem;
 mod unshare;
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_long, c_void};
 use std::mem::size_of;
 use std::sync::{Mutex, OnceLock, RwLock};
 
@@ -112,6 +113,7 @@ static GATE: RwLock<()> = RwLock::new(());
 /// `ENOSYS` when no daemon answers (as Linux without System V IPC).
 fn client() -> Result<&'static Client, Errno> {
     if let Some(c) = CLIENT.get() {
+        unshare::settle_cloned_child(c);
         return Ok(c);
     }
     let _connecting = CONNECTING.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,20 +269,37 @@ pub unsafe extern "C" fn fork() -> pid_t {
     let Some(real) = real_fork() else {
         return ret::int(Err(Errno::ENOSYS));
     };
+    // SAFETY: libc's fork, called as C calls it; after it the child runs
+    // the C library's child handlers, so it may connect anew at once.
+    let spawn = || c_long::from(unsafe { real() });
+    let pid = forked_by(spawn, creds::renew_in_child);
+    // A pid_t result came back as a long.
+    pid_t::try_from(pid).unwrap_or(-1)
+}
+
+/// Makes a child with `spawn` (a `fork`, or a `clone` without `CLONE_VM`,
+/// returning 0 in the child, the child's pid in the parent, -1 with errno
+/// set on failure) and tells the daemon about it before either process
+/// returns: the parent sends `Forked` while the child waits on a pipe, then
+/// lets it go; the child then runs `in_child`. Never connected: nothing to
+/// tell, `spawn` alone.
+///
+/// Between `spawn` and its return, the child only drops the gate and reads
+/// the pipe (async-signal-safe, as a raw `clone` in a threaded process
+/// requires) before `in_child`.
+pub(crate) fn forked_by(spawn: impl FnOnce() -> c_long, in_child: impl FnOnce()) -> c_long {
     let Some(c) = CLIENT.get() else {
-        // Never connected: no attachments to hand down.
-        // SAFETY: libc's fork, called as C calls it.
-        return unsafe { real() };
+        return spawn();
     };
+    unshare::settle_cloned_child(c);
     let gate = GATE.write().unwrap_or_else(|e| e.into_inner());
     // The child waits on this pipe until the parent has told the daemon.
     let mut fds = [-1 as c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     let piped = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
     let [rd, wr] = fds;
-    // SAFETY: libc's fork, called as C calls it; no client lock is held by
-    // another thread (the gate is write-locked).
-    let pid = unsafe { real() };
+    // No client lock is held by another thread (the gate is write-locked).
+    let pid = spawn();
     match pid {
         0 => {
             drop(gate);
@@ -297,7 +316,7 @@ pub unsafe extern "C" fn fork() -> pid_t {
                 }
                 close(rd);
             }
-            creds::renew_in_child();
+            in_child();
             0
         }
         p if p > 0 => {
@@ -317,12 +336,16 @@ pub unsafe extern "C" fn fork() -> pid_t {
             p
         }
         failed => {
+            // Closing the pipe must not change the spawn's errno.
+            // SAFETY: reads this thread's errno slot.
+            let errno = unsafe { *libc::__errno_location() };
             drop(gate);
             if piped {
                 close(rd);
                 close(wr);
             }
-            // errno is libc's, set by its fork.
+            // SAFETY: writes this thread's errno slot.
+            unsafe { *libc::__errno_location() = errno };
             failed
         }
     }

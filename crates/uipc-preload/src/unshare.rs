@@ -15,8 +15,20 @@
 //! (a uipc namespace is made by the daemon, not the kernel), so unmodified
 //! `unshare --ipc` works without root.
 //!
+//! A child made with `CLONE_NEWIPC` by a raw `clone` or `clone3` (through
+//! `syscall()`, or caught in trap mode) starts in a fresh ephemeral
+//! namespace, as the kernel's child starts in a fresh IPC namespace
+//! ([`raw_clone`]): the parent makes the namespace before the `clone`, and
+//! the child, whose side must stay async-signal-safe, joins it at its
+//! first call into the shim.
+//!
 //! # Known missing features
-//! - `setns(fd, CLONE_NEWIPC)` and `clone(CLONE_NEWIPC)` are not wrapped.
+//! - `setns(fd, CLONE_NEWIPC)` (wrapper or raw) changes only the kernel's
+//!   namespace: the process stays in its uipc namespace.
+//! - glibc's `clone(fn, stack, CLONE_NEWIPC…)` is not wrapped; a raw
+//!   `clone`/`clone3` with `CLONE_NEWIPC` that gives the child a stack of
+//!   its own or shares the address space (`CLONE_VM`) leaves the child in
+//!   its parent's uipc namespace.
 //! - In a multi-threaded process the kernel applies the shared undo list
 //!   only when the last thread sharing it lets go; uipc applies it at once.
 //!
@@ -25,11 +37,15 @@
 //!
 //! [unshare(2)]: https://man7.org/linux/man-pages/man2/unshare.2.html
 
-use std::ffi::c_int;
-use std::sync::atomic::AtomicUsize;
+use std::ffi::{c_int, c_long};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use uipc_abi::Errno;
+use uipc_client::Client;
 
+use crate::raw::{kernel, Args};
 use crate::ret;
 
 /// `unshare(flags)` — disassociates parts of the process execution context.
@@ -77,4 +93,119 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
         }
         0
     }))
+}
+
+/// `setns(fd, nstype)` made through `syscall()` or caught in trap mode:
+/// the kernel's call (see the module's known missing features).
+pub(crate) fn raw_setns(a: &Args) -> c_long {
+    // SAFETY: the caller's raw arguments of setns, passed on as they are.
+    unsafe { kernel(libc::SYS_setns, a) }
+}
+
+/// While a thread makes a child with a raw `clone(CLONE_NEWIPC)`, the
+/// parent's pid (0 otherwise). The child's memory is a copy of the
+/// parent's at the `clone`: there this pid is not its own, and it joins
+/// [`CLONED_INTO`] at its first call ([`settle_cloned_child`]).
+static CLONING_PARENT: AtomicU32 = AtomicU32::new(0);
+/// The namespace that child starts in.
+static CLONED_INTO: Mutex<String> = Mutex::new(String::new());
+
+/// `clone(flags, stack, parent_tid, child_tid, tls)` made through
+/// `syscall()` or caught in trap mode (x86-64 argument order). With
+/// `CLONE_NEWIPC`, the child starts in a fresh uipc namespace (see
+/// [`clone_into_new_namespace`]); otherwise it is the kernel's call.
+pub(crate) fn raw_clone(a: &Args) -> c_long {
+    let flags = u64::from_ne_bytes(a[0].to_ne_bytes());
+    let fork_like = a[1] == 0 && flags & clone_flag(libc::CLONE_VM) == 0;
+    // SAFETY: the caller's raw arguments of clone, passed on as they are.
+    let spawn = || unsafe { kernel(libc::SYS_clone, a) };
+    clone_into_new_namespace(flags, fork_like, spawn)
+}
+
+/// `struct clone_args`'s first version (`CLONE_ARGS_SIZE_VER0`): `flags`
+/// at 0, `stack` at 40.
+const CLONE_ARGS_SIZE_VER0: usize = 64;
+
+/// `clone3(args, size)` made through `syscall()` or caught in trap mode: as
+/// [`raw_clone`], with the flags and stack read from the caller's `struct
+/// clone_args` (an unreadable one is the kernel's to refuse).
+pub(crate) fn raw_clone3(a: &Args) -> c_long {
+    // SAFETY: the caller's raw arguments of clone3, passed on as they are.
+    let spawn = || unsafe { kernel(libc::SYS_clone3, a) };
+    let addr = u64::from_ne_bytes(a[0].to_ne_bytes());
+    let size = usize::from_ne_bytes(a[1].to_ne_bytes());
+    let head =
+        if size >= CLONE_ARGS_SIZE_VER0 { uipc_sys::map::read_at(addr, CLONE_ARGS_SIZE_VER0).ok() } else { None };
+    let Some(head) = head else { return spawn() };
+    let u64_at = |off: usize| {
+        let mut w = [0u8; size_of::<u64>()];
+        w.copy_from_slice(&head[off..off + size_of::<u64>()]);
+        u64::from_ne_bytes(w)
+    };
+    let (flags, stack) = (u64_at(0), u64_at(40));
+    let fork_like = stack == 0 && flags & clone_flag(libc::CLONE_VM) == 0;
+    clone_into_new_namespace(flags, fork_like, spawn)
+}
+
+/// A `CLONE_*` constant as the 64-bit flags word holds it.
+fn clone_flag(f: c_int) -> u64 {
+    u64::from(f.unsigned_abs())
+}
+
+/// Makes a child with `spawn` (a raw clone) and, if `flags` has
+/// `CLONE_NEWIPC` and the child is `fork_like` (a copy of this address
+/// space, on a copy of this stack), starts it in a fresh uipc namespace:
+///
+/// 1. the parent makes an ephemeral namespace (the kernel's own
+///    `CLONE_NEWIPC` still goes to the kernel, which checks
+///    `CAP_SYS_ADMIN` and `CLONE_SYSVSEM` as for any clone);
+/// 2. the clone happens as `fork` does it in this shim
+///    ([`crate::forked_by`]): the daemon counts the child's inherited
+///    attachments before the child goes on;
+/// 3. the child does nothing more there (a raw clone in a threaded
+///    process leaves it able to do only async-signal-safe things); at its
+///    first call into the shim it joins the namespace.
+fn clone_into_new_namespace(flags: u64, fork_like: bool, spawn: impl FnOnce() -> c_long) -> c_long {
+    let newipc = clone_flag(libc::CLONE_NEWIPC);
+    if flags & newipc == 0 || !fork_like || flags & clone_flag(libc::CLONE_SYSVSEM) != 0 {
+        return spawn();
+    }
+    // No daemon: the kernel's namespaces are all there is.
+    let Ok(client) = crate::with_client(|c| Ok(c.clone())) else { return spawn() };
+    let made = {
+        let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+        client.ns_ephemeral()
+    };
+    let name = match made {
+        Ok(n) => n,
+        Err(e) => return c_long::from(ret::int(Err(e))),
+    };
+    // Set and cleared under the fork gate, so no other fork sees them.
+    let spawn = || {
+        *CLONED_INTO.lock().unwrap_or_else(|e| e.into_inner()) = name;
+        CLONING_PARENT.store(std::process::id(), Ordering::Release);
+        let r = spawn();
+        if r != 0 {
+            CLONING_PARENT.store(0, Ordering::Release);
+        }
+        r
+    };
+    crate::forked_by(spawn, || {})
+}
+
+/// In a child made by a raw `clone(CLONE_NEWIPC)`, at its first call into
+/// the shim: joins the namespace its parent made for it (see
+/// [`clone_into_new_namespace`]), and `UIPC_NAMESPACE` follows, as
+/// [`unshare`] does it. Elsewhere, one atomic load.
+pub(crate) fn settle_cloned_child(c: &Client) {
+    let parent = CLONING_PARENT.load(Ordering::Acquire);
+    if parent == 0 || parent == std::process::id() {
+        return;
+    }
+    let name = std::mem::take(&mut *CLONED_INTO.lock().unwrap_or_else(|e| e.into_inner()));
+    CLONING_PARENT.store(0, Ordering::Release);
+    // A daemon that cannot take the child fails its later calls as well.
+    if c.join(&name).is_ok() {
+        std::env::set_var("UIPC_NAMESPACE", name);
+    }
 }

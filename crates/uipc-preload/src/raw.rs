@@ -1,0 +1,218 @@
+//! Raw system calls: libc's `syscall()` interposed (its variadic C entry
+//! point is `src/syscall.c`, calling [`uipc_preload_syscall`]), and the
+//! same table for the calls trap mode catches at the `syscall` instruction
+//! itself (the `trap` module).
+//!
+//! [`route`] says, for each system call number, what the shim does with it:
+//!
+//! - every System V IPC call is served by the shim's own function of that
+//!   name, with the raw call's arguments as the kernel takes them (`int`
+//!   arguments are the low 32 bits of the register; `semctl`'s fourth
+//!   argument is the union's word, by value, read for every command;
+//!   `shmctl`/`semctl`'s `cmd` is passed as given, with no `IPC_64`
+//!   added, as glibc on x86-64 does not add one either). Pointers are
+//!   copied with checked copies, so a bad one gives `EFAULT` as the
+//!   kernel's `copy_from_user` does;
+//! - the message-queue calls (System V `msg*`, POSIX `mq_*`) answer
+//!   `ENOSYS`, as under `--deny-kernel-ipc`, until the shim serves them
+//!   (one line each in [`route`]);
+//! - the credential calls (`set*id`, `setfs*id`, `setgroups`, `capset`)
+//!   are made as asked, then the daemon is told to read the caller's
+//!   credentials anew (as the libc wrappers of the `creds` module do);
+//! - `unshare` goes to the shim's `unshare` (the `unshare` module);
+//!   `setns`, `clone` and `clone3` to the hooks of that module;
+//! - everything else goes to the C library's `syscall()` unchanged, all six
+//!   argument words included.
+//!
+//! The result follows `syscall()`'s convention: the value, or `-1` with
+//! `errno` set (the `trap` module turns that into the raw `-errno`).
+//!
+//! # Compatibility
+//! - A raw credential call changes only the calling thread's credentials
+//!   (glibc's wrappers change every thread's); the daemon reads the
+//!   process's (`/proc/PID/status`, its main thread's), so a raw
+//!   `setuid` in another thread than the main one is seen as the kernel
+//!   shows the process, not as that thread has it.
+//!
+//! # References
+//!  - [syscall(2)], [syscalls(2)], `arch/x86/entry/syscalls/syscall_64.tbl`
+//!
+//! [syscall(2)]: https://man7.org/linux/man-pages/man2/syscall.2.html
+//! [syscalls(2)]: https://man7.org/linux/man-pages/man2/syscalls.2.html
+
+use std::ffi::{c_int, c_long, c_ulong};
+use std::sync::atomic::AtomicUsize;
+
+use uipc_abi::Errno;
+
+use crate::ret;
+
+/// The six argument words of a system call.
+pub(crate) type Args = [c_long; 6];
+
+/// What the shim does with one system call number.
+pub(crate) enum Route {
+    /// Served by the shim: `-1` with `errno` set on failure.
+    Served(fn(&Args) -> c_long),
+    /// A call of uipc's that the shim does not serve yet: `ENOSYS`, as the
+    /// kernel's answers under `--deny-kernel-ipc`.
+    Missing,
+    /// A credential change: made as asked, then the daemon is told.
+    Credentials,
+    /// Anything else: the kernel's, unchanged.
+    Kernel,
+}
+
+/// The low 32 bits of an argument word, as the kernel reads an `int` or
+/// `unsigned int` argument (`SYSCALL_DEFINE`'s `__SC_CAST`).
+fn int(a: c_long) -> c_int {
+    let b = a.to_le_bytes();
+    c_int::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// An argument word as an unsigned machine word (`size_t`, `unsigned long`).
+fn word(a: c_long) -> usize {
+    usize::from_ne_bytes(a.to_ne_bytes())
+}
+
+/// An `int` result as `syscall()` returns it.
+fn long(r: c_int) -> c_long {
+    c_long::from(r)
+}
+
+/// Defines a [`Route::Served`] entry: `|a| call` with the argument words `a`.
+macro_rules! served {
+    (|$a:ident| $call:expr) => {
+        Route::Served(|$a: &Args| {
+            // SAFETY: the words are the caller's raw system call arguments,
+            // which syscall(2)'s contract makes those of this call; the
+            // shim's function reads and writes user memory only through
+            // checked copies (EFAULT, never a fault), as the kernel does.
+            unsafe { $call }
+        })
+    };
+}
+
+/// The shim's answer for system call `nr`.
+#[allow(clippy::too_many_lines)]
+pub(crate) fn route(nr: c_long) -> Route {
+    match nr {
+        libc::SYS_shmget => served!(|a| long(crate::shmget(int(a[0]), word(a[1]), int(a[2])))),
+        libc::SYS_shmat => served!(|a| {
+            let p = crate::shmat(int(a[0]), word(a[1]) as *const _, int(a[2]));
+            // The address is the value (`(void *) -1` is -1).
+            c_long::from_ne_bytes((p as usize).to_ne_bytes())
+        }),
+        libc::SYS_shmdt => served!(|a| long(crate::shmdt(word(a[0]) as *const _))),
+        libc::SYS_shmctl => served!(|a| long(crate::shmctl(int(a[0]), int(a[1]), word(a[2]) as *mut _))),
+        libc::SYS_semget => served!(|a| long(crate::sem::semget(int(a[0]), int(a[1]), int(a[2])))),
+        libc::SYS_semop => served!(|a| long(crate::sem::semop(int(a[0]), word(a[1]) as *mut _, word(a[2])))),
+        libc::SYS_semtimedop => {
+            served!(|a| long(crate::sem::semtimedop(
+                int(a[0]),
+                word(a[1]) as *mut _,
+                word(a[2]),
+                word(a[3]) as *const _
+            )))
+        }
+        // SYSCALL_DEFINE4(semctl, int semid, int semnum, int cmd, unsigned long arg).
+        libc::SYS_semctl => {
+            served!(|a| long(crate::sem::uipc_preload_semctl(int(a[0]), int(a[1]), int(a[2]), word(a[3]) as c_ulong)))
+        }
+        // Issue 12 (System V message queues) serves these.
+        libc::SYS_msgget => Route::Missing,
+        libc::SYS_msgsnd => Route::Missing,
+        libc::SYS_msgrcv => Route::Missing,
+        libc::SYS_msgctl => Route::Missing,
+        // Issue 13 (POSIX message queues) serves these.
+        libc::SYS_mq_open => Route::Missing,
+        libc::SYS_mq_unlink => Route::Missing,
+        libc::SYS_mq_timedsend => Route::Missing,
+        libc::SYS_mq_timedreceive => Route::Missing,
+        libc::SYS_mq_notify => Route::Missing,
+        libc::SYS_mq_getsetattr => Route::Missing,
+        libc::SYS_setuid
+        | libc::SYS_setgid
+        | libc::SYS_setreuid
+        | libc::SYS_setregid
+        | libc::SYS_setresuid
+        | libc::SYS_setresgid
+        | libc::SYS_setfsuid
+        | libc::SYS_setfsgid
+        | libc::SYS_setgroups
+        | libc::SYS_capset => Route::Credentials,
+        libc::SYS_unshare => served!(|a| long(crate::unshare::unshare(int(a[0])))),
+        libc::SYS_setns => Route::Served(crate::unshare::raw_setns),
+        libc::SYS_clone => Route::Served(crate::unshare::raw_clone),
+        libc::SYS_clone3 => Route::Served(crate::unshare::raw_clone3),
+        _ => Route::Kernel,
+    }
+}
+
+/// `syscall(number, ...)`'s Rust half, called by `syscall` in
+/// `src/syscall.c` with the six argument words.
+///
+/// # Errors
+/// The system call's, as `-1` with `errno` set; `ENOSYS` for the message
+/// queue calls (see the module documentation).
+///
+/// # Safety
+/// syscall(2)'s: the words must be valid arguments of system call `nr`.
+#[no_mangle]
+pub unsafe extern "C" fn uipc_preload_syscall(
+    nr: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    let a = [a1, a2, a3, a4, a5, a6];
+    match route(nr) {
+        Route::Served(f) => f(&a),
+        Route::Missing => c_long::from(ret::int(Err(Errno::ENOSYS))),
+        Route::Credentials => {
+            // SAFETY: this function's contract.
+            let r = unsafe { kernel(nr, &a) };
+            // setfsuid/setfsgid return the previous id, never -1.
+            if r != -1 {
+                crate::creds::renew();
+            }
+            r
+        }
+        // SAFETY: this function's contract.
+        Route::Kernel => unsafe { kernel(nr, &a) },
+    }
+}
+
+type SyscallFn = unsafe extern "C" fn(c_long, ...) -> c_long;
+
+/// The C library's `syscall()`: system call `nr` with the six words, made
+/// by the kernel; `-1` with `errno` set on failure.
+///
+/// # Safety
+/// syscall(2)'s: the words must be valid arguments of system call `nr`.
+pub(crate) unsafe fn kernel(nr: c_long, a: &Args) -> c_long {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let f = crate::creds::next(&REAL, c"syscall");
+    if f == 0 {
+        return c_long::from(ret::int(Err(Errno::ENOSYS)));
+    }
+    // SAFETY: `f` is the C library's `long syscall(long, ...)`.
+    let real = unsafe { std::mem::transmute::<usize, SyscallFn>(f) };
+    // SAFETY: the caller's contract; the C library's syscall passes the
+    // six words to the kernel as they are.
+    unsafe { real(nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
+}
+
+/// The C half must be linked in (it holds the exported `syscall`).
+mod c_half {
+    extern "C" {
+        fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
+    }
+
+    /// Referenced so that the linker keeps `src/syscall.c`'s object.
+    #[used]
+    static KEEP: unsafe extern "C" fn(std::ffi::c_long, ...) -> std::ffi::c_long = syscall;
+}
