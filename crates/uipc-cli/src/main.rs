@@ -67,6 +67,11 @@ enum Command {
         /// fail with ENOSYS (as on Android), so any call that escapes the shim fails loudly.
         #[arg(long)]
         deny_kernel_ipc: bool,
+        /// Also serve the IPC system calls a program makes with the `syscall` instruction
+        /// itself (inline assembly, Go, other libcs): a seccomp filter traps them (SIGSYS)
+        /// for the shim to serve; the kernel's IPC calls are denied as with --deny-kernel-ipc.
+        #[arg(long)]
+        trap: bool,
         /// The shim [default: $UIPC_PRELOAD, else libuipc_preload.so next to `uipc`].
         #[arg(long)]
         preload: Option<PathBuf>,
@@ -160,8 +165,8 @@ fn main() -> ExitCode {
         Command::Lsipc { args } => ipcinfo::run("lsipc", None, &args),
         Command::Ns { command } => ns::run(command),
         Command::Sysctl(args) => sysctl::run(args),
-        Command::Run { ns, socket, deny_kernel_ipc, preload, command } => {
-            run::run(run::RunArgs { ns, socket, deny_kernel_ipc, preload, command })
+        Command::Run { ns, socket, deny_kernel_ipc, trap, preload, command } => {
+            run::run(run::RunArgs { ns, socket, deny_kernel_ipc, trap, preload, command })
         }
     }
 }

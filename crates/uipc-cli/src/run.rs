@@ -2,6 +2,10 @@
 //! that answers or, failing that, a private one that lives as long as the
 //! program.
 //!
+//! 0. Refuse a statically linked program (an ELF executable without
+//!    `PT_INTERP`): no dynamic linker loads it, so `LD_PRELOAD` cannot
+//!    reach it and its IPC calls would go to the kernel (or fail with
+//!    `ENOSYS`). One line on stderr, exit status 126.
 //! 1. Find the shim: `--preload`, `$UIPC_PRELOAD`, or
 //!    `libuipc_preload.so` next to the `uipc` executable. A missing shim is
 //!    a warning, not an error: the program then runs without `LD_PRELOAD`.
@@ -14,7 +18,9 @@
 //!    joined it — this one counts — has exited).
 //! 4. Start the program with `LD_PRELOAD` (prepended to the existing one),
 //!    `UIPC_SOCKET` and `UIPC_NAMESPACE`; under `--deny-kernel-ipc`, behind
-//!    the seccomp filter of `uipc_sys::seccomp`.
+//!    the seccomp filter of `uipc_sys::seccomp`; under `--trap`, behind its
+//!    trapping form, with `UIPC_TRAP=1` so that the shim serves the trapped
+//!    calls (its `trap` module; the shim is then required).
 //! 5. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
 //!    another process (a terminal's signals already reach the program,
 //!    which is in our process group) through a pidfd.
@@ -49,6 +55,8 @@ pub struct RunArgs {
     pub socket: Option<PathBuf>,
     /// `--deny-kernel-ipc`.
     pub deny_kernel_ipc: bool,
+    /// `--trap`.
+    pub trap: bool,
     /// `--preload`: the shim.
     pub preload: Option<PathBuf>,
     /// The program and its arguments.
@@ -64,7 +72,20 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("uipc run: no program given");
         return ExitCode::from(2);
     };
+    if let Some(path) = resolve(program) {
+        if statically_linked(&path) {
+            eprintln!(
+                "uipc run: {}: statically linked; uipc serves only dynamically linked programs (LD_PRELOAD cannot reach this one)",
+                path.display()
+            );
+            return ExitCode::from(126);
+        }
+    }
     let preload = find_preload(args.preload);
+    if args.trap && preload.is_none() {
+        eprintln!("uipc run: --trap needs the shim (libuipc_preload.so) to serve the trapped calls");
+        return ExitCode::from(125);
+    }
     let socket = args.socket.unwrap_or_else(uipc_daemon::default_socket_path);
 
     let daemon = if UnixStream::connect(&socket).is_ok() {
@@ -102,7 +123,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Some(lib) = &preload {
         cmd.env("LD_PRELOAD", ld_preload(lib, std::env::var_os("LD_PRELOAD").as_deref()));
     }
-    if args.deny_kernel_ipc {
+    if args.trap {
+        // The trapping filter denies what it does not trap, as --deny-kernel-ipc.
+        cmd.env("UIPC_TRAP", "1");
+        if let Err(e) = uipc_sys::seccomp::trap_kernel_ipc(&mut cmd) {
+            eprintln!("uipc run: --trap: {e}");
+            daemon.stop();
+            return ExitCode::from(125);
+        }
+    } else if args.deny_kernel_ipc {
         if let Err(e) = uipc_sys::seccomp::deny_kernel_ipc(&mut cmd) {
             eprintln!("uipc run: --deny-kernel-ipc: {e}");
             daemon.stop();
@@ -224,6 +253,72 @@ fn find_preload(explicit: Option<PathBuf>) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// The file `execvp` would run for `program`: itself if it has a `/`,
+/// else the first executable regular file of that name in `$PATH`.
+fn resolve(program: &OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        return Some(p.to_owned());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(p))
+        .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Whether `path` is an ELF executable without a `PT_INTERP` program
+/// header (statically linked, static-pie included). Anything unreadable or
+/// not ELF (a script) is left to `execve` to judge.
+///
+/// # References
+///  - [elf(5)](https://man7.org/linux/man-pages/man5/elf.5.html): `e_phoff`,
+///    `e_phentsize`, `e_phnum`, `PT_INTERP`
+fn statically_linked(path: &Path) -> bool {
+    use std::io::Read;
+    const PT_INTERP: u32 = 3;
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    // The program headers of an executable lie near its start.
+    let mut head = Vec::new();
+    if f.take(64 * 1024).read_to_end(&mut head).is_err() || head.get(..4) != Some(&b"\x7fELF"[..]) {
+        return false;
+    }
+    let le = head.get(5) == Some(&1);
+    let num = |off: usize, len: usize| -> Option<u64> {
+        let b = head.get(off..off + len)?;
+        let mut w = [0u8; 8];
+        if le {
+            w[..len].copy_from_slice(b);
+            Some(u64::from_le_bytes(w))
+        } else {
+            w[8 - len..].copy_from_slice(b);
+            Some(u64::from_be_bytes(w))
+        }
+    };
+    // ELFCLASS64 (2) or ELFCLASS32 (1): where e_phoff/e_phentsize/e_phnum sit.
+    let (phoff, phentsize, phnum) = match head.get(4) {
+        Some(2) => (num(0x20, 8), num(0x36, 2), num(0x38, 2)),
+        Some(1) => (num(0x1c, 4), num(0x2a, 2), num(0x2c, 2)),
+        _ => return false,
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, phentsize, phnum) else { return false };
+    // ET_EXEC (2) or ET_DYN (3): a shared library run directly has no
+    // PT_INTERP either, but it is not ours to refuse (execve will).
+    let is_exec = num(0x10, 2) == Some(2) || num(0x10, 2) == Some(3);
+    let mut any_header = false;
+    for i in 0..phnum {
+        let Some(off) = i.checked_mul(phentsize).and_then(|o| o.checked_add(phoff)) else { return false };
+        let Ok(off) = usize::try_from(off) else { return false };
+        // p_type is the first 4-byte word of both classes' Elf_Phdr.
+        match num(off, 4) {
+            Some(t) if t == u64::from(PT_INTERP) => return false,
+            Some(_) => any_header = true,
+            None => return false,
+        }
+    }
+    is_exec && any_header
 }
 
 /// `lib` in front of an existing `LD_PRELOAD` list.

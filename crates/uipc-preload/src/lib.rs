@@ -87,6 +87,7 @@ mod procfs;
 mod raw;
 mod ret;
 mod sem;
+mod trap;
 mod unshare;
 
 use std::ffi::{c_int, c_long, c_void};

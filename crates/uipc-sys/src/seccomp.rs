@@ -4,6 +4,13 @@
 //! failed to intercept then fails loudly instead of quietly using the
 //! kernel's objects.
 //!
+//! The same filter with `SECCOMP_RET_TRAP` instead ([`trap_kernel_ipc`],
+//! `uipc run --trap`): each of those calls, made with the `syscall`
+//! instruction itself (inline assembly, Go's runtime, another libc),
+//! raises `SIGSYS` in the calling thread instead, with
+//! [`TRAP_DATA`] in `si_errno`, and the shim's handler serves it from the
+//! thread's registers.
+//!
 //! Also here, for the same supervisor: [`pidfd_send_signal`], to forward a
 //! signal to the program without racing its pid's reuse.
 //!
@@ -21,7 +28,8 @@
 //!    multiplexer), and nothing `uipc run` starts should use them.
 //! 2. On x86-64, a number with the x32 bit (`__X32_SYSCALL_BIT`) set gets
 //!    `ENOSYS`, for the same reason.
-//! 3. The listed calls get `ENOSYS`; everything else is allowed.
+//! 3. The listed calls get `ENOSYS` (or, trapping, `SIGSYS`); everything
+//!    else is allowed.
 //!
 //! x86-64 and AArch64 have no `ipc(2)` multiplexer and a single
 //! `semtimedop`; other architectures are refused ([`deny_kernel_ipc`]
@@ -99,17 +107,36 @@ fn offset(from: usize, to: usize) -> u8 {
     u8::try_from(to - from - 1).unwrap_or(u8::MAX)
 }
 
+/// The `SECCOMP_RET_DATA` of [`trap_kernel_ipc`]'s traps, which the
+/// kernel hands to the `SIGSYS` handler as `si_errno`: tells them from
+/// traps of another filter the program installed itself ("UI").
+pub const TRAP_DATA: u32 = 0x5549;
+
 /// The classic-BPF program described in the module documentation.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub fn kernel_ipc_filter() -> Vec<libc::sock_filter> {
+    ipc_filter(libc::SECCOMP_RET_ERRNO | errno_data(Errno::ENOSYS))
+}
+
+/// [`kernel_ipc_filter`] with `SECCOMP_RET_TRAP` (data [`TRAP_DATA`]) for
+/// the listed calls; other architectures and x32 calls still get `ENOSYS`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn kernel_ipc_trap_filter() -> Vec<libc::sock_filter> {
+    ipc_filter(libc::SECCOMP_RET_TRAP | TRAP_DATA)
+}
+
+/// The program of the module documentation, with `action` for the listed calls.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn ipc_filter(action: u32) -> Vec<libc::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     #[cfg(target_arch = "x86_64")]
     const X32_CHECK: usize = 1;
     #[cfg(not(target_arch = "x86_64"))]
     const X32_CHECK: usize = 0;
-    // ld arch; jeq native; ld nr; [jge x32]; jeq × N; ret allow; ret errno.
-    let len = 3 + X32_CHECK + DENIED.len() + 2;
+    // ld arch; jeq native; ld nr; [jge x32]; jeq × N; ret allow; ret action; ret errno.
+    let len = 3 + X32_CHECK + DENIED.len() + 3;
     let deny = len - 1;
+    let act = len - 2;
     let mut prog = Vec::with_capacity(len);
     prog.push(stmt(BPF_LD | BPF_W | BPF_ABS, DATA_ARCH));
     prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_NATIVE, 0, offset(prog.len(), deny)));
@@ -119,9 +146,10 @@ pub fn kernel_ipc_filter() -> Vec<libc::sock_filter> {
     for nr in DENIED {
         // System call numbers on these architectures are small and positive.
         let nr = u32::try_from(nr).unwrap_or(u32::MAX);
-        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, offset(prog.len(), deny), 0));
+        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, offset(prog.len(), act), 0));
     }
     prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+    prog.push(stmt(BPF_RET | BPF_K, action));
     prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ERRNO | errno_data(Errno::ENOSYS)));
     debug_assert_eq!(prog.len(), len);
     prog
@@ -157,9 +185,49 @@ fn errno_data(e: Errno) -> u32 {
 pub fn deny_kernel_ipc(cmd: &mut Command) -> Result<(), Errno> {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
+        install_in_child(cmd, kernel_ipc_filter());
+        Ok(())
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = cmd;
+        Err(Errno::from_raw(libc::EOPNOTSUPP))
+    }
+}
+
+/// As [`deny_kernel_ipc`], with [`kernel_ipc_trap_filter`]: the program's
+/// System V IPC and POSIX message-queue calls raise `SIGSYS` (with
+/// [`TRAP_DATA`]) for a handler to serve; without one installed, `SIGSYS`
+/// kills the program.
+///
+/// # Errors
+/// `EOPNOTSUPP` on architectures other than x86-64 (the shim's handler
+/// reads x86-64 registers).
+///
+/// # References
+///  - [seccomp(2)](https://man7.org/linux/man-pages/man2/seccomp.2.html) (`SECCOMP_RET_TRAP`)
+#[doc(alias = "SECCOMP_RET_TRAP")]
+pub fn trap_kernel_ipc(cmd: &mut Command) -> Result<(), Errno> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        install_in_child(cmd, kernel_ipc_trap_filter());
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cmd;
+        Err(Errno::from_raw(libc::EOPNOTSUPP))
+    }
+}
+
+/// Makes `cmd`'s child install `prog` between `fork` and `execve` (see
+/// [`deny_kernel_ipc`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn install_in_child(cmd: &mut Command, prog: Vec<libc::sock_filter>) {
+    {
         use std::os::unix::process::CommandExt;
-        let prog = kernel_ipc_filter();
-        let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;
+        // The program is a few dozen instructions.
+        let len = libc::c_ushort::try_from(prog.len()).unwrap_or(0);
         let install = move || {
             let fprog = libc::sock_fprog { len, filter: prog.as_ptr().cast_mut() };
             // SAFETY: prctl with integer arguments only; async-signal-safe.
@@ -181,12 +249,6 @@ pub fn deny_kernel_ipc(cmd: &mut Command) -> Result<(), Errno> {
         // the prctl and seccomp system calls (async-signal-safe), as
         // `pre_exec` requires of code run in the forked child.
         unsafe { cmd.pre_exec(install) };
-        Ok(())
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        let _ = cmd;
-        Err(Errno::from_raw(libc::EOPNOTSUPP))
     }
 }
 
@@ -219,6 +281,9 @@ mod tests {
         }
         let last = prog.last().map(|i| i.k);
         assert_eq!(last, Some(libc::SECCOMP_RET_ERRNO | 38));
+        let trap = kernel_ipc_trap_filter();
+        assert_eq!(trap.len(), prog.len());
+        assert_eq!(trap[trap.len() - 2].k, libc::SECCOMP_RET_TRAP | TRAP_DATA);
     }
 
     #[test]
