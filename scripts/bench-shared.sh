@@ -13,7 +13,10 @@
 # Workloads whose calls the shim does not export yet go to the kernel under
 # the shim too, so their ratio is about 1. BENCH_DIR overrides where run.sh
 # is (default: shared/bench beside the repository); UIPC_BIN_DIR=DIR uses
-# the binaries built there instead of building.
+# the binaries built there instead of building. TRAP=1 runs the shim side in
+# trap mode (UIPC_TRAP=install: the shim installs `uipc run --trap`'s
+# seccomp filter and its SIGSYS handler; the native side never loads the
+# shim, so it is unaffected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +50,12 @@ read -r line <"$dir/ready" || true
 [ "${line:-}" = READY ] || { cat "$dir/daemon.log" >&2; echo "bench-shared.sh: the daemon did not start" >&2; exit 1; }
 echo "# uipc daemon pid $daemon on $dir/uipc.sock" >&2
 
-UIPC_SOCKET=$dir/uipc.sock SHIM=$shim bash "$BENCH_DIR/run.sh"
+if [ "${TRAP:-0}" = 1 ]; then
+	echo "# trap mode: UIPC_TRAP=install" >&2
+	UIPC_TRAP=install UIPC_SOCKET=$dir/uipc.sock SHIM=$shim bash "$BENCH_DIR/run.sh"
+else
+	UIPC_SOCKET=$dir/uipc.sock SHIM=$shim bash "$BENCH_DIR/run.sh"
+fi
 
 kill "$daemon"
 status=0

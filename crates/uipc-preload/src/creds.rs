@@ -15,9 +15,14 @@
 //! A process that has not called uipc yet has no connection: its first
 //! call connects with whatever credentials it has by then.
 //!
+//! The same calls made through libc's `syscall()` (and `setfsuid`,
+//! `setfsgid`) tell the daemon too (the `raw` module).
+//!
 //! # Known missing features
-//! - Raw `syscall(SYS_setuid, …)` and the `fsuid` calls are not seen
-//!   (IPC permission checks do not use `fsuid`).
+//! - The libc `setfsuid`/`setfsgid` wrappers are not wrapped (IPC
+//!   permission checks do not use `fsuid`); credential calls made with the
+//!   `syscall` instruction itself are not seen (trap mode traps only the
+//!   IPC calls).
 //!
 //! # References
 //!  - [setuid(2)], [setresuid(2)], [setgroups(2)], [capset(2)], [credentials(7)]

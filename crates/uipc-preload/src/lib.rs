@@ -10,7 +10,12 @@
 //! `semctl` with those of `<sys/sem.h>` (the `sem` module; `semctl`'s
 //! variadic entry point is C, `src/semctl.c`); `fork`; `unshare` (the
 //! `unshare` module: `CLONE_SYSVSEM` and `CLONE_NEWIPC` served by uipc);
-//! the `setuid` family (the `creds` module). It never calls the kernel's IPC
+//! the `setuid` family (the `creds` module); `syscall` (the `raw` module:
+//! the same calls made through libc's `syscall()`, its variadic entry point
+//! `src/syscall.c`); and, in trap mode (`uipc run --trap`, the `trap`
+//! module), a `SIGSYS` handler that serves the IPC calls made with the
+//! `syscall` instruction itself, with `sigaction`, `signal`,
+//! `sigprocmask` and `pthread_sigmask` wrapped to keep it. It never calls the kernel's IPC
 //! system calls: every call goes to the daemon through one process-wide
 //! [`uipc_client::Client`], created at the first call. When no daemon
 //! answers, calls fail with `ENOSYS` — the errno Linux gives where the IPC
@@ -63,7 +68,11 @@
 //! - `vfork`, `clone` and `posix_spawn` are not wrapped (children made by
 //!   them exec or share the address space, and inherit no attachments of
 //!   their own).
-//! - Raw `syscall(SYS_shmget, ...)` and static binaries are not caught.
+//! - IPC calls made with the `syscall` instruction itself are caught only
+//!   in trap mode (`uipc run --trap`), and only on x86-64; statically
+//!   linked programs cannot load the shim (`uipc run` refuses them).
+//! - Message-queue calls through `syscall()` or trapped answer `ENOSYS`
+//!   until the shim serves message queues.
 //! - A `semop` of more than 116,000 operations (possible only with
 //!   `kernel.sem`'s SEMOPM raised that far) fails with `ENOMEM`: one
 //!   request carries at most that many.

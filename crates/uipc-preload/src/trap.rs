@@ -4,7 +4,9 @@
 //!
 //! `uipc run --trap` starts the program behind a seccomp filter that
 //! answers those calls with `SECCOMP_RET_TRAP`
-//! (`uipc_sys::seccomp::trap_kernel_ipc`) and sets `UIPC_TRAP=1`. The
+//! (`uipc_sys::seccomp::trap_kernel_ipc`) and sets `UIPC_TRAP=1`
+//! (`UIPC_TRAP=install` makes the shim install that filter itself, for a
+//! program started with `LD_PRELOAD` alone). The
 //! kernel then skips the call and raises `SIGSYS` in the calling thread,
 //! with the call's registers saved in the signal's `ucontext`. When the
 //! shim is loaded with `UIPC_TRAP=1`, its constructor installs [`on_sigsys`]
@@ -90,11 +92,21 @@ fn real_sigaction() -> Option<SigactionFn> {
     unsafe { next(&REAL, c"sigaction") }
 }
 
-/// Installs [`on_sigsys`] if `UIPC_TRAP=1`: runs when the shim is loaded,
-/// before the program's constructors and `main`.
+/// Installs [`on_sigsys`] if `UIPC_TRAP` is `1` (`uipc run --trap` has
+/// installed the filter) or `install` (the shim installs the filter
+/// itself, for a program started without `uipc run`, and sets `UIPC_TRAP=1`
+/// for the programs it executes, which inherit the filter): runs when the
+/// shim is loaded, before the program's constructors and `main`.
 extern "C" fn init() {
-    if std::env::var_os("UIPC_TRAP").is_none_or(|v| v != "1") {
-        return;
+    match std::env::var_os("UIPC_TRAP") {
+        Some(v) if v == "1" => {}
+        Some(v) if v == "install" => {
+            if uipc_sys::seccomp::trap_kernel_ipc_here().is_err() {
+                return;
+            }
+            std::env::set_var("UIPC_TRAP", "1");
+        }
+        _ => return,
     }
     let Some(sigaction) = real_sigaction() else { return };
     // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask).

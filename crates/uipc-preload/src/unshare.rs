@@ -95,7 +95,7 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
     }))
 }
 
-/// `setns(fd, nstype)` made through `syscall()` or caught in trap mode:
+/// `setns(fd, nstype)` made through `syscall()`:
 /// the kernel's call (see the module's known missing features).
 pub(crate) fn raw_setns(a: &Args) -> c_long {
     // SAFETY: the caller's raw arguments of setns, passed on as they are.
@@ -111,22 +111,20 @@ static CLONING_PARENT: AtomicU32 = AtomicU32::new(0);
 static CLONED_INTO: Mutex<String> = Mutex::new(String::new());
 
 /// `clone(flags, stack, parent_tid, child_tid, tls)` made through
-/// `syscall()` or caught in trap mode (x86-64 argument order). With
-/// `CLONE_NEWIPC`, the child starts in a fresh uipc namespace (see
-/// [`clone_into_new_namespace`]); otherwise it is the kernel's call.
+/// `syscall()` (x86-64 argument order): see [`raw_clone_with`].
 pub(crate) fn raw_clone(a: &Args) -> c_long {
     let flags = u64::from_ne_bytes(a[0].to_ne_bytes());
-    let fork_like = a[1] == 0 && flags & clone_flag(libc::CLONE_VM) == 0;
+    let fork_like = a[1] == 0 && separate(flags);
     // SAFETY: the caller's raw arguments of clone, passed on as they are.
     let spawn = || unsafe { kernel(libc::SYS_clone, a) };
-    clone_into_new_namespace(flags, fork_like, spawn)
+    raw_clone_with(flags, fork_like, spawn)
 }
 
 /// `struct clone_args`'s first version (`CLONE_ARGS_SIZE_VER0`): `flags`
 /// at 0, `stack` at 40.
 const CLONE_ARGS_SIZE_VER0: usize = 64;
 
-/// `clone3(args, size)` made through `syscall()` or caught in trap mode: as
+/// `clone3(args, size)` made through `syscall()`: as
 /// [`raw_clone`], with the flags and stack read from the caller's `struct
 /// clone_args` (an unreadable one is the kernel's to refuse).
 pub(crate) fn raw_clone3(a: &Args) -> c_long {
@@ -143,8 +141,16 @@ pub(crate) fn raw_clone3(a: &Args) -> c_long {
         u64::from_ne_bytes(w)
     };
     let (flags, stack) = (u64_at(0), u64_at(40));
-    let fork_like = stack == 0 && flags & clone_flag(libc::CLONE_VM) == 0;
-    clone_into_new_namespace(flags, fork_like, spawn)
+    let fork_like = stack == 0 && separate(flags);
+    raw_clone_with(flags, fork_like, spawn)
+}
+
+/// Whether a clone with `flags` makes a child that runs apart from its
+/// parent at once: no shared address space (`CLONE_VM`), and the parent
+/// not suspended until the child execs or exits (`CLONE_VFORK`: the child
+/// would wait for a parent that waits for it).
+fn separate(flags: u64) -> bool {
+    flags & (clone_flag(libc::CLONE_VM) | clone_flag(libc::CLONE_VFORK)) == 0
 }
 
 /// A `CLONE_*` constant as the 64-bit flags word holds it.
@@ -152,9 +158,12 @@ fn clone_flag(f: c_int) -> u64 {
     u64::from(f.unsigned_abs())
 }
 
-/// Makes a child with `spawn` (a raw clone) and, if `flags` has
-/// `CLONE_NEWIPC` and the child is `fork_like` (a copy of this address
-/// space, on a copy of this stack), starts it in a fresh uipc namespace:
+/// Makes a child with `spawn` (a raw clone). A `fork_like` child (a copy
+/// of this address space, on a copy of this stack, running at once) is
+/// made as `fork` makes one ([`crate::forked_by`]: the daemon counts its
+/// inherited attachments before it goes on); any other is the kernel's
+/// alone. If `flags` has `CLONE_NEWIPC`, a fork-like child starts in a
+/// fresh uipc namespace:
 ///
 /// 1. the parent makes an ephemeral namespace (the kernel's own
 ///    `CLONE_NEWIPC` still goes to the kernel, which checks
@@ -165,10 +174,16 @@ fn clone_flag(f: c_int) -> u64 {
 /// 3. the child does nothing more there (a raw clone in a threaded
 ///    process leaves it able to do only async-signal-safe things); at its
 ///    first call into the shim it joins the namespace.
-fn clone_into_new_namespace(flags: u64, fork_like: bool, spawn: impl FnOnce() -> c_long) -> c_long {
+fn raw_clone_with(flags: u64, fork_like: bool, spawn: impl FnOnce() -> c_long) -> c_long {
     let newipc = clone_flag(libc::CLONE_NEWIPC);
-    if flags & newipc == 0 || !fork_like || flags & clone_flag(libc::CLONE_SYSVSEM) != 0 {
+    if !fork_like {
         return spawn();
+    }
+    // The kernel refuses CLONE_NEWIPC with CLONE_SYSVSEM (EINVAL).
+    if flags & newipc == 0 || flags & clone_flag(libc::CLONE_SYSVSEM) != 0 {
+        // The child connects anew at its first call (the client sees its
+        // pid changed): nothing more on its side.
+        return crate::forked_by(spawn, || {});
     }
     // No daemon: the kernel's namespaces are all there is.
     let Ok(client) = crate::with_client(|c| Ok(c.clone())) else { return spawn() };
@@ -195,7 +210,7 @@ fn clone_into_new_namespace(flags: u64, fork_like: bool, spawn: impl FnOnce() ->
 
 /// In a child made by a raw `clone(CLONE_NEWIPC)`, at its first call into
 /// the shim: joins the namespace its parent made for it (see
-/// [`clone_into_new_namespace`]), and `UIPC_NAMESPACE` follows, as
+/// [`raw_clone_with`]), and `UIPC_NAMESPACE` follows, as
 /// [`unshare`] does it. Elsewhere, one atomic load.
 pub(crate) fn settle_cloned_child(c: &Client) {
     let parent = CLONING_PARENT.load(Ordering::Acquire);

@@ -27,3 +27,12 @@ fn every_ipc_call_through_syscall_matches_the_kernel() {
         differential("raw_syscall");
     }
 }
+
+/// Raw `clone` and `clone3` (fork-like) with and without `CLONE_NEWIPC`:
+/// the child starts in a fresh namespace, keeping its inherited mapping.
+#[test]
+fn raw_clone_newipc_starts_the_child_in_a_fresh_namespace() {
+    if root() {
+        differential("raw_clone");
+    }
+}

@@ -224,31 +224,49 @@ pub fn trap_kernel_ipc(cmd: &mut Command) -> Result<(), Errno> {
 /// [`deny_kernel_ipc`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn install_in_child(cmd: &mut Command, prog: Vec<libc::sock_filter>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `install` allocates nothing, takes no lock and makes only
+    // the prctl and seccomp system calls (async-signal-safe), as
+    // `pre_exec` requires of code run in the forked child.
+    unsafe { cmd.pre_exec(move || install(&prog)) };
+}
+
+/// `PR_SET_NO_NEW_PRIVS`, then `seccomp(SECCOMP_SET_MODE_FILTER, prog)`
+/// for the calling thread (and the threads and processes it starts
+/// later). Allocates nothing: async-signal-safe.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn install(prog: &[libc::sock_filter]) -> std::io::Result<()> {
+    // The program is a few dozen instructions.
+    let len = libc::c_ushort::try_from(prog.len()).unwrap_or(0);
+    let fprog = libc::sock_fprog { len, filter: prog.as_ptr().cast_mut() };
+    // SAFETY: prctl with integer arguments only; async-signal-safe.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fprog` points at `prog`, alive for the call; the kernel
+    // copies the program. A raw syscall, no allocation: async-signal-safe.
+    let r = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, std::ptr::addr_of!(fprog)) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// [`trap_kernel_ipc`] for the calling thread itself (and what it starts
+/// later): the shim's constructor under `UIPC_TRAP=install`, for a program
+/// started without `uipc run`.
+///
+/// # Errors
+/// `EOPNOTSUPP` on architectures other than x86-64; prctl(2)'s and
+/// seccomp(2)'s (`EINVAL` on a kernel without seccomp filters).
+pub fn trap_kernel_ipc_here() -> Result<(), Errno> {
+    #[cfg(target_arch = "x86_64")]
     {
-        use std::os::unix::process::CommandExt;
-        // The program is a few dozen instructions.
-        let len = libc::c_ushort::try_from(prog.len()).unwrap_or(0);
-        let install = move || {
-            let fprog = libc::sock_fprog { len, filter: prog.as_ptr().cast_mut() };
-            // SAFETY: prctl with integer arguments only; async-signal-safe.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `fprog` points at `prog`, owned by this closure and
-            // alive for the call; the kernel copies the program. A raw
-            // syscall, no allocation: async-signal-safe.
-            let r = unsafe {
-                libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, std::ptr::addr_of!(fprog))
-            };
-            if r != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        };
-        // SAFETY: the closure allocates nothing, takes no lock and makes only
-        // the prctl and seccomp system calls (async-signal-safe), as
-        // `pre_exec` requires of code run in the forked child.
-        unsafe { cmd.pre_exec(install) };
+        install(&kernel_ipc_trap_filter()).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Err(Errno::from_raw(libc::EOPNOTSUPP))
     }
 }
 
