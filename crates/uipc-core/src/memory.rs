@@ -63,6 +63,14 @@ pub trait Memory {
     /// (`shm_unlink`); a provider with named files removes the file, so
     /// `fstat` shows `st_nlink` 0.
     fn unlinked(&mut self, _region: &Self::Region) {}
+
+    /// Reads `len` bytes of `region` at byte `off` (message queues keep
+    /// their messages' text in regions, `sysv::msg`, and write it with
+    /// [`write_at`](Self::write_at)).
+    ///
+    /// # Errors
+    /// `EFAULT` past the region's end; the provider's I/O error otherwise.
+    fn read(&self, region: &Self::Region, off: u64, len: u64) -> Result<Vec<u8>, Errno>;
 }
 
 /// In-process memory, for tests and embedders that map nothing.
@@ -178,5 +186,9 @@ impl Memory for HeapMemory {
             pages.resize(end).ok_or(Errno::EFBIG)?;
         }
         pages.write(off, data).ok_or(Errno::EFBIG)
+    }
+
+    fn read(&self, region: &HeapRegion, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        region.lock().unwrap_or_else(|e| e.into_inner()).read(off, len).ok_or(Errno::EFAULT)
     }
 }

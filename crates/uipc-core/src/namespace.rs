@@ -11,6 +11,7 @@ use crate::mm::Mm;
 use crate::perm::NamespaceOwner;
 use crate::posix::mqueue::MqState;
 use crate::posix::shm::PshmState;
+use crate::sysv::msg::MsgState;
 use crate::sysv::sem::SemState;
 use crate::sysv::shm::ShmState;
 use crate::time::Time;
@@ -25,7 +26,7 @@ pub struct ObjectCounts {
     pub shm_bytes: u64,
     /// Semaphore sets.
     pub sem: u32,
-    /// Message queues (not implemented yet: always 0).
+    /// Message queues.
     pub msg: u32,
 }
 
@@ -46,13 +47,12 @@ pub struct IpcNamespace<M: Memory> {
     pub(crate) mq: MqState,
     /// The POSIX shared memory objects (the namespace's `/dev/shm`).
     pub(crate) pshm: PshmState<M::Region>,
+    /// The System V message queues.
+    pub(crate) msg: MsgState<M::Region>,
     /// Each process's System V shm mappings.
     pub(crate) mms: BTreeMap<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
     pub(crate) next_attach: u64,
-    /// `kernel.msg_next_id`: kept for the sysctl until message queues
-    /// exist (`ipc/ipc_sysctl.c`, COM-ID-6).
-    pub(crate) msg_next_id: i32,
 }
 
 impl<M: Memory> IpcNamespace<M> {
@@ -67,9 +67,9 @@ impl<M: Memory> IpcNamespace<M> {
             sem: SemState::default(),
             mq: MqState::default(),
             pshm: PshmState::default(),
+            msg: MsgState::default(),
             mms: BTreeMap::new(),
             next_attach: 0,
-            msg_next_id: -1,
         }
     }
 
@@ -82,13 +82,14 @@ impl<M: Memory> IpcNamespace<M> {
 
     /// Ends a sleeper that nobody completed, whichever mechanism it sleeps
     /// in (see [`sem_interrupt`](Self::sem_interrupt),
-    /// [`mq_interrupt`](Self::mq_interrupt)); `None` if it had already
+    /// [`mq_interrupt`](Self::mq_interrupt), [`msg_interrupt`](Self::msg_interrupt));
+    /// `None` if it had already
     /// finished.
     pub fn interrupt(&mut self, waiter: WaiterId, why: Interrupt) -> Option<Result<i64, Errno>> {
         if self.mq_is_sleeper(waiter) {
             return self.mq_interrupt(waiter, why);
         }
-        self.sem_interrupt(waiter, why)
+        self.sem_interrupt(waiter, why).or_else(|| self.msg_interrupt(waiter, why))
     }
 
     /// The current limits.
@@ -140,7 +141,7 @@ impl<M: Memory> IpcNamespace<M> {
         match (name, parsed) {
             ("kernel.shm_next_id", Parsed::One(v)) => self.shm.ids.next_id = i32::try_from(v).unwrap_or(-1),
             ("kernel.sem_next_id", Parsed::One(v)) => self.sem.ids.next_id = i32::try_from(v).unwrap_or(-1),
-            ("kernel.msg_next_id", Parsed::One(v)) => self.msg_next_id = i32::try_from(v).unwrap_or(-1),
+            ("kernel.msg_next_id", Parsed::One(v)) => self.msg.ids.next_id = i32::try_from(v).unwrap_or(-1),
             (_, parsed) => {
                 self.limits.apply(name, parsed)?;
                 if name == "kernel.shm_rmid_forced" && self.limits.shm_rmid_forced {
@@ -159,7 +160,7 @@ impl<M: Memory> IpcNamespace<M> {
         match name {
             "kernel.shm_next_id" => Ok(self.shm.ids.next_id.to_string()),
             "kernel.sem_next_id" => Ok(self.sem.ids.next_id.to_string()),
-            "kernel.msg_next_id" => Ok(self.msg_next_id.to_string()),
+            "kernel.msg_next_id" => Ok(self.msg.ids.next_id.to_string()),
             _ => self.limits.render(name),
         }
     }
@@ -170,7 +171,7 @@ impl<M: Memory> IpcNamespace<M> {
             shm: self.shm.ids.in_use(),
             shm_bytes: self.shm.ids.iter().map(|(_, s)| s.segsz()).sum(),
             sem: self.sem.ids.in_use(),
-            msg: 0,
+            msg: self.msg_count(),
         }
     }
 
@@ -195,6 +196,7 @@ impl<M: Memory> IpcNamespace<M> {
         for id in self.sem.ids.ids() {
             self.sem.freeary(id);
         }
+        self.msg_free_all();
         for id in self.shm.ids.ids() {
             self.shm_destroy(id);
         }
@@ -233,6 +235,7 @@ impl<M: Memory> IpcNamespace<M> {
         self.shm_exit_mm(pid, now);
         self.mms.remove(&pid);
         self.sem_exit(pid, now);
+        self.msg_exit(pid);
         self.exit_shm(pid);
         self.mq_exit(pid);
     }

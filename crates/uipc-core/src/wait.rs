@@ -7,6 +7,8 @@
 
 use uipc_abi::Errno;
 
+pub use crate::sysv::msg::Message;
+
 /// One parked caller (one blocked system call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WaiterId(pub u64);
@@ -21,12 +23,22 @@ pub enum Outcome<T> {
 }
 
 /// A parked caller's call has finished, with this result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wakeup {
     /// Who.
     pub waiter: WaiterId,
-    /// The call's result.
+    /// The call's result (for a `msgrcv`, the number of text bytes).
     pub result: Result<i64, Errno>,
+    /// The message a sleeping `msgrcv` was handed (`None` for every other
+    /// call and for a failed receive).
+    pub message: Option<Message>,
+}
+
+impl Wakeup {
+    /// A wake-up that carries no message.
+    pub fn new(waiter: WaiterId, result: Result<i64, Errno>) -> Wakeup {
+        Wakeup { waiter, result, message: None }
+    }
 }
 
 /// Why a parked caller stops waiting without being completed by someone.

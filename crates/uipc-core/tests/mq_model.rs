@@ -195,7 +195,7 @@ fn mq_snd_7_hand_off_to_sleeping_receiver_no_notification() {
     ns.mq_notify(&a, T, d, Some(NotifyHow::Signal { signo: 10, value: 7 })).unwrap();
     let Ok(Outcome::Blocked(w)) = recv(&mut ns, &b, e) else { panic!("receiver must sleep") };
     assert_eq!(send(&mut ns, &a, d, b"hi", 3), Ok(Outcome::Done(())));
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(2) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(w, Ok(2))]);
     assert_eq!(ns.mq_take_received(w), Some(Received { data: b"hi".to_vec(), prio: 3 }));
     assert!(ns.mq_take_notifications().is_empty());
     // The registration stays, and fires on the next insertion into the empty queue.
@@ -292,17 +292,17 @@ fn blocked_senders_and_receivers_woken_in_order_with_timeouts() {
     let Ok(Outcome::Blocked(s3)) = send(&mut ns, &a, d, b"3", 0) else { panic!() };
     assert_eq!(ns.mq_interrupt(s2, Interrupt::Timeout), Some(Err(Errno::ETIMEDOUT)));
     assert!(matches!(ns.mq_timedreceive(&a, T, d, false, 8, None), Ok(Outcome::Done(m)) if m.data == b"0"));
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: s1, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(s1, Ok(0))]);
     // Completed: an interrupt now changes nothing.
     assert_eq!(ns.mq_interrupt(s1, Interrupt::Signal), None);
     assert!(matches!(ns.mq_timedreceive(&a, T, d, false, 8, None), Ok(Outcome::Done(m)) if m.data == b"1"));
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: s3, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(s3, Ok(0))]);
     assert!(matches!(ns.mq_timedreceive(&a, T, d, false, 8, None), Ok(Outcome::Done(m)) if m.data == b"3"));
     let Ok(Outcome::Blocked(r1)) = ns.mq_timedreceive(&a, T, d, false, 8, None) else { panic!() };
     let Ok(Outcome::Blocked(r2)) = ns.mq_timedreceive(&a, T, d, false, 8, None) else { panic!() };
     assert_eq!(ns.interrupt(r1, Interrupt::Signal), Some(Err(Errno::EINTR)));
     send(&mut ns, &a, d, b"x", 0).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: r2, result: Ok(1) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(r2, Ok(1))]);
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn hand_off_completes_the_sleeper_before_the_poster_can_take_it_back() {
     assert_eq!(get(&mut ns, id, 0, SemCmd::GetNcnt), 1);
     assert_eq!(semop(&mut ns, 3, id, &[op(0, 1, 0)]), Ok(Outcome::Done(0)));
     // SEM-WAIT-1: the waker applied the sleeper's -1; the poster's own -1 fails.
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(w, Ok(0))]);
     assert_eq!(semop(&mut ns, 3, id, &[op(0, -1, NOWAIT)]), Err(Errno::EAGAIN));
     assert_eq!(get(&mut ns, id, 0, SemCmd::GetPid), 2, "sempid is the sleeper's");
 }
@@ -63,9 +63,9 @@ fn fifo_skips_a_sleeper_that_cannot_complete() {
     let a = blocked(semop(&mut ns, 2, id, &[op(0, -2, 0)]));
     let b = blocked(semop(&mut ns, 3, id, &[op(0, -1, 0)]));
     semop(&mut ns, 4, id, &[op(0, 1, 0)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: b, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(b, Ok(0))]);
     semop(&mut ns, 4, id, &[op(0, 2, 0)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: a, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(a, Ok(0))]);
 }
 
 #[test]
@@ -75,12 +75,12 @@ fn a_complex_sleeper_waits_while_a_simple_one_completes() {
     let c = blocked(semop(&mut ns, 2, id, &[op(0, -1, 0), op(1, -1, 0)]));
     let d = blocked(semop(&mut ns, 3, id, &[op(0, -1, 0)]));
     semop(&mut ns, 4, id, &[op(0, 1, 0)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: d, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(d, Ok(0))]);
     // GETNCNT counts C on semaphore 0: its first blocking op is there.
     assert_eq!(get(&mut ns, id, 0, SemCmd::GetNcnt), 1);
     assert_eq!(get(&mut ns, id, 1, SemCmd::GetNcnt), 0);
     semop(&mut ns, 4, id, &[op(0, 1, 0), op(1, 1, 0)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: c, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(c, Ok(0))]);
 }
 
 #[test]
@@ -105,10 +105,7 @@ fn removal_wakes_every_sleeper_with_eidrm() {
     ns.semctl(&cred(1), NOW, id, 0, SemCmd::IpcRmid, SemArg::None).unwrap();
     let mut woken = ns.take_wakeups();
     woken.sort_by_key(|w| w.waiter);
-    assert_eq!(
-        woken,
-        vec![Wakeup { waiter: a, result: Err(Errno::EIDRM) }, Wakeup { waiter: b, result: Err(Errno::EIDRM) }]
-    );
+    assert_eq!(woken, vec![Wakeup::new(a, Err(Errno::EIDRM)), Wakeup::new(b, Err(Errno::EIDRM))]);
     assert_eq!(ns.sem_interrupt(a, Interrupt::Signal), None, "a finished call is never interrupted");
 }
 
@@ -173,7 +170,7 @@ fn version_advances_with_every_change_and_only_then() {
     let w = blocked(semop(&mut ns, 3, id, &[op(0, -1, 0)]));
     expect(&mut ns, false, "a caller going to sleep");
     semop(&mut ns, 4, id, &[op(0, 1, SEM_UNDO)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(w, Ok(0))]);
     expect(&mut ns, true, "post with hand-off");
     ns.exit(Pid(4), Time(200));
     expect(&mut ns, true, "undo applied at exit");
@@ -196,5 +193,5 @@ fn unshare_applies_undo_but_keeps_the_process_sleepers() {
     ns.unshare(Pid(2), Time(300), true);
     assert_eq!(get(&mut ns, id, 0, SemCmd::GetVal), 0, "nothing left to undo");
     semop(&mut ns, 3, id, &[op(1, 1, 0)]).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup { waiter: w, result: Ok(0) }]);
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(w, Ok(0))]);
 }

@@ -50,4 +50,8 @@ impl Memory for DaemonMemory {
             DaemonMemory::Dir(m) => m.unlinked(region),
         }
     }
+
+    fn read(&self, region: &SharedRegion, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        region.read_at(off, len)
+    }
 }

@@ -107,6 +107,29 @@ impl FileRegion {
         }
     }
 
+    /// Reads `len` bytes at byte `off` (`pread(2)`, whole).
+    ///
+    /// # Errors
+    /// `EFAULT` past the end, else the system call's errno.
+    pub fn read_at(&self, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let end = off.checked_add(len).ok_or(Errno::EFAULT)?;
+        if end > self.len() {
+            return Err(Errno::EFAULT);
+        }
+        let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Errno::EFAULT)?];
+        let mut done = 0;
+        while done < buf.len() {
+            let at = off + u64::try_from(done).map_err(|_| Errno::EFAULT)?;
+            match rustix::io::pread(&self.fd, &mut buf[done..], at) {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(errno(e)),
+            }
+        }
+        Ok(buf)
+    }
+
     /// Pages that hold memory: the file's allocated blocks (`st_blocks` is
     /// in 512-byte units), what tmpfs counts as resident.
     pub fn resident_pages(&self) -> u64 {
@@ -173,6 +196,10 @@ impl Memory for MemfdMemory {
     }
 
     file_region_hooks!();
+
+    fn read(&self, region: &SharedRegion, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        region.read_at(off, len)
+    }
 }
 
 /// Files in a directory (a tmpfs state directory), named `shm-N`, removed
@@ -214,4 +241,8 @@ impl Memory for DirMemory {
     }
 
     file_region_hooks!();
+
+    fn read(&self, region: &SharedRegion, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        region.read_at(off, len)
+    }
 }

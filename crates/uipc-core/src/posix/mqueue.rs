@@ -479,7 +479,7 @@ impl MqState {
 
     fn wake(&mut self, waiter: WaiterId, result: Result<i64, Errno>) {
         self.sleepers.remove(&waiter);
-        self.wakeups.push(Wakeup { waiter, result });
+        self.wakeups.push(Wakeup::new(waiter, result));
     }
 }
 

@@ -1,4 +1,5 @@
 //! The System V mechanisms, each plugged into the generic registry.
 
+pub mod msg;
 pub mod sem;
 pub mod shm;

@@ -137,7 +137,7 @@ pub struct SemState {
     /// Undo records (`struct sem_undo`), per process and set: an adjustment per semaphore.
     undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
     /// Sleepers finished since the host last looked.
-    wakeups: Vec<Wakeup>,
+    pub(crate) wakeups: Vec<Wakeup>,
 }
 
 /// How an evaluation ended (`perform_atomic_semop()`).
@@ -244,7 +244,7 @@ impl SemState {
     /// its list and will get `result`.
     fn finish(&mut self, id: IpcId, w: WaiterId, result: Result<i64, Errno>) {
         if self.unlink(id, w) {
-            self.wakeups.push(Wakeup { waiter: w, result });
+            self.wakeups.push(Wakeup::new(w, result));
         }
     }
 
@@ -644,8 +644,8 @@ impl<M: Memory> IpcNamespace<M> {
                 Ok(Outcome::Done(0))
             }
             Eval::Sleep => {
-                let w = WaiterId(self.sem.next_waiter);
-                self.sem.next_waiter += 1;
+                let w = self.new_waiter();
+                let set = self.sem.ids.obtain_check_mut(id)?;
                 if sops.len() == 1 {
                     let n = usize::from(sops[0].sem_num);
                     match (alter, set.complex_count > 0) {
@@ -687,6 +687,7 @@ impl<M: Memory> IpcNamespace<M> {
     pub fn take_wakeups(&mut self) -> Vec<Wakeup> {
         let mut all = std::mem::take(&mut self.sem.wakeups);
         all.append(&mut self.mq.wakeups);
+        all.append(&mut self.msg.wakeups);
         all
     }
 
