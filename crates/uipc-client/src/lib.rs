@@ -36,9 +36,9 @@ use std::sync::{Arc, Mutex};
 
 pub use admin::{Admin, NsInfo};
 pub use mapping::{Mapping, MappingMut};
-pub use uipc_abi::{Errno, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
+pub use uipc_abi::{Errno, Msginfo, Msqid64Ds, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_proto::{CtlOut, PermSet, Request, Response};
-pub use uipc_proto::{SemCtlArg, SemOut};
+pub use uipc_proto::{MsgOut, MsgSetArg, SemCtlArg, SemOut};
 
 use crate::conn::Conn;
 
@@ -49,6 +49,19 @@ pub struct ShmId(pub i32);
 /// A System V semaphore set id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SemId(pub i32);
+
+/// A System V message queue id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MsgId(pub i32);
+
+/// A message `msgrcv` returned: its type and text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    /// `mtype`.
+    pub mtype: i64,
+    /// The text (cut to the buffer size under `MSG_NOERROR`).
+    pub data: Vec<u8>,
+}
 
 /// A connection to a daemon, joined to one namespace. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -429,6 +442,119 @@ impl Client {
     /// `EINVAL`, `EPERM`.
     pub fn sem_remove(&self, id: SemId) -> Result<(), Errno> {
         self.semctl(id.0, 0, uipc_abi::IPC_RMID, SemCtlArg::None).map(drop)
+    }
+
+    /// `msgget(key, flags)` — gets or creates a System V message queue.
+    ///
+    /// # Errors
+    /// msgget(2)'s: `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC`.
+    pub fn msgget(&self, key: i32, flags: i32) -> Result<MsgId, Errno> {
+        let v = self.call_value(&Request::MsgGet { key, flags })?;
+        Ok(MsgId(i32::try_from(v).map_err(|_| Errno::EIO)?))
+    }
+
+    /// `msgsnd(id, msgp, len, flags)` — sends a message of type `mtype`,
+    /// sleeping while the queue is full (unless `IPC_NOWAIT`).
+    ///
+    /// # Errors
+    /// msgop(2)'s: `EINVAL`, `EACCES`, `EAGAIN`, `EIDRM` (removed while
+    /// asleep), `EINTR` (a signal handler ran and the message was not sent).
+    pub fn msgsnd(&self, id: MsgId, mtype: i64, text: &[u8], flags: i32) -> Result<(), Errno> {
+        let len = i64::try_from(text.len()).map_err(|_| Errno::EINVAL)?;
+        self.msgsnd_raw(id.0, Some(mtype), len, Some(text), flags).map(drop)
+    }
+
+    /// `msgsnd` with raw arguments, as a C caller passes them: `mtype`
+    /// `None` if unreadable, `msgsz` as given, `text` `None` if unreadable.
+    ///
+    /// # Errors
+    /// As [`msgsnd`](Self::msgsnd); `EFAULT`.
+    pub fn msgsnd_raw(
+        &self,
+        id: i32,
+        mtype: Option<i64>,
+        msgsz: i64,
+        text: Option<&[u8]>,
+        flags: i32,
+    ) -> Result<i64, Errno> {
+        let req = Request::MsgSnd { id, mtype, msgsz, text: text.map(<[u8]>::to_vec), flags };
+        self.sleeping_call(&req, flags).and_then(|r| match r {
+            Response::Value(v) => Ok(v),
+            r => Err(unexpected(&r)),
+        })
+    }
+
+    /// `msgrcv(id, msgp, size, msgtyp, flags)` — receives a message
+    /// (`msgtyp` and the flags select as msgrcv(2) says), sleeping until
+    /// one comes (unless `IPC_NOWAIT`).
+    ///
+    /// # Errors
+    /// msgop(2)'s: `EINVAL`, `EACCES`, `E2BIG` (the message stays queued),
+    /// `ENOMSG`, `EIDRM`, `EINTR` (a signal handler ran and nothing was
+    /// received).
+    pub fn msgrcv(&self, id: MsgId, size: usize, msgtyp: i64, flags: i32) -> Result<Message, Errno> {
+        let size = i64::try_from(size).map_err(|_| Errno::EINVAL)?;
+        self.msgrcv_raw(id.0, size, msgtyp, flags, true)
+    }
+
+    /// `msgrcv` with raw arguments: `msgsz` as the caller passed it,
+    /// `readable` whether its buffer can be read (`MSG_COPY` reads it).
+    ///
+    /// # Errors
+    /// As [`msgrcv`](Self::msgrcv); `EFAULT`.
+    pub fn msgrcv_raw(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32, readable: bool) -> Result<Message, Errno> {
+        let req = Request::MsgRcv { id, msgsz, msgtyp, flags, readable };
+        match self.sleeping_call(&req, flags)? {
+            Response::Msg { mtype, data } => Ok(Message { mtype, data }),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// A call that sleeps unless `flags` has `IPC_NOWAIT`: on a pooled
+    /// connection of its own (see [`sleeper`](Self::sleeper)) if it may.
+    fn sleeping_call(&self, req: &Request, flags: i32) -> Result<Response, Errno> {
+        if flags & uipc_abi::IPC_NOWAIT != 0 {
+            return self.call(req);
+        }
+        let mut sleeper = self.sleeper()?;
+        let r = sleeper.conn.call_sleeping(req);
+        sleeper.healthy = r.is_ok();
+        self.give_back(sleeper);
+        match r? {
+            Response::Error(e) => Err(Errno::from_raw(e)),
+            r => Ok(r),
+        }
+    }
+
+    /// `msgctl(id, cmd, buf)` with the raw command: the return value and
+    /// what the kernel would copy out; `set` is `IPC_SET`'s input.
+    ///
+    /// # Errors
+    /// msgctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `EFAULT` (`IPC_SET` without `set`).
+    pub fn msgctl(&self, id: i32, cmd: i32, set: Option<MsgSetArg>) -> Result<(i64, MsgOut), Errno> {
+        match self.call(&Request::MsgCtl { id, cmd, set })? {
+            Response::MsgCtl { ret, out } => Ok((ret, out)),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `msgctl(id, IPC_STAT, &ds)`.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EACCES`.
+    pub fn msg_stat(&self, id: MsgId) -> Result<Msqid64Ds, Errno> {
+        match self.msgctl(id.0, uipc_abi::IPC_STAT, None)? {
+            (_, MsgOut::MsgDs(ds)) => Ok(ds),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// `msgctl(id, IPC_RMID)` — removes the queue; sleepers get `EIDRM`.
+    ///
+    /// # Errors
+    /// `EINVAL`, `EPERM`.
+    pub fn msg_remove(&self, id: MsgId) -> Result<(), Errno> {
+        self.msgctl(id.0, uipc_abi::IPC_RMID, None).map(drop)
     }
 
     /// The pids of the processes asleep in this namespace.

@@ -390,3 +390,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_receive_of_the_blocking_message_wakes_the_first_sender() {
+    let mut ns = IpcNamespace::new(HeapMemory);
+    let id = new_queue(&mut ns);
+    set(&mut ns, id, 0o600, 4);
+    snd(&mut ns, 2, id, 1, b"full", 0).unwrap();
+    let s1 = blocked(snd(&mut ns, 3, id, 2, b"ab", 0));
+    let s2 = blocked(snd(&mut ns, 4, id, 3, b"cdef", 0));
+    assert_eq!(got(rcv(&mut ns, 5, id, 64, 0, 0)), (1, b"full".to_vec()));
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(s1, Ok(0))]);
+    assert_eq!(got(rcv(&mut ns, 5, id, 64, 0, 0)), (2, b"ab".to_vec()));
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(s2, Ok(0))]);
+}

@@ -5,10 +5,11 @@ use std::os::fd::OwnedFd;
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
 use uipc_core::perm::PermUpdate;
+use uipc_core::sysv::msg::{MsgCmd, MsgCtlOut, MsgSet, MsgText};
 use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut, Timeout};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
 use uipc_core::wait::{Interrupt, Outcome};
-use uipc_proto::{CtlOut, Request, Response, SemCtlArg, SemOut, VERSION};
+use uipc_proto::{CtlOut, MsgOut, Request, Response, SemCtlArg, SemOut, VERSION};
 use uipc_sys::{map, proc};
 
 use crate::server::{now, Daemon};
@@ -41,6 +42,10 @@ impl Daemon {
         let reply = match req {
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
             Request::Cancel => Some(self.cancel(token)),
+            Request::MsgSnd { id, mtype, msgsz, text, flags } => self.msgsnd(token, id, mtype, msgsz, text, flags),
+            Request::MsgRcv { id, msgsz, msgtyp, flags, readable } => {
+                self.msgrcv(token, id, msgsz, msgtyp, flags, readable)
+            }
             req => Some(self.dispatch_inner(token, req).unwrap_or_else(error)),
         };
         if let (Some((before, subject)), Some((resp, _))) = (audit, &reply) {
@@ -57,9 +62,54 @@ impl Daemon {
 
     /// What changes when a request creates something: the objects of the
     /// connection's namespace and the number of namespaces.
-    fn creation_marker(&self, ns: Option<&str>) -> (u32, u32, usize) {
+    fn creation_marker(&self, ns: Option<&str>) -> (u32, u32, u32, usize) {
         let counts = ns.and_then(|n| self.namespaces.get(n)).map(|n| n.object_counts()).unwrap_or_default();
-        (counts.shm, counts.sem, self.namespaces.len())
+        (counts.shm, counts.sem, counts.msg, self.namespaces.len())
+    }
+
+    /// `msgsnd`: done at once, or the caller is parked.
+    fn msgsnd(
+        &mut self,
+        token: u64,
+        id: i32,
+        mtype: Option<i64>,
+        msgsz: i64,
+        text: Option<Vec<u8>>,
+        flags: i32,
+    ) -> Option<Reply> {
+        let conn = self.conn_mut(token)?;
+        let cred = conn.cred.clone();
+        let Some(ns_name) = conn.ns.clone() else { return Some(error(Errno::EPERM)) };
+        let Some(ns) = self.namespaces.get_mut(&ns_name) else { return Some(error(Errno::EIDRM)) };
+        let text = match (mtype, text.as_deref()) {
+            (None, _) => MsgText::Unreadable,
+            (Some(t), None) => MsgText::TypeOnly(t),
+            (Some(t), Some(d)) => MsgText::Read(t, d),
+        };
+        match ns.msgsnd(&cred, now(), id, text, msgsz, flags) {
+            Ok(Outcome::Done(v)) => Some(value(Ok(v))),
+            Err(e) => Some(error(e)),
+            Ok(Outcome::Blocked(w)) => {
+                self.park(token, &ns_name, w, None);
+                None
+            }
+        }
+    }
+
+    /// `msgrcv`: a message at once, or the caller is parked.
+    fn msgrcv(&mut self, token: u64, id: i32, msgsz: i64, msgtyp: i64, flags: i32, readable: bool) -> Option<Reply> {
+        let conn = self.conn_mut(token)?;
+        let cred = conn.cred.clone();
+        let Some(ns_name) = conn.ns.clone() else { return Some(error(Errno::EPERM)) };
+        let Some(ns) = self.namespaces.get_mut(&ns_name) else { return Some(error(Errno::EIDRM)) };
+        match ns.msgrcv(&cred, now(), id, msgsz, msgtyp, flags, readable) {
+            Ok(Outcome::Done(m)) => Some((Response::Msg { mtype: m.mtype, data: m.data }, None)),
+            Err(e) => Some(error(e)),
+            Ok(Outcome::Blocked(w)) => {
+                self.park(token, &ns_name, w, None);
+                None
+            }
+        }
     }
 
     /// `semtimedop`: done at once, or the caller is parked.
@@ -100,7 +150,7 @@ impl Daemon {
         if let (Some(w), Some(ns_name)) = (conn.parked, conn.ns.clone()) {
             let result = self.namespaces.get_mut(&ns_name).and_then(|ns| ns.interrupt(w, Interrupt::Signal));
             if let Some(r) = result {
-                self.answer_parked(&ns_name, w, r);
+                self.answer_parked(&ns_name, w, r, None);
             }
         }
         value(Ok(0))
@@ -268,7 +318,24 @@ impl Daemon {
             | Request::Munmap { .. }
             | Request::Mprotect { .. }
             | Request::SemOp { .. }
+            | Request::MsgSnd { .. }
+            | Request::MsgRcv { .. }
             | Request::Cancel => error(Errno::EINVAL),
+            Request::MsgGet { key, flags } => value(ns.msgget(&cred, t, key, flags).map(|id| i64::from(id.0))),
+            Request::MsgCtl { id, cmd, set } => {
+                let cmd = MsgCmd::decode(id, cmd)?;
+                let set = set.map(|s| MsgSet {
+                    perm: PermUpdate { uid: s.perm.uid, gid: s.perm.gid, mode: s.perm.mode },
+                    qbytes: s.qbytes,
+                });
+                let (ret, out) = ns.msgctl(&cred, t, id, cmd, set)?;
+                let out = match out {
+                    MsgCtlOut::None => MsgOut::None,
+                    MsgCtlOut::Ds(d) => MsgOut::MsgDs(d),
+                    MsgCtlOut::Info(i) => MsgOut::Msginfo(i),
+                };
+                (Response::MsgCtl { ret, out }, None)
+            }
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
             }
@@ -366,6 +433,7 @@ impl Daemon {
             Request::ProcSysvipc { which } => match which.as_str() {
                 "shm" => (Response::Text(ns.proc_sysvipc_shm()), None),
                 "sem" => (Response::Text(ns.proc_sysvipc_sem()), None),
+                "msg" => (Response::Text(ns.proc_sysvipc_msg()), None),
                 _ => error(Errno::ENOENT),
             },
         })

@@ -208,7 +208,7 @@ impl Daemon {
         self.deliver(name);
         let left: Vec<_> = self.parked.keys().filter(|(n, _)| n == name).map(|(_, w)| *w).collect();
         for w in left {
-            self.answer_parked(name, w, Err(Errno::EIDRM));
+            self.answer_parked(name, w, Err(Errno::EIDRM), None);
         }
         for token in &members {
             if let Some(c) = self.conns.get_mut(token) {

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use uipc_abi::Errno;
 use uipc_core::cred::{CapSet, Cred, Gid, Pid, PosixIds, Uid};
 use uipc_core::sysv::shm::PendingAttach;
-use uipc_core::wait::{Interrupt, WaiterId};
+use uipc_core::wait::{Interrupt, Message, WaiterId};
 use uipc_core::{IpcNamespace, Time};
 use uipc_proto::{Request, Response, HEADER, MAX_FRAME};
 use uipc_sys::memfd::{DirMemory, MemfdMemory, SharedRegion};
@@ -645,19 +645,26 @@ impl Daemon {
     pub(crate) fn deliver(&mut self, ns: &str) {
         let Some(space) = self.namespaces.get_mut(ns) else { return };
         for w in space.take_wakeups() {
-            self.answer_parked(ns, w.waiter, w.result);
+            self.answer_parked(ns, w.waiter, w.result, w.message);
         }
     }
 
     /// Replies to the parked caller `waiter` of `ns`.
-    pub(crate) fn answer_parked(&mut self, ns: &str, waiter: WaiterId, result: Result<i64, Errno>) {
+    pub(crate) fn answer_parked(
+        &mut self,
+        ns: &str,
+        waiter: WaiterId,
+        result: Result<i64, Errno>,
+        message: Option<Message>,
+    ) {
         let Some(token) = self.parked.remove(&(ns.to_owned(), waiter)) else { return };
         if let Some(c) = self.conns.get_mut(&token) {
             c.parked = None;
         }
-        let resp = match result {
-            Ok(v) => Response::Value(v),
-            Err(e) => Response::Error(e.raw()),
+        let resp = match (result, message) {
+            (Ok(_), Some(m)) => Response::Msg { mtype: m.mtype, data: m.data },
+            (Ok(v), None) => Response::Value(v),
+            (Err(e), _) => Response::Error(e.raw()),
         };
         self.queue(token, &resp, None);
         self.dirty.push(token);
@@ -681,7 +688,7 @@ impl Daemon {
             let (ns, w) = entry.remove();
             let result = self.namespaces.get_mut(&ns).and_then(|space| space.interrupt(w, Interrupt::Timeout));
             if let Some(r) = result {
-                self.answer_parked(&ns, w, r);
+                self.answer_parked(&ns, w, r, None);
             }
         }
     }

@@ -19,7 +19,7 @@
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
-use uipc_abi::{Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
+use uipc_abi::{Msginfo, Msqid64Ds, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 
 /// The protocol version: bumped on any incompatible change.
 pub const VERSION: u16 = 1;
@@ -226,6 +226,72 @@ pub enum Request {
     /// the daemon reads them anew from the kernel (`/proc/PID/status`) for
     /// this connection's later calls, as Linux checks the current ones.
     Recheck,
+    /// `msgget(key, flags)`.
+    MsgGet {
+        /// Key.
+        key: i32,
+        /// Flags.
+        flags: i32,
+    },
+    /// `msgsnd(id, msgp, msgsz, flags)`. If it must sleep, the answer comes
+    /// when it finishes; meanwhile the connection accepts only
+    /// [`Request::Cancel`].
+    MsgSnd {
+        /// Queue id.
+        id: i32,
+        /// `msgp->mtype`, `None` if the caller's buffer could not be read.
+        mtype: Option<i64>,
+        /// `msgsz` as the caller passed it (a `long`).
+        msgsz: i64,
+        /// The `msgsz` bytes of `msgp->mtext`, `None` if unreadable.
+        text: Option<Vec<u8>>,
+        /// Flags.
+        flags: i32,
+    },
+    /// `msgrcv(id, msgp, msgsz, msgtyp, flags)`: answered with
+    /// [`Response::Msg`]; may sleep as [`Request::MsgSnd`].
+    MsgRcv {
+        /// Queue id.
+        id: i32,
+        /// `msgsz` as the caller passed it (a `long`).
+        msgsz: i64,
+        /// `msgtyp`.
+        msgtyp: i64,
+        /// Flags.
+        flags: i32,
+        /// Whether the caller's buffer is readable (`MSG_COPY` reads it first).
+        readable: bool,
+    },
+    /// `msgctl(id, cmd, buf)`; `set` is the `IPC_SET` buffer (`None`:
+    /// absent or unreadable).
+    MsgCtl {
+        /// Id or slot index.
+        id: i32,
+        /// Command.
+        cmd: i32,
+        /// For IPC_SET: uid, gid, mode, qbytes.
+        set: Option<MsgSetArg>,
+    },
+}
+
+/// The `IPC_SET` fields of a `msqid_ds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgSetArg {
+    /// `msg_perm`'s uid, gid, mode.
+    pub perm: PermSet,
+    /// `msg_qbytes`.
+    pub qbytes: u64,
+}
+
+/// What a `msgctl` leaves in the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MsgOut {
+    /// Nothing.
+    None,
+    /// `struct msqid_ds`.
+    MsgDs(Msqid64Ds),
+    /// `struct msginfo`.
+    Msginfo(Msginfo),
 }
 
 /// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.
@@ -357,6 +423,20 @@ pub enum Response {
     Namespaces(Vec<NsInfo>),
     /// One namespace ([`Request::NsShow`]).
     Namespace(NsInfo),
+    /// A received message (`msgrcv`'s return value is `data.len()`).
+    Msg {
+        /// `mtype`.
+        mtype: i64,
+        /// The text, already cut to the caller's size.
+        data: Vec<u8>,
+    },
+    /// `msgctl`'s value and output.
+    MsgCtl {
+        /// Return value.
+        ret: i64,
+        /// What to copy out.
+        out: MsgOut,
+    },
 }
 
 /// Why bytes are not a valid frame.

@@ -44,6 +44,19 @@ fn arb_request() -> impl Strategy<Value = Request> {
         ".{0,20}".prop_map(|name| Request::NsRemove { name }),
         any::<bool>().prop_map(|newipc| Request::Unshare { newipc }),
         Just(Request::Recheck),
+        (any::<i32>(), any::<i32>()).prop_map(|(key, flags)| Request::MsgGet { key, flags }),
+        (any::<i32>(), any::<Option<i64>>(), any::<i64>(), any::<Option<Vec<u8>>>(), any::<i32>())
+            .prop_map(|(id, mtype, msgsz, text, flags)| Request::MsgSnd { id, mtype, msgsz, text, flags }),
+        (any::<i32>(), any::<i64>(), any::<i64>(), any::<i32>(), any::<bool>())
+            .prop_map(|(id, msgsz, msgtyp, flags, readable)| Request::MsgRcv { id, msgsz, msgtyp, flags, readable }),
+        (any::<i32>(), any::<i32>(), any::<Option<(u32, u32, u32, u64)>>()).prop_map(|(id, cmd, set)| {
+            Request::MsgCtl {
+                id,
+                cmd,
+                set: set
+                    .map(|(uid, gid, mode, qbytes)| uipc_proto::MsgSetArg { perm: PermSet { uid, gid, mode }, qbytes }),
+            }
+        }),
     ]
 }
 
@@ -81,6 +94,22 @@ fn arb_response() -> impl Strategy<Value = Response> {
             }),
         prop::collection::vec(".{0,20}".prop_map(|name| uipc_proto::NsInfo { name, ..Default::default() }), 0..4)
             .prop_map(Response::Namespaces),
+        (any::<i64>(), any::<Vec<u8>>()).prop_map(|(mtype, data)| Response::Msg { mtype, data }),
+        (any::<i64>(), any::<(i64, u64, u64, i32, i32)>()).prop_map(|(ret, (stime, cbytes, qbytes, lspid, lrpid))| {
+            let ds = uipc_abi::Msqid64Ds {
+                msg_stime: stime,
+                msg_cbytes: cbytes,
+                msg_qbytes: qbytes,
+                msg_lspid: lspid,
+                msg_lrpid: lrpid,
+                ..Default::default()
+            };
+            Response::MsgCtl { ret, out: uipc_proto::MsgOut::MsgDs(ds) }
+        }),
+        (any::<i64>(), any::<(i32, i32, i32, u16)>()).prop_map(|(ret, (msgpool, msgmap, msgtql, msgseg))| {
+            let info = uipc_abi::Msginfo { msgpool, msgmap, msgtql, msgseg, ..Default::default() };
+            Response::MsgCtl { ret, out: uipc_proto::MsgOut::Msginfo(info) }
+        }),
     ]
 }
 
