@@ -12,7 +12,11 @@
 //! 2. Find a daemon: `--socket`, `$UIPC_SOCKET`, or the default path; if a
 //!    connection there succeeds, use it. Otherwise bind a private daemon in
 //!    a thread of this process, with its socket in a fresh directory (mode
-//!    0700) and a lifeline (one end of a socket pair) that we hold.
+//!    0711, in a directory every user may traverse, so that the program's
+//!    processes reach it whatever ids they take), serving only this
+//!    process and its descendants (`Daemon::only_tree`; this process
+//!    becomes a child subreaper, so a double-forked descendant stays in
+//!    the tree), and a lifeline (one end of a socket pair) that we hold.
 //! 3. With `--ns new`, ask the daemon for an ephemeral namespace (a fresh
 //!    name, mode 0700, ended by the daemon when the last process that
 //!    joined it — this one counts — has exited).
@@ -24,7 +28,8 @@
 //! 5. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
 //!    another process (a terminal's signals already reach the program,
 //!    which is in our process group) through a pidfd.
-//! 6. When the program ends: stop forwarding, drop the lifeline and join
+//! 6. When the program ends (descendants re-parented to us meanwhile are
+//!    reaped as they exit): stop forwarding, drop the lifeline and join
 //!    the private daemon, remove its directory; then exit with the
 //!    program's code, or re-raise the signal that killed it (128 + signal
 //!    if that does not kill us).
@@ -35,7 +40,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -177,7 +182,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
 
-    let status = child.wait();
+    // A subreaper (with a private daemon) also reaps the orphans it inherits.
+    let status = match &daemon {
+        Daemon::Private(_) => uipc_sys::proc::wait_reaping_others(child.id())
+            .map(ExitStatus::from_raw)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw())),
+        Daemon::Shared(_) => child.wait(),
+    };
     handle.close();
     if let Some(t) = forwarder {
         let _ = t.join();
@@ -365,7 +376,10 @@ impl PrivateDaemon {
     /// Binds a daemon in a new thread, its socket in a fresh 0700 directory.
     fn start() -> Result<PrivateDaemon, String> {
         let dir = private_dir()?;
-        match uipc_daemon::Embedded::spawn(dir.join("uipc.sock"), |d| d) {
+        // Orphans of the tree come to us, not to init: they stay in it.
+        uipc_sys::proc::set_child_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+        let root = std::process::id();
+        match uipc_daemon::Embedded::spawn(dir.join("uipc.sock"), move |d| d.only_tree(root)) {
             Ok(daemon) => Ok(PrivateDaemon { dir, daemon }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -389,25 +403,42 @@ impl PrivateDaemon {
     }
 }
 
-/// A new directory, mode 0700, under `$XDG_RUNTIME_DIR` or the temporary
-/// directory; `mkdir` fails rather than reuse one that exists.
+/// A new directory, mode 0711 (anyone may reach the socket inside by its
+/// name; only we may list it), under `$XDG_RUNTIME_DIR` or the temporary
+/// directory, whichever every user may traverse (a program that drops to
+/// `nobody` must still reach its daemon: the daemon, not the file system,
+/// decides who is served), else `/tmp`; `mkdir` fails rather than reuse
+/// one that exists.
 fn private_dir() -> Result<PathBuf, String> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty() && Path::new(d).is_dir())
-        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let base = [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(std::env::temp_dir())]
+        .into_iter()
+        .flatten()
+        .find(|d| d.is_absolute() && traversable_by_all(d))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     let pid = std::process::id();
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let mut last = None;
     for attempt in 0..16u32 {
         let dir = base.join(format!("uipc-run.{pid}.{:x}", nanos.wrapping_add(attempt)));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            // The umask may have taken bits away.
+            Ok(()) => {
+                return std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                    .map(|()| dir)
+                    .map_err(|e| format!("chmod: {e}"))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(format!("{}: {e}", dir.display())),
         }
     }
     Err(format!("no fresh directory in {}: {}", base.display(), last.map_or_else(String::new, |e| e.to_string())))
+}
+
+/// Whether every directory from `/` down to `dir` has its "others"
+/// search bit (so any user can reach a file in `dir` by name).
+fn traversable_by_all(dir: &Path) -> bool {
+    dir.ancestors().all(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use uipc_abi::Errno;
 use uipc_proto::{Request, Response, HEADER, VERSION};
 use uipc_sys::net;
 
+use crate::creds::CredKey;
+
 #[derive(Debug)]
 pub(crate) struct Conn {
     stream: UnixStream,
@@ -18,6 +20,9 @@ pub(crate) struct Conn {
     socket: PathBuf,
     namespace: String,
     inbuf: Vec<u8>,
+    /// Whose credentials the daemon holds for this connection (see the
+    /// `creds` module); `None`: none known to be current.
+    reported: Option<CredKey>,
 }
 
 fn io(e: &std::io::Error) -> Errno {
@@ -31,6 +36,8 @@ impl Conn {
     }
 
     pub(crate) fn open(socket: &Path, namespace: &str) -> Result<Conn, Errno> {
+        // Taken before connecting: a change made meanwhile is rechecked.
+        let key = CredKey::now();
         let stream = UnixStream::connect(socket).map_err(|e| io(&e))?;
         let mut conn = Conn {
             stream,
@@ -38,6 +45,7 @@ impl Conn {
             socket: socket.to_owned(),
             namespace: namespace.to_owned(),
             inbuf: Vec::new(),
+            reported: key.connect_suffices().then_some(key),
         };
         match conn.exchange(&Request::Hello { version: VERSION, namespace: namespace.to_owned() }, 0)? {
             (Response::Welcome { .. }, _) => Ok(conn),
@@ -46,13 +54,29 @@ impl Conn {
         }
     }
 
-    /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
-    pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+    /// Before a request: a connection of this process (a forked child
+    /// must not speak on its parent's: the daemon would take it for the
+    /// parent), on which the daemon holds the calling thread's current
+    /// credentials (the `creds` module).
+    pub(crate) fn prepare(&mut self) -> Result<(), Errno> {
         if self.pid != std::process::id() {
-            // A forked child must not speak on its parent's connection: the
-            // daemon would take it for the parent.
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
+        let key = CredKey::now();
+        if self.reported != Some(key) {
+            let tid = uipc_sys::proc::gettid();
+            match self.exchange(&Request::Recheck { tid }, 0)? {
+                (Response::Value(_), _) => self.reported = Some(key),
+                (Response::Error(e), _) => return Err(Errno::from_raw(e)),
+                _ => return Err(Errno::EPROTO),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
+    pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        self.prepare()?;
         self.exchange(req, max_fds)
     }
 
@@ -62,9 +86,7 @@ impl Conn {
     /// daemon then answers the request — `EINTR` if it had not happened,
     /// its real result if it had — and acknowledges the cancel.
     pub(crate) fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
-        if self.pid != std::process::id() {
-            *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
-        }
+        self.prepare()?;
         // From before the request leaves until its answer is in, signals
         // are held: one that comes before the wait begins still interrupts
         // it (delivered as the wait starts), none is lost in between.

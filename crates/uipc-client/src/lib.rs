@@ -28,6 +28,7 @@
 
 mod admin;
 mod conn;
+mod creds;
 mod mapping;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use admin::{Admin, NsInfo};
+pub use creds::{credentials_changed, CredScope};
 pub use mapping::{Mapping, MappingMut};
 pub use uipc_abi::{Errno, Msginfo, Msqid64Ds, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_proto::{CtlOut, PermSet, Request, Response};
@@ -71,7 +73,7 @@ pub struct Client {
     /// of its own, so other threads of the process can still call (and post).
     spare: Arc<Mutex<Vec<Conn>>>,
     /// Advanced by [`reconnect`](Self::reconnect): a sleeper's connection
-    /// made before it carries the old credentials and is not reused.
+    /// made before it may be joined elsewhere and is not reused.
     generation: Arc<AtomicU64>,
 }
 
@@ -388,8 +390,9 @@ impl Client {
     }
 
     /// Returns a [`Sleeper`] to the pool; one whose last call failed in
-    /// transport, or that was opened before a [`reconnect`](Self::reconnect)
-    /// (old credentials), is closed instead.
+    /// transport, or that was opened before a [`reconnect`](Self::reconnect),
+    /// is closed instead. (A pooled connection's credentials are brought up
+    /// to date before its next call: see [`credentials_changed`].)
     pub fn give_back(&self, sleeper: Sleeper) {
         if sleeper.healthy && sleeper.generation == self.generation.load(Ordering::Acquire) {
             self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(sleeper.conn);
@@ -588,20 +591,18 @@ impl Client {
     }
 
     /// Tells the daemon this process's credentials changed (after `setuid`,
-    /// `setgroups`, `capset`…): it reads them anew from the kernel for the
-    /// later calls of this client, as Linux checks the caller's current ids
+    /// `setgroups`…: [`credentials_changed`] for the whole process), and
+    /// has it read them anew on this client's main connection at once; any
+    /// other connection of the process (pooled sleepers, other clients)
+    /// does so before its next call. Linux checks the caller's current ids
     /// at every call. Unlike [`reconnect`](Self::reconnect) it needs no new
-    /// access to the socket (a process that dropped root may no longer
-    /// reach a root-only socket directory). Spare connections, which carry
-    /// the old credentials, are let go.
+    /// connection.
     ///
     /// # Errors
-    /// Transport errors.
+    /// Transport errors; `ESRCH` if the daemon cannot read them.
     pub fn recheck(&self) -> Result<(), Errno> {
-        self.call_value(&Request::Recheck)?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        Ok(())
+        credentials_changed(CredScope::Process);
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).prepare()
     }
 
     /// [`reconnect`](Self::reconnect), joining namespace `to` if given.

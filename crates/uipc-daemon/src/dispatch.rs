@@ -210,10 +210,12 @@ impl Daemon {
             return Ok((Response::Welcome { version: VERSION }, None));
         };
         let t = now();
-        if let Request::Recheck = req {
+        if let Request::Recheck { tid } = req {
             // The process that connected is the one asking (its pidfd keeps
-            // the pid from being reused while the connection lives).
-            let fresh = crate::server::cred_now(cred.pid)?;
+            // the pid from being reused while the connection lives); `tid`
+            // must be one of its threads (any of them: a process is one
+            // trust domain, its threads share its memory).
+            let fresh = crate::server::cred_now(cred.pid, tid)?;
             if let Some(c) = self.conn_mut(token) {
                 c.cred = fresh;
             }
@@ -313,7 +315,7 @@ impl Daemon {
             Request::Sync
             | Request::Forked { .. }
             | Request::Exec
-            | Request::Recheck
+            | Request::Recheck { .. }
             | Request::ShmDt { .. }
             | Request::Munmap { .. }
             | Request::Mprotect { .. }

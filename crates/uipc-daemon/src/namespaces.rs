@@ -172,19 +172,36 @@ impl Daemon {
 
     /// Is the caller's process in namespace `name` already, whatever its
     /// credentials now? Either one of its connections is joined to `name`
-    /// (the shim opens a fresh connection after `setuid` and friends, to
-    /// be judged with the new credentials, before it closes the old one),
-    /// or it has joined nowhere yet and its parent's `Forked` put it there
-    /// (a child starts in its parent's namespace, `copy_ipcs()`). Linux
-    /// checks no credential when a process stays in its IPC namespace or
-    /// inherits it; only `setns(2)` into another one needs privilege.
+    /// (a pooled connection opened after `setuid`, a thread's own
+    /// namespace), or its parent's `Forked` put it there, or it has joined
+    /// nowhere yet and an ancestor is in `name` (a process started by a
+    /// member, through any number of processes that never called uipc —
+    /// `setpriv`, `su`, a shell — or re-parented to a member that is a
+    /// subreaper, as `uipc run` is). A child starts in its parent's
+    /// namespace (`copy_ipcs()`), and Linux checks no credential when a
+    /// process stays in its IPC namespace or inherits it; only `setns(2)`
+    /// into another one needs privilege. (An ancestor that is a member
+    /// could as well have handed its connection down.)
     pub(crate) fn already_in(&self, cred: &Cred, name: &str) -> bool {
         let pid = cred.pid;
         let mut joined = self.conns.values().filter(|c| c.cred.pid == pid).filter_map(|c| c.ns.as_deref()).peekable();
         if joined.peek().is_some() {
             return joined.any(|n| n == name);
         }
-        self.procs.get(&pid.0).is_some_and(|p| p.namespaces.contains(name))
+        if self.procs.get(&pid.0).is_some_and(|p| p.namespaces.contains(name)) {
+            return true;
+        }
+        let mut p = pid.0;
+        for _ in 0..4096 {
+            match uipc_sys::proc::proc_parent(p) {
+                Ok(parent) if parent > 1 => p = parent,
+                _ => return false,
+            }
+            if self.procs.get(&p).is_some_and(|rec| rec.namespaces.contains(name)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Tears namespace `name` down (`free_ipcs()`), answers its sleepers

@@ -108,6 +108,9 @@ pub struct Daemon {
     pub(crate) next_ephemeral: u64,
     /// Where audit records go (`uipc daemon --audit`).
     pub(crate) audit: Option<crate::audit::Audit>,
+    /// A private daemon's process tree: only this process and its
+    /// descendants may connect ([`Daemon::only_tree`]).
+    tree: Option<u32>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -143,16 +146,17 @@ fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The credentials process `pid` has now, from `/proc/PID/status` (after
-/// a `setuid`, `SO_PEERCRED` still tells the ones it connected with).
-pub(crate) fn cred_now(pid: Pid) -> Result<Cred, Errno> {
-    let ids = proc::proc_ids(pid.0)?;
+/// The credentials thread `tid` of process `pid` has now, from
+/// `/proc/PID/task/TID/status` (after a `setuid`, `SO_PEERCRED` still
+/// tells the ones it connected with).
+pub(crate) fn cred_now(pid: Pid, tid: u32) -> Result<Cred, Errno> {
+    let (ids, caps) = proc::proc_task_cred(pid.0, tid)?;
     Ok(Cred {
         pid,
         euid: Uid(ids.euid),
         egid: Gid(ids.egid),
         groups: ids.groups.into_iter().map(Gid).collect(),
-        caps: CapSet(proc::proc_caps(pid.0)?),
+        caps: CapSet(caps),
         memlock_limit: proc::proc_memlock_limit(pid.0)?,
         posix: PosixIds {
             ruid: Uid(ids.ruid),
@@ -239,10 +243,24 @@ impl Daemon {
             ns_meta: BTreeMap::new(),
             next_ephemeral: 1,
             audit: None,
+            tree: None,
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
         Ok(daemon)
+    }
+
+    /// Makes this a private daemon of the process tree rooted at `root`
+    /// (`uipc run`): a connection is accepted only from `root` or a
+    /// process that descends from it (its `PPid` chain, read from `/proc`
+    /// when it connects), whatever its credentials; any other is closed
+    /// at once. `root` should be a child subreaper
+    /// (`PR_SET_CHILD_SUBREAPER`), so that a descendant whose parent
+    /// exits (a double-forking daemon) is re-parented to it and stays in
+    /// the tree. See `docs/architecture.md`, "Who may connect".
+    pub fn only_tree(mut self, root: u32) -> Daemon {
+        self.tree = Some(root);
+        self
     }
 
     /// Serves until SIGTERM or SIGINT; removes the socket on the way out.
@@ -361,6 +379,14 @@ impl Daemon {
         stream.set_nonblocking(true).map_err(|_| Errno::EIO)?;
         let cred = cred_of(&stream)?;
         let pid = cred.pid.0;
+        if let Some(root) = self.tree {
+            // A process outside a private daemon's tree is not served: the
+            // stream is dropped (closed) unanswered.
+            if !proc::descends_from(pid, root).unwrap_or(false) {
+                info!(pid, "refused: not in the process tree of this private daemon");
+                return Err(Errno::EACCES);
+            }
+        }
         // A process that exec'd connects anew after the kernel closed its
         // old connections (close-on-exec): those are settled first, so the
         // exec releases its attachments (its last connection closing)

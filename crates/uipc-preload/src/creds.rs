@@ -3,26 +3,28 @@
 //!
 //! Linux checks the caller's *current* credentials at every IPC call
 //! (`ipcperms()` reads `current_euid()`, `in_group_p()`, `ns_capable()`),
-//! while the daemon takes a process's credentials from the kernel when a
-//! connection is made (`SO_PEERCRED`, `SO_PEERGROUPS`, the peer's
-//! `CapEff`). So each wrapper here calls the C library's function (the next
-//! definition, `RTLD_NEXT`) and, when it succeeded and the process has a
-//! connection, asks the daemon to take its credentials anew
-//! ([`uipc_client::Client::recheck`]: read from `/proc/PID/status`): the
-//! next call is judged with the new credentials. No new connection is needed, so a process that
-//! dropped root keeps its way to a socket only root may open.
-//!
-//! A process that has not called uipc yet has no connection: its first
-//! call connects with whatever credentials it has by then.
+//! and credentials are per thread. Each wrapper here calls the C library's
+//! function (the next definition, `RTLD_NEXT`) and, when it succeeded,
+//! reports the change ([`changed`]): glibc's `set*id` and `setgroups`
+//! apply it to every thread (its setxid broadcast), so the whole process
+//! changed; `capset` changes the calling thread only. Every connection of
+//! the process (the main one, pooled sleepers, a thread's own namespace's)
+//! then has the daemon re-read the calling thread's credentials from
+//! `/proc/PID/task/TID/status` before its next request (see
+//! `uipc_client::credentials_changed`). No new connection is needed; and
+//! one is always possible anyway, as the daemon's socket is reachable
+//! whatever the caller's ids (`docs/architecture.md`, "Who may connect").
 //!
 //! The same calls made through libc's `syscall()` (and `setfsuid`,
-//! `setfsgid`) tell the daemon too (the `raw` module).
+//! `setfsgid`) are reported too (the `raw` module, through [`renew`]): a
+//! raw system call changes the calling thread only (no glibc broadcast),
+//! so they count as [`CredScope::Thread`].
 //!
 //! # Known missing features
-//! - The libc `setfsuid`/`setfsgid` wrappers are not wrapped (IPC
-//!   permission checks do not use `fsuid`); credential calls made with the
-//!   `syscall` instruction itself are not seen (trap mode traps only the
-//!   IPC calls).
+//! - The `fsuid` calls are not wrapped (IPC permission checks do not use
+//!   the filesystem ids).
+//! - A change made with the `syscall` instruction itself (not through
+//!   libc's `syscall()`) is seen only in trap mode.
 //!
 //! # References
 //!  - [setuid(2)], [setresuid(2)], [setgroups(2)], [capset(2)], [credentials(7)]
@@ -38,16 +40,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libc::{gid_t, size_t, uid_t};
 
+pub use uipc_client::CredScope;
+
 use crate::ret;
 
-/// After a successful credential change: a fresh connection, if there is
-/// one to replace. Runs inside the fork gate, so it never races `fork`.
+/// After a successful credential change of `scope`: every connection of
+/// the process has the daemon re-read the caller's credentials before its
+/// next request. Cheap (an atomic add); safe in any thread, and in a
+/// signal handler.
+pub fn changed(scope: CredScope) {
+    uipc_client::credentials_changed(scope);
+}
+
+/// After a successful credential system call made without glibc's
+/// wrapper (through `syscall()`): the calling thread's credentials changed.
 pub(crate) fn renew() {
-    let Some(c) = crate::CLIENT.get() else { return };
-    let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
-    // The daemon re-reads them from the kernel; a daemon that cannot
-    // answers nothing else either (every later call fails).
-    let _ = c.recheck();
+    changed(CredScope::Thread);
 }
 
 /// In a forked child, before `fork` returns there: a connection of its
@@ -74,9 +82,9 @@ pub(crate) fn next(slot: &AtomicUsize, name: &CStr) -> usize {
 }
 
 /// Defines the exported wrapper `$name($arg: $ty, …) -> c_int`: libc's
-/// function, then [`renew`] when it returned 0.
+/// function, then [`changed`] with `$scope` when it returned 0.
 macro_rules! wrap {
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*)) => {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*), $scope:expr) => {
         $(#[$doc])*
         ///
         /// # Errors
@@ -99,7 +107,7 @@ macro_rules! wrap {
             // SAFETY: called as C calls it, with the caller's arguments.
             let r = unsafe { real($($arg),*) };
             if r == 0 {
-                renew();
+                changed($scope);
             }
             r
         }
@@ -108,41 +116,51 @@ macro_rules! wrap {
 
 wrap!(
     /// `setuid(uid)` — sets the effective (and, with privilege, every) user id.
-    setuid(uid: uid_t)
+    setuid(uid: uid_t),
+    CredScope::Process
 );
 wrap!(
     /// `seteuid(euid)` — sets the effective user id.
-    seteuid(euid: uid_t)
+    seteuid(euid: uid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setreuid(ruid, euid)` — sets the real and effective user ids.
-    setreuid(ruid: uid_t, euid: uid_t)
+    setreuid(ruid: uid_t, euid: uid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setresuid(ruid, euid, suid)` — sets the real, effective and saved user ids.
-    setresuid(ruid: uid_t, euid: uid_t, suid: uid_t)
+    setresuid(ruid: uid_t, euid: uid_t, suid: uid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setgid(gid)` — sets the effective (and, with privilege, every) group id.
-    setgid(gid: gid_t)
+    setgid(gid: gid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setegid(egid)` — sets the effective group id.
-    setegid(egid: gid_t)
+    setegid(egid: gid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setregid(rgid, egid)` — sets the real and effective group ids.
-    setregid(rgid: gid_t, egid: gid_t)
+    setregid(rgid: gid_t, egid: gid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setresgid(rgid, egid, sgid)` — sets the real, effective and saved group ids.
-    setresgid(rgid: gid_t, egid: gid_t, sgid: gid_t)
+    setresgid(rgid: gid_t, egid: gid_t, sgid: gid_t),
+    CredScope::Process
 );
 wrap!(
     /// `setgroups(size, list)` — sets the supplementary group ids.
-    setgroups(size: size_t, list: *const gid_t)
+    setgroups(size: size_t, list: *const gid_t),
+    CredScope::Process
 );
 wrap!(
     /// `capset(hdrp, datap)` — sets the calling thread's capabilities.
-    capset(hdrp: *mut c_void, datap: *const c_void)
+    capset(hdrp: *mut c_void, datap: *const c_void),
+    CredScope::Thread
 );

@@ -223,9 +223,14 @@ pub enum Request {
         prot: u32,
     },
     /// The caller's credentials changed (`setuid`, `setgroups`, `capset`…):
-    /// the daemon reads them anew from the kernel (`/proc/PID/status`) for
-    /// this connection's later calls, as Linux checks the current ones.
-    Recheck,
+    /// the daemon reads those of thread `tid` of the connected process anew
+    /// from the kernel (`/proc/PID/task/TID/status`; Linux credentials are
+    /// per thread) for this connection's later calls, as Linux checks the
+    /// current ones. `ESRCH` if `tid` is not a thread of that process.
+    Recheck {
+        /// The calling thread (`gettid()`).
+        tid: u32,
+    },
     /// `msgget(key, flags)`.
     MsgGet {
         /// Key.

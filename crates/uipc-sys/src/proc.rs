@@ -93,7 +93,57 @@ pub struct ProcIds {
 /// # References
 ///  - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
 pub fn proc_ids(pid: u32) -> Result<ProcIds, Errno> {
-    let status = read_proc(pid, "status")?;
+    ids_from_status(&read_proc(pid, "status")?)
+}
+
+/// The ids and effective capabilities of thread `tid` of process `pid`,
+/// from `/proc/PID/task/TID/status` in one read. Linux credentials are per
+/// thread: glibc's `setuid` family changes every thread's, but a raw
+/// `syscall(SYS_setresuid, …)` or `capset` changes only the caller's. The
+/// path lists only `pid`'s own threads, so a `tid` of another process
+/// fails with `ESRCH`.
+///
+/// # Errors
+/// `ESRCH` if there is no such thread in `pid`; `EIO` if the file is
+/// malformed.
+///
+/// # References
+///  - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html),
+///    [credentials(7)](https://man7.org/linux/man-pages/man7/credentials.7.html)
+///    ("per-thread attributes")
+pub fn proc_task_cred(pid: u32, tid: u32) -> Result<(ProcIds, u64), Errno> {
+    let tid = raw_pid(tid)?;
+    let status = read_proc(pid, &format!("task/{tid}/status"))?;
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or(Errno::EIO)?;
+    Ok((ids_from_status(&status)?, caps))
+}
+
+/// Whether process `pid` is `root` or descends from it: its chain of
+/// parents (`PPid`) reaches `root` before it reaches 0 or 1 (at most 4096
+/// steps; a chain longer than that is not believed).
+///
+/// # Errors
+/// `ESRCH` if `pid` (or an ancestor, between two reads) is gone.
+pub fn descends_from(pid: u32, root: u32) -> Result<bool, Errno> {
+    let mut p = pid;
+    for _ in 0..4096 {
+        if p == root {
+            return Ok(true);
+        }
+        if p <= 1 {
+            return Ok(false);
+        }
+        p = proc_parent(p)?;
+    }
+    Ok(false)
+}
+
+/// The ids of a `/proc/PID/status` text.
+fn ids_from_status(status: &str) -> Result<ProcIds, Errno> {
     let line = |name: &str| -> Result<&str, Errno> {
         status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).ok_or(Errno::EIO)
     };
@@ -113,6 +163,15 @@ pub fn proc_ids(pid: u32) -> Result<ProcIds, Errno> {
         fsgid: nth("Gid", 3)?,
         umask,
     })
+}
+
+/// `gettid()` — the calling thread's id.
+///
+/// # References
+///  - [gettid(2)](https://man7.org/linux/man-pages/man2/gettid.2.html)
+pub fn gettid() -> u32 {
+    // A thread id is positive.
+    u32::try_from(rustix::thread::gettid().as_raw_nonzero().get()).unwrap_or(0)
 }
 
 /// `pidfd_open(pid, 0)` — a descriptor (close-on-exec) that refers to
@@ -245,6 +304,67 @@ fn limit_from_limits(limits: &str, label: &str) -> Result<u64, Errno> {
 #[doc(alias = "PPid")]
 pub fn proc_parent(pid: u32) -> Result<u32, Errno> {
     status_field(pid, "PPid")?.parse().map_err(|_| Errno::EIO)
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)` — makes the calling process the
+/// "subreaper" of its descendants: one whose parent exits is re-parented
+/// to it (not to init), so it stays in the process tree (and must be
+/// reaped by it: [`wait_reaping_others`]).
+///
+/// # Errors
+/// `EINVAL` on kernels without it (before 3.4).
+///
+/// # References
+///  - [PR_SET_CHILD_SUBREAPER(2const)](https://man7.org/linux/man-pages/man2/PR_SET_CHILD_SUBREAPER.2const.html)
+#[doc(alias = "PR_SET_CHILD_SUBREAPER")]
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(errno)
+}
+
+/// Waits until the child `child` exits and returns its raw wait status
+/// (as `waitpid` reports it), reaping every other child that exits
+/// meanwhile — the orphans a subreaper inherits — without ever reaping
+/// `child` early.
+///
+/// # Errors
+/// `ECHILD` if `child` is not a child of ours.
+///
+/// # References
+///  - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`WNOWAIT`)
+pub fn wait_reaping_others(child: u32) -> Result<i32, Errno> {
+    let child = raw_pid(child)?;
+    loop {
+        // SAFETY: siginfo_t is plain data; all zeros is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live siginfo_t the kernel fills in; WNOWAIT
+        // leaves the child waitable.
+        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r != 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(raw) => return Err(Errno::from_raw(raw)),
+                None => return Err(Errno::EIO),
+            }
+        }
+        // SAFETY: waitid filled in a child's state: si_pid is valid.
+        let pid = unsafe { info.si_pid() };
+        let mut status = 0;
+        if pid == child {
+            loop {
+                // SAFETY: `status` is a live c_int the kernel fills in.
+                let r = unsafe { libc::waitpid(child, &mut status, 0) };
+                if r == child {
+                    return Ok(status);
+                }
+                if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    return Err(Errno::ECHILD);
+                }
+            }
+        }
+        // An orphan we inherited: reaped, nothing else to do.
+        // SAFETY: as above.
+        let _ = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    }
 }
 
 /// Field 22 (`starttime`) of `/proc/PID/stat` — when the process started,

@@ -1,0 +1,18 @@
+//! What Linux keeps per thread, through the shim against the kernel: each
+//! C program runs natively in a fresh IPC namespace (`unshare --ipc`) and
+//! under `LD_PRELOAD=libuipc_preload.so` with the kernel's IPC calls
+//! denied; the outputs must be the same line for line.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+
+/// Credentials: a thread's own `capset` changes its verdicts only.
+#[test]
+fn credentials_are_per_thread() {
+    if uipc_testsupport::skip_unless_root("credentials_are_per_thread", "setuid, CAP_IPC_OWNER") {
+        return;
+    }
+    differential("thread_creds");
+}
