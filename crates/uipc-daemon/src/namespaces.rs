@@ -173,15 +173,19 @@ impl Daemon {
     /// Is the caller's process in namespace `name` already, whatever its
     /// credentials now? Either one of its connections is joined to `name`
     /// (a pooled connection opened after `setuid`, a thread's own
-    /// namespace), or its parent's `Forked` put it there, or it has joined
-    /// nowhere yet and an ancestor is in `name` (a process started by a
-    /// member, through any number of processes that never called uipc —
-    /// `setpriv`, `su`, a shell — or re-parented to a member that is a
-    /// subreaper, as `uipc run` is). A child starts in its parent's
-    /// namespace (`copy_ipcs()`), and Linux checks no credential when a
-    /// process stays in its IPC namespace or inherits it; only `setns(2)`
-    /// into another one needs privilege. (An ancestor that is a member
-    /// could as well have handed its connection down.)
+    /// namespace), or its parent's `Forked` put it there, or — in a
+    /// private daemon (`uipc run`'s, [`Daemon::only_tree`]) or for an
+    /// ephemeral namespace (`uipc run --ns new`) — it has joined nowhere
+    /// yet and an ancestor is in `name`: a process started by a member
+    /// through any number of processes that never called uipc (`setpriv`,
+    /// `su`, a shell), or re-parented to a member that is a subreaper, as
+    /// `uipc run` is. A child starts in its parent's namespace
+    /// (`copy_ipcs()`), and Linux checks no credential when a process stays
+    /// in its IPC namespace or inherits it; only `setns(2)` into another
+    /// one needs privilege. (An ancestor that is a member could as well
+    /// have handed its connection down.) A shared daemon's named
+    /// namespaces keep their owner and mode rules for a process that
+    /// names one itself.
     pub(crate) fn already_in(&self, cred: &Cred, name: &str) -> bool {
         let pid = cred.pid;
         let mut joined = self.conns.values().filter(|c| c.cred.pid == pid).filter_map(|c| c.ns.as_deref()).peekable();
@@ -190,6 +194,10 @@ impl Daemon {
         }
         if self.procs.get(&pid.0).is_some_and(|p| p.namespaces.contains(name)) {
             return true;
+        }
+        let inherited = self.tree.is_some() || self.ns_meta.get(name).is_some_and(|m| m.ephemeral);
+        if !inherited {
+            return false;
         }
         let mut p = pid.0;
         for _ in 0..4096 {

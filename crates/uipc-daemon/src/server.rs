@@ -110,7 +110,7 @@ pub struct Daemon {
     pub(crate) audit: Option<crate::audit::Audit>,
     /// A private daemon's process tree: only this process and its
     /// descendants may connect ([`Daemon::only_tree`]).
-    tree: Option<u32>,
+    pub(crate) tree: Option<u32>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {

@@ -57,9 +57,10 @@
 //! - `execve` and exit: nothing to do here. The client's connection is
 //!   close-on-exec, and the daemon follows process life with pidfds; it
 //!   releases a process's attachments at exec and exit as Linux does.
-//! - Credentials: `setuid` and the rest of the family, `setgroups` and
-//!   `capset` replace the connection, so the daemon judges the next call
-//!   with the new ids (the `creds` module).
+//! - Credentials: after `setuid` and the rest of the family, `setgroups`
+//!   and `capset`, each connection has the daemon re-read the calling
+//!   thread's credentials before its next request, so every call is judged
+//!   with the caller's current ids, per thread (the `creds` module).
 //! - `munmap` and `mprotect` of part or all of an attach are reported to
 //!   the daemon, which splits or closes it as Linux does (`nattch`; the
 //!   `mm` module).
