@@ -5,10 +5,12 @@
 fn main() {
     println!("cargo:rerun-if-changed=src/semctl.c");
     println!("cargo:rerun-if-changed=src/syscall.c");
+    println!("cargo:rerun-if-changed=src/semopen.c");
     println!("cargo:rerun-if-changed=src/exports.map");
     cc::Build::new()
         .file("src/semctl.c")
         .file("src/syscall.c")
+        .file("src/semopen.c")
         .warnings(true)
         .extra_warnings(true)
         .warnings_into_errors(true)

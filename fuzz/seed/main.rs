@@ -34,6 +34,10 @@ fn main() {
         ("msgsnd", Request::MsgSnd { id: 0, mtype: Some(1), msgsz: 3, text: Some(b"abc".to_vec()), flags: 0 }),
         ("msgrcv", Request::MsgRcv { id: 0, msgsz: 64, msgtyp: -5, flags: 0o10000, readable: true }),
         ("msgctl", Request::MsgCtl { id: 0, cmd: 1, set: Some(uipc_proto::MsgSetArg { perm: uipc_proto::PermSet { uid: 0, gid: 0, mode: 0o600 }, qbytes: 100 }) }),
+        ("pshm_open", Request::PshmOpen { name: b"/psql.123".to_vec(), oflag: 0o302, mode: 0o600, umask: 0o022 }),
+        ("sem_open", Request::SemOpen { name: b"/mp-x".to_vec(), oflag: 0o300, mode: 0o600, umask: 0o022, value: 1 }),
+        ("pshm_unlink", Request::PshmUnlink { name: b"/psql.123".to_vec(), sem: false }),
+        ("pshm_list", Request::PshmList),
         ("shmctl", Request::ShmCtl { id: 3, cmd: 2, set: None }),
         ("shmctl_set", Request::ShmCtl { id: 3, cmd: 1, set: Some(PermSet { uid: 1000, gid: 100, mode: 0o600 }) }),
         ("forked", Request::Forked { child: 4242 }),
@@ -62,6 +66,19 @@ fn main() {
         ("ctl_shminfo", Response::Ctl { ret: 4095, out: CtlOut::Shminfo(Shminfo64::default()) }),
         ("ctl_shm_info", Response::Ctl { ret: 2, out: CtlOut::ShmInfo(ShmInfo::default()) }),
         ("text", Response::Text("4096\n".into())),
+        ("fd", Response::Fd),
+        (
+            "pshm_objects",
+            Response::PshmObjects(vec![uipc_proto::PshmInfo {
+                name: b"sem.x".to_vec(),
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+                size: 32,
+                mtime: 1,
+                ctime: 2,
+            }]),
+        ),
         ("text_proc", Response::Text("       key      shmid perms size\n      4660          0   666 4096\n".into())),
     ];
     for (name, resp) in &responses {

@@ -30,6 +30,7 @@ mod admin;
 mod conn;
 mod creds;
 mod mapping;
+mod posix;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +38,7 @@ use std::sync::{Arc, Mutex};
 
 pub use admin::{Admin, NsInfo};
 pub use creds::{credentials_changed, CredScope};
-pub use mapping::{Mapping, MappingMut};
+pub use mapping::{Mapping, MappingMut, NamedSemaphore};
 pub use uipc_abi::{Errno, Msginfo, Msqid64Ds, Sembuf, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 use uipc_proto::{CtlOut, PermSet, Request, Response};
 pub use uipc_proto::{MsgOut, MsgSetArg, SemCtlArg, SemOut};

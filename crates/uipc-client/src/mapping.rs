@@ -178,3 +178,95 @@ pub(crate) fn detach(client: &Client, addr: u64) -> Result<(), Errno> {
         _ => Err(Errno::EPROTO),
     }
 }
+
+/// A mapped named semaphore (`sem_open`): a `sem_t` in shared memory,
+/// operated by glibc's own `sem_post`/`sem_wait`. Unmapped when dropped
+/// (`sem_close`).
+#[derive(Debug)]
+pub struct NamedSemaphore {
+    addr: u64,
+}
+
+// SAFETY: a sem_t is designed for concurrent use from any thread and
+// process; the handle only owns the mapping.
+unsafe impl Send for NamedSemaphore {}
+// SAFETY: as above: every operation is one of glibc's thread-safe sem_* calls.
+unsafe impl Sync for NamedSemaphore {}
+
+/// Maps the `sem_t` of a semaphore object read-write.
+pub(crate) fn map_semaphore(fd: &std::os::fd::OwnedFd) -> Result<NamedSemaphore, Errno> {
+    use std::os::fd::AsFd;
+    let len = u64::try_from(uipc_abi::pshm::SEM_T_SIZE).unwrap_or(32);
+    // SAFETY: Placement::Anywhere never replaces an existing mapping.
+    let addr = unsafe {
+        map::map_shared(fd.as_fd(), len, Prot { read: true, write: true, exec: false }, Placement::Anywhere)?
+    };
+    Ok(NamedSemaphore { addr })
+}
+
+impl NamedSemaphore {
+    /// The `sem_t`, for C code.
+    pub fn as_ptr(&self) -> *mut libc::sem_t {
+        self.addr as *mut libc::sem_t
+    }
+
+    /// `sem_post`.
+    ///
+    /// # Errors
+    /// `EOVERFLOW` at `SEM_VALUE_MAX`.
+    pub fn post(&self) -> Result<(), Errno> {
+        // SAFETY: the mapping is a live sem_t for the handle's lifetime.
+        Self::check(unsafe { libc::sem_post(self.as_ptr()) })
+    }
+
+    /// `sem_wait` (restarted after a signal handler's `EINTR`).
+    ///
+    /// # Errors
+    /// None in practice (`EINVAL` for a corrupt semaphore).
+    pub fn wait(&self) -> Result<(), Errno> {
+        loop {
+            // SAFETY: the mapping is a live sem_t for the handle's lifetime.
+            match Self::check(unsafe { libc::sem_wait(self.as_ptr()) }) {
+                Err(Errno::EINTR) => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// `sem_trywait`.
+    ///
+    /// # Errors
+    /// `EAGAIN` when the value is 0.
+    pub fn try_wait(&self) -> Result<(), Errno> {
+        // SAFETY: the mapping is a live sem_t for the handle's lifetime.
+        Self::check(unsafe { libc::sem_trywait(self.as_ptr()) })
+    }
+
+    /// `sem_getvalue`.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn value(&self) -> Result<i32, Errno> {
+        let mut v = 0;
+        // SAFETY: the mapping is a live sem_t; `v` is a live int.
+        Self::check(unsafe { libc::sem_getvalue(self.as_ptr(), &mut v) })?;
+        Ok(v)
+    }
+
+    fn check(r: i32) -> Result<(), Errno> {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(Errno::EIO.raw())))
+        }
+    }
+}
+
+impl Drop for NamedSemaphore {
+    fn drop(&mut self) {
+        let len = u64::try_from(uipc_abi::pshm::SEM_T_SIZE).unwrap_or(32);
+        // SAFETY: the handle owns the mapping; nothing refers to it once
+        // the handle is gone (sem_close).
+        let _ = unsafe { map::unmap(self.addr, len) };
+    }
+}

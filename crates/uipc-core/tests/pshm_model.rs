@@ -51,10 +51,16 @@ fn pshm_name_rules() {
     }
     let long = vec![b'n'; 255];
     assert!(ns.pshm_open(&r, &long, O_CREAT | O_RDWR, 0o600).is_ok());
+    // The kernel's NAME_MAX, then (past 259 bytes) glibc 2.36's buffer.
     assert_eq!(ns.pshm_open(&r, &[b'n'; 256], O_CREAT | O_RDWR, 0o600).unwrap_err(), Errno::ENAMETOOLONG);
+    assert_eq!(ns.pshm_open(&r, &[b'n'; 259], O_CREAT | O_RDWR, 0o600).unwrap_err(), Errno::ENAMETOOLONG);
+    assert_eq!(ns.pshm_open(&r, &[b'n'; 260], O_CREAT | O_RDWR, 0o600).unwrap_err(), Errno::EINVAL);
+    assert_eq!(ns.pshm_unlink(&r, &[b'n'; 259], PshmKind::Shm).unwrap_err(), Errno::ENAMETOOLONG);
+    assert_eq!(ns.pshm_unlink(&r, &[b'n'; 260], PshmKind::Shm).unwrap_err(), Errno::ENOENT);
     // PSEM-NAME-1: sem.NAME must fit NAME_MAX.
     assert!(ns.sem_open(&r, &[b's'; 251], O_CREAT, 0o600, 0).is_ok());
     assert_eq!(ns.sem_open(&r, &[b's'; 252], O_CREAT, 0o600, 0).unwrap_err(), Errno::ENAMETOOLONG);
+    assert_eq!(ns.sem_open(&r, &[b's'; 256], O_CREAT, 0o600, 0).unwrap_err(), Errno::EINVAL);
     // PSHM-NAME-3 (uipc's choice): "." and ".." are EINVAL; unlink says EISDIR.
     assert_eq!(ns.pshm_open(&r, b"/.", O_RDONLY, 0).unwrap_err(), Errno::EINVAL);
     assert_eq!(ns.pshm_unlink(&r, b"..", PshmKind::Shm).unwrap_err(), Errno::EISDIR);

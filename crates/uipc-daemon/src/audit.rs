@@ -99,6 +99,16 @@ fn plain(kind: &str, id: i32, call: &'static str) -> Subject {
     }
 }
 
+fn pshm(kind: &str, name: &[u8], operation: &'static str, always: bool, may_create: bool) -> Subject {
+    Subject {
+        object: json!({ "kind": kind, "name": String::from_utf8_lossy(name) }),
+        operation,
+        always,
+        may_create,
+        target_ns: None,
+    }
+}
+
 fn on_namespace(name: &str, operation: &'static str, always: bool) -> Subject {
     Subject {
         object: json!({ "kind": "namespace", "name": name }),
@@ -151,6 +161,11 @@ pub(crate) fn subject(req: &Request) -> Subject {
             may_create: false,
             target_ns: None,
         },
+        Request::PshmOpen { name, .. } => pshm("posix_shm", name, "shm_open", false, true),
+        Request::SemOpen { name, .. } => pshm("posix_sem", name, "sem_open", false, true),
+        Request::PshmUnlink { name, sem } => {
+            pshm(if *sem { "posix_sem" } else { "posix_shm" }, name, "unlink", true, false)
+        }
         other => Subject {
             object: Value::Null,
             operation: request_name(other),

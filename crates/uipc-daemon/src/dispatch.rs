@@ -2,14 +2,16 @@
 
 use std::os::fd::OwnedFd;
 
+use uipc_abi::pshm::{O_APPEND, O_NONBLOCK};
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
 use uipc_core::perm::PermUpdate;
+use uipc_core::posix::shm::PshmKind;
 use uipc_core::sysv::msg::{MsgCmd, MsgCtlOut, MsgSet, MsgText};
 use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut, Timeout};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
 use uipc_core::wait::{Interrupt, Outcome};
-use uipc_proto::{CtlOut, MsgOut, Request, Response, SemCtlArg, SemOut, VERSION};
+use uipc_proto::{CtlOut, MsgOut, PshmInfo, Request, Response, SemCtlArg, SemOut, VERSION};
 use uipc_sys::{map, proc};
 
 use crate::server::{now, Daemon};
@@ -62,9 +64,10 @@ impl Daemon {
 
     /// What changes when a request creates something: the objects of the
     /// connection's namespace and the number of namespaces.
-    fn creation_marker(&self, ns: Option<&str>) -> (u32, u32, u32, usize) {
-        let counts = ns.and_then(|n| self.namespaces.get(n)).map(|n| n.object_counts()).unwrap_or_default();
-        (counts.shm, counts.sem, counts.msg, self.namespaces.len())
+    fn creation_marker(&self, ns: Option<&str>) -> (u32, u32, u32, usize, u64) {
+        let space = ns.and_then(|n| self.namespaces.get(n));
+        let counts = space.map(|n| n.object_counts()).unwrap_or_default();
+        (counts.shm, counts.sem, counts.msg, self.namespaces.len(), space.map_or(0, |n| n.pshm_created()))
     }
 
     /// `msgsnd`: done at once, or the caller is parked.
@@ -432,6 +435,46 @@ impl Daemon {
                 Err(e) => error(e),
             },
             Request::SysctlWrite { name, value: v } => value(ns.sysctl_write(&cred, &name, &v).map(|()| 0)),
+            Request::PshmOpen { name, oflag, mode, umask } => {
+                let mut cred = cred;
+                cred.posix.umask = umask & 0o777;
+                let opened = ns.pshm_open(&cred, &name, oflag, mode)?;
+                // PSHM-OPEN-1: a new open file description with the access
+                // mode asked for (and O_APPEND/O_NONBLOCK), close-on-exec.
+                let status = oflag & (O_APPEND | O_NONBLOCK);
+                let flags = u32::try_from(opened.access.flags() | status).map_err(|_| Errno::EINVAL)?;
+                (Response::Fd, Some(opened.region.reopen(flags)?))
+            }
+            Request::SemOpen { name, oflag, mode, umask, value } => {
+                let mut cred = cred;
+                cred.posix.umask = umask & 0o777;
+                let opened = ns.sem_open(&cred, &name, oflag, mode, value)?;
+                let flags = u32::try_from(opened.access.flags()).map_err(|_| Errno::EINVAL)?;
+                (Response::Fd, Some(opened.region.reopen(flags)?))
+            }
+            Request::PshmUnlink { name, sem } => {
+                let kind = if sem { PshmKind::Sem } else { PshmKind::Shm };
+                value(ns.pshm_unlink(&cred, &name, kind).map(|()| 0))
+            }
+            Request::PshmList => {
+                let objects = ns
+                    .pshm_list()
+                    .into_iter()
+                    .map(|e| {
+                        let st = e.region.stat();
+                        PshmInfo {
+                            name: e.name,
+                            uid: e.perm.uid.0,
+                            gid: e.perm.gid.0,
+                            mode: e.perm.mode,
+                            size: st.map_or(0, |s| s.0),
+                            mtime: st.map_or(0, |s| s.1),
+                            ctime: st.map_or(0, |s| s.2),
+                        }
+                    })
+                    .collect();
+                (Response::PshmObjects(objects), None)
+            }
             Request::ProcSysvipc { which } => match which.as_str() {
                 "shm" => (Response::Text(ns.proc_sysvipc_shm()), None),
                 "sem" => (Response::Text(ns.proc_sysvipc_sem()), None),

@@ -94,6 +94,7 @@
 mod creds;
 mod mm;
 mod procfs;
+mod pshm;
 mod raw;
 mod ret;
 mod sem;

@@ -277,6 +277,43 @@ pub enum Request {
         /// For IPC_SET: uid, gid, mode, qbytes.
         set: Option<MsgSetArg>,
     },
+    /// `shm_open(name, oflag, mode)` with the caller's `umask`: answered
+    /// with [`Response::Fd`] and a new open file description of the object.
+    PshmOpen {
+        /// The name as the caller passed it (glibc's rules apply).
+        name: Vec<u8>,
+        /// `open(2)` flags.
+        oflag: i32,
+        /// Mode of a new object.
+        mode: u32,
+        /// The caller's umask.
+        umask: u32,
+    },
+    /// `sem_open(name, oflag, mode, value)` with the caller's `umask`: the
+    /// object `sem.NAME` (a new one already holds its `sem_t`), answered
+    /// with [`Response::Fd`] and a read-write descriptor to map.
+    SemOpen {
+        /// The name as the caller passed it.
+        name: Vec<u8>,
+        /// `O_CREAT`, `O_EXCL`.
+        oflag: i32,
+        /// Mode of a new semaphore.
+        mode: u32,
+        /// The caller's umask.
+        umask: u32,
+        /// Initial value of a new semaphore.
+        value: u32,
+    },
+    /// `shm_unlink(name)`, or `sem_unlink(name)` with `sem`.
+    PshmUnlink {
+        /// The name as the caller passed it.
+        name: Vec<u8>,
+        /// A semaphore's name (object `sem.NAME`).
+        sem: bool,
+    },
+    /// The POSIX shared memory objects of the namespace (named semaphores
+    /// included): [`Response::PshmObjects`].
+    PshmList,
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -297,6 +334,25 @@ pub enum MsgOut {
     MsgDs(Msqid64Ds),
     /// `struct msginfo`.
     Msginfo(Msginfo),
+}
+
+/// One POSIX shared memory object as [`Request::PshmList`] reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PshmInfo {
+    /// Its name in the directory (`sem.N` for semaphore `N`).
+    pub name: Vec<u8>,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Mode (`07777` bits).
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification and status change times (seconds).
+    pub mtime: i64,
+    /// Status change time (seconds).
+    pub ctime: i64,
 }
 
 /// What [`Request::NsList`] and [`Request::NsShow`] tell about a namespace.
@@ -442,6 +498,11 @@ pub enum Response {
         /// What to copy out.
         out: MsgOut,
     },
+    /// A descriptor travels with this frame ([`Request::PshmOpen`],
+    /// [`Request::SemOpen`]).
+    Fd,
+    /// [`Request::PshmList`]'s objects, in name order.
+    PshmObjects(Vec<PshmInfo>),
 }
 
 /// Why bytes are not a valid frame.

@@ -57,6 +57,13 @@ fn arb_request() -> impl Strategy<Value = Request> {
                     .map(|(uid, gid, mode, qbytes)| uipc_proto::MsgSetArg { perm: PermSet { uid, gid, mode }, qbytes }),
             }
         }),
+        (prop::collection::vec(any::<u8>(), 0..300), any::<i32>(), any::<u32>(), any::<u32>())
+            .prop_map(|(name, oflag, mode, umask)| Request::PshmOpen { name, oflag, mode, umask }),
+        (prop::collection::vec(any::<u8>(), 0..300), any::<i32>(), any::<(u32, u32, u32)>())
+            .prop_map(|(name, oflag, (mode, umask, value))| Request::SemOpen { name, oflag, mode, umask, value }),
+        (prop::collection::vec(any::<u8>(), 0..300), any::<bool>())
+            .prop_map(|(name, sem)| Request::PshmUnlink { name, sem }),
+        Just(Request::PshmList),
     ]
 }
 
@@ -110,6 +117,22 @@ fn arb_response() -> impl Strategy<Value = Response> {
             let info = uipc_abi::Msginfo { msgpool, msgmap, msgtql, msgseg, ..Default::default() };
             Response::MsgCtl { ret, out: uipc_proto::MsgOut::Msginfo(info) }
         }),
+        Just(Response::Fd),
+        prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..40), any::<(u32, u32, u32, u64, i64, i64)>()).prop_map(
+                |(name, (uid, gid, mode, size, mtime, ctime))| uipc_proto::PshmInfo {
+                    name,
+                    uid,
+                    gid,
+                    mode,
+                    size,
+                    mtime,
+                    ctime
+                }
+            ),
+            0..4
+        )
+        .prop_map(Response::PshmObjects),
     ]
 }
 

@@ -86,6 +86,42 @@ impl FileRegion {
         rustix::fs::fchmod(&self.fd, rustix::fs::Mode::from_raw_mode(perm.mode)).map_err(errno)
     }
 
+    /// A new open file description of the file with `flags` (an access
+    /// mode and status flags), close-on-exec: what each `shm_open` gets
+    /// ([`map::reopen`](crate::map::reopen)). A daemon without
+    /// `CAP_DAC_OVERRIDE` that owns the file and is refused by its mode
+    /// (an object created `0400`) lends itself the owner's read and write
+    /// bits for the moment of the open, as the creator of a file already
+    /// holds its descriptor.
+    ///
+    /// # Errors
+    /// As `open(2)`.
+    pub fn reopen(&self, flags: u32) -> Result<OwnedFd, Errno> {
+        match crate::map::reopen(self.fd.as_fd(), flags) {
+            Err(Errno::EACCES) => {}
+            other => return other,
+        }
+        let st = rustix::fs::fstat(&self.fd).map_err(errno)?;
+        if st.st_uid != rustix::process::geteuid().as_raw() {
+            return Err(Errno::EACCES);
+        }
+        let mode = st.st_mode & 0o7777;
+        rustix::fs::fchmod(&self.fd, rustix::fs::Mode::from_raw_mode(mode | 0o600)).map_err(errno)?;
+        let fd = crate::map::reopen(self.fd.as_fd(), flags);
+        rustix::fs::fchmod(&self.fd, rustix::fs::Mode::from_raw_mode(mode)).map_err(errno)?;
+        fd
+    }
+
+    /// Size, modification and status-change times (seconds) of the file.
+    pub fn stat(&self) -> Option<(u64, i64, i64)> {
+        let st = rustix::fs::fstat(&self.fd).ok()?;
+        Some((
+            u64::try_from(st.st_size).unwrap_or(0),
+            i64::try_from(st.st_mtime).unwrap_or(0),
+            i64::try_from(st.st_ctime).unwrap_or(0),
+        ))
+    }
+
     /// `ftruncate` to `len` bytes.
     ///
     /// # Errors
@@ -171,6 +207,17 @@ macro_rules! file_region_hooks {
 
 /// A shared [`FileRegion`].
 pub type SharedRegion = Arc<FileRegion>;
+
+/// `memfd_create(name, MFD_CLOEXEC)` with permission bits `mode`: an
+/// anonymous shared memory object (FreeBSD's `SHM_ANON`).
+///
+/// # Errors
+/// memfd_create(2)'s, fchmod(2)'s.
+pub fn anonymous(name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC).map_err(errno)?;
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode)).map_err(errno)?;
+    Ok(fd)
+}
 
 /// Anonymous memfds (`memfd_create(2)`), freed by the kernel with the last
 /// descriptor and mapping.

@@ -177,29 +177,43 @@ pub struct PshmEntry<R> {
 /// rule lets root unlink anything.
 const DIR_UID: Uid = Uid(0);
 
+/// glibc's buffer for `"/dev/shm/" [+ "sem."] + name + NUL`:
+/// `sizeof (SHMDIR) + 4 + NAME_MAX` bytes (glibc 2.34–2.36,
+/// `include/shm-directory.h`), so a name may have 259 bytes (255 for a
+/// semaphore) before glibc refuses it; the kernel refuses a component
+/// over `NAME_MAX` before that.
+const GLIBC_NAME_BUF: usize = "/dev/shm/".len() + 1 + 4 + NAME_MAX;
+
 /// `__shm_get_name(name, sem_prefix)` — glibc's name rules, then the
 /// kernel's for one path component: all leading `/` are stripped
-/// (PSHM-NAME-1); empty or an inner `/` is `EINVAL`; a component (with
-/// `sem.` for a semaphore) longer than `NAME_MAX` is `ENAMETOOLONG`
-/// (PSHM-NAME-2, PSEM-NAME-1). `.` and `..` are `EINVAL` (PSHM-NAME-3: glibc
-/// reaches the directory itself).
+/// (PSHM-NAME-1); empty, an inner `/`, or too long for glibc's buffer is
+/// glibc's failure, which `shm_open`/`sem_open` report as `EINVAL`
+/// (PSHM-NAME-2); a component (with `sem.` for a semaphore) longer than
+/// `NAME_MAX` is the kernel's `ENAMETOOLONG` (PSHM-NAME-2, PSEM-NAME-1).
+/// `.` and `..` are `EINVAL` (PSHM-NAME-3: glibc reaches the directory
+/// itself).
 ///
 /// # Errors
-/// `EINVAL`, `ENAMETOOLONG`.
+/// `EINVAL` (glibc's refusal), `ENAMETOOLONG` (the kernel's).
+///
+/// # Compatibility
+/// glibc 2.36 (this machine's) as described; glibc 2.37 and later answer
+/// `ENAMETOOLONG` for a name too long for the buffer.
 pub fn shm_name(raw: &[u8], kind: PshmKind) -> Result<PosixName, Errno> {
     let start = raw.iter().position(|&c| c != b'/').unwrap_or(raw.len());
     let name = &raw[start..];
-    // __shm_get_name(): "namelen == 0 || memchr (name, '/', namelen)" → EINVAL.
-    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+    let prefix: &[u8] = if kind == PshmKind::Sem { b"sem." } else { b"" };
+    // __shm_get_name(): "namelen == 0 || memchr (name, '/', namelen) != NULL
+    // || alloc_buffer_has_failed (&buffer)" → -1, which the callers turn
+    // into EINVAL.
+    let fits = "/dev/shm/".len() + prefix.len() + name.len() < GLIBC_NAME_BUF;
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) || !fits {
         return Err(Errno::EINVAL);
     }
-    let mut full = Vec::with_capacity(name.len() + 4);
-    if kind == PshmKind::Sem {
-        full.extend_from_slice(b"sem.");
-    }
+    let mut full = Vec::with_capacity(prefix.len() + name.len());
+    full.extend_from_slice(prefix);
     full.extend_from_slice(name);
-    // The kernel's lookup of a component longer than NAME_MAX (glibc's own
-    // buffer overflows a few bytes later, with the same errno).
+    // The kernel's lookup of a component longer than NAME_MAX.
     if full.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
@@ -341,9 +355,9 @@ impl<M: Memory> IpcNamespace<M> {
     /// object lives on in its descriptors and mappings (PSHM-UNL-2).
     ///
     /// # Errors
-    /// - `ENOENT`: a bad name (glibc reports every name error of
-    ///   `shm_unlink`/`sem_unlink` as `ENOENT`), or no such object
-    ///   (PSHM-UNL-1, PSEM-UNL-1).
+    /// - `ENOENT`: a name glibc refuses (it reports them all as `ENOENT`
+    ///   here), or no such object (PSHM-UNL-1, PSEM-UNL-1).
+    /// - `ENAMETOOLONG`: a component over `NAME_MAX` (the kernel's).
     /// - `EISDIR`: `.` or `..` (the kernel's `do_unlinkat()`).
     /// - `EACCES`: the sticky rule — neither the object's owner, nor the
     ///   directory's (root), nor `CAP_FOWNER`; the kernel's `EPERM`, which
@@ -360,7 +374,9 @@ impl<M: Memory> IpcNamespace<M> {
             // do_unlinkat(): the last component "." or ".." is EISDIR.
             Err(Errno::EINVAL) if is_dot(name, kind) => return Err(Errno::EISDIR),
             // shm_unlink.c: "if (__shm_get_name (...) != 0) errno = ENOENT".
-            Err(_) => return Err(Errno::ENOENT),
+            Err(Errno::EINVAL) => return Err(Errno::ENOENT),
+            // The kernel's unlink of an overlong component.
+            Err(e) => return Err(e),
         };
         let ino = self.pshm.names.lookup(&name).ok_or(Errno::ENOENT)?;
         let perm = self.pshm_perm(ino).ok_or(Errno::ENOENT)?;
@@ -372,6 +388,12 @@ impl<M: Memory> IpcNamespace<M> {
             self.memory.unlinked(&obj.region);
         }
         Ok(())
+    }
+
+    /// How many objects this namespace ever created (an audit log tells a
+    /// creating open from its count changing).
+    pub fn pshm_created(&self) -> u64 {
+        self.pshm.next - 1
     }
 
     /// Every object with a name, in name order (the directory listing).

@@ -103,3 +103,51 @@ pub fn differential(name: &str) {
     let native = text(&format!("{name} (kernel)"), &Command::new("unshare").arg("--ipc").arg(&bin).output().unwrap());
     assert_eq!(ours, native, "{name}: uipc (left) and the kernel (right) differ");
 }
+
+/// `sh -c` script: a private mount namespace whose `/dev/shm` is a fresh
+/// tmpfs (`mode=1777`, as Debian mounts it), then `exec "$@"`.
+pub const PRIVATE_DEV_SHM: &str =
+    "mount --make-rprivate / && mount -t tmpfs -o mode=1777 uipc-test /dev/shm && exec \"$@\"";
+
+/// `sh -c` script: a private mount namespace whose `/dev/shm` is an empty
+/// read-only tmpfs, so nothing can be created or found there, then
+/// `exec "$@"`.
+pub const DEAD_DEV_SHM: &str =
+    "mount --make-rprivate / && mount -t tmpfs -o ro,mode=0 uipc-test /dev/shm && exec \"$@\"";
+
+/// Whether `unshare --mount` works here (root).
+pub fn can_unshare_mount() -> bool {
+    let ok = Command::new("unshare").args(["--mount", "true"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: unshare --mount not permitted (not root)");
+    }
+    ok
+}
+
+/// Runs `tests/c/<name>.c` natively over a private tmpfs at `/dev/shm`
+/// (glibc's POSIX shm and semaphores are files there), and under the shim
+/// (the kernel's System V calls killed, `/dev/shm` an empty read-only
+/// tmpfs); asserts both pass and print the same.
+pub fn differential_posix(name: &str) {
+    let _w = watchdog("a C program", 300);
+    if !can_unshare_mount() {
+        return;
+    }
+    let dir = TempDir::new(name);
+    let Some(bin) = compile(name, &dir.0) else { return };
+    let d = TestDaemon::start(name);
+    let shim_out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", DEAD_DEV_SHM, "sh"])
+        .arg(&bin)
+        .arg("deny")
+        .env("LD_PRELOAD", shim())
+        .env("UIPC_SOCKET", &d.socket)
+        .env("UIPC_NAMESPACE", "default")
+        .output()
+        .unwrap();
+    let ours = text(&format!("{name} (uipc)"), &shim_out);
+    let native =
+        Command::new("unshare").args(["--mount", "sh", "-c", PRIVATE_DEV_SHM, "sh"]).arg(&bin).output().unwrap();
+    let native = text(&format!("{name} (kernel)"), &native);
+    assert_eq!(ours, native, "{name}: uipc (left) and the kernel (right) differ");
+}
