@@ -18,3 +18,11 @@ use common::*;
 fn pshm_rules_match_glibc_on_tmpfs() {
     differential_posix("pshm");
 }
+
+/// Every PSEM rule (names, open, close, unlink; root and nobody), then two
+/// processes handing semaphores back and forth 100,000 times and four
+/// counting under one as a mutex: no post lost.
+#[test]
+fn named_semaphores_match_glibc_on_tmpfs() {
+    differential_posix("psem");
+}
