@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v ipcs >/dev/null || need+=(util-linux)
+# Python multiprocessing over POSIX shm and semaphores (uipc-cli tests/posix_e2e.rs).
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "install-deps: need ${need[*]} but not root; skipping" >&2
