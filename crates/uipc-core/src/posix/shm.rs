@@ -57,6 +57,9 @@ pub enum OpenAccess {
     Write,
     /// `O_RDWR`.
     ReadWrite,
+    /// Access mode 3 (`O_ACCMODE`): Linux checks read and write permission
+    /// and gives a descriptor that can do neither (only `ioctl`s).
+    Neither,
 }
 
 impl OpenAccess {
@@ -66,6 +69,7 @@ impl OpenAccess {
             OpenAccess::Read => O_RDONLY,
             OpenAccess::Write => O_WRONLY,
             OpenAccess::ReadWrite => O_RDWR,
+            OpenAccess::Neither => O_ACCMODE,
         }
     }
 }
@@ -88,32 +92,28 @@ impl OpenFlags {
     /// `O_EXCL`, `O_TRUNC` and `O_DIRECTORY` are the descriptor's business
     /// (the host applies `O_APPEND`, `O_NONBLOCK`…).
     ///
-    /// # Errors
-    /// `EINVAL` for the access mode 3, which no shm object can honour
-    /// (`open(2)`'s `O_ACCMODE` case needs read and write permission and
-    /// gives a descriptor that can do neither); `ENOTDIR` for
-    /// `O_DIRECTORY` (an object is a regular file).
-    pub fn decode(oflag: i32) -> Result<OpenFlags, Errno> {
+    pub fn decode(oflag: i32) -> OpenFlags {
         let access = match oflag & O_ACCMODE {
             O_RDONLY => OpenAccess::Read,
             O_WRONLY => OpenAccess::Write,
             O_RDWR => OpenAccess::ReadWrite,
-            _ => return Err(Errno::EINVAL),
+            _ => OpenAccess::Neither,
         };
-        Ok(OpenFlags {
+        OpenFlags {
             access,
             create: oflag & O_CREAT != 0,
             exclusive: oflag & O_EXCL != 0,
             truncate: oflag & O_TRUNC != 0,
-        })
+        }
     }
 
     /// What `may_open()` checks: the access mode's read/write, plus write
     /// for `O_TRUNC` (`build_open_flags()`), SPEC PSHM-OPEN-4.
     fn may(self) -> MayAccess {
         MayAccess {
-            read: matches!(self.access, OpenAccess::Read | OpenAccess::ReadWrite),
-            write: matches!(self.access, OpenAccess::Write | OpenAccess::ReadWrite) || self.truncate,
+            read: matches!(self.access, OpenAccess::Read | OpenAccess::ReadWrite | OpenAccess::Neither),
+            write: matches!(self.access, OpenAccess::Write | OpenAccess::ReadWrite | OpenAccess::Neither)
+                || self.truncate,
         }
     }
 }
@@ -244,8 +244,8 @@ impl<M: Memory> IpcNamespace<M> {
     /// and fsgid (PSHM-OPEN-3).
     ///
     /// # Errors
-    /// - `EINVAL`, `ENAMETOOLONG`: the name ([`shm_name`]); `EINVAL` also
-    ///   for access mode 3; `ENOTDIR` for `O_DIRECTORY`.
+    /// - `EINVAL`, `ENAMETOOLONG`: the name ([`shm_name`]); `ENOTDIR` for
+    ///   `O_DIRECTORY` (an object is a regular file).
     /// - `EEXIST`: `O_CREAT|O_EXCL` and the name exists (PSHM-OPEN-2).
     /// - `ENOENT`: no `O_CREAT` and no such object (PSHM-OPEN-2).
     /// - `EACCES`: the mode denies the access, or write for `O_TRUNC`
@@ -308,7 +308,7 @@ impl<M: Memory> IpcNamespace<M> {
         if oflag & O_DIRECTORY != 0 {
             return Err(Errno::ENOTDIR);
         }
-        let flags = OpenFlags::decode(oflag)?;
+        let flags = OpenFlags::decode(oflag);
         if let Some(ino) = self.pshm.names.lookup(&name) {
             // open_last_lookups(): O_CREAT|O_EXCL on an existing name.
             if flags.create && flags.exclusive {

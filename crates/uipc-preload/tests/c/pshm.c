@@ -103,6 +103,12 @@ static void open_rules(void) {
     shm_unlink("/o77");
     umask(022);
     P("PSHM-OPEN-3 O_DIRECTORY", shm_open("/o", O_RDWR | O_DIRECTORY, 0));
+    int acc3 = shm_open("/acc3", O_CREAT | O_ACCMODE, 0600);
+    P("PSHM-OPEN-5 access mode 3", acc3);
+    printf("PSHM-OPEN-5 access mode 3 accmode %d\n", fcntl(acc3, F_GETFL) & O_ACCMODE);
+    P("PSHM-OPEN-5 access mode 3 ftruncate", ftruncate(acc3, 10));
+    close(acc3);
+    shm_unlink("/acc3");
     /* PSHM-OPEN-4: O_TRUNC with O_RDONLY empties. */
     CHECK(ftruncate(fd, 10000) == 0, "ftruncate");
     st("PSHM-SIZE-1 grown", fd, 0);
