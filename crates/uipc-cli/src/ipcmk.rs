@@ -1,7 +1,10 @@
 //! `uipc ipcmk` — util-linux 2.38's `ipcmk(1)` for a uipc namespace:
 //! creates a segment (`-M size`), a semaphore set (`-S nsems`) or a message
 //! queue (`-Q`) with a random key and mode `-p` (default 0644), and prints
-//! "Shared memory id: N" as util-linux does.
+//! "Shared memory id: N" as util-linux does. From util-linux 2.41: a POSIX
+//! shared memory object (`-m size -n NAME`: `shm_open(NAME, O_RDWR |
+//! O_CREAT, mode)` then `ftruncate`) and a POSIX semaphore (`-s -n NAME`:
+//! `sem_open(NAME, O_CREAT, mode, 0)`), the mode less the umask.
 //!
 //! # Compatibility
 //! uipc has no System V message queues: `-Q` fails with
@@ -19,7 +22,10 @@ use crate::ipcs::strtos32;
 
 const OPTS: &[Opt] = &[
     Opt::new("M", 'M', "shmem", HasArg::Required),
+    Opt::new("m", 'm', "posix-shmem", HasArg::Required),
     Opt::new("S", 'S', "semaphore", HasArg::Required),
+    Opt::new("s", 's', "posix-semaphore", HasArg::No),
+    Opt::new("n", 'n', "name", HasArg::Required),
     Opt::new("Q", 'Q', "queue", HasArg::No),
     Opt::new("p", 'p', "mode", HasArg::Required),
     Opt::new("V", 'V', "version", HasArg::No),
@@ -31,7 +37,7 @@ const OPTS: &[Opt] = &[
 fn usage(p: &Prog) -> String {
     format!(
         "\nUsage:\n {} [options]\n\nCreate various IPC resources.\n\n\
-Options:\n -M, --shmem <size>       create shared memory segment of size <size>\n -S, --semaphore <number> create semaphore array with <number> elements\n -Q, --queue              create message queue\n -p, --mode <mode>        permission for the resource (default is 0644)\n\n\
+Options:\n -M, --shmem <size>       create shared memory segment of size <size>\n -m, --posix-shmem <size> create POSIX shared memory segment of size <size>\n -S, --semaphore <number> create semaphore array with <number> elements\n -s, --posix-semaphore    create POSIX semaphore\n -Q, --queue              create message queue\n -p, --mode <mode>        permission for the resource (default is 0644)\n -n, --name <name>        name of the POSIX resource\n\n\
  -h, --help               display this help\n -V, --version            display version\n\n\
 uipc options:\n     --ns <name>          the uipc namespace [default: $UIPC_NAMESPACE, else default]\n     --socket <path>      the daemon's socket\n\n\
 Arguments:\n <size> arguments may be followed by the suffixes for\n   GiB, TiB, PiB, EiB, ZiB, and YiB (the \"iB\" is optional)\n\n\
@@ -112,6 +118,9 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
         Err(e) => return prog.usage_error(&e),
     };
     let mut size = None;
+    let mut psize = None;
+    let mut psem = false;
+    let mut name: Option<String> = None;
     let mut nsems = None;
     let mut queue = false;
     let mut mode: i32 = 0o644;
@@ -123,6 +132,12 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 Ok(n) => size = Some(n),
                 Err(e) => return prog.fail(&format!("failed to parse size: '{v}': {}", strerror(e))),
             },
+            "m" => match parse_size(&v) {
+                Ok(n) => psize = Some(n),
+                Err(e) => return prog.fail(&format!("failed to parse size: '{v}': {}", strerror(e))),
+            },
+            "s" => psem = true,
+            "n" => name = Some(v),
             "S" => match strtos32(&v, "failed to parse elements") {
                 Ok(n) => nsems = Some(n),
                 Err(m) => return prog.fail(&m),
@@ -150,11 +165,20 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
             _ => {}
         }
     }
-    if size.is_none() && nsems.is_none() && !queue {
+    if size.is_none() && nsems.is_none() && !queue && psize.is_none() && !psem {
         prog.warnx("bad usage");
         eprintln!("Try '{} --help' for more information.", prog.short);
         return ExitCode::FAILURE;
     }
+    let posix_name = match (&name, psize.is_some() || psem) {
+        (Some(n), _) => n.clone(),
+        (None, false) => String::new(),
+        (None, true) => {
+            prog.warnx("name is required for POSIX IPC");
+            eprintln!("Try '{} --help' for more information.", prog.short);
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match target.connect() {
         Ok(c) => c,
         Err(m) => return prog.fail(&m),
@@ -166,6 +190,18 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
             Err(e) => return prog.fail(&format!("create share memory failed: {}", strerror(e))),
         }
     }
+    if let Some(psize) = psize {
+        let mode = u32::from_ne_bytes(mode.to_ne_bytes());
+        let made =
+            client.shm_open(&posix_name, uipc_abi::pshm::O_RDWR | uipc_abi::pshm::O_CREAT, mode).and_then(|fd| {
+                let file = std::fs::File::from(fd);
+                file.set_len(psize).map_err(|e| uipc_client::Errno::from_raw(e.raw_os_error().unwrap_or(5)))
+            });
+        match made {
+            Ok(()) => println!("POSIX shared memory name: {posix_name}"),
+            Err(e) => return prog.fail(&format!("create POSIX shared memory failed: {}", strerror(e))),
+        }
+    }
     if queue {
         // uipc has no System V message queues: msgget answers ENOSYS.
         return prog.fail(&format!("create message queue failed: {}", strerror(uipc_client::Errno::ENOSYS)));
@@ -174,6 +210,16 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
         match client.semget(random_key(), n, flags) {
             Ok(id) => println!("Semaphore id: {}", id.0),
             Err(e) => return prog.fail(&format!("create semaphore failed: {}", strerror(e))),
+        }
+    }
+    if psem {
+        let mode = u32::from_ne_bytes(mode.to_ne_bytes());
+        match client.sem_open(&posix_name, uipc_abi::pshm::O_CREAT, mode, 0) {
+            Ok(sem) => {
+                drop(sem);
+                println!("POSIX semaphore name: {posix_name}");
+            }
+            Err(e) => return prog.fail(&format!("create POSIX semaphore failed: {}", strerror(e))),
         }
     }
     ExitCode::SUCCESS

@@ -2,7 +2,9 @@
 //! removes segments and semaphore sets by id (`-m`, `-s`) or key (`-M`,
 //! `-S`), everything (`-a[=shm|msg|sem]`), or by the old syntax
 //! (`ipcrm shm|msg|sem ID...`), with util-linux's messages and exit status
-//! (1 if anything failed).
+//! (1 if anything failed). From util-linux 2.41: POSIX shared memory and
+//! semaphores by name (`--posix-shmem NAME`, `--posix-semaphore NAME`) and
+//! in `-a` (`-a=pshm`, `-a=psem`, and all of them with `-a`).
 //!
 //! # Compatibility
 //! uipc has no System V message queues: `-q ID` says "invalid id (ID)" and
@@ -26,6 +28,8 @@ const OPTS: &[Opt] = &[
     Opt::new("Q", 'Q', "queue-key", HasArg::Required),
     Opt::new("s", 's', "semaphore-id", HasArg::Required),
     Opt::new("S", 'S', "semaphore-key", HasArg::Required),
+    Opt::long("pshm", "posix-shmem", HasArg::Required),
+    Opt::long("psem", "posix-semaphore", HasArg::Required),
     Opt::new("a", 'a', "all", HasArg::Optional),
     Opt::new("v", 'v', "verbose", HasArg::No),
     Opt::new("V", 'V', "version", HasArg::No),
@@ -39,6 +43,10 @@ enum Kind {
     Shm,
     Msg,
     Sem,
+    /// POSIX shared memory.
+    Pshm,
+    /// POSIX semaphores.
+    Psem,
     All,
 }
 
@@ -46,7 +54,7 @@ fn usage(p: &Prog) -> String {
     let n = &p.short;
     format!(
         "\nUsage:\n {n} [options]\n {n} shm|msg|sem <id>...\n\nRemove certain IPC resources.\n\n\
-Options:\n -m, --shmem-id <id>        remove shared memory segment by id\n -M, --shmem-key <key>      remove shared memory segment by key\n -q, --queue-id <id>        remove message queue by id\n -Q, --queue-key <key>      remove message queue by key\n -s, --semaphore-id <id>    remove semaphore by id\n -S, --semaphore-key <key>  remove semaphore by key\n -a, --all[=shm|msg|sem]    remove all (in the specified category)\n -v, --verbose              explain what is being done\n\n\
+Options:\n -m, --shmem-id <id>        remove shared memory segment by id\n -M, --shmem-key <key>      remove shared memory segment by key\n -q, --queue-id <id>        remove message queue by id\n -Q, --queue-key <key>      remove message queue by key\n -s, --semaphore-id <id>    remove semaphore by id\n -S, --semaphore-key <key>  remove semaphore by key\n     --posix-shmem <name>   remove POSIX shared memory segment by name\n     --posix-semaphore <name> remove POSIX semaphore by name\n -a, --all[=shm|msg|sem]    remove all (in the specified category)\n -v, --verbose              explain what is being done\n\n\
  -h, --help                 display this help\n -V, --version              display version\n\n\
 uipc options:\n     --ns <name>            the uipc namespace [default: $UIPC_NAMESPACE, else default]\n     --socket <path>        the daemon's socket\n\n\
 For more details see ipcrm(1).\n"
@@ -89,7 +97,7 @@ impl Rm<'_> {
                 // No queue exists in a uipc namespace: msgctl's EINVAL.
                 Err(Errno::EINVAL)
             }
-            Kind::Sem | Kind::All => {
+            Kind::Sem | Kind::All | Kind::Pshm | Kind::Psem => {
                 if verbose {
                     println!("removing semaphore id `{id}'");
                 }
@@ -105,6 +113,52 @@ impl Rm<'_> {
         };
         self.prog.warnx(&format!("{what} {} ({id})", if iskey { "key" } else { "id" }));
         Ok(true)
+    }
+
+    /// `remove_name()` (util-linux 2.41): `shm_unlink` or `sem_unlink`;
+    /// `Ok(true)` if it failed with a reported error.
+    fn remove_name(&mut self, kind: Kind, name: &str) -> Result<bool, Fatal> {
+        let verbose = self.verbose;
+        let c = self.client()?;
+        let r = if kind == Kind::Pshm {
+            if verbose {
+                println!("removing POSIX shared memory `{name}'");
+            }
+            c.shm_unlink(name)
+        } else {
+            if verbose {
+                println!("removing POSIX semaphore `{name}'");
+            }
+            c.sem_unlink(name)
+        };
+        let Err(e) = r else { return Ok(false) };
+        let what = match e {
+            Errno::EACCES | Errno::EPERM => format!("permission denied for name `{name}'"),
+            Errno::ENOENT => format!("name `{name}' not found"),
+            Errno::ENAMETOOLONG => format!("name `{name}' too long"),
+            e => return Err(Fatal(format!("name failed: {}", strerror(e)))),
+        };
+        self.prog.warnx(&what);
+        Ok(true)
+    }
+
+    /// The names `-a` walks, as util-linux 2.41's `posix_ipc_shm_get_info()`
+    /// and `posix_ipc_sem_get_info()` list `/dev/shm`: objects not named
+    /// `sem.*`, or the semaphores (without `sem.`) the caller can open.
+    fn posix_names(&mut self, kind: Kind) -> Result<Vec<String>, Fatal> {
+        let c = self.client()?;
+        let list = c.pshm_list().map_err(|e| Fatal(format!("cannot open /dev/shm: {}", strerror(e))))?;
+        let mut names = Vec::new();
+        for o in list {
+            let name = String::from_utf8_lossy(&o.name).into_owned();
+            match (kind, name.strip_prefix("sem.")) {
+                (Kind::Pshm, None) => names.push(name),
+                // sem_open(name, 0): only semaphores the caller may open.
+                (Kind::Psem, Some(sem)) if c.sem_open_fd(sem, 0, 0, 0, 0).is_ok() => names.push(sem.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(names)
     }
 
     /// `key_to_id()`: the id, or `None` after a warning.
@@ -136,9 +190,26 @@ impl Rm<'_> {
         }
     }
 
-    /// `remove_all()`: every segment, then every set, by `*_STAT` walks.
+    /// `remove_all()`: every segment, POSIX shared memory object, set and
+    /// POSIX semaphore, in util-linux 2.41's order.
     fn remove_all(&mut self, kind: Kind) -> Result<bool, Fatal> {
         let mut failed = false;
+        let posix = |this: &mut Self, want: Kind, failed: &mut bool| -> Result<(), Fatal> {
+            if matches!(kind, Kind::All) || kind == want {
+                for name in this.posix_names(want)? {
+                    // util-linux 2.41 says it here and again in remove_name().
+                    if this.verbose {
+                        if want == Kind::Pshm {
+                            println!("removing POSIX shared memory `{name}'");
+                        } else {
+                            println!("removing POSIX semaphore `{name}'");
+                        }
+                    }
+                    *failed |= this.remove_name(want, &name)?;
+                }
+            }
+            Ok(())
+        };
         if matches!(kind, Kind::Shm | Kind::All) {
             let c = self.client()?;
             let (max, _) = c.shm_info().map_err(|_| Fatal("kernel not configured for shared memory".into()))?;
@@ -152,6 +223,7 @@ impl Rm<'_> {
                 failed |= self.remove_id(Kind::Shm, false, i32::try_from(id).unwrap_or(-1))?;
             }
         }
+        posix(self, Kind::Pshm, &mut failed)?;
         if matches!(kind, Kind::Sem | Kind::All) {
             let c = self.client()?;
             let (max, _) = c
@@ -169,6 +241,7 @@ impl Rm<'_> {
                 failed |= self.remove_id(Kind::Sem, false, i32::try_from(id).unwrap_or(-1))?;
             }
         }
+        posix(self, Kind::Psem, &mut failed)?;
         // Message queues: none to remove.
         Ok(failed)
     }
@@ -296,12 +369,21 @@ fn run(prog: &Prog, args: &[String]) -> Result<ExitCode, Fatal> {
                     "shm" => Kind::Shm,
                     "msg" => Kind::Msg,
                     "sem" => Kind::Sem,
+                    "pshm" => Kind::Pshm,
+                    "psem" => Kind::Psem,
                     other => return Err(Fatal(format!("unknown argument: {other}"))),
                 });
                 continue;
             }
             "v" => {
                 rm.verbose = true;
+                continue;
+            }
+            "pshm" | "psem" => {
+                let kind = if k == "pshm" { Kind::Pshm } else { Kind::Psem };
+                if rm.remove_name(kind, &v)? {
+                    failures += 1;
+                }
                 continue;
             }
             "h" => {

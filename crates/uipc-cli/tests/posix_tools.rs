@@ -1,0 +1,140 @@
+//! Golden test of `uipc ipcmk` and `uipc ipcrm` on POSIX shared memory and
+//! semaphores, with util-linux 2.41's options, messages and exit statuses
+//! (`sys-utils/ipcmk.c`, `ipcrm.c` of v2.41: this machine's util-linux is
+//! 2.38, which has none of them, so the expected lines are 2.41's strings;
+//! `-a` says "removing …" twice per POSIX object, as 2.41's `remove_all()`
+//! and `remove_name()` both print it). The objects made are checked through
+//! the daemon (`Client::pshm_list`): size, mode less the umask.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(socket: &Path, args: &[&str]) -> String {
+    let out = Command::new("sh")
+        .args(["-c", "umask 022; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_uipc")])
+        .args(args)
+        .env("UIPC_SOCKET", socket)
+        .env("UIPC_NAMESPACE", "posix-tools")
+        .output()
+        .unwrap();
+    format!(
+        "$ {}\n{}{}[{}]\n",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        out.status.code().unwrap_or(-1)
+    )
+}
+
+#[test]
+fn posix_ipcmk_and_ipcrm_as_util_linux_2_41() {
+    let _w = uipc_testsupport::watchdog("posix ipcmk/ipcrm", 120);
+    let dir = uipc_testsupport::TempDir::new("posix-tools");
+    let socket = dir.0.join("d.sock");
+    let daemon = uipc_daemon::Embedded::spawn(socket.clone(), |d| d).unwrap();
+    let long256 = "n".repeat(256);
+    let long300 = "n".repeat(300);
+    let mut got = String::new();
+    for args in [
+        &["ipcmk", "--posix-shmem", "5000", "--name", "/pshm-a", "-p", "0666"][..],
+        &["ipcmk", "-s", "-n", "/psem-a", "-p", "0640"],
+        &["ipcmk", "-m", "1K"],
+        &["ipcmk", "-s"],
+        &["ipcmk", "-m", "1X", "-n", "x"],
+        &["ipcmk", "-m", "8K", "-n", "/pshm-a"],
+        &["ipcmk", "-M", "4096", "-m", "8K", "-n", "both"],
+    ] {
+        got += &run(&socket, args);
+    }
+    let client = uipc_client::Client::connect_to(&socket, "posix-tools").unwrap();
+    for o in client.pshm_list().unwrap() {
+        got += &format!("object {} mode {:04o} size {}\n", String::from_utf8_lossy(&o.name), o.mode, o.size);
+    }
+    for args in [
+        &["ipcrm", "--posix-shmem", "/nope"][..],
+        &["ipcrm", "-v", "--posix-semaphore", "/psem-a"],
+        &["ipcrm", "--posix-semaphore", "psem-a"],
+        &["ipcrm", "--posix-shmem", &long256],
+        &["ipcrm", "--posix-shmem", &long300],
+        &["ipcmk", "-s", "-n", "s2"],
+        &["ipcrm", "--all=pshm", "-v"],
+        &["ipcmk", "-m", "1", "-n", "again"],
+        &["ipcrm", "-v", "-a"],
+        &["ipcrm", "-apsem"],
+    ] {
+        got += &run(&socket, args);
+    }
+    got += &format!("left: {}\n", client.pshm_list().unwrap().len());
+    drop(client);
+    daemon.stop().unwrap();
+    let expected = format!(
+        "\
+$ ipcmk --posix-shmem 5000 --name /pshm-a -p 0666
+POSIX shared memory name: /pshm-a
+[0]
+$ ipcmk -s -n /psem-a -p 0640
+POSIX semaphore name: /psem-a
+[0]
+$ ipcmk -m 1K
+uipc ipcmk: name is required for POSIX IPC
+Try 'uipc ipcmk --help' for more information.
+[1]
+$ ipcmk -s
+uipc ipcmk: name is required for POSIX IPC
+Try 'uipc ipcmk --help' for more information.
+[1]
+$ ipcmk -m 1X -n x
+uipc ipcmk: failed to parse size: '1X': Invalid argument
+[1]
+$ ipcmk -m 8K -n /pshm-a
+POSIX shared memory name: /pshm-a
+[0]
+$ ipcmk -M 4096 -m 8K -n both
+Shared memory id: 0
+POSIX shared memory name: both
+[0]
+object both mode 0644 size 8192
+object pshm-a mode 0644 size 8192
+object sem.psem-a mode 0640 size 32
+$ ipcrm --posix-shmem /nope
+uipc ipcrm: name `/nope' not found
+[1]
+$ ipcrm -v --posix-semaphore /psem-a
+removing POSIX semaphore `/psem-a'
+[0]
+$ ipcrm --posix-semaphore psem-a
+uipc ipcrm: name `psem-a' not found
+[1]
+$ ipcrm --posix-shmem {long256}
+uipc ipcrm: name `{long256}' too long
+[1]
+$ ipcrm --posix-shmem {long300}
+uipc ipcrm: name `{long300}' not found
+[1]
+$ ipcmk -s -n s2
+POSIX semaphore name: s2
+[0]
+$ ipcrm --all=pshm -v
+removing POSIX shared memory `both'
+removing POSIX shared memory `both'
+removing POSIX shared memory `pshm-a'
+removing POSIX shared memory `pshm-a'
+[0]
+$ ipcmk -m 1 -n again
+POSIX shared memory name: again
+[0]
+$ ipcrm -v -a
+removing shared memory segment id `0'
+removing POSIX shared memory `again'
+removing POSIX shared memory `again'
+removing POSIX semaphore `s2'
+removing POSIX semaphore `s2'
+[0]
+$ ipcrm -apsem
+[0]
+left: 0
+"
+    );
+    assert_eq!(got, expected, "got:\n{got}");
+}
