@@ -7,7 +7,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::{Ipc64Perm, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
+use crate::{Ipc64Perm, Msginfo, Msqid64Ds, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 
 /// A structure's image in C memory.
 pub trait CBytes: Sized {
@@ -249,6 +249,72 @@ impl CBytes for Seminfo {
                 semusz: i32,
                 semvmx: i32,
                 semaem: i32,
+            }
+        ))
+    }
+}
+
+impl CBytes for Msqid64Ds {
+    fn to_c_bytes(&self) -> Vec<u8> {
+        let mut image = Image::of::<Self>();
+        put_perm(&mut image, offset_of!(Self, msg_perm), &self.msg_perm);
+        put_fields!(
+            image,
+            0,
+            self,
+            Self,
+            [msg_stime, msg_rtime, msg_ctime, msg_cbytes, msg_qnum, msg_qbytes, msg_lspid, msg_lrpid, unused4, unused5]
+        );
+        image.0
+    }
+
+    fn from_c_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size_of::<Self>() {
+            return None;
+        }
+        let msg_perm = get_perm(bytes, offset_of!(Self, msg_perm))?;
+        Some(get_fields!(
+            bytes,
+            0,
+            Msqid64Ds {
+                msg_stime: i64,
+                msg_rtime: i64,
+                msg_ctime: i64,
+                msg_cbytes: u64,
+                msg_qnum: u64,
+                msg_qbytes: u64,
+                msg_lspid: i32,
+                msg_lrpid: i32,
+                unused4: u64,
+                unused5: u64,
+            },
+            ..Msqid64Ds { msg_perm, ..Msqid64Ds::default() }
+        ))
+    }
+}
+
+impl CBytes for Msginfo {
+    fn to_c_bytes(&self) -> Vec<u8> {
+        let mut image = Image::of::<Self>();
+        put_fields!(image, 0, self, Self, [msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql, msgseg, pad]);
+        image.0
+    }
+
+    fn from_c_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() == size_of::<Self>()).then_some(())?;
+        Some(get_fields!(
+            bytes,
+            0,
+            Msginfo {
+                msgpool: i32,
+                msgmap: i32,
+                msgmax: i32,
+                msgmnb: i32,
+                msgmni: i32,
+                msgssz: i32,
+                msgtql: i32,
+                msgseg: u16,
+                pad: u16,
             }
         ))
     }

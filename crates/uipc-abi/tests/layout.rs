@@ -196,6 +196,29 @@ fn c_bytes_read_back_through_libc() {
     assert_eq!(ShmInfo::from_c_bytes(&si.to_c_bytes()), Some(si));
     assert_eq!(Seminfo::from_c_bytes(&bytes), Some(seminfo));
     assert_eq!(Shmid64Ds::from_c_bytes(&[0; 8]), None);
+
+    let msq = Msqid64Ds {
+        msg_perm: perm,
+        msg_stime: 41,
+        msg_rtime: 42,
+        msg_ctime: 43,
+        msg_cbytes: 44,
+        msg_qnum: 45,
+        msg_qbytes: 46,
+        msg_lspid: 47,
+        msg_lrpid: 48,
+        ..Default::default()
+    };
+    let c: libc::msqid_ds = as_libc(&msq.to_c_bytes());
+    assert_eq!((c.msg_perm.uid, c.msg_perm.mode, c.msg_stime, c.msg_rtime, c.msg_ctime), (1001, 0o1640, 41, 42, 43));
+    assert_eq!((c.__msg_cbytes, c.msg_qnum, c.msg_qbytes, c.msg_lspid, c.msg_lrpid), (44, 45, 46, 47, 48));
+    assert_eq!(Msqid64Ds::from_c_bytes(&msq.to_c_bytes()), Some(msq));
+    let mi =
+        Msginfo { msgpool: 1, msgmap: 2, msgmax: 3, msgmnb: 4, msgmni: 5, msgssz: 6, msgtql: 7, msgseg: 8, pad: 0 };
+    let bytes = mi.to_c_bytes();
+    let ints: Vec<i32> = bytes[..28].chunks(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect();
+    assert_eq!((ints, &bytes[28..30]), ((1..=7).collect::<Vec<i32>>(), &8u16.to_ne_bytes()[..]));
+    assert_eq!(Msginfo::from_c_bytes(&bytes), Some(mi));
     let mut c_side: libc::shmid_ds = as_libc(&[0; 112]);
     c_side.shm_perm.uid = 4242;
     c_side.shm_perm.mode = 0o640;

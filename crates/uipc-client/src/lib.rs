@@ -481,11 +481,14 @@ impl Client {
         text: Option<&[u8]>,
         flags: i32,
     ) -> Result<i64, Errno> {
-        let req = Request::MsgSnd { id, mtype, msgsz, text: text.map(<[u8]>::to_vec), flags };
-        self.sleeping_call(&req, flags).and_then(|r| match r {
-            Response::Value(v) => Ok(v),
-            r => Err(unexpected(&r)),
-        })
+        if flags & uipc_abi::IPC_NOWAIT != 0 {
+            let req = Request::MsgSnd { id, mtype, msgsz, text: text.map(<[u8]>::to_vec), flags };
+            return self.call_value(&req);
+        }
+        let mut sleeper = self.sleeper()?;
+        let r = sleeper.msgsnd_raw(id, mtype, msgsz, text, flags);
+        self.give_back(sleeper);
+        r
     }
 
     /// `msgrcv(id, msgp, size, msgtyp, flags)` — receives a message
@@ -507,27 +510,16 @@ impl Client {
     /// # Errors
     /// As [`msgrcv`](Self::msgrcv); `EFAULT`.
     pub fn msgrcv_raw(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32, readable: bool) -> Result<Message, Errno> {
-        let req = Request::MsgRcv { id, msgsz, msgtyp, flags, readable };
-        match self.sleeping_call(&req, flags)? {
-            Response::Msg { mtype, data } => Ok(Message { mtype, data }),
-            r => Err(unexpected(&r)),
-        }
-    }
-
-    /// A call that sleeps unless `flags` has `IPC_NOWAIT`: on a pooled
-    /// connection of its own (see [`sleeper`](Self::sleeper)) if it may.
-    fn sleeping_call(&self, req: &Request, flags: i32) -> Result<Response, Errno> {
         if flags & uipc_abi::IPC_NOWAIT != 0 {
-            return self.call(req);
+            return match self.call(&Request::MsgRcv { id, msgsz, msgtyp, flags, readable })? {
+                Response::Msg { mtype, data } => Ok(Message { mtype, data }),
+                r => Err(unexpected(&r)),
+            };
         }
         let mut sleeper = self.sleeper()?;
-        let r = sleeper.conn.call_sleeping(req);
-        sleeper.healthy = r.is_ok();
+        let r = sleeper.msgrcv_raw(id, msgsz, msgtyp, flags, readable);
         self.give_back(sleeper);
-        match r? {
-            Response::Error(e) => Err(Errno::from_raw(e)),
-            r => Ok(r),
-        }
+        r
     }
 
     /// `msgctl(id, cmd, buf)` with the raw command: the return value and
@@ -704,12 +696,60 @@ impl Sleeper {
     ) -> Result<i64, Errno> {
         let sops = sops.map(|s| s.iter().map(|b| (b.sem_num, b.sem_op, b.sem_flg)).collect());
         let req = Request::SemOp { id, nsops, sops, timeout };
-        let resp = self.conn.call_sleeping(&req);
+        match self.call_sleeping(&req)? {
+            Response::Value(v) => Ok(v),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `msgsnd` with raw arguments, as [`Client::msgsnd_raw`], sleeping on
+    /// this connection; interrupted as [`semop_raw`](Self::semop_raw).
+    ///
+    /// # Errors
+    /// As [`Client::msgsnd`].
+    pub fn msgsnd_raw(
+        &mut self,
+        id: i32,
+        mtype: Option<i64>,
+        msgsz: i64,
+        text: Option<&[u8]>,
+        flags: i32,
+    ) -> Result<i64, Errno> {
+        let req = Request::MsgSnd { id, mtype, msgsz, text: text.map(<[u8]>::to_vec), flags };
+        match self.call_sleeping(&req)? {
+            Response::Value(v) => Ok(v),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// `msgrcv` with raw arguments, as [`Client::msgrcv_raw`], sleeping on
+    /// this connection; a handler that interrupts it makes it `EINTR`
+    /// unless a message was already handed over (then it is returned).
+    ///
+    /// # Errors
+    /// As [`Client::msgrcv`].
+    pub fn msgrcv_raw(
+        &mut self,
+        id: i32,
+        msgsz: i64,
+        msgtyp: i64,
+        flags: i32,
+        readable: bool,
+    ) -> Result<Message, Errno> {
+        match self.call_sleeping(&Request::MsgRcv { id, msgsz, msgtyp, flags, readable })? {
+            Response::Msg { mtype, data } => Ok(Message { mtype, data }),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// One call that may sleep; a transport failure makes the connection
+    /// unfit for reuse.
+    fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
+        let resp = self.conn.call_sleeping(req);
         self.healthy = resp.is_ok();
         match resp? {
-            Response::Value(v) => Ok(v),
             Response::Error(e) => Err(Errno::from_raw(e)),
-            r => Err(unexpected(&r)),
+            r => Ok(r),
         }
     }
 }

@@ -93,6 +93,7 @@
 
 mod creds;
 mod mm;
+mod msg;
 mod procfs;
 mod pshm;
 mod raw;

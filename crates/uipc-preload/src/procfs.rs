@@ -21,13 +21,11 @@
 //! # Served paths
 //! Exactly these absolute paths (no normalisation: `/proc/self/../sysvipc/shm`
 //! or a relative path from a `dirfd` on `/proc` goes to the kernel):
-//! - `/proc/sysvipc/shm`, `/proc/sysvipc/sem`: the daemon's text for the
-//!   client's namespace (SPEC 8.4).
-//! - `/proc/sysvipc/msg`: the header line only (SPEC 8.4): uipc has no
-//!   message queues yet, so `ipcs -q` shows none.
+//! - `/proc/sysvipc/shm`, `/proc/sysvipc/sem`, `/proc/sysvipc/msg`: the
+//!   daemon's text for the client's namespace (SPEC 8.4).
 //! - `/proc/sys/kernel/{shmmax,shmall,shmmni,shm_rmid_forced,shm_next_id,
-//!   sem,sem_next_id}`: the namespace's sysctls, read-only. The `msg*`
-//!   sysctls are left to the kernel while uipc has no message queues.
+//!   sem,sem_next_id,msgmax,msgmnb,msgmni,msg_next_id,auto_msgmni}`: the
+//!   namespace's sysctls, read-only.
 //!
 //! A served file is a sealed memfd holding the text, reopened read-only
 //! (through `/proc/self/fd`) so that writes fail with `EBADF` as on a
@@ -66,20 +64,20 @@ use crate::ret;
 enum View {
     /// `/proc/sysvipc/<which>` from the daemon.
     Sysvipc(&'static str),
-    /// `/proc/sysvipc/msg`: no message queues in uipc yet.
-    EmptyMsg,
     /// `/proc/sys/kernel/...`: the sysctl of this name.
     Sysctl(&'static str),
 }
-
-/// `/proc/sysvipc/msg`'s header (64-bit kernels; SPEC 8.4).
-const MSG_HEADER: &str = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n";
 
 /// The served paths.
 const VIEWS: &[(&CStr, View)] = &[
     (c"/proc/sysvipc/shm", View::Sysvipc("shm")),
     (c"/proc/sysvipc/sem", View::Sysvipc("sem")),
-    (c"/proc/sysvipc/msg", View::EmptyMsg),
+    (c"/proc/sysvipc/msg", View::Sysvipc("msg")),
+    (c"/proc/sys/kernel/msgmax", View::Sysctl("kernel.msgmax")),
+    (c"/proc/sys/kernel/msgmnb", View::Sysctl("kernel.msgmnb")),
+    (c"/proc/sys/kernel/msgmni", View::Sysctl("kernel.msgmni")),
+    (c"/proc/sys/kernel/msg_next_id", View::Sysctl("kernel.msg_next_id")),
+    (c"/proc/sys/kernel/auto_msgmni", View::Sysctl("kernel.auto_msgmni")),
     (c"/proc/sys/kernel/shmmax", View::Sysctl("kernel.shmmax")),
     (c"/proc/sys/kernel/shmall", View::Sysctl("kernel.shmall")),
     (c"/proc/sys/kernel/shmmni", View::Sysctl("kernel.shmmni")),
@@ -116,7 +114,6 @@ fn daemon() -> bool {
 fn text(v: View) -> Option<Result<String, Errno>> {
     let r = crate::with_client(|c| match v {
         View::Sysvipc(which) => c.proc_sysvipc(which),
-        View::EmptyMsg => Ok(MSG_HEADER.to_owned()),
         View::Sysctl(name) => c.sysctl_read(name).map(|mut t| {
             // The daemon gives the value as /proc shows it, less the newline.
             t.push('\n');

@@ -13,9 +13,9 @@
 //!   added, as glibc on x86-64 does not add one either). Pointers are
 //!   copied with checked copies, so a bad one gives `EFAULT` as the
 //!   kernel's `copy_from_user` does;
-//! - the message-queue calls (System V `msg*`, POSIX `mq_*`) answer
-//!   `ENOSYS`, as under `--deny-kernel-ipc`, until the shim serves them
-//!   (one line each in [`route`]);
+//! - the POSIX message-queue calls (`mq_*`) answer `ENOSYS`, as under
+//!   `--deny-kernel-ipc`, until the shim serves them (one line each in
+//!   [`route`]); the System V ones are served like the others;
 //! - the credential calls (`set*id`, `setfs*id`, `setgroups`, `capset`)
 //!   are made as asked, then the daemon is told to read the caller's
 //!   credentials anew (as the libc wrappers of the `creds` module do);
@@ -119,11 +119,21 @@ pub(crate) fn route(nr: c_long) -> Route {
         libc::SYS_semctl => {
             served!(|a| long(crate::sem::uipc_preload_semctl(int(a[0]), int(a[1]), int(a[2]), word(a[3]) as c_ulong)))
         }
-        // Issue 12 (System V message queues) serves these.
-        libc::SYS_msgget => Route::Missing,
-        libc::SYS_msgsnd => Route::Missing,
-        libc::SYS_msgrcv => Route::Missing,
-        libc::SYS_msgctl => Route::Missing,
+        libc::SYS_msgget => served!(|a| long(crate::msg::msgget(int(a[0]), int(a[1])))),
+        // SYSCALL_DEFINE4(msgsnd, int msqid, struct msgbuf __user *msgp, size_t msgsz, int msgflg).
+        libc::SYS_msgsnd => {
+            served!(|a| long(crate::msg::msgsnd(int(a[0]), word(a[1]) as *const _, word(a[2]), int(a[3]))))
+        }
+        // SYSCALL_DEFINE5(msgrcv, int msqid, struct msgbuf __user *msgp, size_t msgsz, long msgtyp, int msgflg).
+        libc::SYS_msgrcv => served!(|a| c_long::try_from(crate::msg::msgrcv(
+            int(a[0]),
+            word(a[1]) as *mut _,
+            word(a[2]),
+            a[3],
+            int(a[4])
+        ))
+        .unwrap_or(-1)),
+        libc::SYS_msgctl => served!(|a| long(crate::msg::msgctl(int(a[0]), int(a[1]), word(a[2]) as *mut _))),
         // Issue 13 (POSIX message queues) serves these.
         libc::SYS_mq_open => Route::Missing,
         libc::SYS_mq_unlink => Route::Missing,

@@ -28,6 +28,17 @@ pub(crate) fn int(r: Result<libc::c_int, Errno>) -> libc::c_int {
     }
 }
 
+/// `ssize_t` results (`msgrcv`): the value, or `-1` with `errno` set.
+pub(crate) fn ssize(r: Result<libc::ssize_t, Errno>) -> libc::ssize_t {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
 /// `shmat`'s result: the address, or `(void *) -1` with `errno` set.
 pub(crate) fn addr(r: Result<u64, Errno>) -> *mut c_void {
     let failed = usize::MAX as *mut c_void;

@@ -27,6 +27,7 @@ UNUSED static const char *ename(int e) {
     case E2BIG: return "E2BIG"; case EFAULT: return "EFAULT"; case EFBIG: return "EFBIG";
     case ERANGE: return "ERANGE"; case EAGAIN: return "EAGAIN"; case EIDRM: return "EIDRM";
     case EINTR: return "EINTR"; case ENOMEM: return "ENOMEM"; case ENOSYS: return "ENOSYS";
+    case ENOMSG: return "ENOMSG";
     default: { static char b[32]; snprintf(b, sizeof b, "errno%d", e); return b; }
     }
 }

@@ -1,0 +1,21 @@
+//! System V message queues through the shim, against the kernel: each C
+//! program in `tests/c/msg_*.c` runs natively in a fresh IPC namespace
+//! (`unshare --ipc`, root only) and with `LD_PRELOAD=libuipc_preload.so`
+//! against an in-process daemon, under a seccomp filter that kills it on
+//! any of the kernel's System V IPC calls; the two standard outputs must be
+//! the same line for line.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn msg_errnos_and_queue_state_match_the_kernel() {
+    differential("msg_errno");
+}
+
+#[test]
+fn a_signal_storm_loses_and_duplicates_no_message() {
+    differential("msg_storm");
+}
