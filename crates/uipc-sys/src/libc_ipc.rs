@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use uipc_abi::{Errno, Sembuf, Semid64Ds};
 
 use crate::oracle::last_errno;
-pub use crate::oracle::{SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN, FAULT_ADDR};
+pub use crate::oracle::{MsgctlBuf, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN, FAULT_ADDR, MSGRCV_ROOM};
 
 mod c {
     extern "C" {
@@ -125,6 +125,55 @@ pub fn shmctl(id: i32, cmd: i32, buf: ShmctlBuf<'_>) -> Result<i64, Errno> {
     // CTL_BUF_LEN-byte buffer (larger than any structure shmctl writes), or
     // a Shmid64Ds that only IPC_SET reads.
     check(unsafe { libc::shmctl(id, cmd, ptr) })
+}
+
+/// `msgget(key, flags)` through the C library.
+///
+/// # Errors
+/// msgget(2)'s.
+pub fn msgget(key: i32, flags: i32) -> Result<i32, Errno> {
+    // SAFETY: integers only.
+    check(unsafe { libc::msgget(key, flags) }).map(|v| i32::try_from(v).unwrap_or(-1))
+}
+
+/// `msgsnd` through the C library, as [`crate::oracle::msgsnd`].
+///
+/// # Errors
+/// msgop(2)'s.
+pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32, fault: bool) -> Result<i64, Errno> {
+    let buf = crate::oracle::msgbuf(mtype, text);
+    let ptr = if fault { FAULT_ADDR as *const libc::c_void } else { buf.as_ptr().cast() };
+    // SAFETY: msgsnd reads 8 + text.len() bytes of `buf` (or faults on FAULT_ADDR).
+    check(unsafe { libc::msgsnd(id, ptr, text.len(), flags) })
+}
+
+/// `msgrcv` through the C library, as [`crate::oracle::msgrcv`].
+///
+/// # Errors
+/// msgop(2)'s.
+pub fn msgrcv(id: i32, size: usize, msgtyp: i64, flags: i32, fault: bool) -> Result<(i64, i64, Vec<u8>), Errno> {
+    // Room for the largest message a test sends (the kernel writes only
+    // the message, never `size` bytes, so a huge `size` needs no more).
+    let mut buf = vec![0u8; 8 + size.min(MSGRCV_ROOM)];
+    let ptr = if fault { FAULT_ADDR as *mut libc::c_void } else { buf.as_mut_ptr().cast() };
+    // SAFETY: msgrcv writes at most 8 + size bytes into `buf` (or faults on FAULT_ADDR).
+    let n = unsafe { libc::msgrcv(id, ptr, size, msgtyp, flags) };
+    if n == -1 {
+        return Err(last_errno());
+    }
+    let n = i64::try_from(n).unwrap_or(-1);
+    let (mtype, text) = crate::oracle::from_msgbuf(&buf, n);
+    Ok((n, mtype, text))
+}
+
+/// `msgctl(id, cmd, buf)` through the C library.
+///
+/// # Errors
+/// msgctl(2)'s.
+pub fn msgctl(id: i32, cmd: i32, mut buf: MsgctlBuf<'_>) -> Result<i64, Errno> {
+    let ptr = buf.ptr().cast::<libc::msqid_ds>();
+    // SAFETY: as oracle::msgctl.
+    check(unsafe { libc::msgctl(id, cmd, ptr) })
 }
 
 /// `semget(key, nsems, flags)` through the C library.

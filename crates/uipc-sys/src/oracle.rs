@@ -166,7 +166,15 @@ macro_rules! ctl_struct {
         const _: () = assert!(std::mem::size_of::<$t>() <= CTL_BUF_LEN);
     )*};
 }
-ctl_struct!(uipc_abi::Shmid64Ds, uipc_abi::Shminfo64, uipc_abi::ShmInfo, uipc_abi::Semid64Ds, uipc_abi::Seminfo);
+ctl_struct!(
+    uipc_abi::Shmid64Ds,
+    uipc_abi::Shminfo64,
+    uipc_abi::ShmInfo,
+    uipc_abi::Semid64Ds,
+    uipc_abi::Seminfo,
+    uipc_abi::Msqid64Ds,
+    uipc_abi::Msginfo
+);
 
 /// Reads the structure a `*ctl` call wrote at the start of `buf`.
 pub fn decode<T: CtlStruct>(buf: &[u8; CTL_BUF_LEN]) -> T {
@@ -175,6 +183,102 @@ pub fn decode<T: CtlStruct>(buf: &[u8; CTL_BUF_LEN]) -> T {
     // CTL_BUF_LEN (checked at compile time); read_unaligned has no alignment
     // requirement.
     unsafe { buf.as_ptr().cast::<T>().read_unaligned() }
+}
+
+/// The `buf` argument of [`msgctl`].
+#[derive(Debug)]
+pub enum MsgctlBuf<'a> {
+    /// `NULL`.
+    Null,
+    /// A writable buffer (zero it first).
+    Out(&'a mut [u8; CTL_BUF_LEN]),
+    /// An input structure (`IPC_SET`).
+    Set(&'a uipc_abi::Msqid64Ds),
+    /// A pointer into the never-mapped first page (`EFAULT`).
+    Fault,
+}
+
+impl MsgctlBuf<'_> {
+    /// The pointer passed as `buf`.
+    pub(crate) fn ptr(&mut self) -> *mut libc::c_void {
+        match self {
+            MsgctlBuf::Null => std::ptr::null_mut(),
+            MsgctlBuf::Out(b) => b.as_mut_ptr().cast(),
+            MsgctlBuf::Set(ds) => std::ptr::from_ref(*ds).cast_mut().cast(),
+            MsgctlBuf::Fault => FAULT_ADDR as *mut libc::c_void,
+        }
+    }
+}
+
+/// A `struct msgbuf` as C lays it out: `long mtype`, then the text.
+pub(crate) fn msgbuf(mtype: i64, text: &[u8]) -> Vec<u8> {
+    let mut b = mtype.to_ne_bytes().to_vec();
+    b.extend_from_slice(text);
+    b
+}
+
+/// Splits a received `struct msgbuf` of which `n` text bytes were written.
+pub(crate) fn from_msgbuf(buf: &[u8], n: i64) -> (i64, Vec<u8>) {
+    let mtype = buf.get(..8).and_then(|b| b.try_into().ok()).map_or(0, i64::from_ne_bytes);
+    let n = usize::try_from(n).unwrap_or(0);
+    (mtype, buf.get(8..8 + n).unwrap_or_default().to_vec())
+}
+
+/// `msgget(key, flags)` — gets or creates a System V message queue in the
+/// kernel; returns its id.
+///
+/// # Errors
+/// Whatever the kernel returns (`EACCES`, `EEXIST`, `ENOENT`, `ENOSPC`).
+pub fn msgget(key: i32, flags: i32) -> Result<i32, Errno> {
+    // SAFETY: msgget takes only integers.
+    let r = check(unsafe { libc::syscall(libc::SYS_msgget, key, flags) })?;
+    i32::try_from(r).map_err(|_| Errno::EINVAL)
+}
+
+/// `msgsnd(id, msgp, text.len(), flags)` with `msgp` holding `mtype` and
+/// `text` (or the unmapped [`FAULT_ADDR`] if `fault`). May sleep.
+///
+/// # Errors
+/// Whatever the kernel returns.
+pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32, fault: bool) -> Result<i64, Errno> {
+    let buf = msgbuf(mtype, text);
+    let ptr = if fault { FAULT_ADDR as *const u8 } else { buf.as_ptr() };
+    // SAFETY: the kernel reads 8 + text.len() bytes from `buf` (or faults
+    // on FAULT_ADDR); it writes nothing.
+    check(unsafe { libc::syscall(libc::SYS_msgsnd, id, ptr, text.len(), flags) })
+}
+
+/// The text bytes [`msgrcv`]'s buffer holds at most: callers receive no
+/// larger message (`kernel.msgmax` would have to be raised past it).
+pub const MSGRCV_ROOM: usize = 1 << 20;
+
+/// `msgrcv(id, msgp, size, msgtyp, flags)` into a buffer of `size` text
+/// bytes (or the unmapped [`FAULT_ADDR`] if `fault`): the text length, the
+/// `mtype` and the text. May sleep.
+///
+/// # Errors
+/// Whatever the kernel returns.
+pub fn msgrcv(id: i32, size: usize, msgtyp: i64, flags: i32, fault: bool) -> Result<(i64, i64, Vec<u8>), Errno> {
+    // Room for the largest message a test sends (the kernel writes only
+    // the message, never `size` bytes, so a huge `size` needs no more).
+    let mut buf = vec![0u8; 8 + size.min(MSGRCV_ROOM)];
+    let ptr = if fault { FAULT_ADDR as *mut u8 } else { buf.as_mut_ptr() };
+    // SAFETY: the kernel writes at most 8 + size bytes into `buf`, which
+    // has that many (or faults on FAULT_ADDR).
+    let n = check(unsafe { libc::syscall(libc::SYS_msgrcv, id, ptr, size, msgtyp, flags) })?;
+    let (mtype, text) = from_msgbuf(&buf, n);
+    Ok((n, mtype, text))
+}
+
+/// `msgctl(id, cmd, buf)` — the raw system call.
+///
+/// # Errors
+/// Whatever the kernel returns.
+pub fn msgctl(id: i32, cmd: i32, mut buf: MsgctlBuf<'_>) -> Result<i64, Errno> {
+    let ptr = buf.ptr();
+    // SAFETY: NULL, the unmapped FAULT_ADDR, our CTL_BUF_LEN-byte buffer
+    // (larger than msqid_ds and msginfo), or a Msqid64Ds only IPC_SET reads.
+    check(unsafe { libc::syscall(libc::SYS_msgctl, id, cmd, ptr) })
 }
 
 /// `semget(key, nsems, flags)` — gets or creates a System V semaphore set
@@ -411,6 +515,11 @@ pub struct ProcActivity {
     /// The system call it is in while blocked, or `None` if running (or
     /// not in a system call).
     pub syscall: Option<i64>,
+}
+
+/// Whether the system call number is `msgsnd` or `msgrcv`.
+pub fn is_msg_syscall(nr: i64) -> bool {
+    nr == libc::SYS_msgsnd || nr == libc::SYS_msgrcv
 }
 
 /// Whether the system call number is `semop` or `semtimedop`.

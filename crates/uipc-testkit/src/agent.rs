@@ -49,11 +49,12 @@ use serde::{Deserialize, Serialize};
 use uipc_client::Client;
 use uipc_core::sysv::sem::SemCmd;
 use uipc_core::sysv::shm::ShmCmd;
-use uipc_proto::CtlOut;
-use uipc_sys::oracle::{self, Channel, Forked, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
+use uipc_proto::{CtlOut, PermSet};
+use uipc_sys::oracle::{self, Channel, Forked, MsgctlBuf, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
 
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
+    CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView,
+    Started, Timeout,
 };
 
 /// A request from the test process to the agent.
@@ -434,6 +435,10 @@ impl Coordinator {
                 Started::Blocked if matches!(timeout, Some(Timeout::Val { .. })) => self.finish(pid),
                 Started::Blocked => Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
             },
+            Op::MsgSnd { .. } | Op::MsgRcv { .. } => match self.start(pid, op)? {
+                Started::Done(r) => Ok(r),
+                Started::Blocked => Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
+            },
             Op::Kill => {
                 let w = self.workers.remove(&pid).ok_or("vanished")?;
                 oracle::kill(pid).map_err(|e| errno_text("kill", e))?;
@@ -493,7 +498,7 @@ impl Coordinator {
     /// waits on its channel, between which `/proc/<pid>/syscall` and
     /// `/proc/<pid>/stat` say what it is doing; never a fixed sleep.
     fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
-        if !matches!(op, Op::SemOp { .. }) {
+        if !matches!(op, Op::SemOp { .. } | Op::MsgSnd { .. } | Op::MsgRcv { .. }) {
             // Nothing else sleeps: perform it plainly.
             return self.call(pid, op).map(Started::Done);
         }
@@ -529,7 +534,10 @@ impl Coordinator {
                         && now.syscall.is_some_and(oracle::is_poll_syscall)
                         && c.waiters().map_err(|e| errno_text("daemon waiters", e))?.contains(&pid)
                 }
-                None => now.state == 'S' && now.syscall.is_some_and(oracle::is_semop_syscall),
+                None => {
+                    now.state == 'S'
+                        && now.syscall.is_some_and(|n| oracle::is_semop_syscall(n) || oracle::is_msg_syscall(n))
+                }
             };
             if asleep {
                 w.in_flight = true;
@@ -789,7 +797,80 @@ fn execute(op: &Op) -> Reply {
             reply(r, Some)
         }
         Op::SemCtl { id, semnum, cmd, ref arg } => semctl(id, semnum, cmd, arg),
+        Op::MsgGet { key, flags } => reply(sys::msgget(key, flags), |id| Some(i64::from(id))),
+        Op::MsgSnd { id, mtype, ref text, flags, fault } => reply(sys::msgsnd(id, mtype, text, flags, fault), Some),
+        Op::MsgRcv { id, size, msgtyp, flags, fault } => {
+            match sys::msgrcv(id, usize::try_from(size).unwrap_or(usize::MAX), msgtyp, flags, fault) {
+                Ok((n, mtype, text)) => Reply { ret: Ok(n), data: Data::Msg { mtype, text } },
+                Err(e) => Reply::err(e.raw()),
+            }
+        }
+        Op::MsgCtl { id, cmd, ref buf } => msgctl(id, cmd, buf),
         Op::Fork | Op::Exec | Op::Exit | Op::Kill | Op::Signal => Reply::err(uipc_abi::Errno::EINVAL.raw()),
+    }
+}
+
+/// The data a successful `msgctl` wrote into an output buffer.
+fn msg_data(cmd: i32, out: &[u8; CTL_BUF_LEN]) -> Data {
+    match cmd {
+        uipc_abi::IPC_STAT | uipc_abi::MSG_STAT | uipc_abi::MSG_STAT_ANY => {
+            Data::MsgDs(MsgDsView::from_abi(&oracle::decode(out)))
+        }
+        uipc_abi::IPC_INFO | uipc_abi::MSG_INFO => Data::Msginfo(oracle::decode(out)),
+        _ => Data::None,
+    }
+}
+
+fn msgctl(id: i32, cmd: i32, buf: &MsgCtlBuf) -> Reply {
+    match buf {
+        MsgCtlBuf::Null => reply(sys::msgctl(id, cmd, MsgctlBuf::Null), Some),
+        MsgCtlBuf::Fault => reply(sys::msgctl(id, cmd, MsgctlBuf::Fault), Some),
+        MsgCtlBuf::Set { uid, gid, mode, qbytes } => {
+            let mut ds = uipc_abi::Msqid64Ds::default();
+            ds.msg_perm.uid = *uid;
+            ds.msg_perm.gid = *gid;
+            ds.msg_perm.mode = *mode;
+            ds.msg_qbytes = *qbytes;
+            reply(sys::msgctl(id, cmd, MsgctlBuf::Set(&ds)), Some)
+        }
+        MsgCtlBuf::Out => {
+            let mut out = [0u8; CTL_BUF_LEN];
+            match sys::msgctl(id, cmd, MsgctlBuf::Out(&mut out)) {
+                Ok(v) => Reply { ret: Ok(v), data: msg_data(cmd, &out) },
+                Err(e) => Reply::err(e.raw()),
+            }
+        }
+    }
+}
+
+/// `msgctl` through uipc, with the copies a C caller's shim performs.
+fn msgctl_uipc(id: i32, cmd: i32, buf: &MsgCtlBuf) -> Reply {
+    use uipc_client::MsgOut;
+    let set = match buf {
+        MsgCtlBuf::Set { uid, gid, mode, qbytes } => {
+            Some(uipc_client::MsgSetArg { perm: PermSet { uid: *uid, gid: *gid, mode: *mode }, qbytes: *qbytes })
+        }
+        MsgCtlBuf::Out if cmd == uipc_abi::IPC_SET => {
+            Some(uipc_client::MsgSetArg { perm: PermSet { uid: 0, gid: 0, mode: 0 }, qbytes: 0 })
+        }
+        _ => None,
+    };
+    let r = with_client(|c| c.msgctl(id, cmd, set).map(Some));
+    match r {
+        Err(e) => Reply::err(e.raw()),
+        Ok(None) => Reply::err(uipc_abi::Errno::EIO.raw()),
+        Ok(Some((ret, out))) => {
+            let data = match out {
+                MsgOut::None => return Reply::ok(ret),
+                MsgOut::MsgDs(ds) => Data::MsgDs(MsgDsView::from_abi(&ds)),
+                MsgOut::Msginfo(i) => Data::Msginfo(i),
+            };
+            // COM-CTL-4: the copy-out fails after the command's effect.
+            if !matches!(buf, MsgCtlBuf::Out) {
+                return Reply::err(uipc_abi::Errno::EFAULT.raw());
+            }
+            Reply { ret: Ok(ret), data }
+        }
     }
 }
 
@@ -931,6 +1012,40 @@ mod sys {
             oracle::semctl(id, semnum, cmd, arg)
         }
     }
+    pub(super) fn msgget(key: i32, flags: i32) -> Result<i32, Errno> {
+        if libc() {
+            libc_ipc::msgget(key, flags)
+        } else {
+            oracle::msgget(key, flags)
+        }
+    }
+    pub(super) fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32, fault: bool) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::msgsnd(id, mtype, text, flags, fault)
+        } else {
+            oracle::msgsnd(id, mtype, text, flags, fault)
+        }
+    }
+    pub(super) fn msgrcv(
+        id: i32,
+        size: usize,
+        msgtyp: i64,
+        flags: i32,
+        fault: bool,
+    ) -> Result<(i64, i64, Vec<u8>), Errno> {
+        if libc() {
+            libc_ipc::msgrcv(id, size, msgtyp, flags, fault)
+        } else {
+            oracle::msgrcv(id, size, msgtyp, flags, fault)
+        }
+    }
+    pub(super) fn msgctl(id: i32, cmd: i32, buf: oracle::MsgctlBuf<'_>) -> Result<i64, Errno> {
+        if libc() {
+            libc_ipc::msgctl(id, cmd, buf)
+        } else {
+            oracle::msgctl(id, cmd, buf)
+        }
+    }
     pub(super) fn sem_nsems(id: i32) -> usize {
         if libc() {
             libc_ipc::sem_nsems(id)
@@ -969,6 +1084,28 @@ fn execute_uipc(op: &Op) -> Reply {
             reply(with_client(|c| c.semop_raw(id, nsops, Some(&sops), timeout).map(Some)), |v| v)
         }
         Op::SemCtl { id, semnum, cmd, ref arg } => semctl_uipc(id, semnum, cmd, arg),
+        Op::MsgGet { key, flags } => reply(with_client(|c| c.msgget(key, flags)), |id| Some(i64::from(id.0))),
+        Op::MsgSnd { id, mtype, ref text, flags, fault } => {
+            let len = i64::try_from(text.len()).unwrap_or(i64::MAX);
+            // A bad msgp: mtype cannot be read (EFAULT first, MSG-SND-1).
+            let (mtype, text) = if fault { (None, None) } else { (Some(mtype), Some(text.as_slice())) };
+            reply(with_client(|c| c.msgsnd_raw(id, mtype, len, text, flags).map(Some)), |v| v)
+        }
+        Op::MsgRcv { id, size, msgtyp, flags, fault } => {
+            // The kernel takes msgsz as size_t and checks `(long) msgsz < 0`.
+            let size = i64::from_ne_bytes(size.to_ne_bytes());
+            match with_client(|c| c.msgrcv_raw(id, size, msgtyp, flags, !fault).map(Some)) {
+                // MSG-RCV-5: the copy-out fails after the dequeue.
+                Ok(Some(_)) if fault => Reply::err(uipc_abi::Errno::EFAULT.raw()),
+                Ok(Some(m)) => Reply {
+                    ret: Ok(i64::try_from(m.data.len()).unwrap_or(-1)),
+                    data: Data::Msg { mtype: m.mtype, text: m.data },
+                },
+                Ok(None) => Reply::err(uipc_abi::Errno::EIO.raw()),
+                Err(e) => Reply::err(e.raw()),
+            }
+        }
+        Op::MsgCtl { id, cmd, ref buf } => msgctl_uipc(id, cmd, buf),
         Op::Munmap { addr, len } => {
             reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
         }
@@ -1030,7 +1167,6 @@ fn shmctl_uipc(id: i32, cmd: i32, buf: &CtlBuf) -> Reply {
 /// told it was unreadable), output written after the call.
 fn semctl_uipc(id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
     use uipc_client::{SemCtlArg, SemOut};
-    use uipc_proto::PermSet;
     let writes = SemCmd::decode(id, cmd).is_ok_and(SemCmd::writes_buffer);
     let nsems = || match with_client(|c| c.semctl(id % 32768, 0, uipc_abi::SEM_STAT_ANY, SemCtlArg::None).map(Some)) {
         Ok(Some((_, SemOut::SemDs(ds)))) => usize::try_from(ds.sem_nsems).unwrap_or(0),

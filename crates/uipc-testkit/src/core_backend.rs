@@ -2,12 +2,13 @@
 //! playing the part of the processes (credentials, address choice, loads
 //! and stores through the model's mappings).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use uipc_abi::{Errno, PAGE_SIZE};
 use uipc_core::cred::{Cap, CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
 use uipc_core::perm::PermUpdate;
+use uipc_core::sysv::msg::{MsgCmd, MsgCtlOut, MsgSet, MsgText};
 use uipc_core::sysv::sem::{self, SemCmd, SemCtlOut};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
 use uipc_core::wait::{Interrupt, Outcome, WaiterId};
@@ -15,7 +16,8 @@ use uipc_core::{HeapMemory, IpcNamespace, Time};
 
 use crate::backend::Backend;
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
+    CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView,
+    Started, Timeout,
 };
 use crate::sandbox;
 
@@ -40,6 +42,8 @@ pub struct CoreBackend {
     asleep: BTreeMap<u32, (WaiterId, bool)>,
     /// Replies of sleepers that finished, waiting to be collected.
     finished: BTreeMap<u32, Reply>,
+    /// Processes asleep in a msgrcv whose buffer is unwritable.
+    faulting: BTreeSet<u32>,
 }
 
 impl Default for CoreBackend {
@@ -100,6 +104,7 @@ impl CoreBackend {
             next_addr: FIRST_ADDR,
             asleep: BTreeMap::new(),
             finished: BTreeMap::new(),
+            faulting: BTreeSet::new(),
         }
     }
 
@@ -227,7 +232,14 @@ impl CoreBackend {
             let pid = self.asleep.iter().find(|(_, (x, _))| *x == w.waiter).map(|(p, _)| *p);
             if let Some(pid) = pid {
                 self.asleep.remove(&pid);
-                self.finished.insert(pid, reply(w.result));
+                let fault = self.faulting.remove(&pid);
+                let r = match (w.result, w.message) {
+                    // MSG-RCV-5: the copy-out fails after the hand-off.
+                    (Ok(_), Some(_)) if fault => Reply::err(Errno::EFAULT.raw()),
+                    (Ok(n), Some(m)) => Reply { ret: Ok(n), data: Data::Msg { mtype: m.mtype, text: m.data } },
+                    (r, _) => reply(r),
+                };
+                self.finished.insert(pid, r);
             }
         }
     }
@@ -256,10 +268,81 @@ impl CoreBackend {
     /// A sleeper's wait ends without a completion (signal, timeout).
     fn interrupt(&mut self, pid: u32, why: Interrupt) {
         if let Some((w, _)) = self.asleep.remove(&pid) {
-            if let Some(r) = self.ns.sem_interrupt(w, why) {
+            self.faulting.remove(&pid);
+            if let Some(r) = self.ns.interrupt(w, why) {
                 self.finished.insert(pid, reply(r));
             }
         }
+    }
+
+    /// `msgsnd` with the testkit as the calling process.
+    fn msgsnd(&mut self, cred: &Cred, id: i32, mtype: i64, text: &[u8], flags: i32, fault: bool) -> Started {
+        let len = i64::try_from(text.len()).unwrap_or(i64::MAX);
+        let text = if fault { MsgText::Unreadable } else { MsgText::Read(mtype, text) };
+        let r = self.ns.msgsnd(cred, now(), id, text, len, flags);
+        self.deliver_wakeups();
+        match r {
+            Ok(Outcome::Done(v)) => Started::Done(Reply::ok(v)),
+            Err(e) => Started::Done(Reply::err(e.raw())),
+            Ok(Outcome::Blocked(w)) => {
+                self.asleep.insert(cred.pid.0, (w, false));
+                Started::Blocked
+            }
+        }
+    }
+
+    /// `msgrcv` with the testkit as the calling process.
+    fn msgrcv(&mut self, cred: &Cred, id: i32, size: u64, msgtyp: i64, flags: i32, fault: bool) -> Started {
+        // The kernel takes msgsz as size_t and checks `(long) msgsz < 0`.
+        let size = i64::from_ne_bytes(size.to_ne_bytes());
+        let r = self.ns.msgrcv(cred, now(), id, size, msgtyp, flags, !fault);
+        self.deliver_wakeups();
+        match r {
+            // MSG-RCV-5: the copy-out fails after the dequeue.
+            Ok(Outcome::Done(_)) if fault => Started::Done(Reply::err(Errno::EFAULT.raw())),
+            Ok(Outcome::Done(m)) => Started::Done(Reply {
+                ret: Ok(i64::try_from(m.data.len()).unwrap_or(-1)),
+                data: Data::Msg { mtype: m.mtype, text: m.data },
+            }),
+            Err(e) => Started::Done(Reply::err(e.raw())),
+            Ok(Outcome::Blocked(w)) => {
+                self.asleep.insert(cred.pid.0, (w, false));
+                if fault {
+                    self.faulting.insert(cred.pid.0);
+                }
+                Started::Blocked
+            }
+        }
+    }
+
+    fn msgctl(&mut self, cred: &Cred, id: i32, cmd: i32, buf: &MsgCtlBuf) -> Reply {
+        let decoded = match MsgCmd::decode(id, cmd) {
+            Ok(c) => c,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        let set = match buf {
+            MsgCtlBuf::Set { uid, gid, mode, qbytes } => {
+                Some(MsgSet { perm: PermUpdate { uid: *uid, gid: *gid, mode: *mode }, qbytes: *qbytes })
+            }
+            MsgCtlBuf::Out => Some(MsgSet { perm: PermUpdate { uid: 0, gid: 0, mode: 0 }, qbytes: 0 }),
+            MsgCtlBuf::Null | MsgCtlBuf::Fault => None,
+        };
+        let r = self.ns.msgctl(cred, now(), id, decoded, set);
+        self.deliver_wakeups();
+        let (ret, out) = match r {
+            Ok(r) => r,
+            Err(e) => return Reply::err(e.raw()),
+        };
+        let data = match out {
+            MsgCtlOut::None => return Reply::ok(ret),
+            MsgCtlOut::Ds(ds) => Data::MsgDs(MsgDsView::from_abi(&ds)),
+            MsgCtlOut::Info(i) => Data::Msginfo(i),
+        };
+        // COM-CTL-4: the copy-out fails after the command's effect.
+        if !matches!(buf, MsgCtlBuf::Out) {
+            return Reply::err(Errno::EFAULT.raw());
+        }
+        Reply { ret: Ok(ret), data }
     }
 
     fn semctl(&mut self, cred: &Cred, id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
@@ -378,6 +461,20 @@ impl Backend for CoreBackend {
                 Started::Blocked => return Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
             },
             Op::SemCtl { id, semnum, cmd, arg } => self.semctl(&cred, *id, *semnum, *cmd, arg),
+            Op::MsgGet { key, flags } => reply(self.ns.msgget(&cred, t, *key, *flags).map(|id| i64::from(id.0))),
+            Op::MsgSnd { id, mtype, text, flags, fault } => {
+                match self.msgsnd(&cred, *id, *mtype, text, *flags, *fault) {
+                    Started::Done(r) => r,
+                    Started::Blocked => return Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
+                }
+            }
+            Op::MsgRcv { id, size, msgtyp, flags, fault } => {
+                match self.msgrcv(&cred, *id, *size, *msgtyp, *flags, *fault) {
+                    Started::Done(r) => r,
+                    Started::Blocked => return Err(format!("{op:?}: process {pid} blocked (use start/finish)")),
+                }
+            }
+            Op::MsgCtl { id, cmd, buf } => self.msgctl(&cred, *id, *cmd, buf),
             Op::Signal => {
                 self.interrupt(pid, Interrupt::Signal);
                 Reply::ok(0)
@@ -389,6 +486,10 @@ impl Backend for CoreBackend {
         let cred = self.procs.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
         match op {
             Op::SemOp { id, sops, timeout } => Ok(self.semop(&cred, *id, sops, *timeout)),
+            Op::MsgSnd { id, mtype, text, flags, fault } => Ok(self.msgsnd(&cred, *id, *mtype, text, *flags, *fault)),
+            Op::MsgRcv { id, size, msgtyp, flags, fault } => {
+                Ok(self.msgrcv(&cred, *id, *size, *msgtyp, *flags, *fault))
+            }
             other => self.call(pid, other).map(Started::Done),
         }
     }

@@ -25,7 +25,7 @@ pub mod session;
 
 pub use backend::Backend;
 pub use kernel::KernelBackend;
-pub use op::{CtlBuf, Data, Identity, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
+pub use op::{CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
 pub use runner::transcript_of;
 pub use session::{Proc, Session};
 

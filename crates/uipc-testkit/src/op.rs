@@ -191,6 +191,73 @@ pub enum Op {
     /// handler installed without `SA_RESTART`, so a sleeping `semop`
     /// returns `EINTR`; an idle process is unaffected.
     Signal,
+    /// `msgget(key, flags)`; the reply's `ret` is the id.
+    MsgGet {
+        /// Key.
+        key: i32,
+        /// Flags (IPC_CREAT, IPC_EXCL, mode).
+        flags: i32,
+    },
+    /// `msgsnd(id, &{mtype, text}, text.len(), flags)`. May sleep: see
+    /// [`Backend::start`](crate::Backend::start).
+    MsgSnd {
+        /// Queue id.
+        id: i32,
+        /// `mtype`.
+        mtype: i64,
+        /// The text.
+        text: Vec<u8>,
+        /// Flags (IPC_NOWAIT).
+        flags: i32,
+        /// `msgp` points to unmapped memory (`EFAULT`).
+        fault: bool,
+    },
+    /// `msgrcv(id, buf, size, msgtyp, flags)`; the reply's `ret` is the
+    /// text length, its data [`Data::Msg`]. May sleep.
+    MsgRcv {
+        /// Queue id.
+        id: i32,
+        /// `msgsz`: the buffer's text capacity.
+        size: u64,
+        /// `msgtyp`.
+        msgtyp: i64,
+        /// Flags (IPC_NOWAIT, MSG_NOERROR, MSG_EXCEPT, MSG_COPY).
+        flags: i32,
+        /// `msgp` points to unmapped memory (`EFAULT`, after the dequeue).
+        fault: bool,
+    },
+    /// `msgctl(id, cmd, buf)`.
+    MsgCtl {
+        /// Queue id (or slot index for MSG_STAT, MSG_STAT_ANY).
+        id: i32,
+        /// Command.
+        cmd: i32,
+        /// The buffer argument.
+        buf: MsgCtlBuf,
+    },
+}
+
+/// What `msgctl` passes as its `buf` argument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MsgCtlBuf {
+    /// `NULL`.
+    Null,
+    /// A valid, zeroed output buffer; the reply's [`Data`] holds what the
+    /// call wrote ([`Data::MsgDs`] or [`Data::Msginfo`]).
+    Out,
+    /// An `IPC_SET` input with these fields (everything else zero).
+    Set {
+        /// `msg_perm.uid`.
+        uid: u32,
+        /// `msg_perm.gid`.
+        gid: u32,
+        /// `msg_perm.mode`.
+        mode: u32,
+        /// `msg_qbytes`.
+        qbytes: u64,
+    },
+    /// A pointer to unmapped memory (`EFAULT`).
+    Fault,
 }
 
 /// One `struct sembuf`.
@@ -277,6 +344,70 @@ pub enum Data {
     Seminfo(uipc_abi::Seminfo),
     /// The values GETALL wrote (nsems of them).
     Values(Vec<u16>),
+    /// A received message.
+    Msg {
+        /// `mtype`.
+        mtype: i64,
+        /// The text written.
+        text: Vec<u8>,
+    },
+    /// A `struct msqid_ds` (IPC_STAT, MSG_STAT, MSG_STAT_ANY).
+    MsgDs(MsgDsView),
+    /// A `struct msginfo` (IPC_INFO, MSG_INFO).
+    Msginfo(uipc_abi::Msginfo),
+}
+
+/// Every field of `struct msqid_ds`, raw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MsgDsView {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub seq: u16,
+    pub stime: i64,
+    pub rtime: i64,
+    pub ctime: i64,
+    pub cbytes: u64,
+    pub qnum: u64,
+    pub qbytes: u64,
+    pub lspid: i32,
+    pub lrpid: i32,
+    /// Every byte the kernel calls unused or padding, OR-ed: must be 0 (ZERO-5).
+    pub unused_or: u64,
+}
+
+impl MsgDsView {
+    /// Decodes the ABI structure.
+    pub fn from_abi(ds: &uipc_abi::Msqid64Ds) -> MsgDsView {
+        let p = &ds.msg_perm;
+        MsgDsView {
+            key: p.key,
+            uid: p.uid,
+            gid: p.gid,
+            cuid: p.cuid,
+            cgid: p.cgid,
+            mode: p.mode,
+            seq: p.seq,
+            stime: ds.msg_stime,
+            rtime: ds.msg_rtime,
+            ctime: ds.msg_ctime,
+            cbytes: ds.msg_cbytes,
+            qnum: ds.msg_qnum,
+            qbytes: ds.msg_qbytes,
+            lspid: ds.msg_lspid,
+            lrpid: ds.msg_lrpid,
+            unused_or: u64::from(p.pad2) | p.unused1 | p.unused2 | ds.unused4 | ds.unused5,
+        }
+    }
+
+    /// The `IPC_SET` input that sets these fields.
+    pub fn to_set(&self) -> MsgCtlBuf {
+        MsgCtlBuf::Set { uid: self.uid, gid: self.gid, mode: self.mode, qbytes: self.qbytes }
+    }
 }
 
 /// How a call that may sleep went (see [`Backend::start`](crate::Backend::start)).

@@ -7,7 +7,8 @@ use uipc_abi::Errno;
 
 use crate::backend::Backend;
 use crate::op::{
-    CtlBuf, Data, Identity, Op, Reply, SemArg, SemBuf, SemDsView, ShmDsView, ShmInfoView, ShminfoView, Started, Timeout,
+    CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemBuf, SemDsView, ShmDsView, ShmInfoView,
+    ShminfoView, Started, Timeout,
 };
 
 /// A process of the test, by its order of creation (`P0`, `P1`, …).
@@ -208,6 +209,28 @@ impl<'b> Session<'b> {
         )
     }
 
+    fn msg_ds_fact(&self, d: &MsgDsView) -> String {
+        format!(
+            "key={} uid={} gid={} cuid={} cgid={} mode={:o} seq={} stime={} rtime={} ctime={} cbytes={} qnum={} qbytes={} lspid={} lrpid={} unused={}",
+            d.key,
+            d.uid,
+            d.gid,
+            d.cuid,
+            d.cgid,
+            d.mode,
+            d.seq,
+            self.time_fact(d.stime),
+            self.time_fact(d.rtime),
+            self.time_fact(d.ctime),
+            d.cbytes,
+            d.qnum,
+            d.qbytes,
+            self.pid_fact(i64::from(d.lspid)),
+            self.pid_fact(i64::from(d.lrpid)),
+            d.unused_or
+        )
+    }
+
     /// The transcript's rendering of a reply's data (with a leading space).
     fn data_fact(&self, data: &Data) -> String {
         match data {
@@ -219,6 +242,9 @@ impl<'b> Session<'b> {
             Data::SemDs(d) => format!(" {{{}}}", self.sem_ds_fact(d)),
             Data::Seminfo(i) => format!(" {i:?}"),
             Data::Values(v) => format!(" {v:?}"),
+            Data::Msg { mtype, text } => format!(" {{mtype={mtype} text={:?}}}", String::from_utf8_lossy(text)),
+            Data::MsgDs(d) => format!(" {{{}}}", self.msg_ds_fact(d)),
+            Data::Msginfo(i) => format!(" {i:?}"),
         }
     }
 
@@ -474,13 +500,19 @@ impl<'b> Session<'b> {
         let timeout = timeout.map(|(sec, nsec)| Timeout::Val { sec, nsec });
         let sops = Self::sem_bufs(sops);
         let what = Self::semop_what(id, &sops, timeout);
+        self.start_op(p, Op::SemOp { id, sops, timeout }, what).map(|r| Self::errno(&r))
+    }
+
+    /// Starts `op`, which may sleep: `None` once `p` is asleep in it
+    /// (transcript "… blocks"), else its reply.
+    fn start_op(&mut self, p: Proc, op: Op, what: String) -> Option<Reply> {
         let pid = self.pids[p.0];
-        let r = self.backend.start(pid, &Op::SemOp { id, sops, timeout });
+        let r = self.backend.start(pid, &op);
         match self.harness(r) {
             Started::Done(reply) => {
                 let line = format!("P{} {what} -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
                 self.transcript.push(line);
-                Some(Self::errno(&reply))
+                Some(reply)
             }
             Started::Blocked => {
                 self.transcript.push(format!("P{} {what} blocks", p.0));
@@ -500,6 +532,157 @@ impl<'b> Session<'b> {
         let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
         self.transcript.push(line);
         Self::errno(&reply)
+    }
+
+    /// The message `p`'s sleeping `msgrcv` (started with
+    /// [`Session::msgrcv_async`]) got, or its errno.
+    pub fn finish_msg(&mut self, p: Proc) -> Res<(i64, Vec<u8>)> {
+        let pid = self.pids[p.0];
+        let r = self.backend.finish(pid);
+        let reply = self.harness(r);
+        let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
+        let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
+        self.transcript.push(line);
+        Self::msg_of(&reply)
+    }
+
+    fn msg_of(r: &Reply) -> Res<(i64, Vec<u8>)> {
+        Self::errno(r)?;
+        match &r.data {
+            Data::Msg { mtype, text } => Ok((*mtype, text.clone())),
+            other => panic!("msgrcv returned {other:?}"),
+        }
+    }
+
+    fn msgsnd_what(id: i32, mtype: i64, text: &[u8], flags: i32) -> String {
+        format!("msgsnd({id}, {{{mtype}, {:?}}}, {}, {flags:#o})", String::from_utf8_lossy(text), text.len())
+    }
+
+    /// `msgget(key, flags)`.
+    pub fn msgget(&mut self, p: Proc, key: i32, flags: i32) -> Res<i32> {
+        let r = self.call(p, Op::MsgGet { key, flags }, format!("msgget({key}, {flags:#o})"));
+        Self::errno(&r).map(|v| i32::try_from(v).unwrap_or(-1))
+    }
+
+    /// `msgsnd(id, &{mtype, text}, len, flags)`; a call that sleeps is a
+    /// harness failure (use [`Session::msgsnd_async`]).
+    pub fn msgsnd(&mut self, p: Proc, id: i32, mtype: i64, text: &[u8], flags: i32) -> Res<i64> {
+        let op = Op::MsgSnd { id, mtype, text: text.to_vec(), flags, fault: false };
+        let r = self.call(p, op, Self::msgsnd_what(id, mtype, text, flags));
+        Self::errno(&r)
+    }
+
+    /// `msgsnd` with `msgp` a pointer to unmapped memory and `len` bytes.
+    pub fn msgsnd_fault(&mut self, p: Proc, id: i32, len: usize, flags: i32) -> Res<i64> {
+        let op = Op::MsgSnd { id, mtype: 1, text: vec![0; len], flags, fault: true };
+        let r = self.call(p, op, format!("msgsnd({id}, BADPTR, {len}, {flags:#o})"));
+        Self::errno(&r)
+    }
+
+    /// `msgsnd` that may sleep: `None` once `p` is asleep in it (collect
+    /// with [`Session::finish`]), `Some` if it completed at once.
+    pub fn msgsnd_async(&mut self, p: Proc, id: i32, mtype: i64, text: &[u8], flags: i32) -> Option<Res<i64>> {
+        let op = Op::MsgSnd { id, mtype, text: text.to_vec(), flags, fault: false };
+        self.start_op(p, op, Self::msgsnd_what(id, mtype, text, flags)).map(|r| Self::errno(&r))
+    }
+
+    /// `msgrcv(id, buf, size, msgtyp, flags)`: `(mtype, text)`; a call that
+    /// sleeps is a harness failure (use [`Session::msgrcv_async`]).
+    pub fn msgrcv(&mut self, p: Proc, id: i32, size: u64, msgtyp: i64, flags: i32) -> Res<(i64, Vec<u8>)> {
+        let op = Op::MsgRcv { id, size, msgtyp, flags, fault: false };
+        let r = self.call(p, op, format!("msgrcv({id}, buf, {size}, {msgtyp}, {flags:#o})"));
+        Self::msg_of(&r)
+    }
+
+    /// `msgrcv` into a pointer to unmapped memory.
+    pub fn msgrcv_fault(&mut self, p: Proc, id: i32, size: u64, msgtyp: i64, flags: i32) -> Res<i64> {
+        let op = Op::MsgRcv { id, size, msgtyp, flags, fault: true };
+        let r = self.call(p, op, format!("msgrcv({id}, BADPTR, {size}, {msgtyp}, {flags:#o})"));
+        Self::errno(&r)
+    }
+
+    /// `msgrcv` that may sleep: `None` once `p` is asleep in it (collect
+    /// with [`Session::finish_msg`]), `Some` if it completed at once.
+    pub fn msgrcv_async(
+        &mut self,
+        p: Proc,
+        id: i32,
+        size: u64,
+        msgtyp: i64,
+        flags: i32,
+    ) -> Option<Res<(i64, Vec<u8>)>> {
+        let op = Op::MsgRcv { id, size, msgtyp, flags, fault: false };
+        let what = format!("msgrcv({id}, buf, {size}, {msgtyp}, {flags:#o})");
+        self.start_op(p, op, what).map(|r| Self::msg_of(&r))
+    }
+
+    fn msg_cmd(cmd: i32) -> String {
+        match cmd {
+            uipc_abi::IPC_RMID => "IPC_RMID".into(),
+            uipc_abi::IPC_SET => "IPC_SET".into(),
+            uipc_abi::IPC_STAT => "IPC_STAT".into(),
+            uipc_abi::IPC_INFO => "IPC_INFO".into(),
+            uipc_abi::MSG_STAT => "MSG_STAT".into(),
+            uipc_abi::MSG_INFO => "MSG_INFO".into(),
+            uipc_abi::MSG_STAT_ANY => "MSG_STAT_ANY".into(),
+            other => format!("{other}"),
+        }
+    }
+
+    fn msgctl_op(&mut self, p: Proc, id: i32, cmd: i32, buf: MsgCtlBuf) -> Reply {
+        let shown = match &buf {
+            MsgCtlBuf::Null => "NULL".to_owned(),
+            MsgCtlBuf::Out => "&buf".to_owned(),
+            MsgCtlBuf::Fault => "BADPTR".to_owned(),
+            MsgCtlBuf::Set { uid, gid, mode, qbytes } => {
+                format!("{{uid={uid} gid={gid} mode={mode:o} qbytes={qbytes}}}")
+            }
+        };
+        let what = format!("msgctl({id}, {}, {shown})", Self::msg_cmd(cmd));
+        self.call(p, Op::MsgCtl { id, cmd, buf }, what)
+    }
+
+    /// `msgctl(id, cmd, NULL)` (IPC_RMID, unknown commands).
+    pub fn msgctl(&mut self, p: Proc, id: i32, cmd: i32) -> Res<i64> {
+        let r = self.msgctl_op(p, id, cmd, MsgCtlBuf::Null);
+        Self::errno(&r)
+    }
+
+    /// `msgctl(id, cmd, BADPTR)`.
+    pub fn msgctl_fault(&mut self, p: Proc, id: i32, cmd: i32) -> Res<i64> {
+        let r = self.msgctl_op(p, id, cmd, MsgCtlBuf::Fault);
+        Self::errno(&r)
+    }
+
+    /// `msgctl(id, cmd, &ds)` for IPC_STAT, MSG_STAT, MSG_STAT_ANY.
+    pub fn msgctl_stat(&mut self, p: Proc, id: i32, cmd: i32) -> Res<(i64, MsgDsView)> {
+        let r = self.msgctl_op(p, id, cmd, MsgCtlBuf::Out);
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::MsgDs(d) => Ok((v, d)),
+            other => panic!("msgctl stat returned {other:?}"),
+        }
+    }
+
+    /// `msgctl(id, IPC_STAT, &ds)`.
+    pub fn msg_stat(&mut self, p: Proc, id: i32) -> Res<MsgDsView> {
+        self.msgctl_stat(p, id, uipc_abi::IPC_STAT).map(|(_, d)| d)
+    }
+
+    /// `msgctl(id, IPC_SET, &ds)` with these fields.
+    pub fn msgctl_set(&mut self, p: Proc, id: i32, uid: u32, gid: u32, mode: u32, qbytes: u64) -> Res<i64> {
+        let r = self.msgctl_op(p, id, uipc_abi::IPC_SET, MsgCtlBuf::Set { uid, gid, mode, qbytes });
+        Self::errno(&r)
+    }
+
+    /// `msgctl(0, cmd, &info)` for IPC_INFO or MSG_INFO.
+    pub fn msg_info(&mut self, p: Proc, cmd: i32) -> Res<(i64, uipc_abi::Msginfo)> {
+        let r = self.msgctl_op(p, 0, cmd, MsgCtlBuf::Out);
+        let v = Self::errno(&r)?;
+        match r.data {
+            Data::Msginfo(i) => Ok((v, i)),
+            other => panic!("msgctl info returned {other:?}"),
+        }
     }
 
     /// Sends SIGUSR1 to `p` (handled, without SA_RESTART: a sleeping
