@@ -6,11 +6,13 @@ fn main() {
     println!("cargo:rerun-if-changed=src/semctl.c");
     println!("cargo:rerun-if-changed=src/syscall.c");
     println!("cargo:rerun-if-changed=src/semopen.c");
+    println!("cargo:rerun-if-changed=src/mq_open.c");
     println!("cargo:rerun-if-changed=src/exports.map");
     cc::Build::new()
         .file("src/semctl.c")
         .file("src/syscall.c")
         .file("src/semopen.c")
+        .file("src/mq_open.c")
         .warnings(true)
         .extra_warnings(true)
         .warnings_into_errors(true)

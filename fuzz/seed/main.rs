@@ -38,6 +38,12 @@ fn main() {
         ("sem_open", Request::SemOpen { name: b"/mp-x".to_vec(), oflag: 0o300, mode: 0o600, umask: 0o022, value: 1 }),
         ("pshm_unlink", Request::PshmUnlink { name: b"/psql.123".to_vec(), sem: false }),
         ("pshm_list", Request::PshmList),
+        ("mq_open", Request::MqOpen { name: b"q".to_vec(), oflag: 0o102, mode: 0o600, attr: Some((10, 8192)) }),
+        ("mq_send", Request::MqSend { handle: 1, msg: b"hello".to_vec(), prio: 5, deadline: Some((1, 999_999_999)) }),
+        ("mq_receive", Request::MqReceive { handle: 1, len: 8192, deadline: None }),
+        ("mq_notify", Request::MqNotify { handle: 1, how: Some((0, 10, 42)) }),
+        ("mq_getsetattr", Request::MqGetSetAttr { handle: 1, new_flags: Some(0o4000) }),
+        ("mq_unlink", Request::MqUnlink { name: b"q".to_vec() }),
         ("shmctl", Request::ShmCtl { id: 3, cmd: 2, set: None }),
         ("shmctl_set", Request::ShmCtl { id: 3, cmd: 1, set: Some(PermSet { uid: 1000, gid: 100, mode: 0o600 }) }),
         ("forked", Request::Forked { child: 4242 }),
@@ -79,6 +85,8 @@ fn main() {
                 ctime: 2,
             }]),
         ),
+        ("mq_opened", Response::MqOpened { handle: 3 }),
+        ("mq_attr", Response::MqAttr { flags: 0o4000, maxmsg: 10, msgsize: 8192, curmsgs: 1 }),
         ("text_proc", Response::Text("       key      shmid perms size\n      4660          0   666 4096\n".into())),
     ];
     for (name, resp) in &responses {

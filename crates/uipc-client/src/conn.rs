@@ -106,6 +106,30 @@ impl Conn {
         }
     }
 
+    /// Sends a request that may sleep in the daemon and whose wait a
+    /// signal handler ends as the kernel ends `mq_timedreceive`'s: restarted
+    /// (the wait simply goes on) if the handler has `SA_RESTART`, else
+    /// `Cancel` is sent and the daemon answers — `EINTR` if the call had
+    /// not happened, its real result if it had.
+    pub(crate) fn call_restartable(&mut self, req: &Request) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        if self.pid != std::process::id() {
+            *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
+        }
+        self.send(req)?;
+        match self.receive_with(0, Wait::Restartable) {
+            Err(Errno::EINTR) => {
+                self.send(&Request::Cancel)?;
+                let answer = self.receive(0, None)?;
+                let (ack, _) = self.receive(0, None)?;
+                match ack {
+                    Response::Value(_) => Ok(answer),
+                    _ => Err(Errno::EPROTO),
+                }
+            }
+            other => other,
+        }
+    }
+
     fn send(&mut self, req: &Request) -> Result<(), Errno> {
         let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
         let mut sent = 0;
@@ -127,6 +151,14 @@ impl Conn {
         max_fds: usize,
         interruptible: Option<&net::SignalsHeld>,
     ) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        match interruptible {
+            Some(held) => self.receive_with(max_fds, Wait::Interruptible(held)),
+            None => self.receive_with(max_fds, Wait::Uninterruptible),
+        }
+    }
+
+    /// Reads one response, waiting as `wait` says.
+    fn receive_with(&mut self, max_fds: usize, wait: Wait<'_>) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let mut fds = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -140,9 +172,12 @@ impl Conn {
             }
             let (n, got) = match spin_recv(self.stream.as_fd(), &mut buf, max_fds.max(1))? {
                 Some(got) => got,
-                None => match interruptible {
-                    Some(held) => held.recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
-                    None => net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+                None => match wait {
+                    Wait::Interruptible(held) => {
+                        held.recv_msg_interruptible(self.stream.as_fd(), &mut buf, max_fds.max(1))?
+                    }
+                    Wait::Restartable => net::recv_msg_restartable(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
+                    Wait::Uninterruptible => net::recv_msg(self.stream.as_fd(), &mut buf, max_fds.max(1))?,
                 },
             };
             fds.extend(got);
@@ -156,6 +191,17 @@ impl Conn {
             }
         }
     }
+}
+
+/// How a caller waits for an answer once the spin is over.
+#[derive(Clone, Copy)]
+enum Wait<'a> {
+    /// Signal handlers never end the wait.
+    Uninterruptible,
+    /// A handler's run ends it (`EINTR`), `SA_RESTART` or not.
+    Interruptible(&'a net::SignalsHeld),
+    /// A handler without `SA_RESTART` ends it; with it, the wait goes on.
+    Restartable,
 }
 
 /// How long a caller polls for the daemon's answer before it sleeps: an

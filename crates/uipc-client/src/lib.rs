@@ -30,7 +30,10 @@ mod admin;
 mod conn;
 mod creds;
 mod mapping;
+mod mq;
 mod posix;
+
+pub use mq::{MqAttrs, MqHandle};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,11 +114,16 @@ impl Client {
     }
 
     fn call(&self, req: &Request) -> Result<Response, Errno> {
+        self.call_with_fd(req).map(|(r, _)| r)
+    }
+
+    /// [`call`](Self::call) for a response that may carry one descriptor.
+    fn call_with_fd(&self, req: &Request) -> Result<(Response, Option<std::os::fd::OwnedFd>), Errno> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let (resp, _) = conn.call(req, 0)?;
+        let (resp, fds) = conn.call(req, 1)?;
         match resp {
             Response::Error(e) => Err(Errno::from_raw(e)),
-            r => Ok(r),
+            r => Ok((r, fds.into_iter().next())),
         }
     }
 

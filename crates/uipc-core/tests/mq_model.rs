@@ -8,6 +8,7 @@ use uipc_core::cred::{CapSet, Cred, Gid, Pid, PosixIds, Uid};
 use uipc_core::posix::mqueue::{
     Deadline, MqCreateAttr, MqDescId, MqNotification, NotifyHow, Received, O_CREAT, O_EXCL, O_NONBLOCK,
 };
+use uipc_core::sysv::msg::Message;
 use uipc_core::wait::{Interrupt, Outcome, Wakeup};
 use uipc_core::{Errno, HeapMemory, IpcNamespace, Time};
 
@@ -195,8 +196,10 @@ fn mq_snd_7_hand_off_to_sleeping_receiver_no_notification() {
     ns.mq_notify(&a, T, d, Some(NotifyHow::Signal { signo: 10, value: 7 })).unwrap();
     let Ok(Outcome::Blocked(w)) = recv(&mut ns, &b, e) else { panic!("receiver must sleep") };
     assert_eq!(send(&mut ns, &a, d, b"hi", 3), Ok(Outcome::Done(())));
-    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(w, Ok(2))]);
-    assert_eq!(ns.mq_take_received(w), Some(Received { data: b"hi".to_vec(), prio: 3 }));
+    assert_eq!(
+        ns.take_wakeups(),
+        vec![Wakeup { waiter: w, result: Ok(2), message: Some(Message { mtype: 3, data: b"hi".to_vec() }) }]
+    );
     assert!(ns.mq_take_notifications().is_empty());
     // The registration stays, and fires on the next insertion into the empty queue.
     send(&mut ns, &b, e, b"x", 0).unwrap();
@@ -302,7 +305,9 @@ fn blocked_senders_and_receivers_woken_in_order_with_timeouts() {
     let Ok(Outcome::Blocked(r2)) = ns.mq_timedreceive(&a, T, d, false, 8, None) else { panic!() };
     assert_eq!(ns.interrupt(r1, Interrupt::Signal), Some(Err(Errno::EINTR)));
     send(&mut ns, &a, d, b"x", 0).unwrap();
-    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(r2, Ok(1))]);
+    let w = ns.take_wakeups();
+    assert_eq!((w.len(), w[0].waiter, w[0].result), (1, r2, Ok(1)));
+    assert_eq!(w[0].message.as_ref().map(|m| m.data.clone()), Some(b"x".to_vec()));
 }
 
 #[test]
@@ -426,7 +431,7 @@ proptest! {
                 if pending_sends.remove(&w.waiter) {
                     sent += 1;
                 } else {
-                    prop_assert!(ns.mq_take_received(w.waiter).is_some());
+                    prop_assert!(w.message.is_some());
                     got += 1;
                 }
                 waiters.retain(|x| *x != w.waiter);

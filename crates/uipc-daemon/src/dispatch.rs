@@ -48,6 +48,7 @@ impl Daemon {
             Request::MsgRcv { id, msgsz, msgtyp, flags, readable } => {
                 self.msgrcv(token, id, msgsz, msgtyp, flags, readable)
             }
+            req if Daemon::is_mq(&req) => self.mq_dispatch(token, req),
             req => Some(self.dispatch_inner(token, req).unwrap_or_else(error)),
         };
         if let (Some((before, subject)), Some((resp, _))) = (audit, &reply) {
@@ -341,6 +342,16 @@ impl Daemon {
                 };
                 (Response::MsgCtl { ret, out }, None)
             }
+            Request::MqOpen { .. }
+            | Request::MqClose { .. }
+            | Request::MqDup { .. }
+            | Request::MqUnlink { .. }
+            | Request::MqSend { .. }
+            | Request::MqReceive { .. }
+            | Request::MqNotify { .. }
+            | Request::MqGetSetAttr { .. }
+            | Request::MqStatus { .. }
+            | Request::MqList => error(Errno::EINVAL),
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
             }

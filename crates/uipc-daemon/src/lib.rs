@@ -34,6 +34,7 @@
 pub mod audit;
 mod dispatch;
 mod memory;
+mod mq;
 mod namespaces;
 mod server;
 

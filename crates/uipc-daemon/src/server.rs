@@ -63,7 +63,7 @@ pub(crate) struct Conn {
 
 /// A process the daemon knows, by pid.
 pub(crate) struct ProcRec {
-    pidfd: OwnedFd,
+    pub(crate) pidfd: OwnedFd,
     token: u64,
     /// Open connections of this process.
     conns: usize,
@@ -111,6 +111,12 @@ pub struct Daemon {
     /// A private daemon's process tree: only this process and its
     /// descendants may connect ([`Daemon::only_tree`]).
     pub(crate) tree: Option<u32>,
+    /// Open message queue descriptions handed to clients, by handle.
+    pub(crate) mq_handles: BTreeMap<u64, crate::mq::MqHandle>,
+    /// The next message queue handle.
+    pub(crate) next_mq_handle: u64,
+    /// The write ends of `SIGEV_THREAD` registrations' pipes, by (namespace, queue).
+    pub(crate) mq_notify_pipes: BTreeMap<(String, u64), OwnedFd>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -244,6 +250,9 @@ impl Daemon {
             next_ephemeral: 1,
             audit: None,
             tree: None,
+            mq_handles: BTreeMap::new(),
+            next_mq_handle: 1,
+            mq_notify_pipes: BTreeMap::new(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -670,9 +679,14 @@ impl Daemon {
     /// Sends each finished sleeper of namespace `ns` its reply.
     pub(crate) fn deliver(&mut self, ns: &str) {
         let Some(space) = self.namespaces.get_mut(ns) else { return };
+        let mut answers = Vec::new();
         for w in space.take_wakeups() {
-            self.answer_parked(ns, w.waiter, w.result, w.message);
+            answers.push((w.waiter, w.result, w.message));
         }
+        for (waiter, result, message) in answers {
+            self.answer_parked(ns, waiter, result, message);
+        }
+        self.mq_sync(ns);
     }
 
     /// Replies to the parked caller `waiter` of `ns`.
@@ -687,6 +701,7 @@ impl Daemon {
         if let Some(c) = self.conns.get_mut(&token) {
             c.parked = None;
         }
+        // A woken receiver (msgrcv, mq_receive) gets the message it was handed.
         let resp = match (result, message) {
             (Ok(_), Some(m)) => Response::Msg { mtype: m.mtype, data: m.data },
             (Ok(v), None) => Response::Value(v),

@@ -93,6 +93,7 @@
 
 mod creds;
 mod mm;
+mod mq;
 mod msg;
 mod procfs;
 mod pshm;

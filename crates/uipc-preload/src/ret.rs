@@ -28,7 +28,7 @@ pub(crate) fn int(r: Result<libc::c_int, Errno>) -> libc::c_int {
     }
 }
 
-/// `ssize_t` results (`msgrcv`): the value, or `-1` with `errno` set.
+/// `ssize_t` results (`msgrcv`, `read`, `mq_receive`): the value, or `-1` with `errno` set.
 pub(crate) fn ssize(r: Result<libc::ssize_t, Errno>) -> libc::ssize_t {
     match r {
         Ok(v) => v,

@@ -314,6 +314,85 @@ pub enum Request {
     /// The POSIX shared memory objects of the namespace (named semaphores
     /// included): [`Response::PshmObjects`].
     PshmList,
+    /// `mq_open(name, oflag, mode, attr)` (the kernel's name, without
+    /// glibc's `/`): answered by [`Response::MqOpened`] with the queue's
+    /// descriptor beside it — an eventfd whose readiness the daemon keeps
+    /// in step with the queue (readable iff it holds a message, writable
+    /// iff it is not full) and whose `O_NONBLOCK` is the description's.
+    MqOpen {
+        /// The name.
+        name: Vec<u8>,
+        /// `oflag`.
+        oflag: i32,
+        /// `mode` (used when creating).
+        mode: u32,
+        /// `(mq_maxmsg, mq_msgsize)` when `attr` is not NULL.
+        attr: Option<(i64, i64)>,
+    },
+    /// `close()` of one descriptor of open description `handle`.
+    MqClose {
+        /// The description.
+        handle: u64,
+    },
+    /// `dup()` (or `fork()`'s copy, or `dup2`…) made one more descriptor
+    /// of `handle` in the caller.
+    MqDup {
+        /// The description.
+        handle: u64,
+    },
+    /// `mq_unlink(name)`.
+    MqUnlink {
+        /// The name (without glibc's `/`).
+        name: Vec<u8>,
+    },
+    /// `mq_timedsend(handle, msg, len, prio, abs_timeout)`: may sleep
+    /// (no answer until it finishes; only [`Request::Cancel`] may follow).
+    MqSend {
+        /// The description.
+        handle: u64,
+        /// The message.
+        msg: Vec<u8>,
+        /// Its priority.
+        prio: u32,
+        /// Absolute `CLOCK_REALTIME` deadline `(tv_sec, tv_nsec)`.
+        deadline: Option<(i64, i64)>,
+    },
+    /// `mq_timedreceive(handle, buf, len, prio, abs_timeout)`: answered by
+    /// [`Response::Msg`] (the priority as its `mtype`); may sleep as
+    /// [`Request::MqSend`].
+    MqReceive {
+        /// The description.
+        handle: u64,
+        /// The caller's buffer length.
+        len: u64,
+        /// Absolute `CLOCK_REALTIME` deadline.
+        deadline: Option<(i64, i64)>,
+    },
+    /// `mq_notify(handle, sevp)`: `None` for NULL, else `(sigev_notify,
+    /// sigev_signo, sigev_value)`. For `SIGEV_THREAD` the answer carries a
+    /// pipe's read end: one byte `F` when the notification fires, end of
+    /// file when the registration goes without firing.
+    MqNotify {
+        /// The description.
+        handle: u64,
+        /// The sigevent.
+        how: Option<(i32, i32, u64)>,
+    },
+    /// `mq_getsetattr(handle, new, old)`: `new`'s `mq_flags` when not NULL.
+    MqGetSetAttr {
+        /// The description.
+        handle: u64,
+        /// New `mq_flags`.
+        new_flags: Option<i64>,
+    },
+    /// `read()` of a queue's descriptor: its status line (MQ-FS-3).
+    MqStatus {
+        /// The description.
+        handle: u64,
+    },
+    /// The queues of the connection's namespace (the mqueue filesystem's
+    /// directory): answered by [`Response::MqList`].
+    MqList,
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -484,7 +563,8 @@ pub enum Response {
     Namespaces(Vec<NsInfo>),
     /// One namespace ([`Request::NsShow`]).
     Namespace(NsInfo),
-    /// A received message (`msgrcv`'s return value is `data.len()`).
+    /// A received message (`msgrcv`'s and `mq_receive`'s return value is
+    /// `data.len()`; for a POSIX queue `mtype` is the priority).
     Msg {
         /// `mtype`.
         mtype: i64,
@@ -503,6 +583,48 @@ pub enum Response {
     Fd,
     /// [`Request::PshmList`]'s objects, in name order.
     PshmObjects(Vec<PshmInfo>),
+    /// `mq_open` succeeded: the description's handle (the descriptor
+    /// travels beside the frame).
+    MqOpened {
+        /// Names the open description in later requests.
+        handle: u64,
+    },
+    /// `mq_getsetattr`'s old attributes.
+    MqAttr {
+        /// `mq_flags`.
+        flags: i64,
+        /// `mq_maxmsg`.
+        maxmsg: i64,
+        /// `mq_msgsize`.
+        msgsize: i64,
+        /// `mq_curmsgs`.
+        curmsgs: i64,
+    },
+    /// The queues of a namespace ([`Request::MqList`]).
+    MqList(Vec<MqInfo>),
+}
+
+/// One queue as the mqueue filesystem's directory shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqInfo {
+    /// Name (without `/`).
+    pub name: Vec<u8>,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Mode.
+    pub mode: u32,
+    /// `mq_maxmsg`.
+    pub maxmsg: i64,
+    /// `mq_msgsize`.
+    pub msgsize: i64,
+    /// `mq_curmsgs`.
+    pub curmsgs: i64,
+    /// Bytes queued.
+    pub qsize: u64,
+    /// Modification time.
+    pub mtime: i64,
 }
 
 /// Why bytes are not a valid frame.

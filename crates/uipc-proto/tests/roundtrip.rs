@@ -64,6 +64,27 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (prop::collection::vec(any::<u8>(), 0..300), any::<bool>())
             .prop_map(|(name, sem)| Request::PshmUnlink { name, sem }),
         Just(Request::PshmList),
+        mq_request(),
+    ]
+}
+
+fn mq_request() -> impl Strategy<Value = Request> {
+    let bytes = || prop::collection::vec(any::<u8>(), 0..40);
+    prop_oneof![
+        (bytes(), any::<i32>(), any::<u32>(), any::<Option<(i64, i64)>>())
+            .prop_map(|(name, oflag, mode, attr)| Request::MqOpen { name, oflag, mode, attr }),
+        any::<u64>().prop_map(|handle| Request::MqClose { handle }),
+        any::<u64>().prop_map(|handle| Request::MqDup { handle }),
+        bytes().prop_map(|name| Request::MqUnlink { name }),
+        (any::<u64>(), bytes(), any::<u32>(), any::<Option<(i64, i64)>>())
+            .prop_map(|(handle, msg, prio, deadline)| Request::MqSend { handle, msg, prio, deadline }),
+        (any::<u64>(), any::<u64>(), any::<Option<(i64, i64)>>())
+            .prop_map(|(handle, len, deadline)| Request::MqReceive { handle, len, deadline }),
+        (any::<u64>(), any::<Option<(i32, i32, u64)>>()).prop_map(|(handle, how)| Request::MqNotify { handle, how }),
+        (any::<u64>(), any::<Option<i64>>())
+            .prop_map(|(handle, new_flags)| Request::MqGetSetAttr { handle, new_flags }),
+        any::<u64>().prop_map(|handle| Request::MqStatus { handle }),
+        Just(Request::MqList),
     ]
 }
 
@@ -133,6 +154,29 @@ fn arb_response() -> impl Strategy<Value = Response> {
             0..4
         )
         .prop_map(Response::PshmObjects),
+        any::<u64>().prop_map(|handle| Response::MqOpened { handle }),
+        any::<(i64, i64, i64, i64)>().prop_map(|(flags, maxmsg, msgsize, curmsgs)| Response::MqAttr {
+            flags,
+            maxmsg,
+            msgsize,
+            curmsgs
+        }),
+        prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..20), any::<(u32, u32, u32)>(), any::<(i64, i64, i64, u64, i64)>())
+                .prop_map(|(name, (uid, gid, mode), (maxmsg, msgsize, curmsgs, qsize, mtime))| uipc_proto::MqInfo {
+                    name,
+                    uid,
+                    gid,
+                    mode,
+                    maxmsg,
+                    msgsize,
+                    curmsgs,
+                    qsize,
+                    mtime
+                }),
+            0..4
+        )
+        .prop_map(Response::MqList),
     ]
 }
 

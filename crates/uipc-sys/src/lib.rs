@@ -10,6 +10,7 @@ pub mod account;
 pub mod fd;
 pub mod map;
 pub mod memfd;
+pub mod mqfd;
 pub mod net;
 pub mod poll;
 pub mod proc;

@@ -201,6 +201,22 @@ pub fn recv_msg(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<
     recv(sock, buf, max_fds, true)
 }
 
+/// [`recv_msg`] that lets a signal handler end the wait as it ends any
+/// `recvmsg`: transparently restarted by the kernel when the handler has
+/// `SA_RESTART`, `EINTR` otherwise (signal(7)) — the restart policy of
+/// `mq_timedsend`/`mq_timedreceive` (SPEC 9), for callers waiting for the
+/// daemon's answer to one.
+///
+/// # Errors
+/// As [`recv_msg`], plus `EINTR`.
+pub fn recv_msg_restartable(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    recv(sock, buf, max_fds, false)
+}
+
 /// The calling thread's signals held back (blocked) while it sends a
 /// request that may sleep and until it is answered, so that a signal that
 /// comes at any moment of that window interrupts the wait: one arriving

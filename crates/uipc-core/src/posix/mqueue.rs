@@ -16,8 +16,8 @@
 //! or send completes it (the kernel's pipelined send and receive: a sender
 //! hands its message straight to the longest-waiting receiver, a receiver
 //! moves the longest-waiting sender's message into the queue) and queues a
-//! [`Wakeup`]; a woken receiver's message waits in
-//! [`IpcNamespace::mq_take_received`]. Deadlines are absolute
+//! [`Wakeup`]; a woken receiver's [`Wakeup::message`] carries the message
+//! (its `mtype` is the priority). Deadlines are absolute
 //! `CLOCK_REALTIME` times the host watches; on expiry or a signal the host
 //! calls [`IpcNamespace::mq_interrupt`].
 //!
@@ -48,6 +48,7 @@ use crate::memory::Memory;
 use crate::namespace::IpcNamespace;
 use crate::perm::{self, FilePerm, MayAccess};
 use crate::posix::names::{NameTable, PosixName};
+use crate::sysv::msg::Message;
 use crate::time::Time;
 use crate::wait::{Interrupt, Outcome, WaiterId, Wakeup};
 
@@ -403,8 +404,6 @@ pub struct MqState {
     charged: BTreeMap<Uid, u64>,
     /// Which queue and side each sleeper is on.
     sleepers: BTreeMap<WaiterId, (u64, Side)>,
-    /// Messages handed to woken receivers, until the host takes them.
-    received: BTreeMap<WaiterId, Received>,
     pub(crate) wakeups: Vec<Wakeup>,
     notifications: Vec<MqNotification>,
     removed: Vec<MqNotifyRemoved>,
@@ -477,9 +476,9 @@ impl MqState {
         }
     }
 
-    fn wake(&mut self, waiter: WaiterId, result: Result<i64, Errno>) {
+    fn wake(&mut self, waiter: WaiterId, result: Result<i64, Errno>, message: Option<Message>) {
         self.sleepers.remove(&waiter);
-        self.wakeups.push(Wakeup::new(waiter, result));
+        self.wakeups.push(Wakeup { waiter, result, message });
     }
 }
 
@@ -750,8 +749,7 @@ impl<M: Memory> IpcNamespace<M> {
         if let Some(receiver) = q.receivers.pop_front() {
             // pipelined_send(): straight to the receiver; no notification.
             let len = i64::try_from(msg.len()).unwrap_or(i64::MAX);
-            self.mq.received.insert(receiver, Received { data: msg, prio });
-            self.mq.wake(receiver, Ok(len));
+            self.mq.wake(receiver, Ok(len), Some(Message { mtype: i64::from(prio), data: msg }));
             return Ok(Outcome::Done(()));
         }
         q.insert(msg, prio);
@@ -779,8 +777,8 @@ impl<M: Memory> IpcNamespace<M> {
 
     /// `mq_timedreceive(mqdes, buf, len, prio, abs_timeout)` — takes the
     /// oldest message of the highest priority, or sleeps while the queue
-    /// is empty. A woken receiver's message is in
-    /// [`mq_take_received`](Self::mq_take_received).
+    /// is empty. A woken receiver's [`Wakeup::message`] carries its
+    /// message, the priority as `mtype`.
     ///
     /// # Errors
     /// In the kernel's order: `EINVAL` (bad deadline), `EBADF` (not held,
@@ -826,14 +824,9 @@ impl<M: Memory> IpcNamespace<M> {
         // pipelined_receive(): the first sleeping sender's message fills the room.
         if let Some(s) = q.senders.pop_front() {
             q.insert(s.msg, s.prio);
-            self.mq.wake(s.waiter, Ok(0));
+            self.mq.wake(s.waiter, Ok(0), None);
         }
         Ok(Outcome::Done(got))
-    }
-
-    /// The message a woken receiver was handed (taken once).
-    pub fn mq_take_received(&mut self, waiter: WaiterId) -> Option<Received> {
-        self.mq.received.remove(&waiter)
     }
 
     /// Ends a sleeping send or receive that nobody completed: `ETIMEDOUT`

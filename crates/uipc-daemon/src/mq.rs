@@ -1,0 +1,279 @@
+//! POSIX message queue requests: each maps to one core call
+//! (`uipc_core::posix::mqueue`); this module adds the descriptors.
+//!
+//! Every open description is a *handle* the daemon hands out with an
+//! eventfd (see `uipc_sys::mqfd`): the client's `mqd_t` is that eventfd,
+//! the daemon keeps a copy of the same open file description and moves its
+//! counter whenever the queue's readiness changes, so `poll`, `select` and
+//! `epoll` on the `mqd_t` see the queue. The description's `O_NONBLOCK` is
+//! the eventfd's own status flag, read from the daemon's copy at each call
+//! and set there by `mq_setattr`, so `dup`, `fork` and `fcntl(F_GETFL)`
+//! share it as Linux's do. Handles name their namespace: a descriptor
+//! opened before `unshare(CLONE_NEWIPC)` keeps using the old namespace's
+//! queue (MQ-FD-4).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uipc_abi::Errno;
+use uipc_core::cred::Cred;
+use uipc_core::posix::mqueue::{Deadline, MqCreateAttr, MqDescId, NotifyHow, O_NONBLOCK};
+use uipc_core::wait::Outcome;
+use uipc_proto::{MqInfo, Request, Response};
+use uipc_sys::mqfd::{self, Level};
+
+use crate::server::{now, Daemon};
+
+type Reply = (Response, Option<OwnedFd>);
+
+/// One open description handed to a client.
+pub(crate) struct MqHandle {
+    /// The namespace the queue lives in.
+    ns: String,
+    desc: MqDescId,
+    /// The daemon's copy of the client's eventfd (same open file description).
+    fd: OwnedFd,
+    level: Level,
+}
+
+/// A description no process holds (the shim sends it for a descriptor
+/// that is not a queue's, so that the core decides the error order).
+const NO_DESC: MqDescId = MqDescId(u64::MAX);
+
+fn reply(r: Result<Response, Errno>) -> Reply {
+    match r {
+        Ok(resp) => (resp, None),
+        Err(e) => (Response::Error(e.raw()), None),
+    }
+}
+
+/// How long until absolute `CLOCK_REALTIME` time `d` (zero if past).
+fn until(d: Deadline) -> Duration {
+    let at = Duration::new(u64::try_from(d.sec).unwrap_or(0), u32::try_from(d.nsec).unwrap_or(0));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    at.saturating_sub(now)
+}
+
+impl Daemon {
+    /// Whether `req` is a message queue request (handled by [`Daemon::mq_dispatch`]).
+    pub(crate) fn is_mq(req: &Request) -> bool {
+        matches!(
+            req,
+            Request::MqOpen { .. }
+                | Request::MqClose { .. }
+                | Request::MqDup { .. }
+                | Request::MqUnlink { .. }
+                | Request::MqSend { .. }
+                | Request::MqReceive { .. }
+                | Request::MqNotify { .. }
+                | Request::MqGetSetAttr { .. }
+                | Request::MqStatus { .. }
+                | Request::MqList
+        )
+    }
+
+    /// Answers a message queue request of connection `token`; `None` when
+    /// the caller now sleeps.
+    pub(crate) fn mq_dispatch(&mut self, token: u64, req: Request) -> Option<Reply> {
+        let conn = self.conn_mut(token)?;
+        let cred = conn.cred.clone();
+        let Some(home) = conn.ns.clone() else { return Some(reply(Err(Errno::EPERM))) };
+        // The namespace the request acts in: the handle's, else the connection's.
+        let handle = match &req {
+            Request::MqClose { handle }
+            | Request::MqDup { handle }
+            | Request::MqSend { handle, .. }
+            | Request::MqReceive { handle, .. }
+            | Request::MqNotify { handle, .. }
+            | Request::MqGetSetAttr { handle, .. }
+            | Request::MqStatus { handle } => Some(*handle),
+            _ => None,
+        };
+        let (ns_name, desc, nonblock) = match handle.and_then(|h| self.mq_handles.get(&h)) {
+            Some(h) => (h.ns.clone(), h.desc, mqfd::nonblocking(h.fd.as_fd()).unwrap_or(false)),
+            None => (home, NO_DESC, false),
+        };
+        let result = self.mq_call(token, &cred, &ns_name, handle, desc, nonblock, req);
+        self.deliver(&ns_name);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mq_call(
+        &mut self,
+        token: u64,
+        cred: &Cred,
+        ns_name: &str,
+        handle: Option<u64>,
+        desc: MqDescId,
+        nonblock: bool,
+        req: Request,
+    ) -> Option<Reply> {
+        let t = now();
+        let deadline = |d: Option<(i64, i64)>| d.map(|(sec, nsec)| Deadline { sec, nsec });
+        // The namespace was removed under the connection (or the handle).
+        let Some(ns) = self.namespaces.get_mut(ns_name) else { return Some(reply(Err(Errno::EBADF))) };
+        match req {
+            Request::MqOpen { name, oflag, mode, attr } => {
+                // As get_unused_fd_flags() before the lookup: the descriptor first.
+                let fd = match mqfd::queue_fd(oflag & O_NONBLOCK != 0) {
+                    Ok(fd) => fd,
+                    Err(e) => return Some(reply(Err(e))),
+                };
+                let client = match fd.try_clone() {
+                    Ok(c) => c,
+                    Err(_) => return Some(reply(Err(Errno::EMFILE))),
+                };
+                // umask, fs ids and RLIMIT_MSGQUEUE as they are now.
+                let mut cred = cred.clone();
+                match crate::server::cred_now(cred.pid, cred.pid.0) {
+                    Ok(fresh) => cred.posix = fresh.posix,
+                    Err(e) => return Some(reply(Err(e))),
+                }
+                let attr = attr.map(|(maxmsg, msgsize)| MqCreateAttr { maxmsg, msgsize });
+                let opened = match ns.mq_open(&cred, t, &name, oflag, mode, attr) {
+                    Ok(o) => o,
+                    Err(e) => return Some(reply(Err(e))),
+                };
+                let id = self.next_mq_handle;
+                self.next_mq_handle += 1;
+                self.mq_handles
+                    .insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, fd, level: Level::Empty });
+                Some((Response::MqOpened { handle: id }, Some(client)))
+            }
+            Request::MqClose { .. } => Some(reply(ns.mq_close(cred, desc).map(|()| Response::Value(0)))),
+            Request::MqDup { .. } => Some(reply(ns.mq_dup(cred, desc).map(|()| Response::Value(0)))),
+            Request::MqUnlink { name } => Some(reply(ns.mq_unlink(cred, &name).map(|()| Response::Value(0)))),
+            Request::MqSend { msg, prio, deadline: d, .. } => {
+                let d = deadline(d);
+                match ns.mq_timedsend(cred, t, desc, nonblock, msg, prio, d) {
+                    Ok(Outcome::Done(())) => Some(reply(Ok(Response::Value(0)))),
+                    Ok(Outcome::Blocked(w)) => {
+                        self.park(token, ns_name, w, d.map(until));
+                        None
+                    }
+                    Err(e) => Some(reply(Err(e))),
+                }
+            }
+            Request::MqReceive { len, deadline: d, .. } => {
+                let d = deadline(d);
+                match ns.mq_timedreceive(cred, t, desc, nonblock, len, d) {
+                    Ok(Outcome::Done(m)) => Some(reply(Ok(Response::Msg { mtype: i64::from(m.prio), data: m.data }))),
+                    Ok(Outcome::Blocked(w)) => {
+                        self.park(token, ns_name, w, d.map(until));
+                        None
+                    }
+                    Err(e) => Some(reply(Err(e))),
+                }
+            }
+            Request::MqNotify { how, .. } => {
+                // MQ-NOT-2: the sigevent is checked before the descriptor.
+                let how = match how.map(|(n, s, v)| NotifyHow::decode(n, s, v)).transpose() {
+                    Ok(h) => h,
+                    Err(e) => return Some(reply(Err(e))),
+                };
+                let pipe = match how {
+                    Some(NotifyHow::Thread { .. }) => match mqfd::pipe() {
+                        Ok(p) => Some(p),
+                        Err(e) => return Some(reply(Err(e))),
+                    },
+                    _ => None,
+                };
+                if let Err(e) = ns.mq_notify(cred, t, desc, how) {
+                    return Some(reply(Err(e)));
+                }
+                let queue = ns.mq_desc(desc).map(|d| d.queue()).unwrap_or(u64::MAX);
+                match pipe {
+                    Some((read, write)) => {
+                        self.mq_notify_pipes.insert((ns_name.to_owned(), queue), write);
+                        Some((Response::Value(0), Some(read)))
+                    }
+                    None => Some(reply(Ok(Response::Value(0)))),
+                }
+            }
+            Request::MqGetSetAttr { new_flags, .. } => {
+                let old = match ns.mq_getsetattr(cred, t, desc, nonblock, new_flags) {
+                    Ok(a) => a,
+                    Err(e) => return Some(reply(Err(e))),
+                };
+                if let (Some(f), Some(h)) = (new_flags, handle.and_then(|h| self.mq_handles.get(&h))) {
+                    // The description's flag is the eventfd's: every descriptor sees it.
+                    if let Err(e) = uipc_sys::net::set_nonblocking(h.fd.as_fd(), f & i64::from(O_NONBLOCK) != 0) {
+                        return Some(reply(Err(e)));
+                    }
+                }
+                Some(reply(Ok(Response::MqAttr {
+                    flags: old.flags,
+                    maxmsg: old.maxmsg,
+                    msgsize: old.msgsize,
+                    curmsgs: old.curmsgs,
+                })))
+            }
+            Request::MqStatus { .. } => Some(reply(ns.mq_read_status(cred, t, desc).map(Response::Text))),
+            Request::MqList => {
+                let list = ns
+                    .mq_list()
+                    .into_iter()
+                    .map(|(name, q)| {
+                        let p = q.perm();
+                        MqInfo {
+                            name,
+                            uid: p.uid.0,
+                            gid: p.gid.0,
+                            mode: p.mode,
+                            maxmsg: q.maxmsg(),
+                            msgsize: q.msgsize(),
+                            curmsgs: q.curmsgs(),
+                            qsize: q.qsize(),
+                            mtime: q.times().1 .0,
+                        }
+                    })
+                    .collect();
+                Some(reply(Ok(Response::MqList(list))))
+            }
+            _ => Some(reply(Err(Errno::EINVAL))),
+        }
+    }
+
+    /// After anything that may have changed namespace `ns`'s queues:
+    /// fired notifications are sent, dropped registrations end their
+    /// `SIGEV_THREAD` waits, descriptions nobody holds lose their eventfd,
+    /// and every eventfd's level follows its queue.
+    pub(crate) fn mq_sync(&mut self, ns_name: &str) {
+        let Some(ns) = self.namespaces.get_mut(ns_name) else {
+            self.mq_handles.retain(|_, h| h.ns != ns_name);
+            self.mq_notify_pipes.retain(|(n, _), _| n != ns_name);
+            return;
+        };
+        for r in ns.mq_take_removed() {
+            // Dropping the write end: the waiting thread reads end of file.
+            self.mq_notify_pipes.remove(&(ns_name.to_owned(), r.queue));
+        }
+        for n in ns.mq_take_notifications() {
+            match n.how {
+                NotifyHow::Signal { signo, value } => {
+                    if let Some(p) = self.procs.get(&n.owner.0) {
+                        // A process that is gone or refuses us is not the sender's failure.
+                        let _ = mqfd::send_mesgq_signal(p.pidfd.as_fd(), signo, n.sender.0, n.sender_uid.0, value);
+                    }
+                }
+                NotifyHow::Thread { .. } => {
+                    if let Some(w) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), n.queue)) {
+                        let _ = rustix::io::write(&w, b"F");
+                    }
+                }
+                NotifyHow::None => {}
+            }
+        }
+        let Some(ns) = self.namespaces.get(ns_name) else { return };
+        self.mq_handles.retain(|_, h| h.ns != ns_name || ns.mq_desc(h.desc).is_some());
+        for h in self.mq_handles.values_mut().filter(|h| h.ns == ns_name) {
+            let Some(q) = ns.mq_desc(h.desc).and_then(|d| ns.mq_queue(d.queue())) else { continue };
+            let (r, w) = q.readiness();
+            let to = Level::of(r, w);
+            if mqfd::set_level(h.fd.as_fd(), h.level, to).is_ok() {
+                h.level = to;
+            }
+        }
+    }
+}
