@@ -7,6 +7,8 @@ command -v cc >/dev/null || need+=(gcc)
 command -v ipcs >/dev/null || need+=(util-linux)
 # Python multiprocessing over POSIX shm and semaphores (uipc-cli tests/posix_e2e.rs).
 command -v python3 >/dev/null || need+=(python3)
+# fakeroot's SysV flavour over uipc's message queues (uipc-cli tests/fakeroot.rs).
+[ -x /usr/bin/fakeroot-sysv ] || need+=(fakeroot)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "install-deps: need ${need[*]} but not root; skipping" >&2
