@@ -14,3 +14,8 @@ use common::*;
 fn mq_open_send_receive_notify_and_the_descriptor_match_the_kernel() {
     differential("mq_basic");
 }
+
+#[test]
+fn epoll_ordered_sleepers_notification_elsewhere_and_a_signal_storm_match_the_kernel() {
+    differential("mq_multi");
+}

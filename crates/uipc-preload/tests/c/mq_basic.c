@@ -5,29 +5,10 @@
  * mq_notify's rules and a signal notification's siginfo, fork sharing the
  * description, sleepers woken by another process, EINTR with and without
  * SA_RESTART, SIGEV_THREAD. */
-#include "common.h"
-#include <fcntl.h>
-#include <mqueue.h>
+#include "mqcommon.h"
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <time.h>
-
-static const char *ename(int e) {
-    switch (e) {
-    case 0: return "0";
-    case EINVAL: return "EINVAL"; case ENOENT: return "ENOENT"; case EACCES: return "EACCES";
-    case EEXIST: return "EEXIST"; case ENAMETOOLONG: return "ENAMETOOLONG"; case EBADF: return "EBADF";
-    case EMSGSIZE: return "EMSGSIZE"; case EAGAIN: return "EAGAIN"; case ETIMEDOUT: return "ETIMEDOUT";
-    case EINTR: return "EINTR"; case EBUSY: return "EBUSY"; case EMFILE: return "EMFILE";
-    case ENOSPC: return "ENOSPC"; case EFAULT: return "EFAULT"; case EPERM: return "EPERM";
-    default: return "E?";
-    }
-}
-
-#define SHOW(what, expr) do { errno = 0; long r_ = (long)(expr); int e_ = errno; \
-    printf("%s -> %ld %s\n", what, r_ < 0 ? -1L : r_ >= 0 && r_ < 1000 ? r_ : 1000L, r_ < 0 ? ename(e_) : "0"); } while (0)
 
 static void readiness(const char *what, mqd_t q) {
     struct pollfd p = { q, POLLIN | POLLOUT, 0 };
@@ -237,28 +218,6 @@ static void notify(void) {
 static volatile sig_atomic_t handled;
 static void on_usr1(int sig) { (void)sig; handled++; }
 
-/* Waits until process `pid` sleeps in a system call that waits for a
- * queue (the kernel's mq_timedsend/receive, or the shim's wait for the
- * daemon's answer). */
-static void await_sleeping(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        long nr = -1;
-        if (f) { if (fscanf(f, "%ld", &nr) != 1) nr = -1; fclose(f); }
-        if (nr == SYS_mq_timedsend || nr == SYS_mq_timedreceive || nr == SYS_recvmsg) {
-            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-            f = fopen(path, "r");
-            char state = 0;
-            if (f) { if (fscanf(f, "%*d %*s %c", &state) != 1) state = 0; fclose(f); }
-            if (state == 'S') return;
-            snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-        }
-        sched_yield();
-    }
-}
-
 static void interrupted(int flags) {
     struct sigaction sa = { 0 };
     sa.sa_handler = on_usr1;
@@ -364,25 +323,6 @@ static void thread_notify(void) {
     printf("thread ran with %d, main thread %d\n", tval, tsame);
     close(q);
     mq_unlink("/thr");
-}
-
-static void deny_mq(void) {
-#if defined(__x86_64__)
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_open, 6, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_unlink, 5, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_timedsend, 4, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_timedreceive, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_notify, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mq_getsetattr, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-    };
-    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
-    CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0, "seccomp");
-#endif
 }
 
 int main(int argc, char **argv) {
