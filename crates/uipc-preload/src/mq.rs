@@ -158,20 +158,70 @@ pub unsafe extern "C" fn uipc_preload_mq_open(
 ) -> c_int {
     ret::int((|| {
         let name = read_cstr(name as usize as u64)?;
-        // glibc: "if (name[0] != '/') return EINVAL" and it passes name + 1.
+        // glibc: "if (name[0] != '/') return EINVAL" and it passes name + 1,
+        // with attr only under O_CREAT.
         let Some((b'/', rest)) = name.split_first() else { return Err(Errno::EINVAL) };
-        // SYSCALL(mq_open): a non-NULL attr is copied first (glibc passes it only with O_CREAT).
-        let attr = if oflag & libc::O_CREAT != 0 && !attr.is_null() {
-            let b = uipc_sys::map::read_at(attr as usize as u64, 64)?;
-            Some((i64_at(&b, 8), i64_at(&b, 16)))
-        } else {
-            None
-        };
-        let (h, fd) = with(|c| c.mq_open(rest, oflag, mode, attr))?;
-        let fd = fd.into_raw_fd();
-        insert(fd, h);
-        Ok(fd)
+        let attr = if oflag & libc::O_CREAT != 0 { attr } else { std::ptr::null() };
+        open_kernel_name(rest, oflag, mode, attr)
     })())
+}
+
+/// The `mq_open` system call on the kernel's name: a non-NULL `attr` is
+/// copied first, even without `O_CREAT` (MQ-OPEN-2).
+fn open_kernel_name(name: &[u8], oflag: c_int, mode: c_uint, attr: *const c_void) -> Result<c_int, Errno> {
+    let attr = if attr.is_null() {
+        None
+    } else {
+        let b = uipc_sys::map::read_at(attr as usize as u64, 64)?;
+        Some((i64_at(&b, 8), i64_at(&b, 16)))
+    };
+    let (h, fd) = with(|c| c.mq_open(name, oflag, mode, attr))?;
+    let fd = fd.into_raw_fd();
+    insert(fd, h);
+    Ok(fd)
+}
+
+/// `syscall(SYS_mq_open, name, oflag, mode, attr)`: the kernel's call —
+/// the name without glibc's `/` rule, `attr` read whenever not NULL.
+///
+/// # Safety
+/// `name` must be a C string or an unmapped address (checked copies).
+pub(crate) unsafe fn raw_mq_open(name: *const c_char, oflag: c_int, mode: c_uint, attr: *const c_void) -> c_int {
+    ret::int(read_cstr(name as usize as u64).and_then(|n| open_kernel_name(&n, oflag, mode, attr)))
+}
+
+/// `syscall(SYS_mq_unlink, name)`: the kernel's name, and its `EPERM`.
+///
+/// # Safety
+/// `name` must be a C string or an unmapped address (checked copies).
+pub(crate) unsafe fn raw_mq_unlink(name: *const c_char) -> c_int {
+    ret::int(read_cstr(name as usize as u64).and_then(|n| with(|c| c.mq_unlink(&n))).map(|()| 0))
+}
+
+/// `syscall(SYS_mq_getsetattr, mqdes, new, old)`.
+///
+/// # Safety
+/// As [`mq_setattr`].
+pub(crate) unsafe fn raw_mq_getsetattr(mqdes: c_int, new: *const libc::mq_attr, old: *mut libc::mq_attr) -> c_int {
+    ret::int(getsetattr(mqdes, new, old))
+}
+
+/// `syscall(SYS_mq_notify, mqdes, sevp)`: as [`mq_notify`] except
+/// `SIGEV_THREAD`, which the kernel implements with a netlink socket in
+/// `sigev_signo` that uipc cannot serve: `ENOSYS`.
+///
+/// # Safety
+/// As [`mq_notify`].
+pub(crate) unsafe fn raw_mq_notify(mqdes: c_int, sevp: *const libc::sigevent) -> c_int {
+    if !sevp.is_null() {
+        match uipc_sys::map::read_at(sevp as usize as u64, 16) {
+            Ok(b) if i32_at(&b, 12) == libc::SIGEV_THREAD => return ret::int(Err(Errno::ENOSYS)),
+            Err(e) => return ret::int(Err(e)),
+            Ok(_) => {}
+        }
+    }
+    // SAFETY: as mq_notify.
+    unsafe { mq_notify(mqdes, sevp) }
 }
 
 /// `uipc_preload_mq_dup(old, new)`: `new` is now a duplicate of `old`

@@ -24,8 +24,9 @@
 //! - `/proc/sysvipc/shm`, `/proc/sysvipc/sem`, `/proc/sysvipc/msg`: the
 //!   daemon's text for the client's namespace (SPEC 8.4).
 //! - `/proc/sys/kernel/{shmmax,shmall,shmmni,shm_rmid_forced,shm_next_id,
-//!   sem,sem_next_id,msgmax,msgmnb,msgmni,msg_next_id,auto_msgmni}`: the
-//!   namespace's sysctls, read-only.
+//!   sem,sem_next_id,msgmax,msgmnb,msgmni,msg_next_id,auto_msgmni}` and
+//!   `/proc/sys/fs/mqueue/{queues_max,msg_max,msgsize_max,msg_default,
+//!   msgsize_default}`: the namespace's sysctls, read-only.
 //!
 //! A served file is a sealed memfd holding the text, reopened read-only
 //! (through `/proc/self/fd`) so that writes fail with `EBADF` as on a
@@ -85,6 +86,11 @@ const VIEWS: &[(&CStr, View)] = &[
     (c"/proc/sys/kernel/shm_next_id", View::Sysctl("kernel.shm_next_id")),
     (c"/proc/sys/kernel/sem", View::Sysctl("kernel.sem")),
     (c"/proc/sys/kernel/sem_next_id", View::Sysctl("kernel.sem_next_id")),
+    (c"/proc/sys/fs/mqueue/queues_max", View::Sysctl("fs.mqueue.queues_max")),
+    (c"/proc/sys/fs/mqueue/msg_max", View::Sysctl("fs.mqueue.msg_max")),
+    (c"/proc/sys/fs/mqueue/msgsize_max", View::Sysctl("fs.mqueue.msgsize_max")),
+    (c"/proc/sys/fs/mqueue/msg_default", View::Sysctl("fs.mqueue.msg_default")),
+    (c"/proc/sys/fs/mqueue/msgsize_default", View::Sysctl("fs.mqueue.msgsize_default")),
 ];
 
 /// The view of `path`, if it is a served path.

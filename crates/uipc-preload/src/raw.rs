@@ -13,9 +13,12 @@
 //!   added, as glibc on x86-64 does not add one either). Pointers are
 //!   copied with checked copies, so a bad one gives `EFAULT` as the
 //!   kernel's `copy_from_user` does;
-//! - the POSIX message-queue calls (`mq_*`) answer `ENOSYS`, as under
-//!   `--deny-kernel-ipc`, until the shim serves them (one line each in
-//!   [`route`]); the System V ones are served like the others;
+//! - the POSIX message-queue calls (`mq_*`) are the kernel's, not glibc's:
+//!   `mq_open` and `mq_unlink` take the name without its `/` (no `EINVAL`
+//!   for a missing one), `mq_open` reads a non-NULL `attr` even without
+//!   `O_CREAT`, `mq_unlink` reports `EPERM` (glibc's `EACCES`), and
+//!   `mq_notify` with `SIGEV_THREAD` (a netlink socket for the kernel)
+//!   answers `ENOSYS`; the System V ones are served like the others;
 //! - the credential calls (`set*id`, `setfs*id`, `setgroups`, `capset`)
 //!   are made as asked, then the daemon is told to read the caller's
 //!   credentials anew (as the libc wrappers of the `creds` module do);
@@ -40,7 +43,7 @@
 //! [syscall(2)]: https://man7.org/linux/man-pages/man2/syscall.2.html
 //! [syscalls(2)]: https://man7.org/linux/man-pages/man2/syscalls.2.html
 
-use std::ffi::{c_int, c_long, c_ulong};
+use std::ffi::{c_int, c_long, c_uint, c_ulong};
 use std::sync::atomic::AtomicUsize;
 
 use uipc_abi::Errno;
@@ -54,9 +57,6 @@ pub(crate) type Args = [c_long; 6];
 pub(crate) enum Route {
     /// Served by the shim: `-1` with `errno` set on failure.
     Served(fn(&Args) -> c_long),
-    /// A call of uipc's that the shim does not serve yet: `ENOSYS`, as the
-    /// kernel's answers under `--deny-kernel-ipc`.
-    Missing,
     /// A credential change: made as asked, then the daemon is told.
     Credentials,
     /// Anything else: the kernel's, unchanged.
@@ -135,12 +135,32 @@ pub(crate) fn route(nr: c_long) -> Route {
         .unwrap_or(-1)),
         libc::SYS_msgctl => served!(|a| long(crate::msg::msgctl(int(a[0]), int(a[1]), word(a[2]) as *mut _))),
         // Issue 13 (POSIX message queues) serves these.
-        libc::SYS_mq_open => Route::Missing,
-        libc::SYS_mq_unlink => Route::Missing,
-        libc::SYS_mq_timedsend => Route::Missing,
-        libc::SYS_mq_timedreceive => Route::Missing,
-        libc::SYS_mq_notify => Route::Missing,
-        libc::SYS_mq_getsetattr => Route::Missing,
+        libc::SYS_mq_open => served!(|a| long(crate::mq::raw_mq_open(
+            word(a[0]) as *const _,
+            int(a[1]),
+            c_uint::from_ne_bytes(int(a[2]).to_ne_bytes()),
+            word(a[3]) as *const _
+        ))),
+        libc::SYS_mq_unlink => served!(|a| long(crate::mq::raw_mq_unlink(word(a[0]) as *const _))),
+        libc::SYS_mq_timedsend => served!(|a| long(crate::mq::mq_timedsend(
+            int(a[0]),
+            word(a[1]) as *const _,
+            word(a[2]),
+            c_uint::from_ne_bytes(int(a[3]).to_ne_bytes()),
+            word(a[4]) as *const _
+        ))),
+        libc::SYS_mq_timedreceive => served!(|a| c_long::try_from(crate::mq::mq_timedreceive(
+            int(a[0]),
+            word(a[1]) as *mut _,
+            word(a[2]),
+            word(a[3]) as *mut _,
+            word(a[4]) as *const _
+        ))
+        .unwrap_or(-1)),
+        libc::SYS_mq_notify => served!(|a| long(crate::mq::raw_mq_notify(int(a[0]), word(a[1]) as *const _))),
+        libc::SYS_mq_getsetattr => {
+            served!(|a| long(crate::mq::raw_mq_getsetattr(int(a[0]), word(a[1]) as *const _, word(a[2]) as *mut _)))
+        }
         libc::SYS_setuid
         | libc::SYS_setgid
         | libc::SYS_setreuid
@@ -181,7 +201,6 @@ pub unsafe extern "C" fn uipc_preload_syscall(
     let a = [a1, a2, a3, a4, a5, a6];
     match route(nr) {
         Route::Served(f) => f(&a),
-        Route::Missing => c_long::from(ret::int(Err(Errno::ENOSYS))),
         Route::Credentials => {
             // SAFETY: this function's contract.
             let r = unsafe { kernel(nr, &a) };

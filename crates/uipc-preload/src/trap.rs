@@ -177,7 +177,7 @@ fn serve(gregs: &mut [libc::greg_t; 23]) {
         Route::Served(f) => f(&a),
         // Only the IPC calls are trapped; any other number here is one
         // uipc does not serve.
-        Route::Missing | Route::Credentials | Route::Kernel => {
+        Route::Credentials | Route::Kernel => {
             // SAFETY: writes this thread's errno slot.
             unsafe { *libc::__errno_location() = libc::ENOSYS };
             -1

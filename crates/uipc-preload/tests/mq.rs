@@ -19,3 +19,20 @@ fn mq_open_send_receive_notify_and_the_descriptor_match_the_kernel() {
 fn epoll_ordered_sleepers_notification_elsewhere_and_a_signal_storm_match_the_kernel() {
     differential("mq_multi");
 }
+
+#[test]
+fn proc_sys_fs_mqueue_shows_the_namespace_values() {
+    let _w = watchdog("cat /proc/sys/fs/mqueue", 60);
+    let d = TestDaemon::start("mq-sysctl");
+    let c = uipc_client::Client::connect_to(&d.socket, "default").unwrap();
+    c.sysctl_write("fs.mqueue.msg_default", "7").unwrap();
+    c.sysctl_write("fs.mqueue.queues_max", "3").unwrap();
+    let out = std::process::Command::new("cat")
+        .args(["/proc/sys/fs/mqueue/msg_default", "/proc/sys/fs/mqueue/queues_max"])
+        .env("LD_PRELOAD", shim())
+        .env("UIPC_SOCKET", &d.socket)
+        .env("UIPC_NAMESPACE", "default")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n3\n");
+}

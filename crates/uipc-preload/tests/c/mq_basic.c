@@ -37,6 +37,19 @@ static void names(void) {
     SHOW("open absent", mq_open("/absent", O_RDWR));
 }
 
+static void sysctls(void) {
+    const char *names[] = { "queues_max", "msg_max", "msgsize_max", "msg_default", "msgsize_default" };
+    for (int i = 0; i < 5; i++) {
+        char path[64], buf[32] = { 0 };
+        snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0, "open %s", path);
+        CHECK(read(fd, buf, sizeof buf - 1) > 0, "read %s", path);
+        close(fd);
+        printf("fs.mqueue.%s = %s", names[i], buf);
+    }
+}
+
 static void attrs(void) {
     struct mq_attr a = { 0 };
     a.mq_maxmsg = 0; a.mq_msgsize = 10;
@@ -331,6 +344,7 @@ int main(int argc, char **argv) {
         deny_kernel_ipc();
         deny_mq();
     }
+    sysctls();
     names();
     attrs();
     messages();
