@@ -11,6 +11,12 @@
 #
 #   scripts/e2e/postgres.sh
 #
+# With DSM=posix, PostgreSQL's default configuration instead:
+# shared_memory_type=mmap and dynamic_shared_memory_type=posix (shm_open,
+# served by uipc's shim), and as root every uipc step runs in a mount
+# namespace without /dev/shm (crates/uipc-cli/tests/posix/no-dev-shm.sh),
+# so glibc's own way cannot be what works; the native run has /dev/shm.
+#
 # Environment: DURATION=30 (seconds of pgbench), CLIENTS=4, JOBS=2, SCALE=10,
 # PGBENCH_OPTS (more pgbench options, e.g. -C: a connection, so a forked
 # backend, per transaction), NATIVE_FIRST=1 runs the kernel cycle first, PG_BIN (default:
@@ -30,6 +36,9 @@ CLIENTS=${CLIENTS:-4}
 JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 PORT=${PORT:-54329}
+DSM=${DSM:-sysv}
+case $DSM in sysv) SHM_TYPE=sysv ;; posix) SHM_TYPE=mmap ;; *) echo "postgres.sh: DSM must be sysv or posix" >&2; exit 2 ;; esac
+NO_DEV_SHM=$PWD/crates/uipc-cli/tests/posix/no-dev-shm.sh
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'postgres.sh: %s\n' "$*" >&2; exit 1; }
@@ -115,7 +124,15 @@ sock=$scratch/uipc.sock
 UIPC=$scratch/uipc
 
 # Runs a step under uipc, kernel IPC denied; a watchdog on every step.
-under_uipc() { as_pg timeout 300 "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"; }
+under_uipc() {
+	if [ "$DSM" = posix ] && [ "$(id -u)" -eq 0 ]; then
+		# No /dev/shm at all: POSIX shared memory can only be uipc's.
+		unshare --mount sh "$NO_DEV_SHM" setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups -- \
+			timeout 300 "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
+	else
+		as_pg timeout 300 "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
+	fi
+}
 native() { as_pg timeout 300 "$@"; }
 
 # `ipcs -m` rows as "owner bytes nattch", through uipc's /proc view.
@@ -123,8 +140,8 @@ uipc_segments() { as_pg "$UIPC" run --socket "$sock" -- ipcs -m | awk '$1 ~ /^0x
 
 write_conf() {
 	cat >>"$1/postgresql.conf" <<EOF
-shared_memory_type = sysv
-dynamic_shared_memory_type = sysv
+shared_memory_type = $SHM_TYPE
+dynamic_shared_memory_type = $DSM
 huge_pages = off
 listen_addresses = ''
 port = $PORT
@@ -144,10 +161,10 @@ cycle() {
 	$wrap "$PG_BIN/initdb" -D "$data" -A trust --no-sync >"$scratch/$mode-initdb.log" 2>&1 ||
 		{ cat "$scratch/$mode-initdb.log"; die "$mode: initdb failed"; }
 	write_conf "$data"
-	say "$mode: start (shared_memory_type=sysv, dynamic_shared_memory_type=sysv)"
+	say "$mode: start (shared_memory_type=$SHM_TYPE, dynamic_shared_memory_type=$DSM)"
 	$wrap "$PG_BIN/pg_ctl" -D "$data" -l "$scratch/$mode-server.log" -w start >/dev/null ||
 		{ cat "$scratch/$mode-server.log"; die "$mode: start failed"; }
-	if [ "$mode" = uipc ]; then
+	if [ "$mode" = uipc ] && [ "$SHM_TYPE" = sysv ]; then
 		say "uipc: ipcs -m under uipc run while the server runs"
 		as_pg "$UIPC" run --socket "$sock" -- ipcs -m
 		# The main segment: the server's user, at least shared_buffers (128 MB), attached.
@@ -171,6 +188,7 @@ cycle() {
 		-c "explain (analyze, costs off, timing off) select count(*) from pgbench_accounts" postgres >"$scratch/$mode-par.log" 2>&1 ||
 		{ cat "$scratch/$mode-par.log"; die "$mode: parallel query failed"; }
 	grep -E 'Workers (Planned|Launched)' "$scratch/$mode-par.log"
+	grep -qE 'Workers Launched: [1-9]' "$scratch/$mode-par.log" || die "$mode: no parallel worker was launched"
 	say "$mode: stop"
 	$wrap "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null ||
 		{ cat "$scratch/$mode-server.log"; die "$mode: stop failed"; }
@@ -211,7 +229,7 @@ run_native() {
 		# A fresh IPC namespace for the kernel run, as the differential tests do.
 		say "native: in a fresh IPC namespace (unshare --ipc)"
 		export -f cycle native as_pg say die write_conf
-		export PGBENCH_OPTS PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL
+		export PGBENCH_OPTS PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL DSM SHM_TYPE
 		# shellcheck disable=SC2016 # expanded by the inner bash
 		tps_native=$(unshare --ipc bash -c 'cycle native >&2; echo "$TPS"')
 	else
@@ -228,7 +246,7 @@ else
 	run_native
 fi
 
-printf '\nTPS (pgbench -c %s -j %s -T %s%s, scale %s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:+ $PGBENCH_OPTS}" "$SCALE"
+printf '\nTPS (pgbench -c %s -j %s -T %s%s, scale %s, dynamic_shared_memory_type=%s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:+ $PGBENCH_OPTS}" "$SCALE" "$DSM"
 printf '  uipc (run --deny-kernel-ipc): %s\n' "$tps_uipc"
 printf '  native (kernel System V):     %s\n' "$tps_native"
 awk -v u="$tps_uipc" -v n="$tps_native" 'BEGIN { if (n > 0) printf "  uipc/native:                  %.3f\n", u / n }'

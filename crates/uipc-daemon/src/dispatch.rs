@@ -2,11 +2,11 @@
 
 use std::os::fd::OwnedFd;
 
-use uipc_abi::pshm::{O_APPEND, O_NONBLOCK};
+use uipc_abi::pshm::{O_APPEND, O_NONBLOCK, O_RDWR};
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
 use uipc_core::perm::PermUpdate;
-use uipc_core::posix::shm::PshmKind;
+use uipc_core::posix::shm::{PshmKind, PshmOpened};
 use uipc_core::sysv::msg::{MsgCmd, MsgCtlOut, MsgSet, MsgText};
 use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut, Timeout};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
@@ -27,6 +27,18 @@ fn value(r: Result<i64, Errno>) -> Reply {
 
 fn error(e: Errno) -> Reply {
     (Response::Error(e.raw()), None)
+}
+
+/// The descriptor a POSIX shm open hands out: a new open file description
+/// with `flags` — except for the open that created the object read-write
+/// with no status flags, which gets the region's own (read-write, and
+/// nobody else's yet: the daemon itself only uses offset-free calls on it),
+/// saving the reopen through `/proc`.
+fn descriptor(opened: &PshmOpened<uipc_sys::memfd::SharedRegion>, flags: u32) -> Result<OwnedFd, Errno> {
+    if opened.created && flags == O_RDWR.cast_unsigned() {
+        return opened.region.fd().try_clone_to_owned().map_err(|_| Errno::EMFILE);
+    }
+    opened.region.reopen(flags)
 }
 
 impl Daemon {
@@ -454,14 +466,14 @@ impl Daemon {
                 // mode asked for (and O_APPEND/O_NONBLOCK), close-on-exec.
                 let status = oflag & (O_APPEND | O_NONBLOCK);
                 let flags = u32::try_from(opened.access.flags() | status).map_err(|_| Errno::EINVAL)?;
-                (Response::Fd, Some(opened.region.reopen(flags)?))
+                (Response::Fd, Some(descriptor(&opened, flags)?))
             }
             Request::SemOpen { name, oflag, mode, umask, value } => {
                 let mut cred = cred;
                 cred.posix.umask = umask & 0o777;
                 let opened = ns.sem_open(&cred, &name, oflag, mode, value)?;
                 let flags = u32::try_from(opened.access.flags()).map_err(|_| Errno::EINVAL)?;
-                (Response::Fd, Some(opened.region.reopen(flags)?))
+                (Response::Fd, Some(descriptor(&opened, flags)?))
             }
             Request::PshmUnlink { name, sem } => {
                 let kind = if sem { PshmKind::Sem } else { PshmKind::Shm };
