@@ -248,5 +248,5 @@ fi
 
 printf '\nTPS (pgbench -c %s -j %s -T %s%s, scale %s, dynamic_shared_memory_type=%s):\n' "$CLIENTS" "$JOBS" "$DURATION" "${PGBENCH_OPTS:+ $PGBENCH_OPTS}" "$SCALE" "$DSM"
 printf '  uipc (run --deny-kernel-ipc): %s\n' "$tps_uipc"
-printf '  native (kernel System V):     %s\n' "$tps_native"
+printf '  native (kernel):              %s\n' "$tps_native"
 awk -v u="$tps_uipc" -v n="$tps_native" 'BEGIN { if (n > 0) printf "  uipc/native:                  %.3f\n", u / n }'
