@@ -159,6 +159,78 @@ pub struct SemRow {
     pub ctime: i64,
 }
 
+/// One line of `/proc/sysvipc/msg` (`struct msg_data`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct MsgRow {
+    pub key: i32,
+    pub id: i32,
+    pub mode: u32,
+    pub cbytes: u64,
+    pub qnum: u64,
+    pub lspid: u32,
+    pub lrpid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub stime: i64,
+    pub rtime: i64,
+    pub ctime: i64,
+}
+
+/// `ipc_msg_get_info()`: every queue of the namespace, in slot order, from
+/// its `/proc/sysvipc/msg`.
+///
+/// # Errors
+/// The daemon's.
+pub fn msg_rows(c: &Client) -> Result<Vec<MsgRow>, Errno> {
+    let text = c.proc_sysvipc("msg")?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f = fields(l);
+            Some(MsgRow {
+                key: num(f.first())?,
+                id: num(f.get(1))?,
+                mode: octal(f.get(2))?,
+                cbytes: num(f.get(3))?,
+                qnum: num(f.get(4))?,
+                lspid: num(f.get(5))?,
+                lrpid: num(f.get(6))?,
+                uid: num(f.get(7))?,
+                gid: num(f.get(8))?,
+                cuid: num(f.get(9))?,
+                cgid: num(f.get(10))?,
+                stime: num(f.get(11))?,
+                rtime: num(f.get(12))?,
+                ctime: num(f.get(13))?,
+            })
+        })
+        .collect())
+}
+
+/// A queue's `msg_qbytes` (`msgctl(IPC_STAT)`, which needs read
+/// permission); 0 when it cannot be had, as util-linux leaves it.
+pub fn msg_qbytes(c: &Client, id: i32) -> u64 {
+    match c.msgctl(id, uipc_abi::IPC_STAT, None) {
+        Ok((_, uipc_client::MsgOut::MsgDs(ds))) => ds.msg_qbytes,
+        _ => 0,
+    }
+}
+
+/// `msgctl(0, MSG_INFO)`: queues, messages and bytes in the namespace.
+///
+/// # Errors
+/// The daemon's.
+pub fn msg_info(c: &Client) -> Result<uipc_abi::Msginfo, Errno> {
+    match c.msgctl(0, uipc_abi::MSG_INFO, None)? {
+        (_, uipc_client::MsgOut::Msginfo(i)) => Ok(i),
+        _ => Err(Errno::EIO),
+    }
+}
+
 /// One semaphore of a set (`struct sem_elem`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SemElem {

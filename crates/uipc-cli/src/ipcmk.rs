@@ -7,8 +7,6 @@
 //! `sem_open(NAME, O_CREAT, mode, 0)`), the mode less the umask.
 //!
 //! # Compatibility
-//! uipc has no System V message queues: `-Q` fails with
-//! "create message queue failed: Function not implemented".
 //!
 //! # References
 //!  - [ipcmk(1)](https://man7.org/linux/man-pages/man1/ipcmk.1.html)
@@ -203,8 +201,10 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
         }
     }
     if queue {
-        // uipc has no System V message queues: msgget answers ENOSYS.
-        return prog.fail(&format!("create message queue failed: {}", strerror(uipc_client::Errno::ENOSYS)));
+        match client.msgget(random_key(), flags) {
+            Ok(id) => println!("Message queue id: {}", id.0),
+            Err(e) => return prog.fail(&format!("create message queue failed: {}", strerror(e))),
+        }
     }
     if let Some(n) = nsems {
         match client.semget(random_key(), n, flags) {

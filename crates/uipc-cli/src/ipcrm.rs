@@ -94,8 +94,7 @@ impl Rm<'_> {
                 if verbose {
                     println!("removing message queue id `{id}'");
                 }
-                // No queue exists in a uipc namespace: msgctl's EINVAL.
-                Err(Errno::EINVAL)
+                c.msgctl(id, uipc_abi::IPC_RMID, None).map(drop)
             }
             Kind::Sem | Kind::All | Kind::Pshm | Kind::Psem => {
                 if verbose {
@@ -172,8 +171,7 @@ impl Rm<'_> {
         let r = match kind {
             Kind::Shm => c.shmget(key, 0, 0).map(|i| i.0),
             Kind::Sem => c.semget(key, 0, 0).map(|i| i.0),
-            // msgget(key, 0) in a namespace without queues.
-            _ => Err(Errno::ENOENT),
+            _ => c.msgget(key, 0).map(|i| i.0),
         };
         match r {
             Ok(id) => Ok(Some(id)),
@@ -242,7 +240,21 @@ impl Rm<'_> {
             }
         }
         posix(self, Kind::Psem, &mut failed)?;
-        // Message queues: none to remove.
+        if matches!(kind, Kind::Msg | Kind::All) {
+            let c = self.client()?;
+            let (max, _) = c
+                .msgctl(0, uipc_abi::MSG_INFO, None)
+                .map_err(|_| Fatal("kernel not configured for message queues".into()))?;
+            let mut ids = Vec::new();
+            for i in 0..=max {
+                if let Ok((id, _)) = c.msgctl(i32::try_from(i).unwrap_or(i32::MAX), uipc_abi::MSG_STAT, None) {
+                    ids.push(id);
+                }
+            }
+            for id in ids {
+                failed |= self.remove_id(Kind::Msg, false, i32::try_from(id).unwrap_or(-1))?;
+            }
+        }
         Ok(failed)
     }
 }

@@ -2,11 +2,6 @@
 //! options, the same output byte for byte (`sys-utils/ipcs.c`), read from
 //! the daemon instead of the kernel; plus `--ns`, `--socket` and `--json`.
 //!
-//! # Compatibility
-//! uipc has no System V message queues: `-q` prints util-linux's tables
-//! with no rows, `-q -u` zero usage, `-q -l` the namespace's `kernel.msg*`
-//! limits, and `-q -i ID` "id ID not found".
-//!
 //! # References
 //!  - [ipcs(1)](https://man7.org/linux/man-pages/man1/ipcs.1.html)
 
@@ -17,7 +12,7 @@ use serde_json::{json, Value};
 use uipc_client::Client;
 
 use crate::getopt::{self, HasArg, Opt};
-use crate::ipcinfo::{self, ctime, left, size_to_human, Limits, Names, Prog, SemRow, ShmRow, Target};
+use crate::ipcinfo::{self, ctime, left, size_to_human, Limits, MsgRow, Names, Prog, SemRow, ShmRow, Target};
 
 const OPTS: &[Opt] = &[
     Opt::new("i", 'i', "id", HasArg::Required),
@@ -161,7 +156,7 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
     let r = match id {
         Some(id) => {
             if msg {
-                ctx.print_msg(prog, id)
+                ctx.print_msg(prog, id, unit)
             } else if shm {
                 ctx.print_shm(prog, id, unit)
             } else {
@@ -286,9 +281,17 @@ impl Ctx<'_> {
                 return Ok(());
             }
             Format::Status => {
-                // A uipc namespace has no message queues: MSG_INFO's usage is zero.
-                self.out.push_str("------ Messages Status --------\nallocated queues = 0\nused headers = 0\n");
-                self.print_size(unit, Some("used space"), 0, if unit == Unit::Default { " bytes\n" } else { "\n" }, 0);
+                let i = ipcinfo::msg_info(self.c).map_err(daemon_err)?;
+                self.out.push_str("------ Messages Status --------\n");
+                let _ = write!(self.out, "allocated queues = {}\nused headers = {}\n", i.msgpool, i.msgmap);
+                let used = u64::try_from(i.msgtql).unwrap_or(0);
+                self.print_size(
+                    unit,
+                    Some("used space"),
+                    used,
+                    if unit == Unit::Default { " bytes\n" } else { "\n" },
+                    0,
+                );
                 return Ok(());
             }
             Format::Creator => {
@@ -318,7 +321,44 @@ impl Ctx<'_> {
                 );
             }
         }
+        let rows = ipcinfo::msg_rows(self.c).map_err(daemon_err)?;
+        for r in &rows {
+            self.msg_line(r, format, unit);
+        }
         Ok(())
+    }
+
+    fn msg_line(&mut self, r: &MsgRow, format: Format, unit: Unit) {
+        if format == Format::Creator {
+            self.perms(r.id, r.mode, r.cuid, r.cgid, r.uid, r.gid);
+            return;
+        }
+        let owner = self.owner(r.uid);
+        let short_time = |t: i64| if t != 0 { ctime(t).chars().skip(4).collect() } else { "Not set".to_owned() };
+        match format {
+            Format::Time => {
+                let _ = writeln!(
+                    self.out,
+                    "{:<8} {owner} {} {} {}",
+                    r.id,
+                    left(&short_time(r.stime), 20, Some(16)),
+                    left(&short_time(r.rtime), 20, Some(16)),
+                    left(&short_time(r.ctime), 20, Some(16))
+                );
+            }
+            Format::Pid => {
+                let _ = writeln!(self.out, "{:<8} {owner}  {:>5}     {:>5}", r.id, r.lspid, r.lrpid);
+            }
+            _ => {
+                let _ = write!(self.out, "0x{:08x} {:<10} {owner} {:<10o} ", r.key, r.id, r.mode & 0o777);
+                if unit == Unit::Human {
+                    self.print_size(unit, None, r.cbytes, "      ", 6);
+                } else {
+                    self.print_size(unit, None, r.cbytes, "", -12);
+                }
+                let _ = writeln!(self.out, " {:<12}", r.qnum);
+            }
+        }
     }
 
     fn do_shm(&mut self, format: Format, unit: Unit) -> Result<(), String> {
@@ -511,8 +551,36 @@ impl Ctx<'_> {
         }
     }
 
-    fn print_msg(&mut self, prog: &Prog, id: i32) -> Result<(), String> {
-        prog.warnx(&format!("id {id} not found"));
+    fn print_msg(&mut self, prog: &Prog, id: i32, unit: Unit) -> Result<(), String> {
+        let rows = ipcinfo::msg_rows(self.c).map_err(daemon_err)?;
+        let Some(r) = rows.iter().find(|r| r.id == id) else {
+            prog.warnx(&format!("id {id} not found"));
+            return Ok(());
+        };
+        let qbytes = ipcinfo::msg_qbytes(self.c, id);
+        let _ = write!(
+            self.out,
+            "\nMessage Queue msqid={id}\nuid={}\tgid={}\tcuid={}\tcgid={}\tmode={}\n",
+            r.uid,
+            r.gid,
+            r.cuid,
+            r.cgid,
+            alt_octal(r.mode)
+        );
+        let human = unit == Unit::Human;
+        self.print_size(unit, Some(if human { "csize=" } else { "cbytes=" }), r.cbytes, "\t", 0);
+        self.print_size(unit, Some(if human { "qsize=" } else { "qbytes=" }), qbytes, "\t", 0);
+        let not_set = |t: i64| if t != 0 { ctime(t) } else { "Not set".to_owned() };
+        let _ = write!(
+            self.out,
+            "qnum={}\tlspid={}\tlrpid={}\nsend_time={}\nrcv_time={}\nchange_time={}\n\n",
+            r.qnum,
+            r.lspid,
+            r.lrpid,
+            left(&not_set(r.stime), 26, Some(24)),
+            left(&not_set(r.rtime), 26, Some(24)),
+            left(&not_set(r.ctime), 26, Some(24))
+        );
         Ok(())
     }
 
@@ -602,7 +670,11 @@ impl Ctx<'_> {
             }
             Format::Status => {
                 if msg {
-                    top.insert("msg".into(), json!({"allocated_queues": 0, "used_headers": 0, "used_space": 0}));
+                    let i = ipcinfo::msg_info(self.c).map_err(daemon_err)?;
+                    top.insert(
+                        "msg".into(),
+                        json!({"allocated_queues": i.msgpool, "used_headers": i.msgmap, "used_space": i.msgtql}),
+                    );
                 }
                 if shm {
                     let (_, i) = self.c.shm_info().map_err(daemon_err)?;
@@ -621,7 +693,22 @@ impl Ctx<'_> {
             _ => {}
         }
         if msg {
-            top.insert("msg".into(), json!([]));
+            let rows = ipcinfo::msg_rows(self.c).map_err(daemon_err)?;
+            let mut v = Vec::new();
+            for r in rows.iter().filter(|r| id.is_none_or(|i| i == r.id)) {
+                let owner = self.names.user(r.uid);
+                let mut o = json!({
+                    "key": r.key, "msqid": r.id, "owner": owner, "perms": r.mode & 0o777, "mode": r.mode,
+                    "used_bytes": r.cbytes, "messages": r.qnum, "uid": r.uid, "gid": r.gid, "cuid": r.cuid,
+                    "cgid": r.cgid, "lspid": r.lspid, "lrpid": r.lrpid, "stime": r.stime, "rtime": r.rtime,
+                    "ctime": r.ctime,
+                });
+                if id.is_some() {
+                    o["qbytes"] = json!(ipcinfo::msg_qbytes(self.c, r.id));
+                }
+                v.push(o);
+            }
+            top.insert("msg".into(), Value::Array(v));
         }
         if shm {
             let rows = ipcinfo::shm_rows(self.c).map_err(daemon_err)?;

@@ -9,7 +9,9 @@
 //! attached: "dest", key 0), one given away by IPC_SET to nobody, one
 //! created by uid 1 (daemon); semaphore sets of 3, 1 and 2 semaphores, with
 //! values and a last-op pid, one created by uid 1, one owned by a uid with
-//! no passwd entry.
+//! no passwd entry; message queues with messages sent and received (cbytes,
+//! qnum, lspid, lrpid, times), an empty one, one of uid 1, one given to a
+//! uid with no passwd entry with qbytes 100.
 //!
 //! Needs root (a new IPC namespace, setuid); skips otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use uipc_abi::{Ipc64Perm, Sembuf, Semid64Ds, Shmid64Ds, IPC_CREAT, IPC_RMID, IPC_SET, SETVAL};
+use uipc_abi::{Ipc64Perm, Msqid64Ds, Sembuf, Semid64Ds, Shmid64Ds, IPC_CREAT, IPC_RMID, IPC_SET, SETVAL};
 use uipc_client::{Client, SemCtlArg, ShmId};
 use uipc_sys::oracle::{self, SemctlArg, ShmctlBuf};
 
@@ -95,7 +97,12 @@ fn fixture() {
     );
     // Set 1: private, 1 semaphore, then owned by uid 4242 (no passwd entry).
     let f = both("semget F", oracle::semget(0, 1, IPC_CREAT | 0o644), c.semget(0, 1, IPC_CREAT | 0o644).map(|i| i.0));
-    // Objects of uid 1: segment 3 and set 2.
+    // Queue 0: key 0x5000, 0640, two messages sent, one received; queue 1:
+    // private and empty.
+    let h =
+        both("msgget H", oracle::msgget(0x5000, IPC_CREAT | 0o640), c.msgget(0x5000, IPC_CREAT | 0o640).map(|i| i.0));
+    both("msgget I", oracle::msgget(0, IPC_CREAT | 0o600), c.msgget(0, IPC_CREAT | 0o600).map(|i| i.0));
+    // Objects of uid 1: segment 3, set 2, queue 2.
     let st =
         Command::new(std::env::current_exe().unwrap()).env("UIPC_GOLDEN_ROLE", "uid1").uid(1).gid(1).status().unwrap();
     assert!(st.success(), "uid-1 creator failed: {st:?}");
@@ -127,6 +134,31 @@ fn fixture() {
         oracle::semctl(f, 0, IPC_SET, SemctlArg::Set(&sds)),
         c.semctl(f, 0, IPC_SET, SemCtlArg::Set(set)).map(|r| r.0),
     );
+    both(
+        "msgsnd H 1",
+        oracle::msgsnd(h, 1, b"hello", 0, false).map(drop),
+        c.msgsnd(uipc_client::MsgId(h), 1, b"hello", 0),
+    );
+    both(
+        "msgsnd H 2",
+        oracle::msgsnd(h, 2, b"hello world", 0, false).map(drop),
+        c.msgsnd(uipc_client::MsgId(h), 2, b"hello world", 0),
+    );
+    both(
+        "msgrcv H",
+        oracle::msgrcv(h, 64, 1, 0, false).map(|r| r.1),
+        c.msgrcv(uipc_client::MsgId(h), 64, 1, 0).map(|m| m.mtype),
+    );
+    // Queue 3: key 0x5001, then owned by uid 4242 (no passwd entry), 0604, qbytes 100.
+    let k =
+        both("msgget K", oracle::msgget(0x5001, IPC_CREAT | 0o666), c.msgget(0x5001, IPC_CREAT | 0o666).map(|i| i.0));
+    let mds = Msqid64Ds { msg_perm: perm(4242, 4242, 0o604), msg_qbytes: 100, ..Msqid64Ds::default() };
+    let mset = uipc_proto::MsgSetArg { perm: uipc_proto::PermSet { uid: 4242, gid: 4242, mode: 0o604 }, qbytes: 100 };
+    both(
+        "IPC_SET K",
+        oracle::msgctl(k, IPC_SET, oracle::MsgctlBuf::Set(&mds)).map(drop),
+        c.msgctl(k, IPC_SET, Some(mset)).map(drop),
+    );
     println!("READY {}", std::process::id());
     std::io::stdout().flush().unwrap();
     let mut rest = Vec::new();
@@ -142,6 +174,9 @@ fn as_uid1() {
         c.shmget(0x2000, 8192, IPC_CREAT | 0o644).map(|i| i.0),
     );
     both("semget G", oracle::semget(0x4000, 2, IPC_CREAT | 0o640), c.semget(0x4000, 2, IPC_CREAT | 0o640).map(|i| i.0));
+    let j =
+        both("msgget J", oracle::msgget(0x6000, IPC_CREAT | 0o644), c.msgget(0x6000, IPC_CREAT | 0o644).map(|i| i.0));
+    both("msgsnd J", oracle::msgsnd(j, 3, b"abc", 0, false).map(drop), c.msgsnd(uipc_client::MsgId(j), 3, b"abc", 0));
 }
 
 /// Replaces the digits of clock times (`21:37:51`, `21:37`) with `X`.
@@ -291,6 +326,15 @@ fn golden() {
         &["-s", "-i", "2"],
         &["-m", "-i", "99"],
         &["-q", "-i", "0"],
+        &["-q", "-i", "1"],
+        &["-q", "-i", "2", "--human"],
+        &["-q", "-i", "3", "-b"],
+        &["-q", "-i", "99"],
+        &["-q", "-b"],
+        &["-q", "--human"],
+        &["-q", "-u"],
+        &["-q", "-u", "--human"],
+        &["-q", "-u", "-b"],
         &["-i", "0"],
         &["-m", "-i", "x"],
         &["-Z"],
@@ -333,6 +377,15 @@ fn golden() {
         &["-s", "-y", "-e", "-o", "+CUID,USER"],
         &["-q"],
         &["-q", "--json"],
+        &["-q", "--raw"],
+        &["-q", "-b"],
+        &["-q", "-c"],
+        &["-q", "-t"],
+        &["-q", "-P"],
+        &["-q", "-i", "0"],
+        &["-q", "-i", "3", "--json"],
+        &["-q", "-o", "+SEND,RECV,LSPID,LRPID,CUID"],
+        &["-g", "-q"],
         &["-m", "-o", "NSEMS"],
         &["-m", "-o", "FOO"],
         &["-J", "-r"],

@@ -19,6 +19,11 @@
 //! `-s -c`, `-s -t`, `-s -u` (`SEM_INFO`), `-s -l`, `lsipc -s --json`,
 //! `lsipc -s -i ID`, `ipcrm -s ID`.
 //!
+//! And for message queues (`tests/utillinux/msg.sh`): `ipcmk -Q`, a helper
+//! (`msgsend.c`) that sends, receives and sends again, then `ipcs -q`,
+//! `-q -i ID`, `-q -c`, `-q -t`, `-q -p`, `-q -u` (`MSG_INFO`), `-q -l`,
+//! `lsipc -q --json`, `lsipc -q -i ID`, `lsipc -g`, `ipcrm -q ID`.
+//!
 //! Run as root and as `nobody` (uid 65534), so the owner columns are not
 //! only root's. Needs root (for `unshare --ipc` and `setpriv`), a C
 //! compiler, util-linux, and `libuipc_preload.so` built beside the test
@@ -249,4 +254,32 @@ fn sem_ipcmk_ipcs_lsipc_ipcrm_as_root_match_the_kernel() {
 #[test]
 fn sem_ipcmk_ipcs_lsipc_ipcrm_as_nobody_match_the_kernel() {
     golden_sem("sem-nobody", NOBODY, "nobody");
+}
+
+/// `ipcmk -Q`, a send, a receive and a send by a helper, `ipcs -q …`, `lsipc -q …`, `ipcrm -q`.
+fn golden_msg(name: &str, uid: u32, owner: &str) {
+    let Some((native, ours)) = native_and_uipc(name, uid, "msg.sh", "msgsend") else {
+        return;
+    };
+    assert!(ours.starts_with("Message queue id: 0\n"), "{ours}");
+    assert_eq!(row_after(&ours, "$ ipcs -q\n", "KEY"), ["KEY", "0", owner, "640", "11", "1"], "{ours}");
+    assert_eq!(row_after(&ours, "$ ipcs -q -p\n", "0"), ["0", owner, "SENDER", "SENDER"], "{ours}");
+    for field in [format!(r#""owner": "{owner}""#), r#""perms": "rw-r-----""#.into(), r#""msgs": "1""#.into()] {
+        assert!(ours.contains(&field), "lsipc --json lacks {field}:\n{ours}");
+    }
+    let removed = ours.rsplit("$ ipcrm -q 0\n").next().unwrap();
+    assert!(!removed.contains("KEY"), "the queue is still listed after ipcrm:\n{removed}");
+    assert!(!ours.contains("exit status"), "a tool failed:\n{ours}");
+
+    assert_eq!(native, ours, "native (left) and uipc (right) differ");
+}
+
+#[test]
+fn msg_ipcmk_ipcs_lsipc_ipcrm_as_root_match_the_kernel() {
+    golden_msg("msg-root", 0, "root");
+}
+
+#[test]
+fn msg_ipcmk_ipcs_lsipc_ipcrm_as_nobody_match_the_kernel() {
+    golden_msg("msg-nobody", NOBODY, "nobody");
 }

@@ -19,6 +19,11 @@ run ipcmk -p 9 -M 10
 run ipcmk -p 1777 -M 10
 run ipcmk
 run ipcmk -Z
+run ipcmk -Q
+run ipcmk -Q -p 600
+run ipcmk --queue --mode 0640 -M 4096
+run ipcmk -Q
+run ipcs -q
 run ipcs -m
 run ipcs -s
 run ipcrm -m 0
@@ -34,6 +39,12 @@ run ipcrm -M 0
 run ipcrm -S "$(key_of -s 0)"
 run ipcrm -S nokey
 run ipcrm -q 0
+run ipcrm -q 0
+run ipcrm -q 99
+run ipcrm -Q "$(key_of -q 1)"
+run ipcrm -Q 0x7777
+run ipcrm msg 2
+run ipcs -q
 run ipcrm shm 2
 run ipcrm sem 2
 run ipcrm -x
