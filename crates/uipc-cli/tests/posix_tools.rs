@@ -138,3 +138,33 @@ left: 0
     );
     assert_eq!(got, expected, "got:\n{got}");
 }
+
+/// POSIX objects are scoped by the uipc namespace (docs/deviations.md: Linux
+/// scopes them by the mount namespace of /dev/shm): a name made in one
+/// namespace does not exist in another, and the same name can be made
+/// there independently.
+#[test]
+fn posix_objects_belong_to_their_namespace() {
+    let _w = uipc_testsupport::watchdog("posix namespaces", 120);
+    let dir = uipc_testsupport::TempDir::new("posix-ns");
+    let socket = dir.0.join("d.sock");
+    let daemon = uipc_daemon::Embedded::spawn(socket.clone(), |d| d).unwrap();
+    let a = uipc_client::Client::connect_to(&socket, "pns-a").unwrap();
+    let b = uipc_client::Client::connect_to(&socket, "pns-b").unwrap();
+    let o_creat_excl = uipc_abi::pshm::O_CREAT | uipc_abi::pshm::O_EXCL | uipc_abi::pshm::O_RDWR;
+    let fa = std::fs::File::from(a.shm_open("/shared-name", o_creat_excl, 0o600).unwrap());
+    fa.set_len(100).unwrap();
+    assert_eq!(b.shm_open("/shared-name", uipc_abi::pshm::O_RDWR, 0).unwrap_err(), uipc_client::Errno::ENOENT);
+    assert_eq!(b.shm_unlink("/shared-name").unwrap_err(), uipc_client::Errno::ENOENT);
+    let fb = std::fs::File::from(b.shm_open("/shared-name", o_creat_excl, 0o600).unwrap());
+    assert_eq!(fb.metadata().unwrap().len(), 0);
+    let again = std::fs::File::from(a.shm_open("/shared-name", uipc_abi::pshm::O_RDWR, 0).unwrap());
+    assert_eq!(again.metadata().unwrap().len(), 100);
+    let sa = a.sem_open("/sem", uipc_abi::pshm::O_CREAT, 0o600, 3).unwrap();
+    assert_eq!(b.sem_open("/sem", 0, 0, 0).unwrap_err(), uipc_client::Errno::ENOENT);
+    assert_eq!(sa.value().unwrap(), 3);
+    assert_eq!(a.pshm_list().unwrap().len(), 2);
+    assert_eq!(b.pshm_list().unwrap().len(), 1);
+    drop((a, b, sa));
+    daemon.stop().unwrap();
+}
