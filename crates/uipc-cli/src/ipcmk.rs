@@ -4,7 +4,9 @@
 //! "Shared memory id: N" as util-linux does. From util-linux 2.41: a POSIX
 //! shared memory object (`-m size -n NAME`: `shm_open(NAME, O_RDWR |
 //! O_CREAT, mode)` then `ftruncate`) and a POSIX semaphore (`-s -n NAME`:
-//! `sem_open(NAME, O_CREAT, mode, 0)`), the mode less the umask.
+//! `sem_open(NAME, O_CREAT, mode, 0)`) and a POSIX message queue (`-q -n
+//! NAME`: `mq_open(NAME, O_RDWR | O_CREAT, mode, NULL)`), the mode less
+//! the umask.
 //!
 //! # Compatibility
 //!
@@ -25,6 +27,7 @@ const OPTS: &[Opt] = &[
     Opt::new("s", 's', "posix-semaphore", HasArg::No),
     Opt::new("n", 'n', "name", HasArg::Required),
     Opt::new("Q", 'Q', "queue", HasArg::No),
+    Opt::new("q", 'q', "posix-mqueue", HasArg::No),
     Opt::new("p", 'p', "mode", HasArg::Required),
     Opt::new("V", 'V', "version", HasArg::No),
     Opt::new("h", 'h', "help", HasArg::No),
@@ -35,7 +38,7 @@ const OPTS: &[Opt] = &[
 fn usage(p: &Prog) -> String {
     format!(
         "\nUsage:\n {} [options]\n\nCreate various IPC resources.\n\n\
-Options:\n -M, --shmem <size>       create shared memory segment of size <size>\n -m, --posix-shmem <size> create POSIX shared memory segment of size <size>\n -S, --semaphore <number> create semaphore array with <number> elements\n -s, --posix-semaphore    create POSIX semaphore\n -Q, --queue              create message queue\n -p, --mode <mode>        permission for the resource (default is 0644)\n -n, --name <name>        name of the POSIX resource\n\n\
+Options:\n -M, --shmem <size>       create shared memory segment of size <size>\n -m, --posix-shmem <size> create POSIX shared memory segment of size <size>\n -S, --semaphore <number> create semaphore array with <number> elements\n -s, --posix-semaphore    create POSIX semaphore\n -Q, --queue              create message queue\n -q, --posix-mqueue       create POSIX message queue\n -p, --mode <mode>        permission for the resource (default is 0644)\n -n, --name <name>        name of the POSIX resource\n\n\
  -h, --help               display this help\n -V, --version            display version\n\n\
 uipc options:\n     --ns <name>          the uipc namespace [default: $UIPC_NAMESPACE, else default]\n     --socket <path>      the daemon's socket\n\n\
 Arguments:\n <size> arguments may be followed by the suffixes for\n   GiB, TiB, PiB, EiB, ZiB, and YiB (the \"iB\" is optional)\n\n\
@@ -121,6 +124,7 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
     let mut name: Option<String> = None;
     let mut nsems = None;
     let mut queue = false;
+    let mut pqueue = false;
     let mut mode: i32 = 0o644;
     let mut target = Target::default();
     for (k, v) in parsed.opts {
@@ -141,6 +145,7 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 Err(m) => return prog.fail(&m),
             },
             "Q" => queue = true,
+            "q" => pqueue = true,
             "p" => {
                 // strtoul(optarg, &end, 8) with the whole argument required;
                 // err(3) then reports whatever errno the parse left.
@@ -163,12 +168,12 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
             _ => {}
         }
     }
-    if size.is_none() && nsems.is_none() && !queue && psize.is_none() && !psem {
+    if size.is_none() && nsems.is_none() && !queue && psize.is_none() && !psem && !pqueue {
         prog.warnx("bad usage");
         eprintln!("Try '{} --help' for more information.", prog.short);
         return ExitCode::FAILURE;
     }
-    let posix_name = match (&name, psize.is_some() || psem) {
+    let posix_name = match (&name, psize.is_some() || psem || pqueue) {
         (Some(n), _) => n.clone(),
         (None, false) => String::new(),
         (None, true) => {
@@ -204,6 +209,24 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
         match client.msgget(random_key(), flags) {
             Ok(id) => println!("Message queue id: {}", id.0),
             Err(e) => return prog.fail(&format!("create message queue failed: {}", strerror(e))),
+        }
+    }
+    if pqueue {
+        // mq_open(name, O_RDWR | O_CREAT, mode, NULL) through glibc: the
+        // name must start with '/', which the kernel does not see.
+        let mode = u32::from_ne_bytes(mode.to_ne_bytes());
+        let made = match posix_name.strip_prefix('/') {
+            Some(rest) => client
+                .mq_open(rest.as_bytes(), uipc_abi::pshm::O_RDWR | uipc_abi::pshm::O_CREAT, mode, None)
+                .and_then(|(h, fd)| {
+                    drop(fd);
+                    client.mq_close(h)
+                }),
+            None => Err(uipc_client::Errno::EINVAL),
+        };
+        match made {
+            Ok(()) => println!("POSIX message queue name: {posix_name}"),
+            Err(e) => return prog.fail(&format!("create POSIX message queue failed: {}", strerror(e))),
         }
     }
     if let Some(n) = nsems {

@@ -3,8 +3,9 @@
 //! `-S`), everything (`-a[=shm|msg|sem]`), or by the old syntax
 //! (`ipcrm shm|msg|sem ID...`), with util-linux's messages and exit status
 //! (1 if anything failed). From util-linux 2.41: POSIX shared memory and
-//! semaphores by name (`--posix-shmem NAME`, `--posix-semaphore NAME`) and
-//! in `-a` (`-a=pshm`, `-a=psem`, and all of them with `-a`).
+//! semaphores and message queues by name (`--posix-shmem NAME`,
+//! `--posix-semaphore NAME`, `--posix-mqueue NAME`) and in `-a`
+//! (`-a=pshm`, `-a=psem`, `-a=pmsg`, and all of them with `-a`).
 //!
 //! # Compatibility
 //! uipc has no System V message queues: `-q ID` says "invalid id (ID)" and
@@ -30,6 +31,7 @@ const OPTS: &[Opt] = &[
     Opt::new("S", 'S', "semaphore-key", HasArg::Required),
     Opt::long("pshm", "posix-shmem", HasArg::Required),
     Opt::long("psem", "posix-semaphore", HasArg::Required),
+    Opt::long("pmsg", "posix-mqueue", HasArg::Required),
     Opt::new("a", 'a', "all", HasArg::Optional),
     Opt::new("v", 'v', "verbose", HasArg::No),
     Opt::new("V", 'V', "version", HasArg::No),
@@ -47,6 +49,8 @@ enum Kind {
     Pshm,
     /// POSIX semaphores.
     Psem,
+    /// POSIX message queues.
+    Pmsg,
     All,
 }
 
@@ -54,7 +58,7 @@ fn usage(p: &Prog) -> String {
     let n = &p.short;
     format!(
         "\nUsage:\n {n} [options]\n {n} shm|msg|sem <id>...\n\nRemove certain IPC resources.\n\n\
-Options:\n -m, --shmem-id <id>        remove shared memory segment by id\n -M, --shmem-key <key>      remove shared memory segment by key\n -q, --queue-id <id>        remove message queue by id\n -Q, --queue-key <key>      remove message queue by key\n -s, --semaphore-id <id>    remove semaphore by id\n -S, --semaphore-key <key>  remove semaphore by key\n     --posix-shmem <name>   remove POSIX shared memory segment by name\n     --posix-semaphore <name> remove POSIX semaphore by name\n -a, --all[=shm|msg|sem]    remove all (in the specified category)\n -v, --verbose              explain what is being done\n\n\
+Options:\n -m, --shmem-id <id>        remove shared memory segment by id\n -M, --shmem-key <key>      remove shared memory segment by key\n -q, --queue-id <id>        remove message queue by id\n -Q, --queue-key <key>      remove message queue by key\n -s, --semaphore-id <id>    remove semaphore by id\n -S, --semaphore-key <key>  remove semaphore by key\n     --posix-shmem <name>   remove POSIX shared memory segment by name\n     --posix-mqueue <name>  remove POSIX message queue by name\n     --posix-semaphore <name> remove POSIX semaphore by name\n -a, --all[=shm|pshm|msg|pmsg|sem|psem] remove all (in the specified category)\n -v, --verbose              explain what is being done\n\n\
  -h, --help                 display this help\n -V, --version              display version\n\n\
 uipc options:\n     --ns <name>            the uipc namespace [default: $UIPC_NAMESPACE, else default]\n     --socket <path>        the daemon's socket\n\n\
 For more details see ipcrm(1).\n"
@@ -96,7 +100,7 @@ impl Rm<'_> {
                 }
                 c.msgctl(id, uipc_abi::IPC_RMID, None).map(drop)
             }
-            Kind::Sem | Kind::All | Kind::Pshm | Kind::Psem => {
+            Kind::Sem | Kind::All | Kind::Pshm | Kind::Psem | Kind::Pmsg => {
                 if verbose {
                     println!("removing semaphore id `{id}'");
                 }
@@ -124,6 +128,15 @@ impl Rm<'_> {
                 println!("removing POSIX shared memory `{name}'");
             }
             c.shm_unlink(name)
+        } else if kind == Kind::Pmsg {
+            if verbose {
+                println!("removing POSIX message queue `{name}'");
+            }
+            // glibc's mq_unlink: a name without its leading '/' is EINVAL.
+            match name.strip_prefix('/') {
+                Some(rest) => c.mq_unlink(rest.as_bytes()),
+                None => Err(Errno::EINVAL),
+            }
         } else {
             if verbose {
                 println!("removing POSIX semaphore `{name}'");
@@ -146,6 +159,11 @@ impl Rm<'_> {
     /// `sem.*`, or the semaphores (without `sem.`) the caller can open.
     fn posix_names(&mut self, kind: Kind) -> Result<Vec<String>, Fatal> {
         let c = self.client()?;
+        if kind == Kind::Pmsg {
+            // posix_ipc_msg_get_info(): the queues of the mqueue directory, as "/NAME".
+            let list = c.mq_list().map_err(|e| Fatal(format!("cannot open /dev/mqueue: {}", strerror(e))))?;
+            return Ok(list.into_iter().map(|q| format!("/{}", String::from_utf8_lossy(&q.name))).collect());
+        }
         let list = c.pshm_list().map_err(|e| Fatal(format!("cannot open /dev/shm: {}", strerror(e))))?;
         let mut names = Vec::new();
         for o in list {
@@ -197,10 +215,10 @@ impl Rm<'_> {
                 for name in this.posix_names(want)? {
                     // util-linux 2.41 says it here and again in remove_name().
                     if this.verbose {
-                        if want == Kind::Pshm {
-                            println!("removing POSIX shared memory `{name}'");
-                        } else {
-                            println!("removing POSIX semaphore `{name}'");
+                        match want {
+                            Kind::Pshm => println!("removing POSIX shared memory `{name}'"),
+                            Kind::Pmsg => println!("removing POSIX message queue `{name}'"),
+                            _ => println!("removing POSIX semaphore `{name}'"),
                         }
                     }
                     *failed |= this.remove_name(want, &name)?;
@@ -255,6 +273,7 @@ impl Rm<'_> {
                 failed |= self.remove_id(Kind::Msg, false, i32::try_from(id).unwrap_or(-1))?;
             }
         }
+        posix(self, Kind::Pmsg, &mut failed)?;
         Ok(failed)
     }
 }
@@ -383,6 +402,7 @@ fn run(prog: &Prog, args: &[String]) -> Result<ExitCode, Fatal> {
                     "sem" => Kind::Sem,
                     "pshm" => Kind::Pshm,
                     "psem" => Kind::Psem,
+                    "pmsg" => Kind::Pmsg,
                     other => return Err(Fatal(format!("unknown argument: {other}"))),
                 });
                 continue;
@@ -391,8 +411,12 @@ fn run(prog: &Prog, args: &[String]) -> Result<ExitCode, Fatal> {
                 rm.verbose = true;
                 continue;
             }
-            "pshm" | "psem" => {
-                let kind = if k == "pshm" { Kind::Pshm } else { Kind::Psem };
+            "pshm" | "psem" | "pmsg" => {
+                let kind = match k {
+                    "pshm" => Kind::Pshm,
+                    "pmsg" => Kind::Pmsg,
+                    _ => Kind::Psem,
+                };
                 if rm.remove_name(kind, &v)? {
                     failures += 1;
                 }

@@ -168,3 +168,94 @@ fn posix_objects_belong_to_their_namespace() {
     drop((a, b, sa));
     daemon.stop().unwrap();
 }
+
+/// The same for POSIX message queues: util-linux 2.41's `ipcmk -q -n NAME`
+/// (`mq_open(NAME, O_RDWR | O_CREAT, mode, NULL)`: glibc's leading `/`
+/// rule, the mode less the umask) and `ipcrm --posix-mqueue NAME`,
+/// `-a=pmsg`, `-a` (the queues last, after System V message queues).
+#[test]
+fn posix_mqueue_ipcmk_and_ipcrm_as_util_linux_2_41() {
+    let _w = uipc_testsupport::watchdog("posix mqueue ipcmk/ipcrm", 120);
+    let dir = uipc_testsupport::TempDir::new("posix-mq-tools");
+    let socket = dir.0.join("d.sock");
+    let daemon = uipc_daemon::Embedded::spawn(socket.clone(), |d| d).unwrap();
+    let mut got = String::new();
+    for args in [
+        &["ipcmk", "-q", "-n", "/mq-a", "-p", "0666"][..],
+        &["ipcmk", "--posix-mqueue", "--name", "/mq-b"],
+        &["ipcmk", "-q"],
+        &["ipcmk", "-q", "-n", "noslash"],
+        &["ipcmk", "-q", "-n", "/mq-a", "-p", "0600"],
+    ] {
+        got += &run(&socket, args);
+    }
+    let client = uipc_client::Client::connect_to(&socket, "posix-tools").unwrap();
+    for q in client.mq_list().unwrap() {
+        got += &format!(
+            "queue {} mode {:04o} maxmsg {} msgsize {}\n",
+            String::from_utf8_lossy(&q.name),
+            q.mode,
+            q.maxmsg,
+            q.msgsize
+        );
+    }
+    for args in [
+        &["ipcrm", "--posix-mqueue", "/nope"][..],
+        &["ipcrm", "--posix-mqueue", "mq-a"],
+        &["ipcrm", "-v", "--posix-mqueue", "/mq-a"],
+        &["ipcmk", "-q", "-n", "/mq-c"],
+        &["ipcrm", "-v", "--all=pmsg"],
+        &["ipcmk", "-q", "-n", "/mq-d"],
+        &["ipcrm", "-a"],
+    ] {
+        got += &run(&socket, args);
+    }
+    got += &format!("left: {}\n", client.mq_list().unwrap().len());
+    drop(client);
+    daemon.stop().unwrap();
+    let expected = "\
+$ ipcmk -q -n /mq-a -p 0666
+POSIX message queue name: /mq-a
+[0]
+$ ipcmk --posix-mqueue --name /mq-b
+POSIX message queue name: /mq-b
+[0]
+$ ipcmk -q
+uipc ipcmk: name is required for POSIX IPC
+Try 'uipc ipcmk --help' for more information.
+[1]
+$ ipcmk -q -n noslash
+uipc ipcmk: create POSIX message queue failed: Invalid argument
+[1]
+$ ipcmk -q -n /mq-a -p 0600
+POSIX message queue name: /mq-a
+[0]
+queue mq-a mode 0644 maxmsg 10 msgsize 8192
+queue mq-b mode 0644 maxmsg 10 msgsize 8192
+$ ipcrm --posix-mqueue /nope
+uipc ipcrm: name `/nope' not found
+[1]
+$ ipcrm --posix-mqueue mq-a
+uipc ipcrm: name failed: Invalid argument
+[1]
+$ ipcrm -v --posix-mqueue /mq-a
+removing POSIX message queue `/mq-a'
+[0]
+$ ipcmk -q -n /mq-c
+POSIX message queue name: /mq-c
+[0]
+$ ipcrm -v --all=pmsg
+removing POSIX message queue `/mq-b'
+removing POSIX message queue `/mq-b'
+removing POSIX message queue `/mq-c'
+removing POSIX message queue `/mq-c'
+[0]
+$ ipcmk -q -n /mq-d
+POSIX message queue name: /mq-d
+[0]
+$ ipcrm -a
+[0]
+left: 0
+";
+    assert_eq!(got, expected);
+}

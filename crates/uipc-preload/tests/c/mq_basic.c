@@ -6,6 +6,7 @@
  * description, sleepers woken by another process, EINTR with and without
  * SA_RESTART, SIGEV_THREAD. */
 #include "mqcommon.h"
+#include <sched.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -319,6 +320,21 @@ static void on_thread(union sigval v) {
     pthread_mutex_unlock(&tmu);
 }
 
+/* MQ-FD-4: after unshare(CLONE_NEWIPC) an open descriptor keeps its
+ * queue, while names resolve in the new namespace. */
+static void unshared(void) {
+    mqd_t q = mq_open("/old", O_CREAT | O_RDWR, 0600, NULL);
+    CHECK(q >= 0, "open");
+    CHECK(mq_send(q, "kept", 4, 1) == 0, "send");
+    CHECK(unshare(CLONE_NEWIPC) == 0, "unshare");
+    char buf[8192] = { 0 };
+    SHOW("receive on the old descriptor", mq_receive(q, buf, sizeof buf, NULL));
+    SHOW("send on the old descriptor", mq_send(q, "x", 1, 0));
+    SHOW("open the name in the new namespace", mq_open("/old", O_RDWR));
+    SHOW("unlink the name in the new namespace", mq_unlink("/old"));
+    close(q);
+}
+
 static void thread_notify(void) {
     mqd_t q = mq_open("/thr", O_CREAT | O_RDWR, 0600, NULL);
     CHECK(q >= 0, "open");
@@ -353,6 +369,7 @@ int main(int argc, char **argv) {
     interrupted(0);
     interrupted(SA_RESTART);
     thread_notify();
+    unshared();
     printf("ok\n");
     return 0;
 }
