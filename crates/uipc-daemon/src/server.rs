@@ -205,6 +205,11 @@ impl Daemon {
         if let Some(dir) = &config.state_dir {
             std::fs::create_dir_all(dir).map_err(|e| err(&format!("state directory {}", dir.display()), e))?;
         }
+        // One memfd per segment and per named POSIX object: as many as the
+        // hard limit allows (a failure only leaves the soft limit).
+        if let Err(e) = proc::raise_nofile_limit() {
+            warn!("RLIMIT_NOFILE stays as it is: {e:?}");
+        }
         let (signals, signal_writer) = UnixStream::pair().map_err(|e| err("signal pipe", e))?;
         signals.set_nonblocking(true).map_err(|e| err("signal pipe", e))?;
         let mut signal_ids = Vec::new();

@@ -391,6 +391,32 @@ fn start_time_from_stat(stat: &str) -> Result<u64, Errno> {
     after_comm.split_whitespace().nth(22 - 3).ok_or(Errno::EIO)?.parse().map_err(|_| Errno::EIO)
 }
 
+/// `setrlimit(RLIMIT_NOFILE)`: raises this process's soft limit of open
+/// descriptors to its hard limit, and returns the new soft limit. The
+/// daemon holds one descriptor per segment and per named POSIX object (a
+/// memfd), where the kernel's objects cost no descriptor: with a 1024 soft
+/// limit a namespace could not have more than about a thousand.
+///
+/// # Errors
+/// getrlimit(2)'s, setrlimit(2)'s.
+#[doc(alias = "setrlimit")]
+pub fn raise_nofile_limit() -> Result<u64, Errno> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a live rlimit the kernel fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(Errno::EIO.raw())));
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: `raised` is a live rlimit the kernel reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(Errno::EIO.raw())));
+        }
+        lim = raised;
+    }
+    Ok(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
