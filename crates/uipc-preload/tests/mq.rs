@@ -36,3 +36,18 @@ fn proc_sys_fs_mqueue_shows_the_namespace_values() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n3\n");
 }
+
+#[test]
+fn namespace_limits_queues_max_and_rlimit_msgqueue_match_the_kernel() {
+    differential_with("mq_limits", |c| {
+        for (name, value) in [
+            ("fs.mqueue.queues_max", "3"),
+            ("fs.mqueue.msg_max", "20"),
+            ("fs.mqueue.msgsize_max", "1024"),
+            ("fs.mqueue.msg_default", "4"),
+            ("fs.mqueue.msgsize_default", "256"),
+        ] {
+            c.sysctl_write(name, value).unwrap();
+        }
+    });
+}

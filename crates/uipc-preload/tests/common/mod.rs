@@ -85,10 +85,17 @@ pub fn text(what: &str, out: &Output) -> String {
 /// denied) and natively in a fresh IPC namespace; asserts both pass and
 /// print the same.
 pub fn differential(name: &str) {
+    differential_with(name, |_| {});
+}
+
+/// [`differential`] with the uipc namespace prepared by `setup` first (as
+/// the native run prepares its fresh namespace itself, e.g. sysctls).
+pub fn differential_with(name: &str, setup: impl FnOnce(&uipc_client::Client)) {
     let _w = watchdog("a C program", 180);
     let dir = TempDir::new(name);
     let Some(bin) = compile(name, &dir.0) else { return };
     let d = TestDaemon::start(name);
+    setup(&uipc_client::Client::connect_to(&d.socket, "default").unwrap());
     let shim_out = Command::new(&bin)
         .arg("deny")
         .env("LD_PRELOAD", shim())
