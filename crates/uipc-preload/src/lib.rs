@@ -1,5 +1,6 @@
-//! `libuipc_preload.so`: System V shared memory and semaphores for
-//! unmodified programs, served by the uipc daemon.
+//! `libuipc_preload.so`: System V IPC, POSIX shared memory, named
+//! semaphores and message queues for unmodified programs, served by the
+//! uipc daemon.
 //!
 //! ```sh
 //! LD_PRELOAD=libuipc_preload.so UIPC_SOCKET=/run/uipc.sock ./program
@@ -10,7 +11,11 @@
 //! `semctl` with those of `<sys/sem.h>` (the `sem` module; `semctl`'s
 //! variadic entry point is C, `src/semctl.c`); `fork`; `unshare` (the
 //! `unshare` module: `CLONE_SYSVSEM` and `CLONE_NEWIPC` served by uipc);
-//! the `setuid` family (the `creds` module); `syscall` (the `raw` module:
+//! the `setuid` family (the `creds` module); every `mq_*` function of
+//! `<mqueue.h>` (the `mq` module; `mq_open`'s variadic entry point is C,
+//! `src/mq_open.c`), with `close`, `dup`, `dup2`, `dup3`, `fcntl`,
+//! `fcntl64`, `read`, `write`, `lseek` and `lseek64` wrapped for queue
+//! descriptors; `syscall` (the `raw` module:
 //! the same calls made through libc's `syscall()`, its variadic entry point
 //! `src/syscall.c`); and, in trap mode (`uipc run --trap`, the `trap`
 //! module), a `SIGSYS` handler that serves the IPC calls made with the
@@ -72,8 +77,8 @@
 //! - IPC calls made with the `syscall` instruction itself are caught only
 //!   in trap mode (`uipc run --trap`), and only on x86-64; statically
 //!   linked programs cannot load the shim (`uipc run` refuses them).
-//! - Message-queue calls through `syscall()` or trapped answer `ENOSYS`
-//!   until the shim serves message queues.
+//! - `mq_notify` with `SIGEV_THREAD` through `syscall()` or trapped (the
+//!   kernel's netlink form) answers `ENOSYS`.
 //! - A `semop` of more than 116,000 operations (possible only with
 //!   `kernel.sem`'s SEMOPM raised that far) fails with `ENOMEM`: one
 //!   request carries at most that many.
