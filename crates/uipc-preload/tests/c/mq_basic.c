@@ -152,17 +152,6 @@ static void on_notify(int sig, siginfo_t *si, void *ctx) {
     got_pid_ok = si->si_pid == getpid() && si->si_uid == getuid();
 }
 
-static void status(const char *what, mqd_t q) {
-    char st[128] = { 0 };
-    CHECK(lseek(q, 0, SEEK_SET) == 0, "lseek");
-    CHECK(read(q, st, sizeof st - 1) > 0, "read status");
-    /* NOTIFY_PID is a pid: show whether it is ours. */
-    char *p = strstr(st, "NOTIFY_PID:");
-    int pid = p ? atoi(p + 11) : -1;
-    if (p) *p = 0;
-    printf("%s: %sNOTIFY_PID:%s\n", what, st, pid == 0 ? "0" : pid == getpid() ? "self" : "other");
-}
-
 static void notify(void) {
     mqd_t q = mq_open("/not", O_CREAT | O_RDWR, 0600, NULL);
     CHECK(q >= 0, "open");
@@ -175,10 +164,10 @@ static void notify(void) {
     ev.sigev_notify = SIGEV_NONE;
     SHOW("notify bad fd", mq_notify(-1, &ev));
     SHOW("notify none", mq_notify(q, &ev));
-    status("registered none", q);
+    status_line("registered none", q);
     SHOW("notify again", mq_notify(q, &ev));
     SHOW("notify NULL", mq_notify(q, NULL));
-    status("removed", q);
+    status_line("removed", q);
     /* SIGEV_SIGNAL: fired on the empty -> non-empty send, with SI_MESGQ. */
     struct sigaction sa = { 0 };
     sa.sa_sigaction = on_notify;
@@ -192,9 +181,9 @@ static void notify(void) {
     ev.sigev_signo = SIGUSR2;
     ev.sigev_value.sival_int = 4242;
     SHOW("notify signal", mq_notify(q, &ev));
-    status("registered signal", q);
+    status_line("registered signal", q);
     SHOW("send", mq_send(q, "x", 1, 0));
-    status("after firing", q);
+    status_line("after firing", q);
     sigsuspend(&oldset);
     sigprocmask(SIG_SETMASK, &oldset, NULL);
     printf("signal %d code %s value %d sender self %d\n", (int)got_sig, got_code == SI_MESGQ ? "SI_MESGQ" : "?",
@@ -207,14 +196,14 @@ static void notify(void) {
     /* The owner's close of a dup drops the registration. */
     int d = dup(q);
     close(d);
-    status("after closing a dup", q);
+    status_line("after closing a dup", q);
     /* A child's close does not. */
     SHOW("notify none", mq_notify(q, &(struct sigevent){ .sigev_notify = SIGEV_NONE }));
     pid_t p = fork();
     if (p == 0) { close(q); _exit(0); }
     int st;
     waitpid(p, &st, 0);
-    status("after a child's close", q);
+    status_line("after a child's close", q);
     /* A child's NULL does nothing; its registration attempt is EBUSY. */
     p = fork();
     if (p == 0) {
@@ -224,7 +213,7 @@ static void notify(void) {
     }
     waitpid(p, &st, 0);
     printf("child NULL 0, child EBUSY: %d\n", WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    status("still", q);
+    status_line("still", q);
     close(q);
     mq_unlink("/not");
 }
@@ -344,7 +333,7 @@ static void thread_notify(void) {
     ev.sigev_notify_function = on_thread;
     ev.sigev_value.sival_int = 77;
     SHOW("notify thread", mq_notify(q, &ev));
-    status("thread registered", q);
+    status_line("thread registered", q);
     SHOW("send", mq_send(q, "t", 1, 0));
     pthread_mutex_lock(&tmu);
     while (tval < 0) pthread_cond_wait(&tcv, &tmu);

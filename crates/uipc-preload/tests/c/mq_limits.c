@@ -67,17 +67,29 @@ int main(int argc, char **argv) {
     mq_unlink("/third"); mq_unlink("/fourth"); mq_unlink("/dflt");
     /* RLIMIT_MSGQUEUE: charged maxmsg*msgsize + maxmsg*48 + min(maxmsg,32768)*48
      * per queue to the real user; over it, EMFILE. One queue of 20 x 1024
-     * costs 22400 bytes: a limit of 50000 admits two. */
-    struct rlimit rl = { 50000, 50000 };
-    CHECK(setrlimit(RLIMIT_MSGQUEUE, &rl) == 0, "setrlimit");
-    mqd_t r1 = mq_open("/r1", O_CREAT | O_RDWR, 0600, &big);
-    mqd_t r2 = mq_open("/r2", O_CREAT | O_RDWR, 0600, &big);
-    printf("two queues under RLIMIT_MSGQUEUE 50000 -> %s %s\n", r1 >= 0 ? "ok" : ename(errno), r2 >= 0 ? "ok" : ename(errno));
-    SHOW("a third over it", mq_open("/r3", O_CREAT | O_RDWR, 0600, &big));
-    struct mq_attr small = { 0, 1, 16, 0, {0} };
-    SHOW("a small one still fits", mq_open("/r3", O_CREAT | O_RDWR, 0600, &small) >= 0);
-    close(r1); close(r2);
-    mq_unlink("/r1"); mq_unlink("/r2"); mq_unlink("/r3");
+     * costs 22400 bytes: a limit of 50000 admits two. The kernel counts a
+     * user's charge across every namespace, so this runs as a user no
+     * other test uses (uid 61234), in a child. */
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        struct rlimit rl = { 50000, 50000 };
+        CHECK(setrlimit(RLIMIT_MSGQUEUE, &rl) == 0, "setrlimit");
+        CHECK(setgid(61234) == 0 && setuid(61234) == 0, "setuid");
+        mqd_t r1 = mq_open("/r1", O_CREAT | O_RDWR, 0600, &big);
+        mqd_t r2 = mq_open("/r2", O_CREAT | O_RDWR, 0600, &big);
+        printf("two queues under RLIMIT_MSGQUEUE 50000 -> %s %s\n", r1 >= 0 ? "ok" : ename(errno),
+               r2 >= 0 ? "ok" : ename(errno));
+        SHOW("a third over it", mq_open("/r3", O_CREAT | O_RDWR, 0600, &big));
+        struct mq_attr small = { 0, 1, 16, 0, {0} };
+        mqd_t r3 = mq_open("/r3", O_CREAT | O_RDWR, 0600, &small);
+        printf("a small one still fits -> %s\n", r3 >= 0 ? "ok" : ename(errno));
+        close(r1); close(r2); close(r3);
+        mq_unlink("/r1"); mq_unlink("/r2"); mq_unlink("/r3");
+        _exit(0);
+    }
+    int st;
+    CHECK(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
     printf("ok\n");
     return 0;
 }

@@ -229,12 +229,47 @@ static void storm(void) {
     mq_unlink("/storm");
 }
 
+/* A registration does not survive its owner's execve: the descriptor is
+ * close-on-exec, and its close drops the registration (MQ-NOT-9/10). The
+ * child registers, then execs this program with "after-exec". */
+static void after_exec(void) {
+    mqd_t q = mq_open("/execq", O_RDWR);
+    CHECK(q >= 0, "open after exec");
+    status_line("after the owner's exec", q);
+    close(q);
+    mq_unlink("/execq");
+}
+
+static void notify_then_exec(const char *self, const char *mode) {
+    mqd_t q = mq_open("/execq", O_CREAT | O_RDWR, 0600, NULL);
+    CHECK(q >= 0, "open");
+    pid_t p = fork();
+    if (p == 0) {
+        struct sigevent ev = { 0 };
+        ev.sigev_notify = SIGEV_SIGNAL;
+        ev.sigev_signo = SIGUSR2;
+        CHECK(mq_notify(q, &ev) == 0, "notify");
+        status_line("registered before exec", q);
+        execl(self, self, mode, "after-exec", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    printf("exec'd child exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    close(q);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "deny") == 0) {
         deny_kernel_ipc();
         deny_mq();
     }
+    if (argc > 2 && strcmp(argv[2], "after-exec") == 0) {
+        after_exec();
+        return 0;
+    }
+    notify_then_exec(argv[0], argc > 1 ? argv[1] : "native");
     epoll_loop();
     ordered_senders();
     notify_other();

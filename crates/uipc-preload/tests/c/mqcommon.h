@@ -65,3 +65,14 @@ UNUSED static void deny_mq(void) {
 #endif
 }
 
+
+/* Prints a queue's status line, NOTIFY_PID shown as 0, "self" or "other". */
+UNUSED static void status_line(const char *what, mqd_t q) {
+    char st[128] = { 0 };
+    CHECK(lseek(q, 0, SEEK_SET) == 0, "lseek");
+    CHECK(read(q, st, sizeof st - 1) > 0, "read status");
+    char *p = strstr(st, "NOTIFY_PID:");
+    int pid = p ? atoi(p + 11) : -1;
+    if (p) *p = 0;
+    printf("%s: %sNOTIFY_PID:%s\n", what, st, pid == 0 ? "0" : pid == getpid() ? "self" : "other");
+}
