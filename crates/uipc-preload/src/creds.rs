@@ -24,7 +24,8 @@
 //! - The `fsuid` calls are not wrapped (IPC permission checks do not use
 //!   the filesystem ids).
 //! - A change made with the `syscall` instruction itself (not through
-//!   libc's `syscall()`) is seen only in trap mode.
+//!   libc's `syscall()`) is seen only in trap mode (the `trap` module's
+//!   handler reports it as a change of the calling thread).
 //!
 //! # References
 //!  - [setuid(2)], [setresuid(2)], [setgroups(2)], [capset(2)], [credentials(7)]

@@ -32,10 +32,8 @@
 //!
 //! # Compatibility
 //! - A raw credential call changes only the calling thread's credentials
-//!   (glibc's wrappers change every thread's); the daemon reads the
-//!   process's (`/proc/PID/status`, its main thread's), so a raw
-//!   `setuid` in another thread than the main one is seen as the kernel
-//!   shows the process, not as that thread has it.
+//!   (glibc's wrappers change every thread's); it is reported as a change
+//!   of the calling thread (`creds::CredScope::Thread`).
 //!
 //! # References
 //!  - [syscall(2)], [syscalls(2)], `arch/x86/entry/syscalls/syscall_64.tbl`
@@ -202,6 +200,10 @@ pub unsafe extern "C" fn uipc_preload_syscall(
     match route(nr) {
         Route::Served(f) => f(&a),
         Route::Credentials => {
+            // None of these calls has a sixth argument: the register
+            // carries the cookie that lets trap mode's filter pass it.
+            let mut a = a;
+            a[5] = c_long::from(uipc_sys::seccomp::CRED_COOKIE);
             // SAFETY: this function's contract.
             let r = unsafe { kernel(nr, &a) };
             // setfsuid/setfsgid return the previous id, never -1.

@@ -16,9 +16,19 @@
 //! on failure), in the return register. The thread goes on after the
 //! `syscall` instruction as if the kernel had answered.
 //!
-//! The shim's own system calls never trap: it makes no IPC system call of
-//! the kernel's (everything goes to the daemon over its socket), and only
-//! those calls are trapped.
+//! The credential calls (`set*id`, `setfs*id`, `setgroups`, `capset`) trap
+//! too, unless made with `uipc_sys::seccomp::CRED_COOKIE` in their sixth
+//! argument register (unused by them): the handler makes the call again
+//! with the cookie, puts the kernel's result in the return register and
+//! reports the calling thread's credentials changed (`creds::changed`, an
+//! atomic add, safe in a signal handler): the daemon re-reads them before
+//! the next request. So a
+//! change made with the instruction itself — or by glibc's own `set*id`,
+//! in every thread through its `SIGSETXID` broadcast — is seen.
+//!
+//! The shim's own system calls never trap themselves: it makes no IPC
+//! system call of the kernel's (everything goes to the daemon over its
+//! socket), and its credential calls carry the cookie.
 //!
 //! The trap is synchronous: the thread is at its `syscall` instruction,
 //! not inside the shim or the C library, so the handler may do what a
@@ -38,9 +48,9 @@
 //!   `rt_sigprocmask` with the instruction itself) or through `sigset`,
 //!   `sysv_signal`, `bsd_signal` is not seen; a `SIGSYS` handler set that
 //!   way replaces uipc's, and then a trapped call kills the program.
-//! - Only the IPC calls are trapped: credential changes, `unshare` and
-//!   `clone` made with the instruction itself go to the kernel as they
-//!   are (the daemon learns credentials as the `creds` module says).
+//! - `unshare` and `clone` made with the instruction itself are not
+//!   trapped: they go to the kernel as they are (the process stays in its
+//!   uipc namespace; the child is not reported to the daemon).
 //! - A program's own `SIGSYS` handler, when uipc passes a signal on, runs
 //!   with uipc's handler's signal mask, not the one it asked for.
 //!
@@ -175,9 +185,21 @@ fn serve(gregs: &mut [libc::greg_t; 23]) {
     let saved = unsafe { *libc::__errno_location() };
     let r: c_long = match route(nr) {
         Route::Served(f) => f(&a),
-        // Only the IPC calls are trapped; any other number here is one
-        // uipc does not serve.
-        Route::Credentials | Route::Kernel => {
+        Route::Credentials => {
+            let r = with_cookie(nr, &a);
+            // setfsuid/setfsgid return the previous id (never an error).
+            if r >= 0 {
+                crate::creds::changed(crate::creds::CredScope::Thread);
+            }
+            // Already the kernel's raw result.
+            if let Some(rax) = usize::try_from(libc::REG_RAX).ok().and_then(|i| gregs.get_mut(i)) {
+                *rax = r;
+            }
+            return;
+        }
+        // Only the IPC and credential calls are trapped; any other number
+        // here is one uipc does not serve.
+        Route::Kernel => {
             // SAFETY: writes this thread's errno slot.
             unsafe { *libc::__errno_location() = libc::ENOSYS };
             -1
@@ -194,6 +216,36 @@ fn serve(gregs: &mut [libc::greg_t; 23]) {
     if let Some(rax) = usize::try_from(libc::REG_RAX).ok().and_then(|i| gregs.get_mut(i)) {
         *rax = r;
     }
+}
+
+/// Credential call `nr` with the arguments `a`, made with the `syscall`
+/// instruction and [`uipc_sys::seccomp::CRED_COOKIE`] in the sixth
+/// argument register (which these calls do not use), so that trap mode's
+/// filter lets it through; the kernel's raw result (`-errno` on failure).
+/// Async-signal-safe.
+#[cfg(target_arch = "x86_64")]
+fn with_cookie(nr: c_long, a: &Args) -> c_long {
+    let r: c_long;
+    // SAFETY: one of the credential system calls, with the arguments the
+    // thread gave it (a `setgroups` list, `capset` structures: the caller's
+    // memory, read by the kernel with checked copies); the sixth register
+    // is ignored by these calls. Clobbers only rax, rcx and r11, declared.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") c_long::from(uipc_sys::seccomp::CRED_COOKIE),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    r
 }
 
 #[cfg(not(target_arch = "x86_64"))]

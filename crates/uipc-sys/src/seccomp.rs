@@ -9,7 +9,11 @@
 //! instruction itself (inline assembly, Go's runtime, another libc),
 //! raises `SIGSYS` in the calling thread instead, with
 //! [`TRAP_DATA`] in `si_errno`, and the shim's handler serves it from the
-//! thread's registers.
+//! thread's registers. The trapping form also traps the credential calls
+//! unless their sixth argument register holds [`CRED_COOKIE`] (no
+//! credential call has a sixth argument): the handler makes the call
+//! again with the cookie and tells the daemon, so a change made with the
+//! instruction itself is seen too.
 //!
 //! Also here, for the same supervisor: [`pidfd_send_signal`], to forward a
 //! signal to the program without racing its pid's reuse.
@@ -107,6 +111,32 @@ fn offset(from: usize, to: usize) -> u8 {
     u8::try_from(to - from - 1).unwrap_or(u8::MAX)
 }
 
+/// The credential calls [`kernel_ipc_trap_filter`] also traps, unless
+/// their sixth argument register holds [`CRED_COOKIE`]: the shim's handler
+/// makes them again with it, then tells the daemon.
+#[cfg(target_arch = "x86_64")]
+const CREDENTIALS: [libc::c_long; 10] = [
+    libc::SYS_setuid,
+    libc::SYS_setgid,
+    libc::SYS_setreuid,
+    libc::SYS_setregid,
+    libc::SYS_setresuid,
+    libc::SYS_setresgid,
+    libc::SYS_setfsuid,
+    libc::SYS_setfsgid,
+    libc::SYS_setgroups,
+    libc::SYS_capset,
+];
+
+/// The low 32 bits of the sixth argument with which a credential call
+/// passes [`kernel_ipc_trap_filter`] (none of those calls has a sixth
+/// argument; the kernel ignores the register).
+pub const CRED_COOKIE: u32 = 0x7569_7063;
+
+/// `offsetof(struct seccomp_data, args[5])`, its low half on little-endian.
+#[cfg(target_arch = "x86_64")]
+const DATA_ARG5_LOW: u32 = 16 + 5 * 8;
+
 /// The `SECCOMP_RET_DATA` of [`trap_kernel_ipc`]'s traps, which the
 /// kernel hands to the `SIGSYS` handler as `si_errno`: tells them from
 /// traps of another filter the program installed itself ("UI").
@@ -115,28 +145,34 @@ pub const TRAP_DATA: u32 = 0x5549;
 /// The classic-BPF program described in the module documentation.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub fn kernel_ipc_filter() -> Vec<libc::sock_filter> {
-    ipc_filter(libc::SECCOMP_RET_ERRNO | errno_data(Errno::ENOSYS))
+    ipc_filter(libc::SECCOMP_RET_ERRNO | errno_data(Errno::ENOSYS), &[])
 }
 
 /// [`kernel_ipc_filter`] with `SECCOMP_RET_TRAP` (data [`TRAP_DATA`]) for
-/// the listed calls; other architectures and x32 calls still get `ENOSYS`.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// the listed calls, and for the credential calls (`set*id`,
+/// `setfs*id`, `setgroups`, `capset`) whose sixth argument register is not
+/// [`CRED_COOKIE`]; other architectures and x32 calls still get `ENOSYS`.
+#[cfg(target_arch = "x86_64")]
 pub fn kernel_ipc_trap_filter() -> Vec<libc::sock_filter> {
-    ipc_filter(libc::SECCOMP_RET_TRAP | TRAP_DATA)
+    ipc_filter(libc::SECCOMP_RET_TRAP | TRAP_DATA, &CREDENTIALS)
 }
 
-/// The program of the module documentation, with `action` for the listed calls.
+/// The program of the module documentation, with `action` for the listed
+/// calls and for the `cookied` ones made without [`CRED_COOKIE`].
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn ipc_filter(action: u32) -> Vec<libc::sock_filter> {
+fn ipc_filter(action: u32, cookied: &[libc::c_long]) -> Vec<libc::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     #[cfg(target_arch = "x86_64")]
     const X32_CHECK: usize = 1;
     #[cfg(not(target_arch = "x86_64"))]
     const X32_CHECK: usize = 0;
-    // ld arch; jeq native; ld nr; [jge x32]; jeq × N; ret allow; ret action; ret errno.
-    let len = 3 + X32_CHECK + DENIED.len() + 3;
+    // ld arch; jeq native; ld nr; [jge x32]; jeq × N; jeq × cookied; ret
+    // allow; [ld args[5]; jeq cookie; ret allow]; ret action; ret errno.
+    let cookie_check = if cookied.is_empty() { 0 } else { 3 };
+    let len = 3 + X32_CHECK + DENIED.len() + cookied.len() + 1 + cookie_check + 2;
     let deny = len - 1;
     let act = len - 2;
+    let check = len - 2 - cookie_check;
     let mut prog = Vec::with_capacity(len);
     prog.push(stmt(BPF_LD | BPF_W | BPF_ABS, DATA_ARCH));
     prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_NATIVE, 0, offset(prog.len(), deny)));
@@ -148,7 +184,17 @@ fn ipc_filter(action: u32) -> Vec<libc::sock_filter> {
         let nr = u32::try_from(nr).unwrap_or(u32::MAX);
         prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, offset(prog.len(), act), 0));
     }
+    for &nr in cookied {
+        let nr = u32::try_from(nr).unwrap_or(u32::MAX);
+        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, offset(prog.len(), check), 0));
+    }
     prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+    #[cfg(target_arch = "x86_64")]
+    if !cookied.is_empty() {
+        prog.push(stmt(BPF_LD | BPF_W | BPF_ABS, DATA_ARG5_LOW));
+        prog.push(jump(BPF_JMP | BPF_JEQ | BPF_K, CRED_COOKIE, 0, offset(prog.len(), act)));
+        prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+    }
     prog.push(stmt(BPF_RET | BPF_K, action));
     prog.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ERRNO | errno_data(Errno::ENOSYS)));
     debug_assert_eq!(prog.len(), len);
@@ -300,7 +346,11 @@ mod tests {
         let last = prog.last().map(|i| i.k);
         assert_eq!(last, Some(libc::SECCOMP_RET_ERRNO | 38));
         let trap = kernel_ipc_trap_filter();
-        assert_eq!(trap.len(), prog.len());
+        for (i, ins) in trap.iter().enumerate().filter(|(_, ins)| u32::from(ins.code) & 0x07 == libc::BPF_JMP) {
+            assert!(i + 1 + usize::from(ins.jt) < trap.len(), "trap jt of {i}");
+            assert!(i + 1 + usize::from(ins.jf) < trap.len(), "trap jf of {i}");
+        }
+        assert_eq!(trap.len(), prog.len() + CREDENTIALS.len() + 3);
         assert_eq!(trap[trap.len() - 2].k, libc::SECCOMP_RET_TRAP | TRAP_DATA);
     }
 

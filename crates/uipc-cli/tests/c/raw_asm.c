@@ -3,7 +3,9 @@
  * them: each result is the kernel's raw one (-errno on failure). Also: errno
  * is left alone, calls from a second thread and with every signal blocked
  * work, and a SIGSYS handler of the program's own still gets the SIGSYS
- * that are not IPC calls. One line per step, compared between the kernel
+ * that are not IPC calls. As root, also credentials changed by glibc's
+ * set*id (with a second thread) and by raw setresuid and capset
+ * instructions judge the next calls. One line per step, compared between the kernel
  * (in a fresh IPC namespace) and `uipc run --trap`. With argument "uipc",
  * the message-queue calls, which uipc does not serve yet, are checked to
  * give -ENOSYS (outside the compared output). x86-64 only. */
@@ -53,6 +55,58 @@ static void program_sigsys(int sig, siginfo_t *si, void *ctx) {
     (void)sig;
     (void)ctx;
     program_handler_code = si->si_code;
+}
+
+/* A thread that only waits: glibc's set*id then changes its ids too,
+ * through its SIGSETXID broadcast (each thread makes the call itself). */
+static int hold[2];
+
+static void *waiter(void *arg) {
+    (void)arg;
+    char c;
+    CHECK(read(hold[0], &c, 1) == 1, "read");
+    return NULL;
+}
+
+/* Clears (or sets back) CAP_SYS_ADMIN and CAP_IPC_OWNER in the effective
+ * set, with raw instructions (capget, capset). */
+static long effective_ipc_caps(int on) {
+    struct { unsigned version; int pid; } h = { 0x20080522, 0 }; /* _LINUX_CAPABILITY_VERSION_3 */
+    struct { unsigned effective, permitted, inheritable; } d[2];
+    long r = raw(SYS_capget, (long)&h, (long)d, 0, 0);
+    if (r != 0) return r;
+    unsigned mask = (1u << 21) | (1u << 15); /* CAP_SYS_ADMIN, CAP_IPC_OWNER */
+    if (on) d[0].effective |= mask & d[0].permitted;
+    else d[0].effective &= ~mask;
+    return raw(SYS_capset, (long)&h, (long)d, 0, 0);
+}
+
+/* Root only: credentials changed by glibc (with another thread alive) and
+ * by raw instructions are the ones each later call is judged with. */
+static void credentials(void) {
+    CHECK(pipe(hold) == 0, "pipe");
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, waiter, NULL) == 0, "pthread_create");
+    step("libc seteuid(1000), two threads", seteuid(1000));
+    long shm = raw(SYS_shmget, IPC_PRIVATE, 4096, IPC_CREAT | 0600, 0);
+    long sem = raw(SYS_semget, IPC_PRIVATE, 1, IPC_CREAT | 0600, 0);
+    step("libc seteuid(0)", seteuid(0));
+    CHECK(write(hold[1], "x", 1) == 1, "write");
+    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+    step("objects of 1000", shm >= 0 && sem >= 0);
+    struct shmid_ds ds;
+    step("root: IPC_STAT 1000's shm", raw(SYS_shmctl, shm, IPC_STAT, (long)&ds, 0));
+    step("raw setresuid(-1, 2000, -1)", raw(SYS_setresuid, -1, 2000, -1, 0));
+    step("euid 2000: IPC_STAT 1000's shm", raw(SYS_shmctl, shm, IPC_STAT, (long)&ds, 0));
+    step("raw setresuid(-1, 0, -1)", raw(SYS_setresuid, -1, 0, -1, 0));
+    step("raw capset: drop CAP_SYS_ADMIN, CAP_IPC_OWNER", effective_ipc_caps(0));
+    step("no caps: IPC_STAT 1000's shm", raw(SYS_shmctl, shm, IPC_STAT, (long)&ds, 0));
+    step("no caps: IPC_RMID 1000's shm", raw(SYS_shmctl, shm, IPC_RMID, 0, 0));
+    step("no caps: IPC_RMID 1000's sem", raw(SYS_semctl, sem, 0, IPC_RMID, 0));
+    step("raw capset: raise them again", effective_ipc_caps(1));
+    step("caps: IPC_RMID 1000's shm", raw(SYS_shmctl, shm, IPC_RMID, 0, 0));
+    step("caps: IPC_RMID 1000's sem", raw(SYS_semctl, sem, 0, IPC_RMID, 0));
+    step("raw setfsuid(0) returns the old fsuid", raw(SYS_setfsuid, 0, 0, 0, 0));
 }
 
 int main(int argc, char **argv) {
@@ -116,6 +170,7 @@ int main(int argc, char **argv) {
     step("own handler not run for IPC", program_handler_code == 99);
     raise(SIGSYS);
     step("own handler gets raise(SIGSYS), si_code", program_handler_code);
+    if (geteuid() == 0) credentials();
     /* removal */
     step("shmdt b", raw(SYS_shmdt, b, 0, 0, 0));
     step("shmctl IPC_RMID", raw(SYS_shmctl, shm, IPC_RMID, 0, 0));
