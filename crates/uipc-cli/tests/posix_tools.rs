@@ -259,3 +259,63 @@ left: 0
 ";
     assert_eq!(got, expected);
 }
+
+/// With `--state-dir`, an object is a file there: `st_nlink` is 1 while it
+/// has its name and 0 after `shm_unlink`, as on tmpfs (with memfds it is
+/// always 0: docs/deviations.md).
+#[test]
+fn with_a_state_dir_st_nlink_follows_the_name() {
+    use std::os::unix::fs::MetadataExt;
+    let _w = uipc_testsupport::watchdog("posix state dir", 120);
+    let dir = uipc_testsupport::TempDir::new("posix-state");
+    let socket = dir.0.join("d.sock");
+    let state = dir.0.join("state");
+    /// Stops the daemon (SIGTERM) even when an assertion fails.
+    struct Stop(Option<std::process::Child>);
+    impl Stop {
+        fn stop(&mut self) -> Option<std::process::ExitStatus> {
+            let mut child = self.0.take()?;
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            child.wait().ok()
+        }
+    }
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+    let mut daemon = Stop(Some(
+        Command::new(env!("CARGO_BIN_EXE_uipc"))
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    // Until it accepts connections (the watchdog bounds the wait).
+    let c = loop {
+        match uipc_client::Client::connect_to(&socket, "default") {
+            Ok(c) => break c,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    let flags = uipc_abi::pshm::O_CREAT | uipc_abi::pshm::O_RDWR;
+    let f = std::fs::File::from(c.shm_open("/named", flags, 0o640).unwrap());
+    f.set_len(10).unwrap();
+    let before = f.metadata().unwrap();
+    assert_eq!((before.nlink(), before.len()), (1, 10));
+    // The namespace's files: STATE/ns/default/.
+    let files = || std::fs::read_dir(state.join("ns").join("default")).unwrap().count();
+    let with_name = files();
+    assert!(with_name >= 1, "no file in the state directory");
+    c.shm_unlink("/named").unwrap();
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    assert_eq!(files(), with_name - 1);
+    // The file went with the name; the memory stays usable.
+    f.set_len(20).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 20);
+    drop((c, f));
+    assert!(daemon.stop().is_some_and(|s| s.success()), "the daemon did not stop cleanly");
+}
