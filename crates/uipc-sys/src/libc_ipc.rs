@@ -258,3 +258,141 @@ pub fn semctl(id: i32, semnum: i32, cmd: i32, arg: SemctlArg<'_>) -> Result<i64,
     }
     r
 }
+
+/// `mq_open(name, oflag, mode, attr)` through the C library (glibc checks
+/// the leading `/`, MQ-NAME-1); `attr` is `(mq_maxmsg, mq_msgsize)`.
+///
+/// # Errors
+/// mq_open(3)'s.
+pub fn mq_open(name: &[u8], oflag: i32, mode: u32, attr: Option<(i64, i64)>) -> Result<i32, Errno> {
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: mq_attr is plain integers; all-zero is a valid value.
+    let mut a: libc::mq_attr = unsafe { std::mem::zeroed() };
+    let ptr: *mut libc::mq_attr = match attr {
+        Some((maxmsg, msgsize)) => {
+            a.mq_maxmsg = maxmsg;
+            a.mq_msgsize = msgsize;
+            &mut a
+        }
+        None => std::ptr::null_mut(),
+    };
+    // SAFETY: `name` is NUL-terminated; `ptr` is NULL or points to `a`.
+    check(unsafe { libc::mq_open(name.as_ptr(), oflag, libc::mode_t::from(mode), ptr) })
+        .map(|fd| i32::try_from(fd).unwrap_or(-1))
+}
+
+/// `mq_unlink(name)` through the C library.
+///
+/// # Errors
+/// mq_unlink(3)'s.
+pub fn mq_unlink(name: &[u8]) -> Result<i64, Errno> {
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::mq_unlink(name.as_ptr()) })
+}
+
+/// `mq_close(mqd)` through the C library.
+///
+/// # Errors
+/// `EBADF`.
+pub fn mq_close(mqd: i32) -> Result<i64, Errno> {
+    // SAFETY: integers only; a test closes only descriptors it opened.
+    check(unsafe { libc::mq_close(mqd) })
+}
+
+fn mq_deadline(deadline: Option<(i64, i64)>) -> (libc::timespec, bool) {
+    let (sec, nsec) = deadline.unwrap_or((0, 0));
+    (libc::timespec { tv_sec: sec, tv_nsec: nsec }, deadline.is_some())
+}
+
+/// `mq_timedsend(mqd, msg, len, prio, deadline)` (`mq_send` for `None`)
+/// through the C library; `deadline` is an absolute `CLOCK_REALTIME` time.
+///
+/// # Errors
+/// mq_send(3)'s.
+pub fn mq_timedsend(mqd: i32, msg: &[u8], prio: u32, deadline: Option<(i64, i64)>) -> Result<i64, Errno> {
+    let (ts, timed) = mq_deadline(deadline);
+    // SAFETY: `msg` is readable for its length; `ts` lives across the call.
+    check(unsafe {
+        if timed {
+            libc::mq_timedsend(mqd, msg.as_ptr().cast(), msg.len(), prio, &ts)
+        } else {
+            libc::mq_send(mqd, msg.as_ptr().cast(), msg.len(), prio)
+        }
+    })
+}
+
+/// Room for the largest message a test receives: the call writes only the
+/// message (at most the queue's `mq_msgsize`), never `len` bytes.
+const MQ_ROOM: usize = 1 << 16;
+
+/// `mq_timedreceive(mqd, buf, len, &prio, deadline)` (`mq_receive` for
+/// `None`) through the C library: the message and its priority.
+///
+/// # Errors
+/// mq_receive(3)'s.
+pub fn mq_timedreceive(mqd: i32, len: u64, deadline: Option<(i64, i64)>) -> Result<(Vec<u8>, u32), Errno> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; len.min(MQ_ROOM)];
+    let mut prio = 0u32;
+    let (ts, timed) = mq_deadline(deadline);
+    // SAFETY: the call writes the message (at most the queue's msgsize,
+    // which tests keep within MQ_ROOM) into `buf` and the priority into `prio`.
+    let n = unsafe {
+        if timed {
+            libc::mq_timedreceive(mqd, buf.as_mut_ptr().cast(), len, &mut prio, &ts)
+        } else {
+            libc::mq_receive(mqd, buf.as_mut_ptr().cast(), len, &mut prio)
+        }
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(usize::try_from(n).unwrap_or(0));
+    Ok((buf, prio))
+}
+
+/// `mq_getsetattr(mqd, new, old)` through the C library (`mq_setattr` with
+/// `new_flags`, else `mq_getattr`): the old `(flags, maxmsg, msgsize, curmsgs)`.
+///
+/// # Errors
+/// `EINVAL`, `EBADF`.
+pub fn mq_getsetattr(mqd: i32, new_flags: Option<i64>) -> Result<[i64; 4], Errno> {
+    // SAFETY: mq_attr is plain integers; all-zero is a valid value.
+    let mut old: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut new: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: both structures live across the call.
+    let r = unsafe {
+        match new_flags {
+            Some(f) => {
+                new.mq_flags = f;
+                libc::mq_setattr(mqd, &new, &mut old)
+            }
+            None => libc::mq_getattr(mqd, &mut old),
+        }
+    };
+    check(r)?;
+    Ok([old.mq_flags, old.mq_maxmsg, old.mq_msgsize, old.mq_curmsgs])
+}
+
+/// `mq_notify(mqd, sevp)` through the C library: `None` passes NULL,
+/// `Some((sigev_notify, sigev_signo))` a `struct sigevent` with them.
+///
+/// # Errors
+/// mq_notify(3)'s.
+pub fn mq_notify(mqd: i32, how: Option<(i32, i32)>) -> Result<i64, Errno> {
+    // SAFETY: sigevent is plain data; all-zero is a valid value.
+    let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+    // SAFETY: `sev` lives across the call; NULL is allowed.
+    check(unsafe {
+        match how {
+            Some((notify, signo)) => {
+                sev.sigev_notify = notify;
+                sev.sigev_signo = signo;
+                libc::mq_notify(mqd, &sev)
+            }
+            None => libc::mq_notify(mqd, std::ptr::null()),
+        }
+    })
+}

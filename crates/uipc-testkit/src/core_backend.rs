@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uipc_abi::{Errno, PAGE_SIZE};
 use uipc_core::cred::{Cap, CapSet, Cred, Gid, Pid, Uid, RLIM_INFINITY};
 use uipc_core::perm::PermUpdate;
+use uipc_core::posix::mqueue::{Deadline, MqCreateAttr, MqDescId, NotifyHow};
 use uipc_core::sysv::msg::{MsgCmd, MsgCtlOut, MsgSet, MsgText};
 use uipc_core::sysv::sem::{self, SemCmd, SemCtlOut};
 use uipc_core::sysv::shm::{ShmCmd, ShmCtlOut};
@@ -345,6 +346,85 @@ impl CoreBackend {
         Reply { ret: Ok(ret), data }
     }
 
+    /// The description's `O_NONBLOCK` (false for one the model does not know).
+    fn mq_nonblock(&self, mqd: i64) -> bool {
+        self.ns.mq_desc(MqDescId(u64::try_from(mqd).unwrap_or(u64::MAX))).is_some_and(|d| d.nonblock())
+    }
+
+    /// A call that would sleep: only a timed one, which a test gives a past
+    /// deadline, ends (`ETIMEDOUT` at once, as the kernel's).
+    fn mq_outcome<T>(
+        &mut self,
+        cred: &Cred,
+        r: Result<Outcome<T>, Errno>,
+        timed: bool,
+    ) -> Result<Result<T, Errno>, String> {
+        match r {
+            Ok(Outcome::Done(v)) => Ok(Ok(v)),
+            Err(e) => Ok(Err(e)),
+            Ok(Outcome::Blocked(w)) if timed => match self.ns.mq_interrupt(w, Interrupt::Timeout) {
+                Some(Err(e)) => Ok(Err(e)),
+                other => Err(format!("P{}: a timed-out mq call ended with {other:?}", cred.pid.0)),
+            },
+            Ok(Outcome::Blocked(_)) => Err(format!("process {} blocked in an mq call", cred.pid.0)),
+        }
+    }
+
+    /// The POSIX message-queue operations, with glibc's part (the `/` of
+    /// the name, MQ-NAME-1; `attr` passed only with `O_CREAT`, MQ-OPEN-2).
+    fn mq(&mut self, cred: &Cred, op: &Op) -> Result<Reply, String> {
+        let t = now();
+        let desc = |mqd: i64| MqDescId(u64::try_from(mqd).unwrap_or(u64::MAX));
+        let name_of = |name: &[u8]| name.strip_prefix(b"/").map(<[u8]>::to_vec).ok_or(Errno::EINVAL);
+        Ok(match op {
+            Op::MqOpen { name, oflag, mode, attr } => {
+                let attr = if oflag & uipc_core::posix::mqueue::O_CREAT != 0 { *attr } else { None };
+                let attr = attr.map(|(maxmsg, msgsize)| MqCreateAttr { maxmsg, msgsize });
+                let r = name_of(name).and_then(|n| self.ns.mq_open(cred, t, &n, *oflag, *mode, attr));
+                reply(r.map(|o| i64::try_from(o.desc.0).unwrap_or(-1)))
+            }
+            Op::MqSend { mqd, text, prio, deadline } => {
+                let nb = self.mq_nonblock(*mqd);
+                let dl = deadline.map(|(sec, nsec)| Deadline { sec, nsec });
+                let r = self.ns.mq_timedsend(cred, t, desc(*mqd), nb, text.clone(), *prio, dl);
+                let r = self.mq_outcome(cred, r, deadline.is_some())?;
+                self.deliver_wakeups();
+                reply(r.map(|()| 0))
+            }
+            Op::MqReceive { mqd, len, deadline } => {
+                let nb = self.mq_nonblock(*mqd);
+                let dl = deadline.map(|(sec, nsec)| Deadline { sec, nsec });
+                let r = self.ns.mq_timedreceive(cred, t, desc(*mqd), nb, *len, dl);
+                let r = self.mq_outcome(cred, r, deadline.is_some())?;
+                self.deliver_wakeups();
+                match r {
+                    Ok(m) => Reply {
+                        ret: Ok(i64::try_from(m.data.len()).unwrap_or(-1)),
+                        data: Data::MqMsg { prio: m.prio, text: m.data },
+                    },
+                    Err(e) => Reply::err(e.raw()),
+                }
+            }
+            Op::MqGetSetAttr { mqd, new_flags } => {
+                let nb = self.mq_nonblock(*mqd);
+                match self.ns.mq_getsetattr(cred, t, desc(*mqd), nb, *new_flags) {
+                    Ok(a) => Reply {
+                        ret: Ok(0),
+                        data: Data::MqAttr { flags: a.flags, maxmsg: a.maxmsg, msgsize: a.msgsize, curmsgs: a.curmsgs },
+                    },
+                    Err(e) => Reply::err(e.raw()),
+                }
+            }
+            Op::MqNotify { mqd, how } => {
+                let how = how.map(|(notify, signo)| NotifyHow::decode(notify, signo, 0)).transpose();
+                reply(how.and_then(|h| self.ns.mq_notify(cred, t, desc(*mqd), h)).map(|()| 0))
+            }
+            Op::MqUnlink { name } => reply(name_of(name).and_then(|n| self.ns.mq_unlink(cred, &n)).map(|()| 0)),
+            Op::MqClose { mqd } => reply(self.ns.mq_close(cred, desc(*mqd)).map(|()| 0)),
+            _ => return Err(format!("{op:?} is not an mq operation")),
+        })
+    }
+
     fn semctl(&mut self, cred: &Cred, id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
         let decoded = match SemCmd::decode(id, cmd) {
             Ok(c) => c,
@@ -475,6 +555,13 @@ impl Backend for CoreBackend {
                 }
             }
             Op::MsgCtl { id, cmd, buf } => self.msgctl(&cred, *id, *cmd, buf),
+            Op::MqOpen { .. }
+            | Op::MqSend { .. }
+            | Op::MqReceive { .. }
+            | Op::MqGetSetAttr { .. }
+            | Op::MqNotify { .. }
+            | Op::MqUnlink { .. }
+            | Op::MqClose { .. } => self.mq(&cred, op)?,
             Op::Signal => {
                 self.interrupt(pid, Interrupt::Signal);
                 Reply::ok(0)

@@ -27,7 +27,7 @@ pub use backend::Backend;
 pub use kernel::KernelBackend;
 pub use op::{CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, ShmDsView, ShmInfoView, ShminfoView};
 pub use runner::transcript_of;
-pub use session::{Proc, Session};
+pub use session::{Mqd, Proc, Session};
 
 /// `conformance!(rule, body)`: the differential test of SPEC rule `rule`
 /// (see [`runner::conformance_with`]), with the kernel oracle run by the

@@ -235,6 +235,66 @@ pub enum Op {
         /// The buffer argument.
         buf: MsgCtlBuf,
     },
+    /// `mq_open(name, oflag, mode, attr)` as a C program calls it (glibc's
+    /// `/` check included); `ret` is the descriptor (on the core backend,
+    /// the open description's number).
+    MqOpen {
+        /// The name as given, with its leading `/`.
+        name: Vec<u8>,
+        /// `oflag`.
+        oflag: i32,
+        /// `mode`.
+        mode: u32,
+        /// `(mq_maxmsg, mq_msgsize)`, or a NULL `attr`.
+        attr: Option<(i64, i64)>,
+    },
+    /// `mq_timedsend(mqd, text, len, prio, deadline)`; `mq_send` without a
+    /// deadline. Never sleeps in a test (full queues are non-blocking or
+    /// timed with a past deadline).
+    MqSend {
+        /// The descriptor.
+        mqd: i64,
+        /// The message.
+        text: Vec<u8>,
+        /// `msg_prio`.
+        prio: u32,
+        /// Absolute `CLOCK_REALTIME` `(tv_sec, tv_nsec)`, passed as is.
+        deadline: Option<(i64, i64)>,
+    },
+    /// `mq_timedreceive(mqd, buf, len, &prio, deadline)`; data [`Data::MqMsg`].
+    MqReceive {
+        /// The descriptor.
+        mqd: i64,
+        /// `msg_len`.
+        len: u64,
+        /// As [`Op::MqSend`]'s.
+        deadline: Option<(i64, i64)>,
+    },
+    /// `mq_setattr(mqd, &{new_flags}, &old)`, or `mq_getattr` for `None`;
+    /// data [`Data::MqAttr`] (the old attributes).
+    MqGetSetAttr {
+        /// The descriptor.
+        mqd: i64,
+        /// `mq_flags` of the new attributes.
+        new_flags: Option<i64>,
+    },
+    /// `mq_notify(mqd, sevp)`: `None` is NULL, else `(sigev_notify, sigev_signo)`.
+    MqNotify {
+        /// The descriptor.
+        mqd: i64,
+        /// The `struct sigevent`.
+        how: Option<(i32, i32)>,
+    },
+    /// `mq_unlink(name)` (name with its leading `/`).
+    MqUnlink {
+        /// The name.
+        name: Vec<u8>,
+    },
+    /// `mq_close(mqd)`.
+    MqClose {
+        /// The descriptor.
+        mqd: i64,
+    },
 }
 
 /// What `msgctl` passes as its `buf` argument.
@@ -355,6 +415,24 @@ pub enum Data {
     MsgDs(MsgDsView),
     /// A `struct msginfo` (IPC_INFO, MSG_INFO).
     Msginfo(uipc_abi::Msginfo),
+    /// A POSIX message received and its priority.
+    MqMsg {
+        /// The priority written to `*msg_prio`.
+        prio: u32,
+        /// The message.
+        text: Vec<u8>,
+    },
+    /// The old `struct mq_attr` of `mq_getsetattr`.
+    MqAttr {
+        /// `mq_flags`.
+        flags: i64,
+        /// `mq_maxmsg`.
+        maxmsg: i64,
+        /// `mq_msgsize`.
+        msgsize: i64,
+        /// `mq_curmsgs`.
+        curmsgs: i64,
+    },
 }
 
 /// Every field of `struct msqid_ds`, raw.

@@ -31,6 +31,24 @@ struct Base {
     name: String,
 }
 
+/// A POSIX message-queue descriptor a test holds: what the backend
+/// returned, and its name in the transcript (`mqd#N`, by order of opening;
+/// descriptor numbers differ between backends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mqd {
+    raw: i64,
+    label: Option<usize>,
+}
+
+impl Mqd {
+    /// A descriptor no process holds (`EBADF`).
+    pub const BAD: Mqd = Mqd { raw: -1, label: None };
+
+    fn fact(self) -> String {
+        self.label.map_or_else(|| format!("{}", self.raw), |l| format!("mqd#{l}"))
+    }
+}
+
 /// Drives one backend for one test body and records what it answers.
 pub struct Session<'b> {
     backend: &'b mut dyn Backend,
@@ -46,6 +64,8 @@ pub struct Session<'b> {
     /// The call each process is asleep in (by [`Proc`] index), as written
     /// in the transcript.
     asleep: BTreeMap<usize, String>,
+    /// Descriptors `mq_open` returned so far.
+    mqds: usize,
 }
 
 fn now() -> i64 {
@@ -63,6 +83,7 @@ impl<'b> Session<'b> {
             transcript: Vec::new(),
             t0: now(),
             asleep: BTreeMap::new(),
+            mqds: 0,
         }
     }
 
@@ -245,6 +266,10 @@ impl<'b> Session<'b> {
             Data::Msg { mtype, text } => format!(" {{mtype={mtype} text={:?}}}", String::from_utf8_lossy(text)),
             Data::MsgDs(d) => format!(" {{{}}}", self.msg_ds_fact(d)),
             Data::Msginfo(i) => format!(" {i:?}"),
+            Data::MqMsg { prio, text } => format!(" {{prio={prio} text={:?}}}", String::from_utf8_lossy(text)),
+            Data::MqAttr { flags, maxmsg, msgsize, curmsgs } => {
+                format!(" {{flags={flags:#o} maxmsg={maxmsg} msgsize={msgsize} curmsgs={curmsgs}}}")
+            }
         }
     }
 
@@ -683,6 +708,125 @@ impl<'b> Session<'b> {
             Data::Msginfo(i) => Ok((v, i)),
             other => panic!("msgctl info returned {other:?}"),
         }
+    }
+
+    /// `mq_open(name, oflag, mode, attr)` as a C program calls it;
+    /// `attr` is `(mq_maxmsg, mq_msgsize)` or NULL.
+    pub fn mq_open(&mut self, p: Proc, name: &str, oflag: i32, mode: u32, attr: Option<(i64, i64)>) -> Res<Mqd> {
+        self.mq_open_bytes(p, name.as_bytes(), oflag, mode, attr)
+    }
+
+    /// [`Session::mq_open`] with any bytes as the name (long names).
+    pub fn mq_open_bytes(&mut self, p: Proc, name: &[u8], oflag: i32, mode: u32, attr: Option<(i64, i64)>) -> Res<Mqd> {
+        let op = Op::MqOpen { name: name.to_vec(), oflag, mode, attr };
+        let pid = self.pids[p.0];
+        let r = self.backend.call(pid, &op);
+        let reply = self.harness(r);
+        let shown = Self::name_fact(name);
+        let what = format!("mq_open({shown}, {oflag:#o}, {mode:#o}, {attr:?})");
+        let res = Self::errno(&reply).map(|raw| {
+            self.mqds += 1;
+            Mqd { raw, label: Some(self.mqds - 1) }
+        });
+        let ret = match res {
+            Ok(q) => q.fact(),
+            Err(e) => format!("{e:?}"),
+        };
+        self.transcript.push(format!("P{} {what} -> {ret}", p.0));
+        res
+    }
+
+    fn name_fact(name: &[u8]) -> String {
+        if name.len() > 40 {
+            format!("{:?}…({} bytes)", String::from_utf8_lossy(&name[..8]), name.len())
+        } else {
+            format!("{:?}", String::from_utf8_lossy(name))
+        }
+    }
+
+    /// `mq_send(q, text, len, prio)`.
+    pub fn mq_send(&mut self, p: Proc, q: Mqd, text: &[u8], prio: u32) -> Res<()> {
+        self.mq_send_op(p, q, text, prio, None)
+    }
+
+    /// `mq_timedsend(q, text, len, prio, &{sec, nsec})` (absolute deadline).
+    pub fn mq_timedsend(&mut self, p: Proc, q: Mqd, text: &[u8], prio: u32, deadline: (i64, i64)) -> Res<()> {
+        self.mq_send_op(p, q, text, prio, Some(deadline))
+    }
+
+    fn mq_send_op(&mut self, p: Proc, q: Mqd, text: &[u8], prio: u32, deadline: Option<(i64, i64)>) -> Res<()> {
+        let what = format!("mq_timedsend({}, {:?}, {prio}, {deadline:?})", q.fact(), String::from_utf8_lossy(text));
+        let r = self.call(p, Op::MqSend { mqd: q.raw, text: text.to_vec(), prio, deadline }, what);
+        Self::errno(&r).map(|_| ())
+    }
+
+    /// `mq_receive(q, buf, len, &prio)`: the message and its priority.
+    pub fn mq_receive(&mut self, p: Proc, q: Mqd, len: u64) -> Res<(Vec<u8>, u32)> {
+        self.mq_receive_op(p, q, len, None)
+    }
+
+    /// `mq_timedreceive(q, buf, len, &prio, &{sec, nsec})`.
+    pub fn mq_timedreceive(&mut self, p: Proc, q: Mqd, len: u64, deadline: (i64, i64)) -> Res<(Vec<u8>, u32)> {
+        self.mq_receive_op(p, q, len, Some(deadline))
+    }
+
+    fn mq_receive_op(&mut self, p: Proc, q: Mqd, len: u64, deadline: Option<(i64, i64)>) -> Res<(Vec<u8>, u32)> {
+        let what = format!("mq_timedreceive({}, buf, {len}, {deadline:?})", q.fact());
+        let r = self.call(p, Op::MqReceive { mqd: q.raw, len, deadline }, what);
+        Self::errno(&r)?;
+        match r.data {
+            Data::MqMsg { prio, text } => Ok((text, prio)),
+            other => panic!("mq_receive returned {other:?}"),
+        }
+    }
+
+    fn mq_getsetattr(&mut self, p: Proc, q: Mqd, new_flags: Option<i64>) -> Res<[i64; 4]> {
+        let what = match new_flags {
+            Some(f) => format!("mq_setattr({}, {{flags={f:#o}}})", q.fact()),
+            None => format!("mq_getattr({})", q.fact()),
+        };
+        let r = self.call(p, Op::MqGetSetAttr { mqd: q.raw, new_flags }, what);
+        Self::errno(&r)?;
+        match r.data {
+            Data::MqAttr { flags, maxmsg, msgsize, curmsgs } => Ok([flags, maxmsg, msgsize, curmsgs]),
+            other => panic!("mq_getsetattr returned {other:?}"),
+        }
+    }
+
+    /// `mq_getattr(q)`: `[mq_flags, mq_maxmsg, mq_msgsize, mq_curmsgs]`.
+    pub fn mq_getattr(&mut self, p: Proc, q: Mqd) -> Res<[i64; 4]> {
+        self.mq_getsetattr(p, q, None)
+    }
+
+    /// `mq_setattr(q, &{flags}, &old)`: the old attributes.
+    pub fn mq_setattr(&mut self, p: Proc, q: Mqd, flags: i64) -> Res<[i64; 4]> {
+        self.mq_getsetattr(p, q, Some(flags))
+    }
+
+    /// `mq_notify(q, sevp)`: `None` is NULL, else `(sigev_notify, sigev_signo)`.
+    pub fn mq_notify(&mut self, p: Proc, q: Mqd, how: Option<(i32, i32)>) -> Res<()> {
+        let what = format!("mq_notify({}, {how:?})", q.fact());
+        let r = self.call(p, Op::MqNotify { mqd: q.raw, how }, what);
+        Self::errno(&r).map(|_| ())
+    }
+
+    /// `mq_unlink(name)`.
+    pub fn mq_unlink(&mut self, p: Proc, name: &str) -> Res<()> {
+        self.mq_unlink_bytes(p, name.as_bytes())
+    }
+
+    /// [`Session::mq_unlink`] with any bytes as the name.
+    pub fn mq_unlink_bytes(&mut self, p: Proc, name: &[u8]) -> Res<()> {
+        let what = format!("mq_unlink({})", Self::name_fact(name));
+        let r = self.call(p, Op::MqUnlink { name: name.to_vec() }, what);
+        Self::errno(&r).map(|_| ())
+    }
+
+    /// `mq_close(q)`.
+    pub fn mq_close(&mut self, p: Proc, q: Mqd) -> Res<()> {
+        let what = format!("mq_close({})", q.fact());
+        let r = self.call(p, Op::MqClose { mqd: q.raw }, what);
+        Self::errno(&r).map(|_| ())
     }
 
     /// Sends SIGUSR1 to `p` (handled, without SA_RESTART: a sleeping
