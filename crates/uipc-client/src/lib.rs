@@ -671,6 +671,22 @@ impl Client {
         self.reconnect_to(Some(namespace))
     }
 
+    /// A new, separate client of this process on the same daemon, joined
+    /// to `namespace` (a thread's namespace of its own, after
+    /// `unshare(CLONE_NEWIPC)` in a multi-threaded process).
+    ///
+    /// # Errors
+    /// As [`connect_to`](Self::connect_to).
+    pub fn sibling(&self, namespace: &str) -> Result<Client, Errno> {
+        let (socket, _) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).target();
+        Client::connect_to(&socket, namespace)
+    }
+
+    /// The namespace this client is joined to.
+    pub fn namespace(&self) -> String {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).target().1
+    }
+
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {
         &self.conn
     }

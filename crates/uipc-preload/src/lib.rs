@@ -11,6 +11,7 @@
 //! `semctl` with those of `<sys/sem.h>` (the `sem` module; `semctl`'s
 //! variadic entry point is C, `src/semctl.c`); `fork`; `unshare` (the
 //! `unshare` module: `CLONE_SYSVSEM` and `CLONE_NEWIPC` served by uipc);
+//! `clone` and `pthread_create` (the `thread_ns` module);
 //! the `setuid` family (the `creds` module); every `mq_*` function of
 //! `<mqueue.h>` (the `mq` module; `mq_open`'s variadic entry point is C,
 //! `src/mq_open.c`), with `close`, `dup`, `dup2`, `dup3`, `fcntl`,
@@ -69,11 +70,16 @@
 //! - `munmap` and `mprotect` of part or all of an attach are reported to
 //!   the daemon, which splits or closes it as Linux does (`nattch`; the
 //!   `mm` module).
+//! - IPC namespaces per thread (the `thread_ns` module): `unshare(CLONE_NEWIPC)`
+//!   in a thread of a multi-threaded process moves that thread alone (and
+//!   the threads it creates — `pthread_create` is wrapped for that — and
+//!   the children it forks); glibc's `clone` with `CLONE_NEWIPC` starts its
+//!   child in a fresh namespace, made as `fork` makes a child here.
 //!
 //! # Known missing features
-//! - `vfork`, `clone` and `posix_spawn` are not wrapped (children made by
-//!   them exec or share the address space, and inherit no attachments of
-//!   their own).
+//! - `vfork`, `posix_spawn` and `clone` without `CLONE_NEWIPC` are not
+//!   wrapped (children made by them exec or share the address space, and
+//!   inherit no attachments of their own).
 //! - IPC calls made with the `syscall` instruction itself are caught only
 //!   in trap mode (`uipc run --trap`), and only on x86-64; statically
 //!   linked programs cannot load the shim (`uipc run` refuses them).
@@ -105,6 +111,7 @@ mod pshm;
 mod raw;
 mod ret;
 mod sem;
+mod thread_ns;
 mod trap;
 mod unshare;
 
@@ -145,10 +152,15 @@ fn client() -> Result<&'static Client, Errno> {
     Ok(CLIENT.get_or_init(|| c))
 }
 
-/// Runs `f` with the client, inside the fork gate.
+/// Runs `f` with the calling thread's client — its own if it has an IPC
+/// namespace of its own (the `thread_ns` module), else the process's —
+/// inside the fork gate.
 fn with_client<T>(f: impl FnOnce(&Client) -> Result<T, Errno>) -> Result<T, Errno> {
     let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-    f(client()?)
+    match thread_ns::current() {
+        Some(own) => f(&own),
+        None => f(client()?),
+    }
 }
 
 /// `shmget(key, size, shmflg)` — gets or creates a System V shared memory segment.
@@ -291,7 +303,12 @@ pub unsafe extern "C" fn fork() -> pid_t {
     // SAFETY: libc's fork, called as C calls it; after it the child runs
     // the C library's child handlers, so it may connect anew at once.
     let spawn = || c_long::from(unsafe { real() });
-    let pid = forked_by(spawn, creds::renew_in_child);
+    // A child forked by a thread with a namespace of its own is in it.
+    let pid = forked_by(spawn, || {
+        if !thread_ns::in_forked_child() {
+            creds::renew_in_child();
+        }
+    });
     // A pid_t result came back as a long.
     pid_t::try_from(pid).unwrap_or(-1)
 }

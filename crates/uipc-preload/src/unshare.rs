@@ -25,12 +25,15 @@
 //! # Known missing features
 //! - `setns(fd, CLONE_NEWIPC)` (wrapper or raw) changes only the kernel's
 //!   namespace: the process stays in its uipc namespace.
-//! - glibc's `clone(fn, stack, CLONE_NEWIPC…)` is not wrapped; a raw
-//!   `clone`/`clone3` with `CLONE_NEWIPC` that gives the child a stack of
-//!   its own or shares the address space (`CLONE_VM`) leaves the child in
-//!   its parent's uipc namespace.
-//! - In a multi-threaded process the kernel applies the shared undo list
-//!   only when the last thread sharing it lets go; uipc applies it at once.
+//! - A raw `clone`/`clone3` with `CLONE_NEWIPC` that gives the child a
+//!   stack of its own or shares the address space (`CLONE_VM`) leaves the
+//!   child in its parent's uipc namespace (glibc's `clone(fn, stack,
+//!   CLONE_NEWIPC…)` without `CLONE_VM` is served: the `thread_ns` module).
+//! - `unshare(CLONE_SYSVSEM)` in a multi-threaded process: the kernel
+//!   applies the shared undo list only when the last thread sharing it
+//!   lets go; uipc applies it at once. (`CLONE_NEWIPC` there moves the
+//!   calling thread alone and leaves the undo list to the other threads:
+//!   the `thread_ns` module.)
 //!
 //! # References
 //!  - [unshare(2)], `kernel/fork.c:ksys_unshare()`
@@ -83,6 +86,12 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
         }
     }
     let newipc = flags & libc::CLONE_NEWIPC != 0;
+    // In a multi-threaded process (or a thread already in a namespace of
+    // its own) the calling thread alone moves (the `thread_ns` module).
+    if newipc && (crate::thread_ns::current().is_some() || crate::thread_ns::multi_threaded()) {
+        let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+        return ret::int(crate::thread_ns::unshare_thread(&client).map(|()| 0));
+    }
     let moved = {
         let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
         client.unshare(newipc)

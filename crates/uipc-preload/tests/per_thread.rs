@@ -16,3 +16,14 @@ fn credentials_are_per_thread() {
     }
     differential("thread_creds");
 }
+
+/// Namespaces: a thread's `unshare(CLONE_NEWIPC)` moves it alone (and the
+/// threads and children it makes); children of glibc's `clone` and of
+/// `syscall(SYS_clone3)` with `CLONE_NEWIPC` start in a fresh namespace.
+#[test]
+fn namespaces_are_per_thread_and_fresh_for_clone_children() {
+    if uipc_testsupport::skip_unless_root("namespaces_are_per_thread", "unshare(CLONE_NEWIPC) natively") {
+        return;
+    }
+    differential("thread_ns");
+}

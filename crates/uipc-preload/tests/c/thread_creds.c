@@ -4,7 +4,9 @@
  * let in — and each keeps its own verdict as they take turns on the
  * process's connection. Under the shim, the daemon re-reads the calling
  * thread's credentials (/proc/PID/task/TID/status) whenever the thread
- * using a connection changes, once some thread changed its own alone. */
+ * using a connection changes, once some thread changed its own alone.
+ * Then a second thread changes its own euid with a raw
+ * syscall(SYS_setresuid) (no glibc broadcast): the same, by uid. */
 #include "semcommon.h"
 #include <pthread.h>
 #include <linux/capability.h>
@@ -45,6 +47,18 @@ static void *dropper(void *arg) {
     return NULL;
 }
 
+static void *raw_setresuid(void *arg) {
+    (void)arg;
+    check("raw thread, before");
+    CHECK(syscall(SYS_setresuid, -1, 2000, -1) == 0, "setresuid");
+    printf("raw thread: euid %d\n", (int)geteuid());
+    check("raw thread, after setresuid");
+    say(to_main[1]);
+    hear(to_thread[0]);
+    check("raw thread, again");
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     setup(argc, argv);
     /* Objects of uid 1000, mode 0600: root reaches them by CAP_IPC_OWNER. */
@@ -72,6 +86,13 @@ int main(int argc, char **argv) {
     hear(to_main[0]);
     check("main, again");
     CHECK(pthread_join(t, NULL) == 0, "join");
+    CHECK(pthread_create(&t, NULL, raw_setresuid, NULL) == 0, "pthread_create");
+    hear(to_main[0]);
+    check("main, after the raw setresuid");
+    say(to_thread[1]);
+    CHECK(pthread_join(t, NULL) == 0, "join");
+    printf("main: euid %d\n", (int)geteuid());
+    check("main, last");
     CHECK(shmctl(shm, IPC_RMID, NULL) == 0 && semctl(sem, 0, IPC_RMID) == 0, "cleanup");
     printf("ok\n");
     return 0;
