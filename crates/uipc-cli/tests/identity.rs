@@ -54,28 +54,45 @@ fn output(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// Runs `identity MODE` on the kernel and under uipc; both must pass and agree.
-fn differential(mode: &str) {
+/// Runs `PROG MODE` on the kernel and under uipc; both must pass and agree;
+/// returns the kernel's output.
+fn compare(name: &str, mode: &str) -> Option<String> {
     let _w = watchdog("identity", 120);
     let Some(shim) = support::preload_library() else {
         eprintln!("SKIP: libuipc_preload.so not built beside the test");
-        return;
+        return None;
     };
     if skip_unless_root("identity", "setuid, unshare --ipc") || !Path::new("/usr/bin/setpriv").exists() {
         eprintln!("SKIP: needs root and /usr/bin/setpriv");
-        return;
+        return None;
     }
-    let dir = TempDir::new(&format!("identity-{mode}"));
-    let Some(prog) = compile("identity", &dir.0) else { return };
+    let dir = TempDir::new(&format!("{name}-{mode}"));
+    let prog = compile(name, &dir.0)?;
     let native = Command::new("unshare").arg("--ipc").arg(&prog).arg(mode).output().unwrap();
     let ours = uipc_run(&shim, &dir.0).arg(&prog).arg(mode).output().unwrap();
     let (k, u) = (output(&native), output(&ours));
     assert!(native.status.success() && k.ends_with("ok\n"), "kernel run ({mode}):\n{k}");
+    assert_eq!(u, k, "uipc (left) vs the kernel (right), {name} {mode}");
+    Some(k)
+}
+
+/// Runs `identity MODE` on the kernel and under uipc; both must pass and agree.
+fn differential(mode: &str) {
+    let Some(k) = compare("identity", mode) else { return };
     // The kernel's verdicts are the expected ones (not a vacuous comparison).
     assert!(k.contains("shmctl IPC_STAT                      -> EACCES"), "kernel run ({mode}):\n{k}");
     assert!(k.contains("semctl IPC_RMID                      -> EPERM"), "kernel run ({mode}):\n{k}");
     assert!(k.contains("own set: sleeper woke: 0 0"), "kernel run ({mode}):\n{k}");
-    assert_eq!(u, k, "uipc (left) vs the kernel (right), mode {mode}");
+}
+
+/// Save, set and restore of the IPC sysctls through `/proc` (`open`,
+/// `write`, `fopen`, `access`), with the kernel's validation and, as
+/// nobody, its `EACCES`.
+#[test]
+fn sysctls_written_through_proc() {
+    let Some(k) = compare("sysctl_proc", "-") else { return };
+    assert!(k.contains("shmget after shm_next_id 100 -> 100"), "{k}");
+    assert!(k.contains("write kernel/shmmni=7\n: open EACCES"), "{k}");
 }
 
 #[test]

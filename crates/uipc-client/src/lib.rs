@@ -320,7 +320,17 @@ impl Client {
     /// # Errors
     /// `EACCES` (not root), `EINVAL` (bad value), `ENOENT`.
     pub fn sysctl_write(&self, name: &str, value: &str) -> Result<(), Errno> {
-        self.call_value(&Request::SysctlWrite { name: name.into(), value: value.into() }).map(drop)
+        self.sysctl_write_count(name, value).map(drop)
+    }
+
+    /// [`sysctl_write`](Self::sysctl_write), answering what `write(2)` of
+    /// the `/proc/sys` file returns: the bytes of `value` consumed.
+    ///
+    /// # Errors
+    /// As [`sysctl_write`](Self::sysctl_write).
+    pub fn sysctl_write_count(&self, name: &str, value: &str) -> Result<usize, Errno> {
+        let n = self.call_value(&Request::SysctlWrite { name: name.into(), value: value.into() })?;
+        usize::try_from(n).map_err(|_| Errno::EIO)
     }
 
     /// The text of `/proc/sysvipc/<which>` for the namespace.

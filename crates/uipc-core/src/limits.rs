@@ -131,6 +131,32 @@ fn parse_values(text: &str, max: usize, signed: bool) -> Result<Vec<i128>, Errno
     Ok(out)
 }
 
+/// How many bytes of `value` a successful write to sysctl `name` consumes,
+/// as `__do_proc_dointvec()` and `__do_proc_doulongvec_minmax()` report
+/// it (the count `write(2)` returns): through the last value the file
+/// holds (1, or 4 for `kernel.sem`) and the white space after it; values
+/// beyond are left unread.
+pub fn sysctl_consumed(name: &str, value: &str) -> usize {
+    let max = match kind_of(name) {
+        Ok(Kind::Ints(n)) => n,
+        _ => 1,
+    };
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    for _ in 0..max {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+    }
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
 /// A parsed sysctl write: the values to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Parsed {

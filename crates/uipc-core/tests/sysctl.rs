@@ -55,3 +55,15 @@ fn the_owner_of_a_namespace_is_root_of_its_sysctls() {
     assert_eq!(ns.sysctl_write(&cred(1), "kernel.msg_next_id", "9"), Ok(()));
     assert_eq!(ns.sysctl_read("kernel.msg_next_id").as_deref(), Ok("9"));
 }
+
+/// What write(2) of a `/proc/sys` file returns: the bytes its parser
+/// consumed (the kernel's counts, checked by `uipc-cli/tests/identity.rs`).
+#[test]
+fn a_write_consumes_through_the_last_value() {
+    use uipc_core::limits::sysctl_consumed;
+    assert_eq!(sysctl_consumed("kernel.sem", "1 2 3 4 5\n"), 8);
+    assert_eq!(sysctl_consumed("kernel.sem", "10 100 8 4"), 10);
+    assert_eq!(sysctl_consumed("kernel.shmmni", "4096\n"), 5);
+    assert_eq!(sysctl_consumed("kernel.shmmni", "12 34\n"), 3);
+    assert_eq!(sysctl_consumed("kernel.shmmax", ""), 0);
+}

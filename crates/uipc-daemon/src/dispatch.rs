@@ -457,7 +457,11 @@ impl Daemon {
                 Ok(v) => (Response::Text(v), None),
                 Err(e) => error(e),
             },
-            Request::SysctlWrite { name, value: v } => value(ns.sysctl_write(&cred, &name, &v).map(|()| 0)),
+            Request::SysctlWrite { name, value: v } => {
+                // The answer is what write(2) of the /proc file returns: the bytes consumed.
+                let consumed = i64::try_from(uipc_core::limits::sysctl_consumed(&name, &v)).unwrap_or(i64::MAX);
+                value(ns.sysctl_write(&cred, &name, &v).map(|()| consumed))
+            }
             Request::PshmOpen { name, oflag, mode, umask } => {
                 let mut cred = cred;
                 cred.posix.umask = umask & 0o777;

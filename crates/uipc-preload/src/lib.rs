@@ -111,6 +111,7 @@ mod pshm;
 mod raw;
 mod ret;
 mod sem;
+mod sysctl_write;
 mod thread_ns;
 mod trap;
 mod unshare;

@@ -263,6 +263,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     let Some(real) = real!(c"close", unsafe extern "C" fn(c_int) -> c_int) else {
         return ret::int(Err(Errno::ENOSYS));
     };
+    crate::sysctl_write::forget(fd);
     let h = remove(fd);
     // SAFETY: libc's close, called as C calls it.
     let r = unsafe { real(fd) };
@@ -400,12 +401,17 @@ pub unsafe extern "C" fn lseek64(fd: c_int, offset: libc::off_t, whence: c_int) 
     unsafe { lseek(fd, offset, whence) }
 }
 
-/// `write(fd, buf, count)` — libc's; `EINVAL` on a queue descriptor (MQ-FD-2).
+/// `write(fd, buf, count)` — libc's; `EINVAL` on a queue descriptor (MQ-FD-2);
+/// the daemon's sysctl write on a descriptor opened for writing an IPC
+/// sysctl (the `sysctl_write` module).
 ///
 /// # Safety
 /// As write(2).
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if let Some(r) = crate::sysctl_write::write_hook(fd, buf, count) {
+        return r;
+    }
     if handle_of(fd).is_some() {
         return ret::ssize(Err(Errno::EINVAL));
     }

@@ -26,16 +26,19 @@
 //! - `/proc/sys/kernel/{shmmax,shmall,shmmni,shm_rmid_forced,shm_next_id,
 //!   sem,sem_next_id,msgmax,msgmnb,msgmni,msg_next_id,auto_msgmni}` and
 //!   `/proc/sys/fs/mqueue/{queues_max,msg_max,msgsize_max,msg_default,
-//!   msgsize_default}`: the namespace's sysctls, read-only.
+//!   msgsize_default}`: the namespace's sysctls, read and written (writes:
+//!   the `sysctl_write` module).
 //!
 //! A served file is a sealed memfd holding the text, reopened read-only
 //! (through `/proc/self/fd`) so that writes fail with `EBADF` as on a
 //! read-only descriptor; without `/proc/self/fd` it is the sealed memfd
-//! itself at offset 0 (writes fail with `EPERM`). Opening a served path for
-//! writing gives `EACCES` (sysctl writes go through `uipc sysctl`);
-//! `O_CREAT|O_EXCL` gives `EEXIST` and `O_DIRECTORY` `ENOTDIR`, as for the
-//! real files. `access` answers `F_OK`/`R_OK` with success and `W_OK`/`X_OK`
-//! with `EACCES`.
+//! itself at offset 0 (writes fail with `EPERM`). Opening a sysctl for
+//! writing is allowed to whom the kernel allows it (the namespace's root;
+//! `EACCES` otherwise) and its writes reach the daemon (the
+//! `sysctl_write` module); opening a `/proc/sysvipc` file for writing
+//! gives `EACCES`; `O_CREAT|O_EXCL` gives `EEXIST` and `O_DIRECTORY`
+//! `ENOTDIR`, as for the real files. `access` answers `F_OK`/`R_OK` with
+//! success, `X_OK` with `EACCES`, and `W_OK` as opening for writing would.
 //!
 //! **No daemon**: when no daemon answers, every call goes to the real
 //! function, so the tools show the kernel's view (of the caller's real IPC
@@ -86,6 +89,11 @@ const VIEWS: &[(&CStr, View)] = &[
     (c"/proc/sys/kernel/shm_next_id", View::Sysctl("kernel.shm_next_id")),
     (c"/proc/sys/kernel/sem", View::Sysctl("kernel.sem")),
     (c"/proc/sys/kernel/sem_next_id", View::Sysctl("kernel.sem_next_id")),
+    (c"/proc/sys/kernel/msgmax", View::Sysctl("kernel.msgmax")),
+    (c"/proc/sys/kernel/msgmnb", View::Sysctl("kernel.msgmnb")),
+    (c"/proc/sys/kernel/msgmni", View::Sysctl("kernel.msgmni")),
+    (c"/proc/sys/kernel/msg_next_id", View::Sysctl("kernel.msg_next_id")),
+    (c"/proc/sys/kernel/auto_msgmni", View::Sysctl("kernel.auto_msgmni")),
     (c"/proc/sys/fs/mqueue/queues_max", View::Sysctl("fs.mqueue.queues_max")),
     (c"/proc/sys/fs/mqueue/msg_max", View::Sysctl("fs.mqueue.msg_max")),
     (c"/proc/sys/fs/mqueue/msgsize_max", View::Sysctl("fs.mqueue.msgsize_max")),
@@ -243,18 +251,55 @@ fn fill(fd: c_int, mut bytes: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// A descriptor for writing (`O_WRONLY`) or both (`O_RDWR`, reading
+/// `text` at offset 0) sysctl `name`, recorded so that the shim's `write`
+/// sends what is written to the daemon (the `sysctl_write` module).
+fn writable_fd(name: &'static str, text: &str, flags: c_int) -> Result<c_int, Errno> {
+    // SAFETY: a NUL-terminated name and flags; creates a new descriptor.
+    let fd = unsafe { libc::memfd_create(c"uipc-sysctl".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    let reopened = fill(fd, text.as_bytes()).and_then(|()| {
+        // A fresh description of the same file, with the caller's access
+        // mode and close-on-exec, at offset 0.
+        let path = format!("/proc/self/fd/{fd}\0");
+        let mode = flags & libc::O_ACCMODE | if flags & libc::O_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+        let open = real_open().ok_or(Errno::ENOSYS)?;
+        // SAFETY: libc's open with a NUL-terminated path and no O_CREAT.
+        let w = unsafe { open(path.as_ptr().cast(), mode) };
+        if w < 0 {
+            Err(last_errno())
+        } else {
+            Ok(w)
+        }
+    });
+    close(fd);
+    let w = reopened?;
+    if let Err(e) = crate::sysctl_write::record(w, name) {
+        close(w);
+        return Err(e);
+    }
+    Ok(w)
+}
+
 /// `open`'s answer for a served path with `flags`.
 fn open_view(v: View, flags: c_int) -> Option<Result<c_int, Errno>> {
     let text = text(v)?;
     Some(text.and_then(|t| {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY {
-            return Err(Errno::EACCES);
-        }
+        // do_open(): the existence and type checks come before may_open()'s
+        // permission check.
         if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
             return Err(Errno::EEXIST);
         }
         if flags & libc::O_DIRECTORY != 0 {
             return Err(Errno::ENOTDIR);
+        }
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            // /proc/sysvipc/* are 0444; a sysctl as its owner decides.
+            let View::Sysctl(name) = v else { return Err(Errno::EACCES) };
+            crate::sysctl_write::may_write(name)?;
+            return writable_fd(name, &t, flags);
         }
         served_fd(&t, flags & libc::O_CLOEXEC != 0)
     }))
@@ -399,7 +444,12 @@ unsafe fn fopen_view(v: View, mode: *const c_char) -> Option<Result<*mut FILE, E
         let m = m.split(|&b| b == b',').next().unwrap_or(&[]);
         match m.first() {
             Some(b'r') if !m.contains(&b'+') => {}
-            Some(b'r' | b'w' | b'a') => return Err(Errno::EACCES),
+            Some(b'r' | b'w' | b'a') => {
+                // Writing: a sysctl its owner may write, through the daemon.
+                let View::Sysctl(name) = v else { return Err(Errno::EACCES) };
+                crate::sysctl_write::may_write(name)?;
+                return crate::sysctl_write::stream(name, t, mode);
+            }
             _ => return Err(Errno::EINVAL),
         }
         let fd = served_fd(&t, m.contains(&b'e'))?;
@@ -456,9 +506,15 @@ pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *m
 #[no_mangle]
 pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
     // SAFETY: the caller's C contract for `path`.
-    if unsafe { view(path) }.is_some() && daemon() {
-        let denied = mode & (libc::W_OK | libc::X_OK) != 0;
-        return ret::int(if denied { Err(Errno::EACCES) } else { Ok(0) });
+    if let Some(v) = unsafe { view(path) }.filter(|_| daemon()) {
+        // No served file is executable; a sysctl is writable by its owner.
+        let r = match v {
+            _ if mode & libc::X_OK != 0 => Err(Errno::EACCES),
+            View::Sysctl(name) if mode & libc::W_OK != 0 => crate::sysctl_write::may_write(name),
+            _ if mode & libc::W_OK != 0 => Err(Errno::EACCES),
+            _ => Ok(()),
+        };
+        return ret::int(r.map(|()| 0));
     }
     // SAFETY: libc's access, called as C calls it.
     real_access().map_or_else(missing, |f| unsafe { f(path, mode) })
