@@ -30,6 +30,7 @@ fn main() {
         ("mprotect", Request::Mprotect { addr: 0x1000, len: 0x2000, prot: 1 }),
         ("unshare", Request::Unshare { newipc: true }),
         ("recheck", Request::Recheck { tid: 1 }),
+        ("nsof", Request::NsOf { pid: 1 }),
         ("msgget", Request::MsgGet { key: 42, flags: 0o1666 }),
         ("msgsnd", Request::MsgSnd { id: 0, mtype: Some(1), msgsz: 3, text: Some(b"abc".to_vec()), flags: 0 }),
         ("msgrcv", Request::MsgRcv { id: 0, msgsz: 64, msgtyp: -5, flags: 0o10000, readable: true }),

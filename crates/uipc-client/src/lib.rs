@@ -692,6 +692,19 @@ impl Client {
         Client::connect_to(&socket, namespace)
     }
 
+    /// The name of the namespace process `pid` is in, for
+    /// `setns(fd, CLONE_NEWIPC)` (needs `CAP_SYS_ADMIN`, as Linux's).
+    ///
+    /// # Errors
+    /// `EPERM` without `CAP_SYS_ADMIN`; `EINVAL` if the daemon knows no
+    /// namespace of `pid`.
+    pub fn namespace_of(&self, pid: u32) -> Result<String, Errno> {
+        match self.call(&Request::NsOf { pid })? {
+            Response::Text(name) => Ok(name),
+            r => Err(unexpected(&r)),
+        }
+    }
+
     /// The namespace this client is joined to.
     pub fn namespace(&self) -> String {
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).target().1

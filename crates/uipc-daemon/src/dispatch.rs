@@ -237,6 +237,15 @@ impl Daemon {
             }
             return Ok(value(Ok(0)));
         }
+        if let Request::NsOf { pid } = req {
+            // setns(2): "EPERM The calling thread did not have the required
+            // capability (CAP_SYS_ADMIN)" — ipcns_install() asks for it.
+            if !cred.capable(uipc_core::cred::Cap::SYS_ADMIN) {
+                return Err(Errno::EPERM);
+            }
+            let name = self.namespace_of(pid).ok_or(Errno::EINVAL)?;
+            return Ok((Response::Text(name), None));
+        }
         if let Request::Sync = req {
             self.reap();
             return Ok(value(Ok(0)));
@@ -332,6 +341,7 @@ impl Daemon {
             | Request::Forked { .. }
             | Request::Exec
             | Request::Recheck { .. }
+            | Request::NsOf { .. }
             | Request::ShmDt { .. }
             | Request::Munmap { .. }
             | Request::Mprotect { .. }

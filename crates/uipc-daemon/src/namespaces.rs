@@ -170,6 +170,26 @@ impl Daemon {
         ns_may_enter(cred, &ns.owner)
     }
 
+    /// The namespace process `pid` is in: that of its oldest connection
+    /// (its main one; a thread's own namespace and pooled connections come
+    /// later), else that of its nearest ancestor that has one (a process
+    /// that has not called uipc yet is where it was started).
+    pub(crate) fn namespace_of(&self, pid: u32) -> Option<String> {
+        let mut p = pid;
+        for _ in 0..4096 {
+            let oldest = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.cred.pid.0 == p)
+                .find_map(|(_, c)| c.ns.clone().filter(|n| self.namespaces.contains_key(n)));
+            if oldest.is_some() {
+                return oldest;
+            }
+            p = uipc_sys::proc::proc_parent(p).ok().filter(|&parent| parent > 1)?;
+        }
+        None
+    }
+
     /// Is the caller's process in namespace `name` already, whatever its
     /// credentials now? Either one of its connections is joined to `name`
     /// (a pooled connection opened after `setuid`, a thread's own

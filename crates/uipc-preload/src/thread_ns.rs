@@ -25,6 +25,11 @@
 //!   inherited attachments before it goes on), and the child joins the
 //!   namespace before `fn` runs.
 //!
+//! - `setns(pidfd, CLONE_NEWIPC)` (and the same through `syscall()`):
+//!   the uipc namespace of the process the pidfd refers to, for the
+//!   calling thread in a multi-threaded process, else for the process
+//!   ([`serve_setns`]); `EPERM` without `CAP_SYS_ADMIN`, as Linux.
+//!
 //! Leaving a namespace by a thread's `unshare`: Linux drops the thread's
 //! reference to the undo list it shares with the other threads (applied
 //! when the last sharer lets go) and orphans the segments that *thread*
@@ -33,6 +38,9 @@
 //! knows processes, not threads).
 //!
 //! # Known missing features
+//! - `setns` with a namespace file (`/proc/PID/ns/ipc`) changes only the
+//!   kernel's namespace: such a file names a kernel namespace, and every
+//!   process under uipc shares one; use a pidfd.
 //! - A child made by glibc's `clone` with `CLONE_VM` or `CLONE_VFORK`
 //!   shares the shim's memory with its parent (or runs while the parent
 //!   is suspended): with `CLONE_NEWIPC` it stays in its parent's uipc
@@ -121,6 +129,90 @@ fn join_as_process(name: &str) {
         let _ = c.join(name);
     }
     std::env::set_var("UIPC_NAMESPACE", name);
+}
+
+/// The process a descriptor handed to `setns` refers to, if it is a pidfd
+/// (the `Pid:` line of its `/proc/self/fdinfo` entry).
+fn pidfd_target(fd: c_int) -> Option<u32> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    if !link.to_string_lossy().contains("pidfd") {
+        return None;
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("Pid:")).and_then(|v| v.trim().parse::<u32>().ok()).filter(|&p| p > 0)
+}
+
+/// `setns(fd, nstype)` with `fd` a pidfd and `nstype` naming
+/// `CLONE_NEWIPC`: the caller joins the uipc namespace of the process `fd`
+/// refers to — the calling thread alone in a multi-threaded process (as
+/// Linux's `setns` moves the calling thread), else the process, applying
+/// its semaphore undo records first (`commit_nsset()` calls `exit_sem()`)
+/// and setting `UIPC_NAMESPACE`. The other namespaces of `nstype` go to
+/// `kernel` (the real call) first. Any other call is `kernel`'s alone,
+/// as is every call when no daemon answers.
+///
+/// # Errors
+/// `EPERM` without `CAP_SYS_ADMIN` (as `ipcns_install()`), `EINVAL` if
+/// the daemon knows no namespace of that process; the kernel's for the
+/// rest.
+pub(crate) fn serve_setns(fd: c_int, nstype: c_int, kernel: impl FnOnce(c_int, c_int) -> c_int) -> c_int {
+    // nstype 0 with a pidfd is the kernel's EINVAL.
+    if nstype & libc::CLONE_NEWIPC == 0 {
+        return kernel(fd, nstype);
+    }
+    let Some(pid) = pidfd_target(fd) else { return kernel(fd, nstype) };
+    let Ok(client) = crate::with_client(|c| Ok(c.clone())) else { return kernel(fd, nstype) };
+    let found = {
+        let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+        client.namespace_of(pid)
+    };
+    let name = match found {
+        Ok(n) => n,
+        Err(e) => return ret::int(Err(e)),
+    };
+    let rest = nstype & !libc::CLONE_NEWIPC;
+    if rest != 0 {
+        let r = kernel(fd, rest);
+        if r != 0 {
+            return r;
+        }
+    }
+    let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
+    if current().is_some() || multi_threaded() {
+        let own = client.sibling(&name);
+        return ret::int(
+            own.and_then(|own| OWN.try_with(|o| *o.borrow_mut() = Some(own)).map_err(|_| Errno::ESRCH).map(|()| 0)),
+        );
+    }
+    let joined = client.unshare(false).and_then(|_| client.join(&name));
+    ret::int(joined.map(|()| {
+        std::env::set_var("UIPC_NAMESPACE", &name);
+        0
+    }))
+}
+
+type SetnsFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+
+/// `setns(fd, nstype)` — reassociates the calling thread with a namespace.
+/// With a pidfd and `CLONE_NEWIPC`, the uipc namespace of that process
+/// (see [`serve_setns`]); otherwise the C library's call.
+///
+/// # Errors
+/// setns(2)'s: `EPERM`, `EINVAL`, `EBADF`…
+///
+/// # Safety
+/// As setns(2).
+#[no_mangle]
+pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let f = crate::creds::next(&REAL, c"setns");
+    if f == 0 {
+        return ret::int(Err(Errno::ENOSYS));
+    }
+    // SAFETY: `f` is the C library's setns, of this C type.
+    let real = unsafe { std::mem::transmute::<usize, SetnsFn>(f) };
+    // SAFETY: the caller's arguments, as C passes them.
+    serve_setns(fd, nstype, |fd, t| unsafe { real(fd, t) })
 }
 
 type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;

@@ -23,8 +23,9 @@
 //! first call into the shim.
 //!
 //! # Known missing features
-//! - `setns(fd, CLONE_NEWIPC)` (wrapper or raw) changes only the kernel's
-//!   namespace: the process stays in its uipc namespace.
+//! - `setns(fd, CLONE_NEWIPC)` (wrapper or raw) with a namespace file
+//!   changes only the kernel's namespace (with a pidfd it is served: the
+//!   `thread_ns` module).
 //! - A raw `clone`/`clone3` with `CLONE_NEWIPC` that gives the child a
 //!   stack of its own or shares the address space (`CLONE_VM`) leaves the
 //!   child in its parent's uipc namespace (glibc's `clone(fn, stack,
@@ -104,11 +105,20 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
     }))
 }
 
-/// `setns(fd, nstype)` made through `syscall()`:
-/// the kernel's call (see the module's known missing features).
+/// `setns(fd, nstype)` made through `syscall()`: as the `setns` wrapper
+/// (`thread_ns::serve_setns`), the rest by the kernel.
 pub(crate) fn raw_setns(a: &Args) -> c_long {
-    // SAFETY: the caller's raw arguments of setns, passed on as they are.
-    unsafe { kernel(libc::SYS_setns, a) }
+    let (Ok(fd), Ok(nstype)) = (c_int::try_from(a[0]), c_int::try_from(a[1])) else {
+        // SAFETY: the caller's raw arguments of setns, passed on as they are.
+        return unsafe { kernel(libc::SYS_setns, a) };
+    };
+    let kernel_setns = |fd: c_int, t: c_int| {
+        let args = [c_long::from(fd), c_long::from(t), a[2], a[3], a[4], a[5]];
+        // SAFETY: the caller's raw arguments of setns, with its flags narrowed.
+        let r = unsafe { kernel(libc::SYS_setns, &args) };
+        c_int::try_from(r).unwrap_or(-1)
+    };
+    c_long::from(crate::thread_ns::serve_setns(fd, nstype, kernel_setns))
 }
 
 /// While a thread makes a child with a raw `clone(CLONE_NEWIPC)`, the

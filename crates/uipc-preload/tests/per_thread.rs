@@ -27,3 +27,13 @@ fn namespaces_are_per_thread_and_fresh_for_clone_children() {
     }
     differential("thread_ns");
 }
+
+/// `setns(pidfd, CLONE_NEWIPC)`: a child joins another process's
+/// namespace, a thread alone, nobody gets `EPERM`.
+#[test]
+fn setns_with_a_pidfd_joins_that_process_namespace() {
+    if uipc_testsupport::skip_unless_root("setns_with_a_pidfd", "setns natively needs CAP_SYS_ADMIN") {
+        return;
+    }
+    differential("setns");
+}

@@ -393,6 +393,13 @@ pub enum Request {
     /// The queues of the connection's namespace (the mqueue filesystem's
     /// directory): answered by [`Response::MqList`].
     MqList,
+    /// The first half of `setns(fd, CLONE_NEWIPC)`: the name of the
+    /// namespace process `pid` is in ([`Response::Text`]); `EPERM` without
+    /// `CAP_SYS_ADMIN`, `EINVAL` if the daemon knows no namespace of it.
+    NsOf {
+        /// The process the descriptor refers to.
+        pid: u32,
+    },
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.

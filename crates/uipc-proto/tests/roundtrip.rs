@@ -44,6 +44,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         ".{0,20}".prop_map(|name| Request::NsRemove { name }),
         any::<bool>().prop_map(|newipc| Request::Unshare { newipc }),
         any::<u32>().prop_map(|tid| Request::Recheck { tid }),
+        any::<u32>().prop_map(|pid| Request::NsOf { pid }),
         (any::<i32>(), any::<i32>()).prop_map(|(key, flags)| Request::MsgGet { key, flags }),
         (any::<i32>(), any::<Option<i64>>(), any::<i64>(), any::<Option<Vec<u8>>>(), any::<i32>())
             .prop_map(|(id, mtype, msgsz, text, flags)| Request::MsgSnd { id, mtype, msgsz, text, flags }),
