@@ -1,5 +1,7 @@
 //! Credential changes: `setuid`, `seteuid`, `setreuid`, `setresuid`,
-//! `setgid`, `setegid`, `setregid`, `setresgid`, `setgroups` and `capset`.
+//! `setgid`, `setegid`, `setregid`, `setresgid`, `setgroups`, `capset`,
+//! and `setfsuid`/`setfsgid` (POSIX shared memory's permission checks, as
+//! files', use the filesystem ids; they change the calling thread only).
 //!
 //! Linux checks the caller's *current* credentials at every IPC call
 //! (`ipcperms()` reads `current_euid()`, `in_group_p()`, `ns_capable()`),
@@ -21,8 +23,6 @@
 //! so they count as [`CredScope::Thread`].
 //!
 //! # Known missing features
-//! - The `fsuid` calls are not wrapped (IPC permission checks do not use
-//!   the filesystem ids).
 //! - A change made with the `syscall` instruction itself (not through
 //!   libc's `syscall()`) is seen only in trap mode (the `trap` module's
 //!   handler reports it as a change of the calling thread).
@@ -165,3 +165,41 @@ wrap!(
     capset(hdrp: *mut c_void, datap: *const c_void),
     CredScope::Thread
 );
+
+/// `setfsuid`/`setfsgid` through the C library's `name`: they return the
+/// previous id whether or not they changed it, so the change is always
+/// reported (a needless report costs one re-read).
+fn fs_id_call(slot: &AtomicUsize, name: &CStr, id: u32) -> c_int {
+    let f = next(slot, name);
+    if f == 0 {
+        return ret::int(Err(uipc_abi::Errno::ENOSYS));
+    }
+    // SAFETY: `f` is the C library's `int setfsuid(uid_t)` (or setfsgid).
+    let real = unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(u32) -> c_int>(f) };
+    // SAFETY: called as C calls it.
+    let r = unsafe { real(id) };
+    changed(CredScope::Thread);
+    r
+}
+
+/// `setfsuid(fsuid)` — sets the calling thread's filesystem user id;
+/// returns the previous one.
+///
+/// # Safety
+/// None beyond C's: the argument is a plain value.
+#[no_mangle]
+pub unsafe extern "C" fn setfsuid(fsuid: uid_t) -> c_int {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    fs_id_call(&REAL, c"setfsuid", fsuid)
+}
+
+/// `setfsgid(fsgid)` — sets the calling thread's filesystem group id;
+/// returns the previous one.
+///
+/// # Safety
+/// None beyond C's: the argument is a plain value.
+#[no_mangle]
+pub unsafe extern "C" fn setfsgid(fsgid: gid_t) -> c_int {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    fs_id_call(&REAL, c"setfsgid", fsgid)
+}
