@@ -31,6 +31,9 @@
 //!   with the kernel's file).
 //!
 //! # Known missing features
+//! - While a sysctl descriptor is open, `write` and `close` take a lock:
+//!   a signal handler that calls them while the interrupted thread is in
+//!   one of them on such a descriptor waits for it forever.
 //! - `pwrite`, `writev` and `sendfile` to a served descriptor reach the
 //!   memfd, not the daemon; `dup` copies are not recorded (their writes
 //!   likewise).
