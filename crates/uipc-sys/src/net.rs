@@ -229,12 +229,50 @@ pub fn recv_msg_restartable(
 /// `SIGBUS`, `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`), and but the two glibc
 /// keeps for itself (thread cancellation and `setuid` broadcast; its
 /// `pthread_sigmask` never blocks them, so another thread's `setuid` never
-/// waits on a sleeper).
+/// waits on a sleeper). The `setuid` broadcast's signal is still noticed:
+/// its handler changes the thread's credentials, which are taken when the
+/// signals are held and compared before the wait (a `semop` the kernel
+/// was running when that signal came fails with `EINTR`).
 #[derive(Debug)]
 #[must_use = "signals are held only while this lives"]
 pub struct SignalsHeld {
     /// The mask to give back, and to wait with.
     caller: libc::sigset_t,
+    /// The thread's credentials when the signals were held.
+    ids: ThreadIds,
+}
+
+/// A thread's real, effective, saved user and group ids and its
+/// supplementary groups: what glibc's setxid broadcast changes.
+#[derive(Debug, PartialEq, Eq)]
+struct ThreadIds {
+    uids: [libc::uid_t; 3],
+    gids: [libc::gid_t; 3],
+    groups: Vec<libc::gid_t>,
+}
+
+impl ThreadIds {
+    /// The calling thread's, now (`getresuid`, `getresgid`, `getgroups`:
+    /// system calls that read the calling thread's own credentials).
+    fn now() -> ThreadIds {
+        let mut ids = ThreadIds { uids: [0; 3], gids: [0; 3], groups: Vec::new() };
+        let [ru, eu, su] = &mut ids.uids;
+        let [rg, eg, sg] = &mut ids.gids;
+        // SAFETY: each pointer is a live, exclusively borrowed id the kernel writes.
+        unsafe {
+            libc::getresuid(ru, eu, su);
+            libc::getresgid(rg, eg, sg);
+        }
+        // SAFETY: with size 0 getgroups only counts.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        if let Ok(len) = usize::try_from(n) {
+            ids.groups.resize(len, 0);
+            // SAFETY: `groups` has room for `n` ids.
+            let got = unsafe { libc::getgroups(n, ids.groups.as_mut_ptr()) };
+            ids.groups.truncate(usize::try_from(got).unwrap_or(0));
+        }
+        ids
+    }
 }
 
 /// Holds the calling thread's signals back (see [`SignalsHeld`]).
@@ -255,7 +293,7 @@ pub fn hold_signals() -> Result<SignalsHeld, Errno> {
             libc::sigdelset(&mut all, sync);
         }
         match libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut caller) {
-            0 => Ok(SignalsHeld { caller }),
+            0 => Ok(SignalsHeld { caller, ids: ThreadIds::now() }),
             e => Err(Errno::from_raw(e)),
         }
     }
@@ -295,6 +333,11 @@ impl SignalsHeld {
         buf: &mut [u8],
         max_fds: usize,
     ) -> Result<(usize, Vec<OwnedFd>), Errno> {
+        // glibc's setxid signal, which no mask holds, ran its handler since
+        // the signals were held: as a signal that interrupted the wait.
+        if ThreadIds::now() != self.ids {
+            return Err(Errno::EINTR);
+        }
         let mut fds = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         // SAFETY: one valid pollfd, no timeout, and a valid signal mask.
         let r = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, std::ptr::null(), &self.caller) };
