@@ -1238,7 +1238,9 @@ fn mq_uipc(op: &Op) -> Reply {
             reply(with_client(|c| c.mq_notify(h, how).map(|_| ())), |()| Some(0))
         }
         Op::MqUnlink { ref name } => {
-            reply(mq_kernel_name(name).and_then(|n| with_client(|c| c.mq_unlink(n))), |()| Some(0))
+            let r = mq_kernel_name(name).and_then(|n| with_client(|c| c.mq_unlink(n)));
+            // glibc reports the kernel's EPERM as EACCES (MQ-UNL-1).
+            reply(r.map_err(|e| if e == uipc_abi::Errno::EPERM { uipc_abi::Errno::EACCES } else { e }), |()| Some(0))
         }
         Op::MqClose { mqd } => {
             let held = MQ_FDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&mqd);

@@ -419,7 +419,11 @@ impl CoreBackend {
                 let how = how.map(|(notify, signo)| NotifyHow::decode(notify, signo, 0)).transpose();
                 reply(how.and_then(|h| self.ns.mq_notify(cred, t, desc(*mqd), h)).map(|()| 0))
             }
-            Op::MqUnlink { name } => reply(name_of(name).and_then(|n| self.ns.mq_unlink(cred, &n)).map(|()| 0)),
+            Op::MqUnlink { name } => {
+                let r = name_of(name).and_then(|n| self.ns.mq_unlink(cred, &n));
+                // glibc reports the kernel's EPERM as EACCES (MQ-UNL-1).
+                reply(r.map(|()| 0).map_err(|e| if e == Errno::EPERM { Errno::EACCES } else { e }))
+            }
             Op::MqClose { mqd } => reply(self.ns.mq_close(cred, desc(*mqd)).map(|()| 0)),
             _ => return Err(format!("{op:?} is not an mq operation")),
         })
