@@ -522,9 +522,22 @@ pub fn is_msg_syscall(nr: i64) -> bool {
     nr == libc::SYS_msgsnd || nr == libc::SYS_msgrcv
 }
 
+/// Whether the system call number is `mq_timedsend` or `mq_timedreceive`
+/// (what glibc's `mq_send`/`mq_receive` make too).
+pub fn is_mq_syscall(nr: i64) -> bool {
+    nr == libc::SYS_mq_timedsend || nr == libc::SYS_mq_timedreceive
+}
+
 /// Whether the system call number is `semop` or `semtimedop`.
 pub fn is_semop_syscall(nr: i64) -> bool {
     nr == libc::SYS_semop || nr == libc::SYS_semtimedop
+}
+
+/// Whether the system call number is `recvmsg` (where a uipc client's
+/// restartable call, such as a sleeping `mq_timedreceive`, waits for the
+/// daemon's answer).
+pub fn is_recvmsg_syscall(nr: i64) -> bool {
+    nr == libc::SYS_recvmsg
 }
 
 /// Whether the system call number is `poll` or `ppoll` (where a uipc

@@ -498,7 +498,10 @@ impl Coordinator {
     /// waits on its channel, between which `/proc/<pid>/syscall` and
     /// `/proc/<pid>/stat` say what it is doing; never a fixed sleep.
     fn start(&mut self, pid: u32, op: &Op) -> Result<Started, String> {
-        if !matches!(op, Op::SemOp { .. } | Op::MsgSnd { .. } | Op::MsgRcv { .. }) {
+        if !matches!(
+            op,
+            Op::SemOp { .. } | Op::MsgSnd { .. } | Op::MsgRcv { .. } | Op::MqSend { .. } | Op::MqReceive { .. }
+        ) {
             // Nothing else sleeps: perform it plainly.
             return self.call(pid, op).map(Started::Done);
         }
@@ -531,12 +534,14 @@ impl Coordinator {
             let asleep = match &daemon {
                 Some(c) => {
                     now.state == 'S'
-                        && now.syscall.is_some_and(oracle::is_poll_syscall)
+                        && now.syscall.is_some_and(|n| oracle::is_poll_syscall(n) || oracle::is_recvmsg_syscall(n))
                         && c.waiters().map_err(|e| errno_text("daemon waiters", e))?.contains(&pid)
                 }
                 None => {
                     now.state == 'S'
-                        && now.syscall.is_some_and(|n| oracle::is_semop_syscall(n) || oracle::is_msg_syscall(n))
+                        && now.syscall.is_some_and(|n| {
+                            oracle::is_semop_syscall(n) || oracle::is_msg_syscall(n) || oracle::is_mq_syscall(n)
+                        })
                 }
             };
             if asleep {

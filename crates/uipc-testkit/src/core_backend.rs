@@ -45,6 +45,8 @@ pub struct CoreBackend {
     finished: BTreeMap<u32, Reply>,
     /// Processes asleep in a msgrcv whose buffer is unwritable.
     faulting: BTreeSet<u32>,
+    /// Processes asleep in an `mq_timedreceive` (their message is a [`Data::MqMsg`]).
+    mq_receivers: BTreeSet<u32>,
 }
 
 impl Default for CoreBackend {
@@ -106,6 +108,7 @@ impl CoreBackend {
             asleep: BTreeMap::new(),
             finished: BTreeMap::new(),
             faulting: BTreeSet::new(),
+            mq_receivers: BTreeSet::new(),
         }
     }
 
@@ -234,7 +237,12 @@ impl CoreBackend {
             if let Some(pid) = pid {
                 self.asleep.remove(&pid);
                 let fault = self.faulting.remove(&pid);
+                let mq = self.mq_receivers.remove(&pid);
                 let r = match (w.result, w.message) {
+                    (Ok(n), Some(m)) if mq => Reply {
+                        ret: Ok(n),
+                        data: Data::MqMsg { prio: u32::try_from(m.mtype).unwrap_or(u32::MAX), text: m.data },
+                    },
                     // MSG-RCV-5: the copy-out fails after the hand-off.
                     (Ok(_), Some(_)) if fault => Reply::err(Errno::EFAULT.raw()),
                     (Ok(n), Some(m)) => Reply { ret: Ok(n), data: Data::Msg { mtype: m.mtype, text: m.data } },
@@ -270,6 +278,7 @@ impl CoreBackend {
     fn interrupt(&mut self, pid: u32, why: Interrupt) {
         if let Some((w, _)) = self.asleep.remove(&pid) {
             self.faulting.remove(&pid);
+            self.mq_receivers.remove(&pid);
             if let Some(r) = self.ns.interrupt(w, why) {
                 self.finished.insert(pid, reply(r));
             }
@@ -351,32 +360,46 @@ impl CoreBackend {
         self.ns.mq_desc(MqDescId(u64::try_from(mqd).unwrap_or(u64::MAX))).is_some_and(|d| d.nonblock())
     }
 
-    /// A call that would sleep: only a timed one, which a test gives a past
-    /// deadline, ends (`ETIMEDOUT` at once, as the kernel's).
+    /// A call that would sleep: started ([`Backend::start`]), the process
+    /// is asleep (`Ok(None)`); called, only a timed one, which a test gives a
+    /// past deadline, ends (`ETIMEDOUT` at once, as the kernel's).
     fn mq_outcome<T>(
         &mut self,
         cred: &Cred,
         r: Result<Outcome<T>, Errno>,
         timed: bool,
-    ) -> Result<Result<T, Errno>, String> {
+        may_sleep: bool,
+    ) -> Result<Option<Result<T, Errno>>, String> {
         match r {
-            Ok(Outcome::Done(v)) => Ok(Ok(v)),
-            Err(e) => Ok(Err(e)),
+            Ok(Outcome::Done(v)) => Ok(Some(Ok(v))),
+            Err(e) => Ok(Some(Err(e))),
+            Ok(Outcome::Blocked(w)) if may_sleep => {
+                self.asleep.insert(cred.pid.0, (w, timed));
+                Ok(None)
+            }
             Ok(Outcome::Blocked(w)) if timed => match self.ns.mq_interrupt(w, Interrupt::Timeout) {
-                Some(Err(e)) => Ok(Err(e)),
+                Some(Err(e)) => Ok(Some(Err(e))),
                 other => Err(format!("P{}: a timed-out mq call ended with {other:?}", cred.pid.0)),
             },
-            Ok(Outcome::Blocked(_)) => Err(format!("process {} blocked in an mq call", cred.pid.0)),
+            Ok(Outcome::Blocked(_)) => Err(format!("process {} blocked in an mq call (use start/finish)", cred.pid.0)),
         }
     }
 
     /// The POSIX message-queue operations, with glibc's part (the `/` of
     /// the name, MQ-NAME-1; `attr` passed only with `O_CREAT`, MQ-OPEN-2).
     fn mq(&mut self, cred: &Cred, op: &Op) -> Result<Reply, String> {
+        match self.mq_start(cred, op, false)? {
+            Started::Done(r) => Ok(r),
+            Started::Blocked => Err(format!("{op:?}: blocked")),
+        }
+    }
+
+    /// [`CoreBackend::mq`], or (`may_sleep`) the start of a call that sleeps.
+    fn mq_start(&mut self, cred: &Cred, op: &Op, may_sleep: bool) -> Result<Started, String> {
         let t = now();
         let desc = |mqd: i64| MqDescId(u64::try_from(mqd).unwrap_or(u64::MAX));
         let name_of = |name: &[u8]| name.strip_prefix(b"/").map(<[u8]>::to_vec).ok_or(Errno::EINVAL);
-        Ok(match op {
+        Ok(Started::Done(match op {
             Op::MqOpen { name, oflag, mode, attr } => {
                 let attr = if oflag & uipc_core::posix::mqueue::O_CREAT != 0 { *attr } else { None };
                 let attr = attr.map(|(maxmsg, msgsize)| MqCreateAttr { maxmsg, msgsize });
@@ -387,16 +410,21 @@ impl CoreBackend {
                 let nb = self.mq_nonblock(*mqd);
                 let dl = deadline.map(|(sec, nsec)| Deadline { sec, nsec });
                 let r = self.ns.mq_timedsend(cred, t, desc(*mqd), nb, text.clone(), *prio, dl);
-                let r = self.mq_outcome(cred, r, deadline.is_some())?;
+                let r = self.mq_outcome(cred, r, deadline.is_some(), may_sleep)?;
                 self.deliver_wakeups();
+                let Some(r) = r else { return Ok(Started::Blocked) };
                 reply(r.map(|()| 0))
             }
             Op::MqReceive { mqd, len, deadline } => {
                 let nb = self.mq_nonblock(*mqd);
                 let dl = deadline.map(|(sec, nsec)| Deadline { sec, nsec });
                 let r = self.ns.mq_timedreceive(cred, t, desc(*mqd), nb, *len, dl);
-                let r = self.mq_outcome(cred, r, deadline.is_some())?;
+                let r = self.mq_outcome(cred, r, deadline.is_some(), may_sleep)?;
                 self.deliver_wakeups();
+                let Some(r) = r else {
+                    self.mq_receivers.insert(cred.pid.0);
+                    return Ok(Started::Blocked);
+                };
                 match r {
                     Ok(m) => Reply {
                         ret: Ok(i64::try_from(m.data.len()).unwrap_or(-1)),
@@ -426,7 +454,7 @@ impl CoreBackend {
             }
             Op::MqClose { mqd } => reply(self.ns.mq_close(cred, desc(*mqd)).map(|()| 0)),
             _ => return Err(format!("{op:?} is not an mq operation")),
-        })
+        }))
     }
 
     fn semctl(&mut self, cred: &Cred, id: i32, semnum: i32, cmd: i32, arg: &SemArg) -> Reply {
@@ -581,6 +609,7 @@ impl Backend for CoreBackend {
             Op::MsgRcv { id, size, msgtyp, flags, fault } => {
                 Ok(self.msgrcv(&cred, *id, *size, *msgtyp, *flags, *fault))
             }
+            Op::MqSend { .. } | Op::MqReceive { .. } => self.mq_start(&cred, op, true),
             other => self.call(pid, other).map(Started::Done),
         }
     }

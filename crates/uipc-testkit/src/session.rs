@@ -773,9 +773,40 @@ impl<'b> Session<'b> {
     fn mq_receive_op(&mut self, p: Proc, q: Mqd, len: u64, deadline: Option<(i64, i64)>) -> Res<(Vec<u8>, u32)> {
         let what = format!("mq_timedreceive({}, buf, {len}, {deadline:?})", q.fact());
         let r = self.call(p, Op::MqReceive { mqd: q.raw, len, deadline }, what);
-        Self::errno(&r)?;
-        match r.data {
-            Data::MqMsg { prio, text } => Ok((text, prio)),
+        Self::mq_msg_of(&r)
+    }
+
+    /// `mq_send` that may sleep: `None` once `p` is asleep in it (collect
+    /// with [`Session::finish`]), `Some` if it completed at once.
+    pub fn mq_send_async(&mut self, p: Proc, q: Mqd, text: &[u8], prio: u32) -> Option<Res<()>> {
+        let what = format!("mq_timedsend({}, {:?}, {prio}, None)", q.fact(), String::from_utf8_lossy(text));
+        let op = Op::MqSend { mqd: q.raw, text: text.to_vec(), prio, deadline: None };
+        self.start_op(p, op, what).map(|r| Self::errno(&r).map(|_| ()))
+    }
+
+    /// `mq_receive` that may sleep: `None` once `p` is asleep in it
+    /// (collect with [`Session::finish_mq`]), `Some` if it completed at once.
+    pub fn mq_receive_async(&mut self, p: Proc, q: Mqd, len: u64) -> Option<Res<(Vec<u8>, u32)>> {
+        let what = format!("mq_timedreceive({}, buf, {len}, None)", q.fact());
+        self.start_op(p, Op::MqReceive { mqd: q.raw, len, deadline: None }, what).map(|r| Self::mq_msg_of(&r))
+    }
+
+    /// The message `p`'s sleeping `mq_receive` (started with
+    /// [`Session::mq_receive_async`]) got, or its errno.
+    pub fn finish_mq(&mut self, p: Proc) -> Res<(Vec<u8>, u32)> {
+        let pid = self.pids[p.0];
+        let r = self.backend.finish(pid);
+        let reply = self.harness(r);
+        let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
+        let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
+        self.transcript.push(line);
+        Self::mq_msg_of(&reply)
+    }
+
+    fn mq_msg_of(r: &Reply) -> Res<(Vec<u8>, u32)> {
+        Self::errno(r)?;
+        match &r.data {
+            Data::MqMsg { prio, text } => Ok((text.clone(), *prio)),
             other => panic!("mq_receive returned {other:?}"),
         }
     }
