@@ -404,3 +404,27 @@ fn a_receive_of_the_blocking_message_wakes_the_first_sender() {
     assert_eq!(got(rcv(&mut ns, 5, id, 64, 0, 0)), (2, b"ab".to_vec()));
     assert_eq!(ns.take_wakeups(), vec![Wakeup::new(s2, Ok(0))]);
 }
+
+#[test]
+fn exit_drops_a_process_sleepers_and_teardown_wakes_the_rest() {
+    let mut ns = IpcNamespace::new(HeapMemory);
+    let id = new_queue(&mut ns);
+    let gone = blocked(rcv(&mut ns, 2, id, 8, 0, 0));
+    let stays = blocked(rcv(&mut ns, 3, id, 8, 0, 0));
+    ns.exit(Pid(2), NOW);
+    // The dead receiver is no longer offered messages: the next goes to pid 3.
+    snd(&mut ns, 4, id, 1, b"x", 0).unwrap();
+    assert_eq!(
+        ns.take_wakeups(),
+        vec![Wakeup { waiter: stays, result: Ok(1), message: Some(Message { mtype: 1, data: b"x".to_vec() }) }]
+    );
+    assert_eq!(ns.msg_interrupt(gone, Interrupt::Signal), None);
+    set(&mut ns, id, 0o666, 0);
+    let r = blocked(rcv(&mut ns, 5, id, 8, 0, 0));
+    let s = blocked(snd(&mut ns, 6, id, 1, b"y", 0));
+    snd(&mut ns, 6, id, 1, b"z", IPC_NOWAIT).unwrap_err();
+    // NS-9: the namespace's end frees every queue; sleepers get EIDRM.
+    ns.free_ipcs();
+    assert_eq!(ns.take_wakeups(), vec![Wakeup::new(r, Err(Errno::EIDRM)), Wakeup::new(s, Err(Errno::EIDRM))]);
+    assert_eq!(ns.object_counts().msg, 0);
+}

@@ -6,9 +6,8 @@
  * that are not IPC calls. As root, also credentials changed by glibc's
  * set*id (with a second thread) and by raw setresuid and capset
  * instructions judge the next calls. One line per step, compared between the kernel
- * (in a fresh IPC namespace) and `uipc run --trap`. With argument "uipc",
- * the message-queue calls, which uipc does not serve yet, are checked to
- * give -ENOSYS (outside the compared output). x86-64 only. */
+ * (in a fresh IPC namespace) and `uipc run --trap`, System V message
+ * queues included. x86-64 only. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -4,10 +4,9 @@
  * own conventions (int arguments are the register's low 32 bits; semctl's
  * union by value; shmat returns the address). Then capabilities dropped
  * with raw syscall(SYS_capset). One line per call, compared with the
- * kernel's in a fresh IPC namespace. With argument "deny" the kernel's IPC
- * calls kill the process; the message-queue calls are then checked to
- * answer ENOSYS (the shim does not serve them yet), outside the compared
- * output. Needs root. */
+ * kernel's in a fresh IPC namespace, System V message queues included.
+ * With argument "deny" the kernel's IPC calls kill the process. Needs
+ * root. */
 #include "common.h"
 #include <sys/sem.h>
 #include <sys/msg.h>
