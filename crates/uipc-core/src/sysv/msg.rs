@@ -17,8 +17,8 @@
 //! A queue's message bytes live in a [`Memory`] region (its arena), never
 //! on the host's heap: the message index is plain data — `(mtype, offset,
 //! length)` per message, in queue order — and the arena is bump-allocated
-//! and compacted (into a new region, bigger if needed) when its end is
-//! reached; an empty queue starts again at offset 0. Each compaction or
+//! and compacted (into a new region, twice as big when the live text
+//! would fill more than half of it) when its end is reached; an empty queue starts again at offset 0. Each compaction or
 //! growth advances the arena's version, each observable change the queue's
 //! version. This is what a data plane needs: the index, counters and arena
 //! can be mapped by the processes allowed to use the queue and changed
@@ -228,8 +228,8 @@ fn page_round(n: u64) -> u64 {
 impl<R: Clone> MsgQueue<R> {
     /// Space for `len` bytes in the arena: bump allocation; at the end,
     /// the live messages are copied, in order, into a fresh region (twice
-    /// as big when they and `len` would not fit) and the arena's version
-    /// advances.
+    /// as big when they and `len` would fill more than half of it) and the
+    /// arena's version advances.
     fn arena_alloc<M: Memory<Region = R>>(&mut self, mem: &mut M, len: u64) -> Result<u64, Errno> {
         if self.messages.is_empty() {
             self.arena.end = 0;
@@ -240,7 +240,9 @@ impl<R: Clone> MsgQueue<R> {
         let fits_at_end = self.arena.end.checked_add(len).is_some_and(|e| e <= self.arena.size);
         if !fits_at_end || self.arena.region.is_none() {
             let need = self.cbytes.checked_add(len).ok_or(Errno::ENOMEM)?;
-            let size = if need <= self.arena.size && self.arena.region.is_some() {
+            // Kept when the live text fills at most half of it (so a full
+            // queue does not compact at every send), else doubled.
+            let size = if need <= self.arena.size / 2 && self.arena.region.is_some() {
                 self.arena.size
             } else {
                 page_round(need.max(self.arena.size.saturating_mul(2)))
