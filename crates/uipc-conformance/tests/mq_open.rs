@@ -23,17 +23,10 @@
 //!   `mq_basic.c`'s `attrs()`.
 #![allow(clippy::unwrap_used)]
 
+use uipc_abi::pshm::{O_APPEND, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
 use uipc_abi::Errno;
 use uipc_testkit::Session;
 
-const O_RDONLY: i32 = 0;
-const O_WRONLY: i32 = 1;
-const O_RDWR: i32 = 2;
-const O_CREAT: i32 = 0o100;
-const O_EXCL: i32 = 0o200;
-const O_TRUNC: i32 = 0o1000;
-const O_APPEND: i32 = 0o2000;
-const O_NONBLOCK: i32 = 0o4000;
 /// Small queues: the kernel charges RLIMIT_MSGQUEUE per user across every
 /// namespace, and tests run at once.
 const SMALL: Option<(i64, i64)> = Some((4, 16));

@@ -35,17 +35,13 @@
 //!   the inode times of MQ-FS-4 are not compared anywhere.
 #![allow(clippy::unwrap_used)]
 
-use uipc_abi::Errno;
+use uipc_abi::pshm::{O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use uipc_abi::{Errno, SIGEV_NONE, SIGEV_SIGNAL};
 use uipc_testkit::{Mqd, Proc, Session};
 
-const O_RDONLY: i32 = 0;
-const O_WRONLY: i32 = 1;
-const O_RDWR: i32 = 2;
-const O_CREAT: i32 = 0o100;
-const O_NONBLOCK: i32 = 0o4000;
-const NB: i64 = 0o4000;
-const SIGEV_SIGNAL: i32 = 0;
-const SIGEV_NONE: i32 = 1;
+/// `mq_flags` with `O_NONBLOCK`.
+const NB: i64 = O_NONBLOCK as i64;
+
 /// A deadline long past (1970): a call that would sleep times out at once.
 const PAST: (i64, i64) = (1, 0);
 /// Deadlines `timespec64_valid()` rejects.

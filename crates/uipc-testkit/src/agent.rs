@@ -53,8 +53,8 @@ use uipc_proto::{CtlOut, PermSet};
 use uipc_sys::oracle::{self, Channel, Forked, MsgctlBuf, SemTimeout, SemctlArg, ShmctlBuf, CTL_BUF_LEN};
 
 use crate::op::{
-    CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView,
-    Started, Timeout,
+    mq_op, CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView,
+    ShminfoView, Started, Timeout,
 };
 
 /// A request from the test process to the agent.
@@ -811,13 +811,7 @@ fn execute(op: &Op) -> Reply {
             }
         }
         Op::MsgCtl { id, cmd, ref buf } => msgctl(id, cmd, buf),
-        Op::MqOpen { .. }
-        | Op::MqSend { .. }
-        | Op::MqReceive { .. }
-        | Op::MqGetSetAttr { .. }
-        | Op::MqNotify { .. }
-        | Op::MqUnlink { .. }
-        | Op::MqClose { .. } => mq_libc(op),
+        mq_op!() => mq_libc(op),
         Op::Fork | Op::Exec | Op::Exit | Op::Kill | Op::Signal => Reply::err(uipc_abi::Errno::EINVAL.raw()),
     }
 }
@@ -1118,13 +1112,7 @@ fn execute_uipc(op: &Op) -> Reply {
             }
         }
         Op::MsgCtl { id, cmd, ref buf } => msgctl_uipc(id, cmd, buf),
-        Op::MqOpen { .. }
-        | Op::MqSend { .. }
-        | Op::MqReceive { .. }
-        | Op::MqGetSetAttr { .. }
-        | Op::MqNotify { .. }
-        | Op::MqUnlink { .. }
-        | Op::MqClose { .. } => mq_uipc(op),
+        mq_op!() => mq_uipc(op),
         Op::Munmap { addr, len } => {
             reply(oracle::munmap(addr, len).and_then(|()| with_client(|c| c.unmapped(addr, len))), |()| Some(0))
         }

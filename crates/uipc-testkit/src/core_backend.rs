@@ -17,8 +17,8 @@ use uipc_core::{HeapMemory, IpcNamespace, Time};
 
 use crate::backend::Backend;
 use crate::op::{
-    CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView, ShminfoView,
-    Started, Timeout,
+    mq_op, CtlBuf, Data, Identity, MsgCtlBuf, MsgDsView, Op, Reply, SemArg, SemDsView, ShmDsView, ShmInfoView,
+    ShminfoView, Started, Timeout,
 };
 use crate::sandbox;
 
@@ -587,13 +587,7 @@ impl Backend for CoreBackend {
                 }
             }
             Op::MsgCtl { id, cmd, buf } => self.msgctl(&cred, *id, *cmd, buf),
-            Op::MqOpen { .. }
-            | Op::MqSend { .. }
-            | Op::MqReceive { .. }
-            | Op::MqGetSetAttr { .. }
-            | Op::MqNotify { .. }
-            | Op::MqUnlink { .. }
-            | Op::MqClose { .. } => self.mq(&cred, op)?,
+            mq_op!() => self.mq(&cred, op)?,
             Op::Signal => {
                 self.interrupt(pid, Interrupt::Signal);
                 Reply::ok(0)

@@ -297,6 +297,21 @@ pub enum Op {
     },
 }
 
+/// The pattern of every POSIX message-queue [`Op`], for the backends'
+/// dispatch (keeping their matches exhaustive).
+macro_rules! mq_op {
+    () => {
+        Op::MqOpen { .. }
+            | Op::MqSend { .. }
+            | Op::MqReceive { .. }
+            | Op::MqGetSetAttr { .. }
+            | Op::MqNotify { .. }
+            | Op::MqUnlink { .. }
+            | Op::MqClose { .. }
+    };
+}
+pub(crate) use mq_op;
+
 /// What `msgctl` passes as its `buf` argument.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MsgCtlBuf {

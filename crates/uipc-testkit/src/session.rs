@@ -550,24 +550,25 @@ impl<'b> Session<'b> {
     /// The result of the call `p` is asleep in (after [`Session::semop_async`]
     /// returned `None`): it must have been woken, timed out or interrupted.
     pub fn finish(&mut self, p: Proc) -> Res<i64> {
+        let reply = self.finish_reply(p);
+        Self::errno(&reply)
+    }
+
+    /// The reply of the call `p` is asleep in, recorded in the transcript.
+    fn finish_reply(&mut self, p: Proc) -> Reply {
         let pid = self.pids[p.0];
         let r = self.backend.finish(pid);
         let reply = self.harness(r);
         let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
         let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
         self.transcript.push(line);
-        Self::errno(&reply)
+        reply
     }
 
     /// The message `p`'s sleeping `msgrcv` (started with
     /// [`Session::msgrcv_async`]) got, or its errno.
     pub fn finish_msg(&mut self, p: Proc) -> Res<(i64, Vec<u8>)> {
-        let pid = self.pids[p.0];
-        let r = self.backend.finish(pid);
-        let reply = self.harness(r);
-        let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
-        let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
-        self.transcript.push(line);
+        let reply = self.finish_reply(p);
         Self::msg_of(&reply)
     }
 
@@ -794,12 +795,7 @@ impl<'b> Session<'b> {
     /// The message `p`'s sleeping `mq_receive` (started with
     /// [`Session::mq_receive_async`]) got, or its errno.
     pub fn finish_mq(&mut self, p: Proc) -> Res<(Vec<u8>, u32)> {
-        let pid = self.pids[p.0];
-        let r = self.backend.finish(pid);
-        let reply = self.harness(r);
-        let what = self.asleep.remove(&p.0).unwrap_or_else(|| "call".into());
-        let line = format!("P{} {what} finished -> {}{}", p.0, Self::ret_fact(&reply.ret), self.data_fact(&reply.data));
-        self.transcript.push(line);
+        let reply = self.finish_reply(p);
         Self::mq_msg_of(&reply)
     }
 
