@@ -4,10 +4,15 @@
 //! as libsmartcols prints them to a pipe (columns as wide as their widest
 //! cell or header, no truncation).
 //!
+//! The POSIX options are util-linux 2.41's (`-M`, `-Q`, `-S`, `-N`, and
+//! `-g -Q`'s `do_posix_msg_global()` rows), on the namespace's POSIX
+//! objects as the daemon lists them.
+//!
 //! # Compatibility
 //! On a terminal util-linux may truncate or widen columns to the terminal
-//! width; uipc always prints the pipe layout. uipc has no System V message
-//! queues: `-q` lists none.
+//! width; uipc always prints the pipe layout. POSIX objects are listed in
+//! name order (util-linux: `readdir` order), and a bare `lsipc` prints
+//! 2.38's summary, without 2.41's POSIX queue rows.
 //!
 //! # References
 //!  - [lsipc(1)](https://man7.org/linux/man-pages/man1/lsipc.1.html)
@@ -69,6 +74,11 @@ const COLS: &[Col] = &[
     col("LIMIT", "System-wide limit", "Limit", true),
     col("USED", "Currently used", "Used", true),
     col("USE%", "Currently use percentage", "Use", true),
+    // util-linux 2.41's POSIX columns (its coldescs[] puts NAME and MTIME
+    // after CTIME and SVAL last; see `PRETTY_ORDER`).
+    col("NAME", "POSIX resource name", "Name", false),
+    col("MTIME", "Time of last action", "Last action", true),
+    col("SVAL", "Semaphore value", "Value", true),
 ];
 
 // Column ids (indexes into COLS).
@@ -114,6 +124,19 @@ const LIMIT: usize = 31;
 const USED: usize = 32;
 const USEPERC: usize = 33;
 const SUM_LAST: usize = 33;
+const POSIX_FIRST: usize = 34;
+const NAME: usize = 34;
+const MTIME: usize = 35;
+const POSIX_LAST: usize = 35;
+const SVAL: usize = 36;
+
+/// Every column in util-linux 2.41's `coldescs[]` order: what `--id` and
+/// `--name` print without `-o`, `-c` or `-t`.
+const PRETTY_ORDER: [usize; 37] = [
+    KEY, ID, OWNER, PERMS, CUID, CUSER, CGID, CGROUP, UID, USER, GID, GROUP, CTIME, NAME, MTIME, USEDBYTES, MSGS, SEND,
+    RECV, LSPID, LRPID, SIZE, NATTCH, STATUS, ATTACH, DETACH, COMMAND, CPID, LPID, NSEMS, OTIME, RESOURCE, DESC, LIMIT,
+    USED, USEPERC, SVAL,
+];
 
 const OPTS: &[Opt] = &[
     Opt::new("b", 'b', "bytes", HasArg::No),
@@ -124,11 +147,15 @@ const OPTS: &[Opt] = &[
     Opt::new("i", 'i', "id", HasArg::Required),
     Opt::new("J", 'J', "json", HasArg::No),
     Opt::new("l", 'l', "list", HasArg::No),
+    Opt::new("N", 'N', "name", HasArg::Required),
     Opt::new("n", 'n', "newline", HasArg::No),
     Opt::long("noheadings", "noheadings", HasArg::No),
     Opt::long("notruncate", "notruncate", HasArg::No),
     Opt::new("P", 'P', "numeric-perms", HasArg::No),
     Opt::new("o", 'o', "output", HasArg::Required),
+    Opt::new("Q", 'Q', "posix-mqueues", HasArg::No),
+    Opt::new("S", 'S', "posix-semaphores", HasArg::No),
+    Opt::new("M", 'M', "posix-shmems", HasArg::No),
     Opt::new("q", 'q', "queues", HasArg::No),
     Opt::new("r", 'r', "raw", HasArg::No),
     Opt::new("s", 's', "semaphores", HasArg::No),
@@ -144,9 +171,16 @@ const OPTS: &[Opt] = &[
 /// Mutually exclusive groups (`err_exclusive_options`), long names in ASCII order of the letters.
 const EXCL: &[&[(&str, &str)]] = &[
     &[("J", "json"), ("e", "export"), ("l", "list"), ("n", "newline"), ("r", "raw")],
-    &[("g", "global"), ("i", "id")],
+    &[("N", "name"), ("g", "global"), ("i", "id")],
     &[("c", "creator"), ("o", "output"), ("t", "time")],
-    &[("m", "shmems"), ("q", "queues"), ("s", "semaphores")],
+    &[
+        ("M", "posix-shmems"),
+        ("Q", "posix-mqueues"),
+        ("S", "posix-semaphores"),
+        ("m", "shmems"),
+        ("q", "queues"),
+        ("s", "semaphores"),
+    ],
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,17 +205,20 @@ fn usage(p: &Prog) -> String {
     let mut s = format!(
         "\nUsage:\n {} [options]\n\nShow information on IPC facilities.\n\n\
 Resource options:\n -m, --shmems      shared memory segments\n -q, --queues      message queues\n -s, --semaphores  semaphores\n -g, --global      info about system-wide usage (may be used with -m, -q and -s)\n -i, --id <id>     print details on resource identified by <id>\n\n\
+POSIX resource options (util-linux 2.41):\n -M, --posix-shmems       POSIX shared memory segments\n -Q, --posix-mqueues      POSIX message queues\n -S, --posix-semaphores   POSIX semaphores\n -N, --name <name>        POSIX resource identified by <name>\n\n\
 Options:\n     --noheadings         don't print headings\n     --notruncate         don't truncate output\n     --time-format=<type> display dates in short, full or iso format\n -b, --bytes              print SIZE in bytes rather than in human readable format\n -c, --creator            show creator and owner\n -e, --export             display in an export-able output format\n -J, --json               use the JSON output format\n -n, --newline            display each piece of information on a new line\n -l, --list               force list output format (for example with --id)\n -o, --output[=<list>]    define the columns to output\n -P, --numeric-perms      print numeric permissions (PERMS column)\n -r, --raw                display in raw mode\n -t, --time               show attach, detach and change times\n -y, --shell              use column names to be usable as shell variable identifiers\n\n\
  -h, --help               display this help\n -V, --version            display version\n\n\
 uipc options:\n     --ns <name>          the uipc namespace [default: $UIPC_NAMESPACE, else default]\n     --socket <path>      the daemon's socket\n",
         p.short
     );
-    let groups: [(&str, std::ops::RangeInclusive<usize>); 5] = [
+    let groups: [(&str, std::ops::RangeInclusive<usize>); 7] = [
         ("Generic columns", KEY..=CTIME),
         ("Shared-memory columns (--shmems)", SHM_FIRST..=SHM_LAST),
         ("Message-queue columns (--queues)", MSG_FIRST..=MSG_LAST),
         ("Semaphore columns (--semaphores)", SEM_FIRST..=SEM_LAST),
         ("Summary columns (--global)", SUM_FIRST..=SUM_LAST),
+        ("Generic POSIX columns", NAME..=MTIME),
+        ("POSIX Semaphore columns (--posix-semaphores)", SVAL..=SVAL),
     ];
     for (title, range) in groups {
         let _ = writeln!(s, "\n{title}:");
@@ -210,6 +247,8 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
     };
     let mut excl_seen: Vec<Option<&str>> = vec![None; EXCL.len()];
     let (mut msg, mut shm, mut sem, mut global) = (false, false, false, false);
+    let (mut pmsg, mut pshm, mut psem) = (false, false, false);
+    let mut name: Option<String> = None;
     let (mut show_time, mut show_creat) = (false, false);
     let mut id: Option<i32> = None;
     let mut out = Out::Table;
@@ -255,6 +294,22 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 (lower, upper) = (SHM_FIRST, SHM_LAST);
             }
             "n" => (out, out_set) = (Out::Newline, true),
+            "N" => name = Some(v),
+            "M" => {
+                pshm = true;
+                columns.extend([NAME, PERMS, OWNER, SIZE, MTIME]);
+                (lower, upper) = (POSIX_FIRST, POSIX_LAST);
+            }
+            "Q" => {
+                pmsg = true;
+                columns.extend([NAME, PERMS, OWNER, MTIME, USEDBYTES, MSGS]);
+                (lower, upper) = (POSIX_FIRST, POSIX_LAST);
+            }
+            "S" => {
+                psem = true;
+                columns.extend([NAME, PERMS, OWNER, MTIME, SVAL]);
+                (lower, upper) = (POSIX_FIRST, POSIX_LAST);
+            }
             "P" => numperms = true,
             "s" => {
                 sem = true;
@@ -285,8 +340,13 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
             _ => {}
         }
     }
-    if !msg && !shm && !sem {
+    let posix = pmsg || pshm || psem;
+    if !msg && !shm && !sem && !posix {
+        // util-linux 2.38's default (2.41 adds the POSIX mqueue limits).
         (msg, shm, sem, global) = (true, true, true, true);
+        if name.is_some() {
+            return prog.fail("--global is mutually exclusive with --creator, --id, --name and --time");
+        }
         if show_time || show_creat || id.is_some() {
             return prog.fail("--global is mutually exclusive with --creator, --id and --time");
         }
@@ -295,15 +355,18 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
         columns.extend([RESOURCE, DESC, LIMIT, USED, USEPERC]);
         (lower, upper) = (SUM_FIRST, SUM_LAST);
     }
-    if id.is_some() && !out_set {
+    if (id.is_some() || name.is_some()) && !out_set {
         out = Out::Pretty;
     }
     let time_mode = time_mode.unwrap_or(if out == Out::Pretty { TimeMode::Full } else { TimeMode::Short });
     if out == Out::Pretty && !(show_creat || show_time) {
-        columns = (0..COLS.len()).collect();
+        columns = PRETTY_ORDER.to_vec();
     } else {
         if show_creat {
-            columns.extend([CUID, CGID, UID, GID]);
+            columns.extend([CUID, CGID]);
+            if !posix {
+                columns.extend([UID, GID]);
+            }
         }
         if msg && show_time {
             columns.extend([SEND, RECV, CTIME]);
@@ -367,12 +430,25 @@ pub fn main(prog: &Prog, args: &[String]) -> ExitCode {
                 ctx.shm(prog, &mut tb, id, &mut names)?;
             }
         }
+        if pmsg {
+            if global {
+                ctx.pmsg_global(&mut tb)?;
+            } else {
+                ctx.pmsg(prog, &mut tb, name.as_deref(), &mut names)?;
+            }
+        }
+        if pshm && !global {
+            ctx.pshm(prog, &mut tb, name.as_deref(), &mut names)?;
+        }
         if sem {
             if global {
                 ctx.sem_global(&mut tb)?;
             } else {
                 ctx.sem(prog, &mut tb, id, &mut names)?;
             }
+        }
+        if psem && !global {
+            ctx.psem(prog, &mut tb, name.as_deref(), &mut names)?;
         }
         Ok(())
     })();
@@ -437,6 +513,33 @@ fn select<T>(prog: &Prog, rows: Vec<T>, id: Option<i32>, id_of: impl Fn(&T) -> i
     let one: Vec<T> = rows.into_iter().filter(|r| id_of(r) == id).take(1).collect();
     if one.is_empty() {
         prog.warnx(&format!("id {id} not found"));
+    }
+    one
+}
+
+/// What a POSIX object's row shows besides its own columns: its file's
+/// owner, group, mode and modification time.
+struct PosixObject {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+}
+
+/// The POSIX rows to show, with their names: all, or the one named `only`
+/// (`-N`; "`what` NAME not found" warned when there is none).
+fn select_named<T>(
+    prog: &Prog,
+    rows: impl Iterator<Item = T>,
+    only: Option<&str>,
+    name_of: impl Fn(&T) -> String,
+    what: &str,
+) -> Vec<(String, T)> {
+    let named: Vec<(String, T)> = rows.map(|r| (name_of(&r), r)).collect();
+    let Some(only) = only else { return named };
+    let one: Vec<(String, T)> = named.into_iter().filter(|(n, _)| n == only).take(1).collect();
+    if one.is_empty() {
+        prog.warnx(&format!("{what} {only} not found"));
     }
     one
 }
@@ -682,6 +785,151 @@ impl Ctx<'_> {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The cells util-linux 2.41 fills for a POSIX object (`do_posix_shm()`,
+    /// `do_posix_msg()`, `do_posix_sem()`): the owner is the file's uid, no
+    /// key, id, ctime or current ids.
+    fn posix_cell(&self, c: usize, name: &str, o: &PosixObject, names: &mut Names) -> Option<String> {
+        match c {
+            NAME => Some(name.to_owned()),
+            OWNER => Some(names.user(o.uid).unwrap_or_else(|| o.uid.to_string())),
+            PERMS => Some(self.perms(o.mode & 0o777)),
+            CUID => Some(o.uid.to_string()),
+            CUSER => names.user(o.uid),
+            CGID => Some(o.gid.to_string()),
+            CGROUP => names.group(o.gid),
+            MTIME => self.time(o.mtime),
+            _ => None,
+        }
+    }
+
+    /// `lsipc -M`: the namespace's POSIX shared memory objects (not the
+    /// `sem.*` ones), or the one named `only` (`-N`).
+    fn pshm(&self, prog: &Prog, tb: &mut Table, only: Option<&str>, names: &mut Names) -> Result<(), String> {
+        let all = self.c.pshm_list().map_err(daemon_err)?;
+        let objects = all.iter().filter(|o| !o.name.starts_with(b"sem."));
+        let rows = select_named(
+            prog,
+            objects,
+            only,
+            |o| String::from_utf8_lossy(&o.name).into_owned(),
+            "shared memory segment",
+        );
+        if rows.is_empty() {
+            return Ok(());
+        }
+        tb.name = Some("posix-sharedmemory");
+        for (name, o) in rows {
+            let obj = PosixObject { uid: o.uid, gid: o.gid, mode: o.mode, mtime: o.mtime };
+            let row = tb.cols.iter().map(|&c| match c {
+                SIZE => Some(self.size(o.size)),
+                _ => self.posix_cell(c, &name, &obj, names),
+            });
+            tb.rows.push(row.collect());
+        }
+        Ok(())
+    }
+
+    /// `lsipc -S`: the namespace's named semaphores with their values (read
+    /// as `sem_getvalue()` does; one lsipc may not open is skipped, as
+    /// util-linux skips a failed `sem_open`).
+    fn psem(&self, prog: &Prog, tb: &mut Table, only: Option<&str>, names: &mut Names) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        let all = self.c.pshm_list().map_err(daemon_err)?;
+        let mut sems = Vec::new();
+        for o in &all {
+            let Some(sname) = o.name.strip_prefix(b"sem.") else { continue };
+            let Ok(fd) = self.c.sem_open_fd(sname, 0, 0, 0, 0) else { continue };
+            let mut value = [0u8; 4];
+            if std::fs::File::from(fd).read_exact_at(&mut value, 0).is_err() {
+                continue;
+            }
+            sems.push((String::from_utf8_lossy(sname).into_owned(), o, i32::from_le_bytes(value)));
+        }
+        // util-linux 2.41 says "message queue" here too.
+        let rows = select_named(prog, sems.into_iter(), only, |(n, _, _)| n.clone(), "message queue");
+        if rows.is_empty() {
+            return Ok(());
+        }
+        tb.name = Some("posix-semaphores");
+        for (name, (_, o, value)) in rows {
+            let obj = PosixObject { uid: o.uid, gid: o.gid, mode: o.mode, mtime: o.mtime };
+            let row = tb.cols.iter().map(|&c| match c {
+                SVAL => Some(value.to_string()),
+                _ => self.posix_cell(c, &name, &obj, names),
+            });
+            tb.rows.push(row.collect());
+        }
+        Ok(())
+    }
+
+    /// `lsipc -Q`: the namespace's POSIX message queues, named `/NAME`.
+    fn pmsg(&self, prog: &Prog, tb: &mut Table, only: Option<&str>, names: &mut Names) -> Result<(), String> {
+        if let Some(n) = only.filter(|n| !n.starts_with('/')) {
+            prog.warnx(&format!("message queue name must start with '/': {n}"));
+            return Ok(());
+        }
+        let all = self.c.mq_list().map_err(daemon_err)?;
+        let rows = select_named(
+            prog,
+            all.into_iter(),
+            only,
+            |q| format!("/{}", String::from_utf8_lossy(&q.name)),
+            "message queue",
+        );
+        if rows.is_empty() {
+            return Ok(());
+        }
+        tb.name = Some("posix-messages");
+        for (name, q) in rows {
+            let obj = PosixObject { uid: q.uid, gid: q.gid, mode: q.mode, mtime: q.mtime };
+            let row = tb.cols.iter().map(|&c| match c {
+                USEDBYTES => Some(self.size(q.qsize)),
+                MSGS => Some(q.curmsgs.to_string()),
+                _ => self.posix_cell(c, &name, &obj, names),
+            });
+            tb.rows.push(row.collect());
+        }
+        Ok(())
+    }
+
+    /// `lsipc -g -Q`: `do_posix_msg_global()`, from the namespace's
+    /// `fs.mqueue` sysctls.
+    fn pmsg_global(&self, tb: &mut Table) -> Result<(), String> {
+        let queues = u64::try_from(self.c.mq_list().map_err(daemon_err)?.len()).unwrap_or(0);
+        let sysctl = |k: &str| -> Result<u64, String> {
+            let v = self.c.sysctl_read(k).map_err(daemon_err)?;
+            Ok(v.trim().parse().unwrap_or(0))
+        };
+        self.global_row(
+            tb,
+            "MQUMNI",
+            "Number of POSIX message queues",
+            queues,
+            sysctl("fs.mqueue.queues_max")?,
+            true,
+            false,
+        );
+        self.global_row(
+            tb,
+            "MQUMAX",
+            "Max size of POSIX message (bytes)",
+            0,
+            sysctl("fs.mqueue.msgsize_max")?,
+            false,
+            true,
+        );
+        self.global_row(
+            tb,
+            "MQUMNB",
+            "Number of messages in POSIX message queue",
+            0,
+            sysctl("fs.mqueue.msg_max")?,
+            false,
+            false,
+        );
         Ok(())
     }
 }

@@ -319,3 +319,135 @@ fn with_a_state_dir_st_nlink_follows_the_name() {
     drop((c, f));
     assert!(daemon.stop().is_some_and(|s| s.success()), "the daemon did not stop cleanly");
 }
+
+/// `lsipc -M`, `-S`, `-Q`, `-N`, `-g -Q` after util-linux 2.41's
+/// `do_posix_shm()`, `do_posix_sem()`, `do_posix_msg()` and
+/// `do_posix_msg_global()` (this machine's util-linux is 2.38, so the
+/// expected tables are 2.41's columns and strings): default columns with
+/// the time column masked, `-o`, `--json`, the pretty `-N` listing, the
+/// warnings, and the options 2.41 refuses.
+#[test]
+fn posix_lsipc_as_util_linux_2_41() {
+    let _w = uipc_testsupport::watchdog("posix lsipc", 120);
+    let dir = uipc_testsupport::TempDir::new("posix-lsipc");
+    let socket = dir.0.join("d.sock");
+    let daemon = uipc_daemon::Embedded::spawn(socket.clone(), |d| d).unwrap();
+    use uipc_abi::pshm::{O_CREAT, O_RDWR};
+    let client = uipc_client::Client::connect_to(&socket, "posix-tools").unwrap();
+    let fd = client.shm_open_umask(b"pshm-a", O_CREAT | O_RDWR, 0o640, 0o022).unwrap();
+    std::fs::File::from(fd).set_len(5000).unwrap();
+    drop(client.sem_open_fd(b"psem-a", O_CREAT, 0o600, 0o022, 3).unwrap());
+    let (q, _fd) = client.mq_open(b"mq-a", O_CREAT | O_RDWR, 0o644, Some((10, 100))).unwrap();
+    let mut sleeper = client.sleeper().unwrap();
+    sleeper.mq_send(q, b"hello", 1, None).unwrap();
+    sleeper.mq_send(q, b"hi", 2, None).unwrap();
+    client.give_back(sleeper);
+    let mut got = String::new();
+    for args in [
+        &["lsipc", "-M", "-b", "-o", "NAME,PERMS,OWNER,CUID,CGID"][..],
+        &["lsipc", "-S", "-r"],
+        &["lsipc", "-Q", "-r", "-b"],
+        &["lsipc", "-Q", "-c", "-r"],
+        &["lsipc", "-S", "--json", "-o", "NAME,PERMS,CUID"],
+        &["lsipc", "-M", "-N", "pshm-a"],
+        &["lsipc", "-Q", "-N", "mq-a"],
+        &["lsipc", "-Q", "-N", "/nope"],
+        &["lsipc", "-M", "-N", "nope"],
+        &["lsipc", "-S", "-N", "nope"],
+        &["lsipc", "-M", "-o", "SIZE"],
+        &["lsipc", "-M", "-q"],
+        &["lsipc", "-N", "x"],
+        &["lsipc", "-g", "-Q", "-o", "RESOURCE,LIMIT,USED"],
+    ] {
+        // Mask the MTIME cells (raw mode: the field before the last
+        // one(s)), and the pretty "Last action" line.
+        let out = run(&socket, args);
+        let masked: Vec<String> = out
+            .lines()
+            .map(|l| {
+                if l.starts_with("Last action:") {
+                    return "Last action: T".to_owned();
+                }
+                if args.contains(&"-r") && !l.starts_with('$') && !l.starts_with('[') && !l.starts_with("NAME") {
+                    let mut f: Vec<&str> = l.split(' ').collect();
+                    if f.len() > 3 {
+                        f[3] = "T";
+                    }
+                    return f.join(" ");
+                }
+                l.to_owned()
+            })
+            .collect();
+        got += &masked.join("\n");
+        got.push('\n');
+    }
+    drop(client);
+    daemon.stop().unwrap();
+    let expected = r#"$ lsipc -M -b -o NAME,PERMS,OWNER,CUID,CGID
+NAME       PERMS OWNER CUID CGID
+pshm-a rw-r-----  root    0    0
+[0]
+$ lsipc -S -r
+NAME PERMS OWNER MTIME SVAL
+psem-a rw------- root T 3
+[0]
+$ lsipc -Q -r -b
+NAME PERMS OWNER MTIME USEDBYTES MSGS
+/mq-a rw-r--r-- root T 7 2
+[0]
+$ lsipc -Q -c -r
+NAME PERMS OWNER MTIME USEDBYTES MSGS CUID CGID
+/mq-a rw-r--r-- root T 7B 2 0 0
+[0]
+$ lsipc -S --json -o NAME,PERMS,CUID
+{
+   "posix-semaphores": [
+      {
+         "name": "psem-a",
+         "perms": "rw-------",
+         "cuid": "0"
+      }
+   ]
+}
+[0]
+$ lsipc -M -N pshm-a
+Owner:                              root                                
+Permissions:                        rw-r-----                           
+Creator UID:                        0                                   
+Creator user:                       root                                
+Creator GID:                        0                                   
+Creator group:                      root                                
+Name:                               pshm-a                              
+Last action: T
+Segment size:                       4.9K                                
+[0]
+$ lsipc -Q -N mq-a
+uipc lsipc: message queue name must start with '/': mq-a
+[0]
+$ lsipc -Q -N /nope
+uipc lsipc: message queue /nope not found
+[0]
+$ lsipc -M -N nope
+uipc lsipc: shared memory segment nope not found
+[0]
+$ lsipc -S -N nope
+uipc lsipc: message queue nope not found
+[0]
+$ lsipc -M -o SIZE
+uipc lsipc: column SIZE does not apply to the specified IPC
+[1]
+$ lsipc -M -q
+uipc lsipc: mutually exclusive arguments: --posix-shmems --posix-mqueues --posix-semaphores --shmems --queues --semaphores
+[1]
+$ lsipc -N x
+uipc lsipc: --global is mutually exclusive with --creator, --id, --name and --time
+[1]
+$ lsipc -g -Q -o RESOURCE,LIMIT,USED
+RESOURCE LIMIT USED
+MQUMNI     256    1
+MQUMAX      8K    -
+MQUMNB      10    -
+[0]
+"#;
+    assert_eq!(got, expected, "\n--- got ---\n{got}");
+}
