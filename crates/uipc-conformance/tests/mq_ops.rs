@@ -29,7 +29,9 @@
 //! - MQ-FD-1 readiness: `mq_basic.c` `readiness()`, `mq_multi.c`
 //!   `epoll_loop()`; MQ-FD-2 `read`/`lseek` status: `mq_basic.c`;
 //!   MQ-FD-3 fork/exec: `mq_multi.c`; MQ-FD-4: `mq_basic.c` `unshared()`.
-//! - MQ-FS-1..4 (the mqueue filesystem, status line, times): `mq_basic.c`
+//! - MQ-FS-3: [`mq_fs_3_status_line_qsize_and_registration`] (a read of a
+//!   fresh descriptor; offsets and `lseek`: `mq_basic.c`).
+//! - MQ-FS-1/2/4 (the mqueue filesystem, status line, times): `mq_basic.c`
 //!   and `mq_limits.c` read the status line (MQ-FS-3); the mount (MQ-FS-1/2)
 //!   is a listed deviation (docs/deviations.md, "POSIX message queues");
 //!   the inode times of MQ-FS-4 are not compared anywhere.
@@ -599,5 +601,38 @@ fn mq_snd_6_rcv_4_a_signal_ends_the_sleep_with_eintr() {
         s.signal(r);
         assert_eq!(s.finish(r), Err(Errno::EINTR));
         assert_eq!(s.mq_getattr(p, q), Ok([0, 2, 8, 2]));
+    });
+}
+
+/// The status line as a fresh descriptor of "/q" reads it.
+fn status(s: &mut Session, p: Proc) -> String {
+    let d = s.mq_open(p, "/q", O_RDONLY, 0, None).unwrap();
+    let line = s.mq_read(p, d).unwrap();
+    s.mq_close(p, d).unwrap();
+    line
+}
+
+#[test]
+fn mq_fs_3_status_line_qsize_and_registration() {
+    uipc_testkit::conformance!("MQ-FS-3", |s| {
+        let p = s.root();
+        let o = s.root();
+        let q = s.mq_open(p, "/q", O_RDWR | O_CREAT, 0o600, Some((4, 16))).unwrap();
+        status(s, p);
+        s.mq_send(p, q, b"abcdef", 1).unwrap();
+        s.mq_send(p, q, b"", 2).unwrap();
+        s.mq_send(p, q, b"0123456789abcdef", 3).unwrap();
+        status(s, p);
+        let oq = s.mq_open(o, "/q", O_RDONLY, 0, None).unwrap();
+        s.mq_notify(o, oq, Some((SIGEV_SIGNAL, 10))).unwrap();
+        status(s, p);
+        s.mq_notify(o, oq, None).unwrap();
+        s.mq_notify(p, q, Some((SIGEV_NONE, 0))).unwrap();
+        status(s, o);
+        s.mq_notify(p, q, None).unwrap();
+        s.mq_notify(o, oq, Some((SIGEV_SIGNAL, 0))).unwrap();
+        status(s, p);
+        s.mq_receive(p, q, 16).unwrap();
+        status(s, p);
     });
 }

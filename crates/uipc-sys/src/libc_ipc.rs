@@ -396,3 +396,19 @@ pub fn mq_notify(mqd: i32, how: Option<(i32, i32)>) -> Result<i64, Errno> {
         }
     })
 }
+
+/// `read(fd, buf, 128)` through the C library (an mq descriptor's status
+/// line, MQ-FS-3, which the shim's `read` wrapper serves).
+///
+/// # Errors
+/// read(2)'s.
+pub fn read_status(fd: i32) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 128];
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(usize::try_from(n).unwrap_or(0));
+    Ok(buf)
+}

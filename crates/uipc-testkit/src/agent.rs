@@ -1156,6 +1156,10 @@ fn mq_libc(op: &Op) -> Reply {
         Op::MqNotify { mqd, how } => reply(c::mq_notify(mqd_int(mqd), how), Some),
         Op::MqUnlink { ref name } => reply(c::mq_unlink(name), Some),
         Op::MqClose { mqd } => reply(c::mq_close(mqd_int(mqd)), Some),
+        Op::MqRead { mqd } => match c::read_status(mqd_int(mqd)) {
+            Ok(b) => Reply { ret: Ok(i64::try_from(b.len()).unwrap_or(-1)), data: Data::Bytes(b) },
+            Err(e) => Reply::err(e.raw()),
+        },
         _ => Reply::err(uipc_abi::Errno::EINVAL.raw()),
     }
 }
@@ -1244,6 +1248,13 @@ fn mq_uipc(op: &Op) -> Reply {
                     drop(fd);
                     reply(with_client(|c| c.mq_close(h)), |()| Some(0))
                 }
+            }
+        }
+        Op::MqRead { mqd } => {
+            let h = mq_handle(mqd);
+            match with_client(|c| c.mq_status(h)) {
+                Ok(t) => Reply { ret: Ok(i64::try_from(t.len()).unwrap_or(-1)), data: Data::Bytes(t.into_bytes()) },
+                Err(e) => Reply::err(e.raw()),
             }
         }
         _ => Reply::err(uipc_abi::Errno::EINVAL.raw()),

@@ -453,6 +453,10 @@ impl CoreBackend {
                 reply(r.map(|()| 0).map_err(|e| if e == Errno::EPERM { Errno::EACCES } else { e }))
             }
             Op::MqClose { mqd } => reply(self.ns.mq_close(cred, desc(*mqd)).map(|()| 0)),
+            Op::MqRead { mqd } => match self.ns.mq_read_status(cred, t, desc(*mqd)) {
+                Ok(t) => Reply { ret: Ok(i64::try_from(t.len()).unwrap_or(-1)), data: Data::Bytes(t.into_bytes()) },
+                Err(e) => Reply::err(e.raw()),
+            },
             _ => return Err(format!("{op:?} is not an mq operation")),
         }))
     }

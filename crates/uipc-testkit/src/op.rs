@@ -295,6 +295,12 @@ pub enum Op {
         /// The descriptor.
         mqd: i64,
     },
+    /// `read(mqd, buf, 128)` of a descriptor not read before: the queue's
+    /// status line (MQ-FS-3) as [`Data::Bytes`].
+    MqRead {
+        /// The descriptor.
+        mqd: i64,
+    },
 }
 
 /// The pattern of every POSIX message-queue [`Op`], for the backends'
@@ -308,6 +314,7 @@ macro_rules! mq_op {
             | Op::MqNotify { .. }
             | Op::MqUnlink { .. }
             | Op::MqClose { .. }
+            | Op::MqRead { .. }
     };
 }
 pub(crate) use mq_op;

@@ -849,6 +849,29 @@ impl<'b> Session<'b> {
         Self::errno(&r).map(|_| ())
     }
 
+    /// `read(q, buf, 128)` of a descriptor not read before: the queue's
+    /// status line (MQ-FS-3), with `NOTIFY_PID`'s pid as a process name.
+    pub fn mq_read(&mut self, p: Proc, q: Mqd) -> Res<String> {
+        let pid = self.pids[p.0];
+        let r = self.backend.call(pid, &Op::MqRead { mqd: q.raw });
+        let reply = self.harness(r);
+        let res = Self::errno(&reply).map(|_| match reply.data {
+            Data::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("read returned {other:?}"),
+        });
+        // The line's layout is compared as is, the pid by whom it names.
+        let shown = match &res {
+            Ok(line) => {
+                let (head, tail) = line.split_once("NOTIFY_PID:").unwrap_or((line, ""));
+                let owner = tail.trim().parse::<i64>().map_or_else(|_| tail.to_owned(), |n| self.pid_fact(n));
+                format!("{} {head:?} NOTIFY_PID={owner} (width {})", line.len(), tail.len())
+            }
+            Err(e) => format!("{e:?}"),
+        };
+        self.transcript.push(format!("P{} read({}) -> {shown}", p.0, q.fact()));
+        res
+    }
+
     /// `mq_close(q)`.
     pub fn mq_close(&mut self, p: Proc, q: Mqd) -> Res<()> {
         let what = format!("mq_close({})", q.fact());
