@@ -20,7 +20,7 @@
 //! - MQ-ATTR-4 `EOVERFLOW`: unreachable on x86_64, where `msg_max` ≤ 65536
 //!   and `msgsize_max` ≤ 16 MiB keep the product far below 2⁶⁴.
 //! - MQ-ATTR-6 `mq_flags`/`mq_curmsgs` of `attr`: the kit passes them as 0;
-//!   `mq_basic.c`'s `attrs()`.
+//!   no test sets them (not covered).
 #![allow(clippy::unwrap_used)]
 
 use uipc_abi::pshm::{O_APPEND, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
