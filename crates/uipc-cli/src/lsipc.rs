@@ -517,31 +517,16 @@ fn select<T>(prog: &Prog, rows: Vec<T>, id: Option<i32>, id_of: impl Fn(&T) -> i
     one
 }
 
-/// What a POSIX object's row shows besides its own columns: its file's
-/// owner, group, mode and modification time.
+/// One POSIX object's row: its name as lsipc shows it, its file's owner,
+/// group, mode and modification time, and the cells of its kind's own
+/// columns (`SIZE`, `SVAL`, `USEDBYTES`, `MSGS`).
 struct PosixObject {
+    name: String,
     uid: u32,
     gid: u32,
     mode: u32,
     mtime: i64,
-}
-
-/// The POSIX rows to show, with their names: all, or the one named `only`
-/// (`-N`; "`what` NAME not found" warned when there is none).
-fn select_named<T>(
-    prog: &Prog,
-    rows: impl Iterator<Item = T>,
-    only: Option<&str>,
-    name_of: impl Fn(&T) -> String,
-    what: &str,
-) -> Vec<(String, T)> {
-    let named: Vec<(String, T)> = rows.map(|r| (name_of(&r), r)).collect();
-    let Some(only) = only else { return named };
-    let one: Vec<(String, T)> = named.into_iter().filter(|(n, _)| n == only).take(1).collect();
-    if one.is_empty() {
-        prog.warnx(&format!("{what} {only} not found"));
-    }
-    one
+    own: Vec<(usize, String)>,
 }
 
 impl Ctx<'_> {
@@ -791,9 +776,9 @@ impl Ctx<'_> {
     /// The cells util-linux 2.41 fills for a POSIX object (`do_posix_shm()`,
     /// `do_posix_msg()`, `do_posix_sem()`): the owner is the file's uid, no
     /// key, id, ctime or current ids.
-    fn posix_cell(&self, c: usize, name: &str, o: &PosixObject, names: &mut Names) -> Option<String> {
+    fn posix_cell(&self, c: usize, o: &PosixObject, names: &mut Names) -> Option<String> {
         match c {
-            NAME => Some(name.to_owned()),
+            NAME => Some(o.name.clone()),
             OWNER => Some(names.user(o.uid).unwrap_or_else(|| o.uid.to_string())),
             PERMS => Some(self.perms(o.mode & 0o777)),
             CUID => Some(o.uid.to_string()),
@@ -808,27 +793,16 @@ impl Ctx<'_> {
     /// `lsipc -M`: the namespace's POSIX shared memory objects (not the
     /// `sem.*` ones), or the one named `only` (`-N`).
     fn pshm(&self, prog: &Prog, tb: &mut Table, only: Option<&str>, names: &mut Names) -> Result<(), String> {
-        let all = self.c.pshm_list().map_err(daemon_err)?;
-        let objects = all.iter().filter(|o| !o.name.starts_with(b"sem."));
-        let rows = select_named(
-            prog,
-            objects,
-            only,
-            |o| String::from_utf8_lossy(&o.name).into_owned(),
-            "shared memory segment",
-        );
-        if rows.is_empty() {
-            return Ok(());
-        }
-        tb.name = Some("posix-sharedmemory");
-        for (name, o) in rows {
-            let obj = PosixObject { uid: o.uid, gid: o.gid, mode: o.mode, mtime: o.mtime };
-            let row = tb.cols.iter().map(|&c| match c {
-                SIZE => Some(self.size(o.size)),
-                _ => self.posix_cell(c, &name, &obj, names),
-            });
-            tb.rows.push(row.collect());
-        }
+        let rows = self.c.pshm_list().map_err(daemon_err)?.into_iter().filter(|o| !o.name.starts_with(b"sem."));
+        let rows = rows.map(|o| PosixObject {
+            name: String::from_utf8_lossy(&o.name).into_owned(),
+            uid: o.uid,
+            gid: o.gid,
+            mode: o.mode,
+            mtime: o.mtime,
+            own: vec![(SIZE, self.size(o.size))],
+        });
+        self.posix_table(prog, tb, "posix-sharedmemory", rows, only, "shared memory segment", names);
         Ok(())
     }
 
@@ -837,31 +811,25 @@ impl Ctx<'_> {
     /// util-linux skips a failed `sem_open`).
     fn psem(&self, prog: &Prog, tb: &mut Table, only: Option<&str>, names: &mut Names) -> Result<(), String> {
         use std::os::unix::fs::FileExt;
-        let all = self.c.pshm_list().map_err(daemon_err)?;
-        let mut sems = Vec::new();
-        for o in &all {
+        let mut rows = Vec::new();
+        for o in self.c.pshm_list().map_err(daemon_err)? {
             let Some(sname) = o.name.strip_prefix(b"sem.") else { continue };
             let Ok(fd) = self.c.sem_open_fd(sname, 0, 0, 0, 0) else { continue };
             let mut value = [0u8; 4];
             if std::fs::File::from(fd).read_exact_at(&mut value, 0).is_err() {
                 continue;
             }
-            sems.push((String::from_utf8_lossy(sname).into_owned(), o, i32::from_le_bytes(value)));
+            rows.push(PosixObject {
+                name: String::from_utf8_lossy(sname).into_owned(),
+                uid: o.uid,
+                gid: o.gid,
+                mode: o.mode,
+                mtime: o.mtime,
+                own: vec![(SVAL, i32::from_le_bytes(value).to_string())],
+            });
         }
         // util-linux 2.41 says "message queue" here too.
-        let rows = select_named(prog, sems.into_iter(), only, |(n, _, _)| n.clone(), "message queue");
-        if rows.is_empty() {
-            return Ok(());
-        }
-        tb.name = Some("posix-semaphores");
-        for (name, (_, o, value)) in rows {
-            let obj = PosixObject { uid: o.uid, gid: o.gid, mode: o.mode, mtime: o.mtime };
-            let row = tb.cols.iter().map(|&c| match c {
-                SVAL => Some(value.to_string()),
-                _ => self.posix_cell(c, &name, &obj, names),
-            });
-            tb.rows.push(row.collect());
-        }
+        self.posix_table(prog, tb, "posix-semaphores", rows.into_iter(), only, "message queue", names);
         Ok(())
     }
 
@@ -871,28 +839,53 @@ impl Ctx<'_> {
             prog.warnx(&format!("message queue name must start with '/': {n}"));
             return Ok(());
         }
-        let all = self.c.mq_list().map_err(daemon_err)?;
-        let rows = select_named(
-            prog,
-            all.into_iter(),
-            only,
-            |q| format!("/{}", String::from_utf8_lossy(&q.name)),
-            "message queue",
-        );
+        let rows = self.c.mq_list().map_err(daemon_err)?.into_iter().map(|q| PosixObject {
+            name: format!("/{}", String::from_utf8_lossy(&q.name)),
+            uid: q.uid,
+            gid: q.gid,
+            mode: q.mode,
+            mtime: q.mtime,
+            own: vec![(USEDBYTES, self.size(q.qsize)), (MSGS, q.curmsgs.to_string())],
+        });
+        self.posix_table(prog, tb, "posix-messages", rows, only, "message queue", names);
+        Ok(())
+    }
+
+    /// The rows of one POSIX kind: all, or the one named `only` ("`what`
+    /// NAME not found" warned when there is none); the table is named only
+    /// when it has rows, as util-linux names it after its "not found" check.
+    #[allow(clippy::too_many_arguments)]
+    fn posix_table(
+        &self,
+        prog: &Prog,
+        tb: &mut Table,
+        table: &'static str,
+        rows: impl Iterator<Item = PosixObject>,
+        only: Option<&str>,
+        what: &str,
+        names: &mut Names,
+    ) {
+        let rows: Vec<PosixObject> = match only {
+            None => rows.collect(),
+            Some(only) => {
+                let one: Vec<PosixObject> = rows.filter(|o| o.name == only).take(1).collect();
+                if one.is_empty() {
+                    prog.warnx(&format!("{what} {only} not found"));
+                }
+                one
+            }
+        };
         if rows.is_empty() {
-            return Ok(());
+            return;
         }
-        tb.name = Some("posix-messages");
-        for (name, q) in rows {
-            let obj = PosixObject { uid: q.uid, gid: q.gid, mode: q.mode, mtime: q.mtime };
-            let row = tb.cols.iter().map(|&c| match c {
-                USEDBYTES => Some(self.size(q.qsize)),
-                MSGS => Some(q.curmsgs.to_string()),
-                _ => self.posix_cell(c, &name, &obj, names),
+        tb.name = Some(table);
+        for o in rows {
+            let row = tb.cols.iter().map(|&c| match o.own.iter().find(|(col, _)| *col == c) {
+                Some((_, v)) => Some(v.clone()),
+                None => self.posix_cell(c, &o, names),
             });
             tb.rows.push(row.collect());
         }
-        Ok(())
     }
 
     /// `lsipc -g -Q`: `do_posix_msg_global()`, from the namespace's
