@@ -93,16 +93,12 @@ fn with<T>(f: impl FnOnce(&Client) -> Result<T, Errno>) -> Result<T, Errno> {
     f(client()?)
 }
 
-/// libc's definition of `name`, the next after ours.
-fn next(name: &std::ffi::CStr) -> usize {
-    // SAFETY: RTLD_NEXT with a NUL-terminated name only looks a symbol up.
-    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
-}
-
+/// `real!(c"name", fn type)`: libc's definition of `name` (the next one,
+/// looked up once), or `None`.
 macro_rules! real {
     ($name:literal, $ty:ty) => {{
         static F: OnceLock<usize> = OnceLock::new();
-        let f = *F.get_or_init(|| next($name));
+        let f = crate::procfs::next(&F, $name);
         if f == 0 {
             None
         } else {

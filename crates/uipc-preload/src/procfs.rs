@@ -147,7 +147,7 @@ fn last_errno() -> Errno {
 }
 
 /// Looks up the next definition of `name` (libc's), once.
-fn next(cache: &OnceLock<usize>, name: &CStr) -> usize {
+pub(crate) fn next(cache: &OnceLock<usize>, name: &CStr) -> usize {
     *cache.get_or_init(|| {
         // SAFETY: RTLD_NEXT with a NUL-terminated name only looks a symbol up.
         unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
