@@ -200,8 +200,7 @@ const GLIBC_NAME_BUF: usize = "/dev/shm/".len() + 1 + 4 + NAME_MAX;
 /// glibc 2.36 (this machine's) as described; glibc 2.37 and later answer
 /// `ENAMETOOLONG` for a name too long for the buffer.
 pub fn shm_name(raw: &[u8], kind: PshmKind) -> Result<PosixName, Errno> {
-    let start = raw.iter().position(|&c| c != b'/').unwrap_or(raw.len());
-    let name = &raw[start..];
+    let name = without_leading_slashes(raw);
     let prefix: &[u8] = if kind == PshmKind::Sem { b"sem." } else { b"" };
     // __shm_get_name(): "namelen == 0 || memchr (name, '/', namelen) != NULL
     // || alloc_buffer_has_failed (&buffer)" → -1, which the callers turn
@@ -425,6 +424,11 @@ impl<M: Memory> IpcNamespace<M> {
 
 /// Whether `raw` names `.` or `..` once glibc strips its leading slashes.
 fn is_dot(raw: &[u8], kind: PshmKind) -> bool {
+    kind == PshmKind::Shm && matches!(without_leading_slashes(raw), b"." | b"..")
+}
+
+/// `raw` after the leading slashes glibc skips (`__shm_get_name()`).
+fn without_leading_slashes(raw: &[u8]) -> &[u8] {
     let start = raw.iter().position(|&c| c != b'/').unwrap_or(raw.len());
-    kind == PshmKind::Shm && matches!(&raw[start..], b"." | b"..")
+    &raw[start..]
 }
