@@ -381,6 +381,32 @@ fn posix_lsipc_as_util_linux_2_41() {
         got += &masked.join("\n");
         got.push('\n');
     }
+    // As nobody, lsipc -S lists only what it may sem_open (read-write, as
+    // util-linux's sem_open(name, 0) asks): root's 0600 semaphore is skipped.
+    if uipc_testsupport::is_root() {
+        drop(client.sem_open_fd(b"psem-b", O_CREAT, 0o666, 0, 9).unwrap());
+        let out = Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", env!("CARGO_BIN_EXE_uipc")])
+            .args(["lsipc", "-S", "-r", "--noheadings"])
+            .env("UIPC_SOCKET", &socket)
+            .env("UIPC_NAMESPACE", "posix-tools")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let rows: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                if f.len() > 3 {
+                    f[3] = "T";
+                }
+                f.join(" ")
+            })
+            .collect();
+        assert_eq!(rows.join("\n"), "psem-b rw-rw-rw- root T 9");
+    } else {
+        eprintln!("SKIP posix_lsipc_as_util_linux_2_41 as nobody: needs root for setpriv");
+    }
     drop(client);
     daemon.stop().unwrap();
     let expected = r#"$ lsipc -M -b -o NAME,PERMS,OWNER,CUID,CGID
