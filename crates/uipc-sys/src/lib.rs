@@ -15,3 +15,4 @@ pub mod net;
 pub mod poll;
 pub mod proc;
 pub mod seccomp;
+pub mod state_page;
