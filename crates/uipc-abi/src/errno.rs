@@ -65,6 +65,7 @@ errnos! {
     ENOTSUP = 95, "operation not supported";
     ECONNRESET = 104, "connection reset by peer";
     ETIMEDOUT = 110, "connection timed out";
+    EUCLEAN = 117, "structure needs cleaning";
 }
 
 impl Errno {

@@ -71,6 +71,9 @@ pub struct SemSet {
     /// client mapping it, or a recovering daemon) tell whether what it read
     /// is consistent and current, as a seqlock's count does.
     version: u64,
+    /// Advanced by every change of who may do what (`IPC_SET`): a grant of
+    /// the set's page is good while it stays put.
+    perm_version: u32,
 }
 
 impl IpcObject for SemSet {
@@ -141,28 +144,83 @@ pub struct SemState {
 }
 
 /// How an evaluation ended (`perform_atomic_semop()`).
-enum Eval {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eval {
     /// Applied.
     Done,
     /// Must sleep.
     Sleep,
 }
 
+/// A set's semaphore values and the calling process's undo adjustments,
+/// wherever they live: the model's own arrays, or a set's state page that
+/// a process changes in its own address space (the data plane). Both run
+/// the one [`perform_atomic_semop`].
+pub trait SemValues {
+    /// `semval` of semaphore `num`.
+    fn value(&self, num: usize) -> i32;
+    /// Sets `semval` and `sempid` of semaphore `num`.
+    fn set_value(&mut self, num: usize, val: i32, pid: Pid);
+    /// The caller's undo adjustment of semaphore `num`; `None` without an
+    /// undo record (no `SEM_UNDO` operation asked for one).
+    fn adjustment(&self, num: usize) -> Option<i32>;
+    /// Sets the caller's undo adjustment of semaphore `num`.
+    fn set_adjustment(&mut self, num: usize, adj: i32);
+}
+
+/// The model's arrays as [`SemValues`].
+struct ModelValues<'a> {
+    sems: &'a mut [Sem],
+    undo: Option<&'a mut Vec<i32>>,
+}
+
+impl SemValues for ModelValues<'_> {
+    fn value(&self, num: usize) -> i32 {
+        self.sems.get(num).map_or(0, |s| s.val)
+    }
+    fn set_value(&mut self, num: usize, val: i32, pid: Pid) {
+        if let Some(s) = self.sems.get_mut(num) {
+            s.val = val;
+            s.pid = pid;
+        }
+    }
+    fn adjustment(&self, num: usize) -> Option<i32> {
+        self.undo.as_ref().and_then(|u| u.get(num).copied())
+    }
+    fn set_adjustment(&mut self, num: usize, adj: i32) {
+        if let Some(a) = self.undo.as_mut().and_then(|u| u.get_mut(num)) {
+            *a = adj;
+        }
+    }
+}
+
 /// `perform_atomic_semop()`: applies `sops` atomically — all or nothing —
-/// evaluating each op against the values left by the earlier ones.
-fn perform_atomic_semop(
-    sems: &mut [Sem],
+/// evaluating each op against the values left by the earlier ones (every
+/// `sem_num` is below the set's size: the caller checked, `EFBIG`).
+/// Nothing is written unless every op succeeds; `blocking` is the index of
+/// the op that would sleep.
+///
+/// # Errors
+/// `EAGAIN` for an op that would sleep with `IPC_NOWAIT`; `ERANGE` for a
+/// value above `SEMVMX` or an undo adjustment out of range.
+pub fn perform_atomic_semop<V: SemValues + ?Sized>(
+    v: &mut V,
     sops: &[Sembuf],
     pid: Pid,
-    undo: Option<&mut Vec<i32>>,
     blocking: &mut usize,
 ) -> Result<Eval, Errno> {
-    let mut vals: Vec<i32> = sems.iter().map(|s| s.val).collect();
-    let mut adj: Option<Vec<i32>> = undo.as_deref().cloned();
+    // What the earlier ops of the array did to `num` (all succeeded).
+    let earlier = |i: usize, num: u16, undo_only: bool| -> i32 {
+        sops[..i]
+            .iter()
+            .filter(|s| s.sem_num == num && (!undo_only || s.sem_flg & SEM_UNDO != 0))
+            .map(|s| i32::from(s.sem_op))
+            .sum()
+    };
     for (i, sop) in sops.iter().enumerate() {
         let num = usize::from(sop.sem_num);
         let op = i32::from(sop.sem_op);
-        let cur = vals[num];
+        let cur = v.value(num) + earlier(i, sop.sem_num, false);
         let result = cur + op;
         // SEM-EVAL-2: a zero op on a non-zero value, or a negative result, sleeps.
         if (op == 0 && cur != 0) || result < 0 {
@@ -175,26 +233,105 @@ fn perform_atomic_semop(
             return Err(Errno::ERANGE);
         }
         if sop.sem_flg & SEM_UNDO != 0 {
-            if let Some(adj) = adj.as_mut() {
-                let u = adj[num] - op;
+            if let Some(adj) = v.adjustment(num) {
+                let u = adj - earlier(i, sop.sem_num, true) - op;
                 // The adjustment must stay within [-SEMAEM-1, SEMAEM].
                 if !(-SEMAEM - 1..=SEMAEM).contains(&u) {
                     return Err(Errno::ERANGE);
                 }
-                adj[num] = u;
             }
         }
-        vals[num] = result;
     }
     for sop in sops {
-        let s = &mut sems[usize::from(sop.sem_num)];
-        s.val = vals[usize::from(sop.sem_num)];
-        s.pid = pid;
-    }
-    if let (Some(u), Some(adj)) = (undo, adj) {
-        *u = adj;
+        let num = usize::from(sop.sem_num);
+        let op = i32::from(sop.sem_op);
+        v.set_value(num, v.value(num) + op, pid);
+        if sop.sem_flg & SEM_UNDO != 0 {
+            if let Some(adj) = v.adjustment(num) {
+                v.set_adjustment(num, adj - op);
+            }
+        }
     }
     Ok(Eval::Done)
+}
+
+/// The checks of `do_semtimedop()` made before the set is looked up, in
+/// the kernel's order; `semopm` is the namespace's `SEMOPM`. Returns the
+/// operations.
+///
+/// # Errors
+/// `E2BIG` (more than `semopm`), `EINVAL` (none), `EFAULT` (`sops` could
+/// not be read, or is not `nsops` long), `EINVAL` (`id` < 0, or an invalid
+/// timeout — even if nothing would block, SEM-OP-6).
+pub fn semop_args(
+    semopm: i32,
+    id: i32,
+    nsops: usize,
+    sops: Option<&[Sembuf]>,
+    timeout: Option<Timeout>,
+) -> Result<&[Sembuf], Errno> {
+    // SEM-OP-2: "The value of nsops is greater than SEMOPM."
+    if nsops > usize::try_from(semopm).unwrap_or(0) {
+        return Err(Errno::E2BIG);
+    }
+    // SEM-OP-3.
+    if nsops < 1 {
+        return Err(Errno::EINVAL);
+    }
+    // SEM-OP-4: the copy of sops.
+    let sops = sops.filter(|s| s.len() == nsops).ok_or(Errno::EFAULT)?;
+    if id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    // SEM-OP-6: "timeout ... invalid", even if nothing would block.
+    if let Some(t) = timeout {
+        if t.sec < 0 || !(0..1_000_000_000).contains(&t.nsec) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    Ok(sops)
+}
+
+/// What a caller may do with a set ([`IpcNamespace::sem_access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemAccess {
+    /// Alter (write) permission: semop that changes values, SETVAL, SETALL.
+    pub alter: bool,
+    /// Read permission: GETVAL and friends, IPC_STAT, wait-for-zero.
+    pub read: bool,
+    /// The set's permission version now: the answer holds while it stays.
+    pub perm_version: u32,
+}
+
+/// The part of a set's state that the data plane changes in the callers:
+/// what a state page holds and the model takes back
+/// ([`IpcNamespace::sem_shared`], [`IpcNamespace::sem_adopt`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SemShared {
+    /// `(semval, sempid)` of each semaphore.
+    pub values: Vec<(i32, Pid)>,
+    /// `sem_otime`.
+    pub otime: Time,
+    /// The undo records of processes that keep theirs in the page: `None`
+    /// for a process without one (no `SEM_UNDO` operation yet).
+    pub undos: Vec<(Pid, Option<Vec<i32>>)>,
+}
+
+/// What the model tells a set's page besides [`SemShared`]: what readers
+/// and fast paths must know ([`IpcNamespace::sem_published`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SemPublished {
+    /// `semid_ds` as `IPC_STAT` reports it (permissions, times, nsems).
+    pub ds: Semid64Ds,
+    /// `GETNCNT` and `GETZCNT` of each semaphore.
+    pub counts: Vec<(u32, u32)>,
+    /// Whether any caller sleeps on the set (every change must then go
+    /// through the model, which hands off in the kernel's order).
+    pub sleepers: bool,
+    /// The permission version ([`SemAccess::perm_version`]).
+    pub perm_version: u32,
+    /// The namespace's `SEMOPM`.
+    pub semopm: i32,
 }
 
 /// Which list a waiter is on, named by where it lives.
@@ -219,7 +356,7 @@ impl SemState {
         let Ok(set) = self.ids.obtain_check_mut(id.0) else { return Ok(Eval::Sleep) };
         let has_undo = q.sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
         let undo = if has_undo { self.undos.get_mut(&(q.pid, id)) } else { None };
-        perform_atomic_semop(&mut set.sems, &q.sops, q.pid, undo, &mut q.blocking)
+        perform_atomic_semop(&mut ModelValues { sems: &mut set.sems, undo }, &q.sops, q.pid, &mut q.blocking)
     }
 
     /// `unlink_queue()`: the waiter leaves its list (whichever it is on).
@@ -428,6 +565,7 @@ impl IpcOps for SemGetOps<'_> {
             pending_const: VecDeque::new(),
             complex_count: 0,
             version: 0,
+            perm_version: 0,
         };
         let semmni = u32::try_from(self.limits.sem[3]).unwrap_or(0);
         let id = self.sem.ids.add(set, semmni)?;
@@ -595,25 +733,7 @@ impl<M: Memory> IpcNamespace<M> {
         sops: Option<&[Sembuf]>,
         timeout: Option<Timeout>,
     ) -> Result<Outcome<i64>, Errno> {
-        // SEM-OP-2: "The value of nsops is greater than SEMOPM."
-        if nsops > usize::try_from(self.limits.sem[2]).unwrap_or(0) {
-            return Err(Errno::E2BIG);
-        }
-        // SEM-OP-3.
-        if nsops < 1 {
-            return Err(Errno::EINVAL);
-        }
-        // SEM-OP-4: the copy of sops.
-        let sops = sops.filter(|s| s.len() == nsops).ok_or(Errno::EFAULT)?;
-        if id < 0 {
-            return Err(Errno::EINVAL);
-        }
-        // SEM-OP-6: "timeout ... invalid", even if nothing would block.
-        if let Some(t) = timeout {
-            if t.sec < 0 || !(0..1_000_000_000).contains(&t.nsec) {
-                return Err(Errno::EINVAL);
-            }
-        }
+        let sops = semop_args(self.limits.sem[2], id, nsops, sops, timeout)?;
         let max = sops.iter().map(|s| usize::from(s.sem_num)).max().unwrap_or(0);
         let undos = sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
         let alter = sops.iter().any(|s| s.sem_op != 0);
@@ -632,7 +752,7 @@ impl<M: Memory> IpcNamespace<M> {
         ipcperms(cred, &set.perm, if alter { Access(0o222) } else { Access::READ })?;
         let mut blocking = 0;
         let undo = if undos { self.sem.undos.get_mut(&(cred.pid, set_id)) } else { None };
-        match perform_atomic_semop(&mut set.sems, sops, cred.pid, undo, &mut blocking)? {
+        match perform_atomic_semop(&mut ModelValues { sems: &mut set.sems, undo }, sops, cred.pid, &mut blocking)? {
             Eval::Done => {
                 if alter {
                     self.sem.do_smart_update(set_id, Some(sops), true, now);
@@ -764,6 +884,7 @@ impl<M: Memory> IpcNamespace<M> {
                     let SemArg::Set(update) = arg else { return Err(Errno::EFAULT) };
                     ipc_update_perm(&update, &mut set.perm)?;
                     set.ctime = now;
+                    set.perm_version = set.perm_version.wrapping_add(1);
                     set.changed();
                 }
                 (0, SemCtlOut::None)
@@ -870,6 +991,101 @@ impl<M: Memory> IpcNamespace<M> {
             self.sem.do_smart_update(id, None, true, now);
             self.sem.unmerge(id);
         }
+    }
+
+    /// What `cred` may do with set `semid` (`ipcperms()` for alter and
+    /// for read), for a host that grants the set's state page.
+    ///
+    /// # Errors
+    /// `EINVAL` if no set has that identifier.
+    pub fn sem_access(&self, cred: &Cred, semid: i32) -> Result<SemAccess, Errno> {
+        let set = self.sem.ids.obtain_check(semid)?;
+        Ok(SemAccess {
+            alter: ipcperms(cred, &set.perm, Access(0o222)).is_ok(),
+            read: ipcperms(cred, &set.perm, Access::READ).is_ok(),
+            perm_version: set.perm_version,
+        })
+    }
+
+    /// The identifiers of every set, in slot order.
+    pub fn sem_ids(&self) -> Vec<IpcId> {
+        self.sem.ids.iter().map(|(id, _)| id).collect()
+    }
+
+    /// The state of set `semid` that a page holds, with the undo records
+    /// of `pids`.
+    ///
+    /// # Errors
+    /// `EINVAL` if no set has that identifier.
+    pub fn sem_shared(&self, semid: i32, pids: &[Pid]) -> Result<SemShared, Errno> {
+        let set = self.sem.ids.obtain_check(semid)?;
+        let id = IpcId(semid);
+        Ok(SemShared {
+            values: set.sems.iter().map(|s| (s.val, s.pid)).collect(),
+            otime: set.otime,
+            undos: pids.iter().map(|&p| (p, self.sem.undos.get(&(p, id)).cloned())).collect(),
+        })
+    }
+
+    /// Takes a page's state of set `semid` back into the model (what
+    /// callers changed in their own address space), after checking every
+    /// value: semaphores in `[0, SEMVMX]`, adjustments in
+    /// `[-SEMAEM-1, SEMAEM]`, one of each per semaphore.
+    ///
+    /// # Errors
+    /// `EINVAL` if no set has that identifier; `EUCLEAN` for a state that
+    /// no sequence of operations can produce (a damaged page): nothing is
+    /// taken.
+    pub fn sem_adopt(&mut self, semid: i32, shared: &SemShared) -> Result<(), Errno> {
+        let set = self.sem.ids.obtain_check_mut(semid)?;
+        let n = set.nsems();
+        let sane = shared.values.len() == n
+            && shared.values.iter().all(|&(v, _)| (0..=SEMVMX).contains(&v))
+            && shared.undos.iter().all(|(_, u)| {
+                u.as_ref().is_none_or(|u| u.len() == n && u.iter().all(|a| (-SEMAEM - 1..=SEMAEM).contains(a)))
+            });
+        if !sane {
+            return Err(Errno::EUCLEAN);
+        }
+        let mut changed = set.otime != shared.otime;
+        for (s, &(val, pid)) in set.sems.iter_mut().zip(&shared.values) {
+            changed |= s.val != val || s.pid != pid;
+            s.val = val;
+            s.pid = pid;
+        }
+        set.otime = shared.otime;
+        if changed {
+            set.changed();
+        }
+        let id = IpcId(semid);
+        for (pid, undo) in &shared.undos {
+            match undo {
+                Some(u) => {
+                    self.sem.undos.insert((*pid, id), u.clone());
+                }
+                None => {
+                    self.sem.undos.remove(&(*pid, id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What set `semid`'s page must show besides [`SemShared`].
+    ///
+    /// # Errors
+    /// `EINVAL` if no set has that identifier.
+    pub fn sem_published(&self, semid: i32) -> Result<SemPublished, Errno> {
+        let set = self.sem.ids.obtain_check(semid)?;
+        let id = IpcId(semid);
+        let count = |n: usize, zero: bool| u32::try_from(self.sem.count_semcnt(id, n, zero)).unwrap_or(u32::MAX);
+        Ok(SemPublished {
+            ds: set.to_abi(),
+            counts: (0..set.nsems()).map(|n| (count(n, false), count(n, true))).collect(),
+            sleepers: self.sem.queues.values().any(|q| q.set == id),
+            perm_version: set.perm_version,
+            semopm: self.limits.sem[2],
+        })
     }
 
     /// `/proc/sysvipc/sem` of this namespace (SPEC 8.4), in slot order.
