@@ -15,4 +15,5 @@ pub mod net;
 pub mod poll;
 pub mod proc;
 pub mod seccomp;
+pub mod sem_page;
 pub mod state_page;

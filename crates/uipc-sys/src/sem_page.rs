@@ -1,0 +1,389 @@
+//! A System V semaphore set's state page (`docs/architecture.md`, "The
+//! data plane"): the values, pids and times a `semop` changes, what
+//! `semctl`'s queries read, and the undo slots of the processes that keep
+//! their `SEM_UNDO` adjustments there — laid out on a [`StatePage`].
+//!
+//! Body (offsets from [`BODY`]; all little-endian words):
+//!
+//! | offset | field |
+//! |---|---|
+//! | 0 | `nsems` |
+//! | 4 | undo slots |
+//! | 8 | the namespace's `SEMOPM` |
+//! | 16 | `sem_otime` (i64) |
+//! | 24 | `sem_ctime` (i64) |
+//! | 32 | key, uid, gid, cuid, cgid, mode, seq |
+//! | 64 | per semaphore: `semval`, `sempid`, `semncnt`, `semzcnt` |
+//! | then | per slot: owner pid, has-record, one adjustment per semaphore |
+//!
+//! The daemon writes everything; a process granted alter permission
+//! changes values, pids, `otime` and its own slot — through
+//! [`SemPage::semop`], which runs uipc-core's [`perform_atomic_semop`] on
+//! the page, the one definition of the semantics.
+
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Duration;
+
+use uipc_abi::{Errno, Ipc64Perm, Sembuf, Semid64Ds, SEM_UNDO};
+use uipc_core::cred::Pid;
+use uipc_core::sysv::sem::{perform_atomic_semop, semop_args, Eval, SemPublished, SemShared, SemValues, Timeout};
+use uipc_core::time::Time;
+
+use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED, REMOVED, SLEEPERS};
+
+/// Undo slots per set: processes beyond this many do their `SEM_UNDO`
+/// operations through the daemon.
+pub const UNDO_SLOTS: usize = 32;
+/// The most operations a fast-path `semop` takes (the journal holds their
+/// pre-image); more go to the daemon.
+pub const FAST_SOPS: usize = 64;
+/// Journal bytes: per operation a value and an adjustment entry, plus `otime`.
+const JOURNAL: usize = FAST_SOPS * 2 * 16 + 64;
+
+const NSEMS: usize = BODY;
+const NSLOTS: usize = BODY + 4;
+const SEMOPM: usize = BODY + 8;
+const OTIME: usize = BODY + 16;
+const CTIME: usize = BODY + 24;
+const PERM: usize = BODY + 32;
+const SEMS: usize = BODY + 64;
+const SEM_SIZE: usize = 16;
+
+fn body_len(nsems: usize) -> usize {
+    64 + nsems * SEM_SIZE + UNDO_SLOTS * slot_size(nsems)
+}
+
+fn slot_size(nsems: usize) -> usize {
+    (8 + 4 * nsems).div_ceil(8) * 8
+}
+
+/// A set's page, mapped.
+#[derive(Debug)]
+pub struct SemPage {
+    page: StatePage,
+    nsems: usize,
+}
+
+/// What a grant of a set's page lets its holder do without the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemGrant {
+    /// Alter permission (the page is mapped read-write).
+    pub alter: bool,
+    /// Read permission.
+    pub read: bool,
+    /// The permission version the grant was made under.
+    pub perm_version: u32,
+    /// The holder's undo slot, if it has one.
+    pub slot: Option<usize>,
+}
+
+/// The page's values and the caller's undo slot, as uipc-core sees them;
+/// every change is saved in the journal first.
+struct PageValues<'g, 'p> {
+    guard: &'g mut Guard<'p>,
+    nsems: usize,
+    slot: Option<usize>,
+}
+
+impl SemValues for PageValues<'_, '_> {
+    fn value(&self, num: usize) -> i32 {
+        self.guard.page().i32_at(SEMS + num * SEM_SIZE).load(Relaxed)
+    }
+    fn set_value(&mut self, num: usize, val: i32, pid: Pid) {
+        let off = SEMS + num * SEM_SIZE;
+        // The journal has room for FAST_SOPS operations (checked by the caller).
+        if self.guard.save(off, 8).is_ok() {
+            self.guard.page().i32_at(off).store(val, Relaxed);
+            self.guard.page().i32_at(off + 4).store(pid.0.cast_signed(), Relaxed);
+        }
+    }
+    fn adjustment(&self, num: usize) -> Option<i32> {
+        let slot = slot_off(self.nsems, self.slot?);
+        (self.guard.page().u32_at(slot + 4).load(Relaxed) != 0)
+            .then(|| self.guard.page().i32_at(slot + 8 + 4 * num).load(Relaxed))
+    }
+    fn set_adjustment(&mut self, num: usize, adj: i32) {
+        let Some(slot) = self.slot else { return };
+        let off = slot_off(self.nsems, slot) + 8 + 4 * num;
+        if self.guard.save(off, 4).is_ok() {
+            self.guard.page().i32_at(off).store(adj, Relaxed);
+        }
+    }
+}
+
+fn slot_off(nsems: usize, slot: usize) -> usize {
+    SEMS + nsems * SEM_SIZE + slot * slot_size(nsems)
+}
+
+impl SemPage {
+    /// The length of the page of a set of `nsems` semaphores.
+    pub fn len_for(nsems: usize) -> u64 {
+        page_len(body_len(nsems), JOURNAL)
+    }
+
+    /// The daemon's side: lays out the page of a new set of `nsems` in
+    /// the zero-filled file `fd` of [`len_for`](Self::len_for) bytes.
+    ///
+    /// # Errors
+    /// `mmap`'s.
+    pub fn create(fd: BorrowedFd<'_>, nsems: usize) -> Result<SemPage, Errno> {
+        let page = StatePage::create(fd, SemPage::len_for(nsems), Kind::SemSet, JOURNAL)?;
+        page.u32_at(NSEMS).store(u32::try_from(nsems).map_err(|_| Errno::EINVAL)?, Release);
+        page.u32_at(NSLOTS).store(u32::try_from(UNDO_SLOTS).unwrap_or(0), Release);
+        Ok(SemPage { page, nsems })
+    }
+
+    /// A client's side: maps a granted page.
+    ///
+    /// # Errors
+    /// `EPROTO` for a file that is not a set's page of this layout.
+    pub fn open(fd: BorrowedFd<'_>, writable: bool) -> Result<SemPage, Errno> {
+        let page = StatePage::open(fd, Kind::SemSet, writable)?;
+        let nsems = usize::try_from(page.u32_at(NSEMS).load(Acquire)).map_err(|_| Errno::EPROTO)?;
+        let slots = usize::try_from(page.u32_at(NSLOTS).load(Acquire)).map_err(|_| Errno::EPROTO)?;
+        if slots != UNDO_SLOTS || nsems.checked_mul(SEM_SIZE + 4).is_none() || body_len(nsems) > page.body_len() {
+            return Err(Errno::EPROTO);
+        }
+        Ok(SemPage { page, nsems })
+    }
+
+    /// The number of semaphores.
+    pub fn nsems(&self) -> usize {
+        self.nsems
+    }
+
+    /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
+    pub fn flags(&self) -> u32 {
+        self.page.flags()
+    }
+
+    /// The daemon's side: takes the lock (waiting at most `bound`).
+    ///
+    /// # Errors
+    /// As [`StatePage::lock`].
+    pub fn lock(&self, bound: Duration) -> Result<(Guard<'_>, Locked), Errno> {
+        self.page.lock(Some(bound))
+    }
+
+    /// Marks the set damaged.
+    pub fn mark_damaged(&self) {
+        self.page.mark_damaged();
+    }
+
+    /// The daemon's side, under the lock: the state callers changed, with
+    /// the undo records of the slots' owners (`owners[slot]`).
+    pub fn shared(&self, _guard: &Guard<'_>, owners: &[Option<Pid>]) -> SemShared {
+        let p = &self.page;
+        let values = (0..self.nsems)
+            .map(|n| {
+                let off = SEMS + n * SEM_SIZE;
+                (p.i32_at(off).load(Relaxed), Pid(p.i32_at(off + 4).load(Relaxed).cast_unsigned()))
+            })
+            .collect();
+        let undos = owners
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, owner)| {
+                let pid = (*owner)?;
+                let off = slot_off(self.nsems, slot);
+                let has = p.u32_at(off + 4).load(Relaxed) != 0;
+                let adj = has.then(|| (0..self.nsems).map(|n| p.i32_at(off + 8 + 4 * n).load(Relaxed)).collect());
+                Some((pid, adj))
+            })
+            .collect();
+        SemShared { values, otime: Time(p.i64_at(OTIME).load(Relaxed)), undos }
+    }
+
+    /// The daemon's side, under the lock: shows the model's state.
+    pub fn publish(&self, guard: &mut Guard<'_>, shared: &SemShared, published: &SemPublished, owners: &[Option<Pid>]) {
+        guard.begin();
+        let p = &self.page;
+        for (n, &(val, pid)) in shared.values.iter().enumerate().take(self.nsems) {
+            let off = SEMS + n * SEM_SIZE;
+            p.i32_at(off).store(val, Relaxed);
+            p.i32_at(off + 4).store(pid.0.cast_signed(), Relaxed);
+        }
+        for (n, &(ncnt, zcnt)) in published.counts.iter().enumerate().take(self.nsems) {
+            let off = SEMS + n * SEM_SIZE;
+            p.u32_at(off + 8).store(ncnt, Relaxed);
+            p.u32_at(off + 12).store(zcnt, Relaxed);
+        }
+        p.i64_at(OTIME).store(shared.otime.0, Relaxed);
+        p.i64_at(CTIME).store(published.ds.sem_ctime, Relaxed);
+        p.i32_at(SEMOPM).store(published.semopm, Relaxed);
+        let perm = &published.ds.sem_perm;
+        p.i32_at(PERM).store(perm.key, Relaxed);
+        for (i, v) in [perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode, u32::from(perm.seq)].into_iter().enumerate()
+        {
+            p.u32_at(PERM + 4 + 4 * i).store(v, Relaxed);
+        }
+        for (slot, owner) in owners.iter().enumerate().take(UNDO_SLOTS) {
+            let off = slot_off(self.nsems, slot);
+            let record =
+                owner.and_then(|pid| shared.undos.iter().find(|(p, _)| *p == pid)).and_then(|(_, u)| u.as_ref());
+            p.i32_at(off).store(owner.map_or(0, |pid| pid.0.cast_signed()), Relaxed);
+            p.u32_at(off + 4).store(u32::from(record.is_some()), Relaxed);
+            for n in 0..self.nsems {
+                p.i32_at(off + 8 + 4 * n).store(record.and_then(|u| u.get(n)).copied().unwrap_or(0), Relaxed);
+            }
+        }
+        guard.set_perm_version(published.perm_version);
+        guard.set_flags(if published.sleepers { SLEEPERS } else { 0 }, if published.sleepers { 0 } else { SLEEPERS });
+    }
+
+    /// The daemon's side: the set is gone; holders of the page go to the
+    /// daemon from now on.
+    pub fn mark_removed(&self, guard: &Guard<'_>) {
+        guard.set_flags(REMOVED, 0);
+    }
+
+    /// The permission version.
+    pub fn perm_version(&self) -> u32 {
+        self.page.perm_version()
+    }
+
+    /// `semtimedop(id, sops, timeout)` in the caller, for the holder of
+    /// `grant` (process `pid`, at time `now`): `None` when the daemon must
+    /// decide (the operation would sleep, sleepers wait on the set, the
+    /// set was removed or damaged, the grant is stale, or the operation
+    /// needs more than this page can take); otherwise the result, exactly
+    /// as the daemon's model would give it.
+    pub fn semop(
+        &self,
+        grant: &SemGrant,
+        id: i32,
+        sops: &[Sembuf],
+        timeout: Option<Timeout>,
+        pid: Pid,
+        now: Time,
+    ) -> Option<Result<(), Errno>> {
+        let usable = |p: &SemPage| {
+            p.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0 && p.perm_version() == grant.perm_version
+        };
+        if !grant.alter || !self.page.writable() || sops.len() > FAST_SOPS || !usable(self) {
+            return None;
+        }
+        let semopm = self.page.i32_at(SEMOPM).load(Relaxed);
+        if let Err(e) = semop_args(semopm, id, sops.len(), Some(sops), timeout) {
+            return Some(Err(e));
+        }
+        let undo = sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
+        if undo && grant.slot.is_none() {
+            return None;
+        }
+        let (mut guard, _) = self.page.lock(Some(Duration::from_secs(1))).ok()?;
+        if !usable(self) {
+            return None;
+        }
+        if undo {
+            // find_alloc_undo(): the record exists from the first SEM_UNDO
+            // operation on, whatever that operation's result.
+            let slot = slot_off(self.nsems, grant.slot?);
+            if self.page.u32_at(slot + 4).load(Relaxed) == 0 {
+                for n in 0..self.nsems {
+                    self.page.i32_at(slot + 8 + 4 * n).store(0, Relaxed);
+                }
+                self.page.u32_at(slot + 4).store(1, Release);
+            }
+        }
+        // SEM-OP-9: "sem_num ... is greater than or equal to the number of semaphores."
+        if sops.iter().any(|s| usize::from(s.sem_num) >= self.nsems) {
+            return Some(Err(Errno::EFBIG));
+        }
+        let mut blocking = 0;
+        let mut values = PageValues { guard: &mut guard, nsems: self.nsems, slot: grant.slot };
+        match perform_atomic_semop(&mut values, sops, pid, &mut blocking) {
+            Ok(Eval::Done) => {
+                if guard.save(OTIME, 8).is_ok() {
+                    self.page.i64_at(OTIME).store(now.0, Relaxed);
+                }
+                Some(Ok(()))
+            }
+            Ok(Eval::Sleep) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Reads consistently (`None`: a writer is stuck mid-change; ask the
+    /// daemon).
+    fn read<T>(&self, f: impl FnMut(&StatePage) -> T) -> Option<T> {
+        self.page.read(f)
+    }
+
+    /// Whether a reader holding `grant` may answer from the page now.
+    fn readable(&self, grant: &SemGrant) -> bool {
+        grant.read && self.page.flags() & (REMOVED | DAMAGED) == 0 && self.perm_version() == grant.perm_version
+    }
+
+    /// `semctl(GETVAL/GETPID/GETNCNT/GETZCNT)` of semaphore `num` from
+    /// the page: `None` when the daemon must answer.
+    pub fn get(&self, grant: &SemGrant, num: i32, what: SemField) -> Option<Result<i64, Errno>> {
+        if !self.readable(grant) {
+            return None;
+        }
+        // SEM-CTL-1: the semnum range is checked after the permission.
+        let Some(n) = usize::try_from(num).ok().filter(|&n| n < self.nsems) else { return Some(Err(Errno::EINVAL)) };
+        let off = SEMS + n * SEM_SIZE + what as usize * 4;
+        let v = self.read(|p| {
+            if what == SemField::Pid || what == SemField::Val {
+                i64::from(p.i32_at(off).load(Relaxed))
+            } else {
+                i64::from(p.u32_at(off).load(Relaxed))
+            }
+        })?;
+        (self.readable(grant)).then_some(Ok(v))
+    }
+
+    /// `semctl(GETALL)` from the page.
+    pub fn get_all(&self, grant: &SemGrant) -> Option<Vec<u16>> {
+        if !self.readable(grant) {
+            return None;
+        }
+        let v = self.read(|p| {
+            (0..self.nsems).map(|n| u16::try_from(p.i32_at(SEMS + n * SEM_SIZE).load(Relaxed)).unwrap_or(0)).collect()
+        })?;
+        self.readable(grant).then_some(v)
+    }
+
+    /// `semctl(IPC_STAT)` from the page.
+    pub fn stat(&self, grant: &SemGrant) -> Option<Semid64Ds> {
+        if !self.readable(grant) {
+            return None;
+        }
+        let ds = self.read(|p| {
+            let w = |i: usize| p.u32_at(PERM + 4 + 4 * i).load(Relaxed);
+            Semid64Ds {
+                sem_perm: Ipc64Perm {
+                    key: p.i32_at(PERM).load(Relaxed),
+                    uid: w(0),
+                    gid: w(1),
+                    cuid: w(2),
+                    cgid: w(3),
+                    mode: w(4),
+                    seq: u16::try_from(w(5)).unwrap_or(0),
+                    ..Ipc64Perm::default()
+                },
+                sem_otime: p.i64_at(OTIME).load(Relaxed),
+                sem_ctime: p.i64_at(CTIME).load(Relaxed),
+                sem_nsems: self.nsems as u64,
+                ..Semid64Ds::default()
+            }
+        })?;
+        self.readable(grant).then_some(ds)
+    }
+}
+
+/// Which per-semaphore field a `semctl` query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum SemField {
+    /// `GETVAL`.
+    Val = 0,
+    /// `GETPID`.
+    Pid = 1,
+    /// `GETNCNT`.
+    Ncnt = 2,
+    /// `GETZCNT`.
+    Zcnt = 3,
+}
