@@ -400,6 +400,14 @@ pub enum Request {
         /// The process the descriptor refers to.
         pid: u32,
     },
+    /// The state page of semaphore set `id` (the data plane): answered by
+    /// [`Response::SemGrant`] with the page's descriptor beside the frame,
+    /// read-write with alter permission, read-only with read permission;
+    /// `EACCES` with neither, `EINVAL` for no such set.
+    SemGrant {
+        /// The set.
+        id: i32,
+    },
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -609,6 +617,18 @@ pub enum Response {
     },
     /// The queues of a namespace ([`Request::MqList`]).
     MqList(Vec<MqInfo>),
+    /// [`Request::SemGrant`]: what the page's holder may do (the page's
+    /// descriptor travels beside the frame).
+    SemGrant {
+        /// Alter permission: the page is writable.
+        alter: bool,
+        /// Read permission.
+        read: bool,
+        /// The set's permission version the grant holds for.
+        perm_version: u32,
+        /// The holder's undo slot in the page, if one was free.
+        slot: Option<u32>,
+    },
 }
 
 /// One queue as the mqueue filesystem's directory shows it.

@@ -21,8 +21,10 @@
 //! [`SemPage::semop`], which runs uipc-core's [`perform_atomic_semop`] on
 //! the page, the one definition of the semantics.
 
+use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uipc_abi::{Errno, Ipc64Perm, Sembuf, Semid64Ds, SEM_UNDO};
@@ -61,7 +63,7 @@ fn slot_size(nsems: usize) -> usize {
 /// A set's page, mapped.
 #[derive(Debug)]
 pub struct SemPage {
-    page: StatePage,
+    page: Arc<StatePage>,
     nsems: usize,
 }
 
@@ -80,13 +82,13 @@ pub struct SemGrant {
 
 /// The page's values and the caller's undo slot, as uipc-core sees them;
 /// every change is saved in the journal first.
-struct PageValues<'g, 'p> {
-    guard: &'g mut Guard<'p>,
+struct PageValues<'g, P: Deref<Target = StatePage>> {
+    guard: &'g mut Guard<P>,
     nsems: usize,
     slot: Option<usize>,
 }
 
-impl SemValues for PageValues<'_, '_> {
+impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
     fn value(&self, num: usize) -> i32 {
         self.guard.page().i32_at(SEMS + num * SEM_SIZE).load(Relaxed)
     }
@@ -128,7 +130,7 @@ impl SemPage {
     /// # Errors
     /// `mmap`'s.
     pub fn create(fd: BorrowedFd<'_>, nsems: usize) -> Result<SemPage, Errno> {
-        let page = StatePage::create(fd, SemPage::len_for(nsems), Kind::SemSet, JOURNAL)?;
+        let page = Arc::new(StatePage::create(fd, SemPage::len_for(nsems), Kind::SemSet, JOURNAL)?);
         page.u32_at(NSEMS).store(u32::try_from(nsems).map_err(|_| Errno::EINVAL)?, Release);
         page.u32_at(NSLOTS).store(u32::try_from(UNDO_SLOTS).unwrap_or(0), Release);
         Ok(SemPage { page, nsems })
@@ -139,7 +141,7 @@ impl SemPage {
     /// # Errors
     /// `EPROTO` for a file that is not a set's page of this layout.
     pub fn open(fd: BorrowedFd<'_>, writable: bool) -> Result<SemPage, Errno> {
-        let page = StatePage::open(fd, Kind::SemSet, writable)?;
+        let page = Arc::new(StatePage::open(fd, Kind::SemSet, writable)?);
         let nsems = usize::try_from(page.u32_at(NSEMS).load(Acquire)).map_err(|_| Errno::EPROTO)?;
         let slots = usize::try_from(page.u32_at(NSLOTS).load(Acquire)).map_err(|_| Errno::EPROTO)?;
         if slots != UNDO_SLOTS || nsems.checked_mul(SEM_SIZE + 4).is_none() || body_len(nsems) > page.body_len() {
@@ -162,8 +164,8 @@ impl SemPage {
     ///
     /// # Errors
     /// As [`StatePage::lock`].
-    pub fn lock(&self, bound: Duration) -> Result<(Guard<'_>, Locked), Errno> {
-        self.page.lock(Some(bound))
+    pub fn lock(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        StatePage::lock_shared(&self.page, Some(bound))
     }
 
     /// Marks the set damaged.
@@ -173,7 +175,7 @@ impl SemPage {
 
     /// The daemon's side, under the lock: the state callers changed, with
     /// the undo records of the slots' owners (`owners[slot]`).
-    pub fn shared(&self, _guard: &Guard<'_>, owners: &[Option<Pid>]) -> SemShared {
+    pub fn shared(&self, _guard: &Guard<Arc<StatePage>>, owners: &[Option<Pid>]) -> SemShared {
         let p = &self.page;
         let values = (0..self.nsems)
             .map(|n| {
@@ -196,7 +198,13 @@ impl SemPage {
     }
 
     /// The daemon's side, under the lock: shows the model's state.
-    pub fn publish(&self, guard: &mut Guard<'_>, shared: &SemShared, published: &SemPublished, owners: &[Option<Pid>]) {
+    pub fn publish(
+        &self,
+        guard: &mut Guard<Arc<StatePage>>,
+        shared: &SemShared,
+        published: &SemPublished,
+        owners: &[Option<Pid>],
+    ) {
         guard.begin();
         let p = &self.page;
         for (n, &(val, pid)) in shared.values.iter().enumerate().take(self.nsems) {
@@ -234,7 +242,7 @@ impl SemPage {
 
     /// The daemon's side: the set is gone; holders of the page go to the
     /// daemon from now on.
-    pub fn mark_removed(&self, guard: &Guard<'_>) {
+    pub fn mark_removed(&self, guard: &Guard<Arc<StatePage>>) {
         guard.set_flags(REMOVED, 0);
     }
 

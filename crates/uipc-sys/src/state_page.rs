@@ -39,9 +39,11 @@
 //!    get_robust_list(2), `Documentation/locking/robust-futexes.rst`
 //!  - `include/linux/seqlock.h` (the sequence-count protocol)
 
+use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uipc_abi::Errno;
@@ -312,47 +314,19 @@ impl StatePage {
     /// `EBADF` on a read-only mapping; `ETIMEDOUT` when `bound` passed;
     /// `ENOTRECOVERABLE` or `EINVAL` for a lock that is broken (a page
     /// scribbled on): the object is damaged.
-    pub fn lock(&self, bound: Option<Duration>) -> Result<(Guard<'_>, Locked), Errno> {
-        if !self.writable {
-            return Err(Errno::EBADF);
-        }
-        let m = self.lock_ptr().ok_or(Errno::EINVAL)?;
-        // SAFETY: `m` points at the page's lock field, initialised by the
-        // daemon before the magic was written (checked by `open`); a
-        // scribbled lock makes glibc fail or wait, never write elsewhere.
-        let mut r = unsafe { libc::pthread_mutex_trylock(m) };
-        if r == libc::EBUSY {
-            r = match bound {
-                // SAFETY: as above.
-                None => unsafe { libc::pthread_mutex_lock(m) },
-                Some(d) => {
-                    let deadline = deadline_after(d);
-                    // SAFETY: as above; `deadline` is a valid timespec.
-                    unsafe { libc::pthread_mutex_timedlock(m, &deadline) }
-                }
-            };
-        }
-        let guard = || Guard { page: self, used: 0, writing: false };
-        match r {
-            0 => {
-                let guard = guard();
-                if self.u32_at(OFF_INFLIGHT).load(Ordering::Acquire) != 0 || self.seq_odd() {
-                    // A writer left a change in flight with the lock free:
-                    // only a scribble does that.
-                    guard.rollback();
-                    return Ok((guard, Locked::Repaired));
-                }
-                Ok((guard, Locked::Clean))
-            }
-            libc::EOWNERDEAD => {
-                let guard = guard();
-                guard.rollback();
-                // SAFETY: this thread holds the lock (EOWNERDEAD hands it over).
-                check(unsafe { libc::pthread_mutex_consistent(m) })?;
-                Ok((guard, Locked::Repaired))
-            }
-            e => Err(Errno::from_raw(e)),
-        }
+    pub fn lock(&self, bound: Option<Duration>) -> Result<(Guard<&StatePage>, Locked), Errno> {
+        lock_with(self, bound)
+    }
+
+    /// [`lock`](Self::lock), with a guard that owns a reference to the page.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock).
+    pub fn lock_shared(
+        this: &Arc<StatePage>,
+        bound: Option<Duration>,
+    ) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        lock_with(Arc::clone(this), bound)
     }
 
     fn seq_odd(&self) -> bool {
@@ -366,6 +340,49 @@ impl Drop for StatePage {
         // SAFETY: the range is this value's own mapping, reached by no
         // reference (every access went through atomics borrowed from self).
         let _ = unsafe { unmap(addr, self.len as u64) };
+    }
+}
+
+fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> Result<(Guard<P>, Locked), Errno> {
+    if !page.writable {
+        return Err(Errno::EBADF);
+    }
+    let m = page.lock_ptr().ok_or(Errno::EINVAL)?;
+    // SAFETY: `m` points at the page's lock field, initialised by the
+    // daemon before the magic was written (checked by `open`); a
+    // scribbled lock makes glibc fail or wait, never write elsewhere.
+    let mut r = unsafe { libc::pthread_mutex_trylock(m) };
+    if r == libc::EBUSY {
+        r = match bound {
+            // SAFETY: as above.
+            None => unsafe { libc::pthread_mutex_lock(m) },
+            Some(d) => {
+                let deadline = deadline_after(d);
+                // SAFETY: as above; `deadline` is a valid timespec.
+                unsafe { libc::pthread_mutex_timedlock(m, &deadline) }
+            }
+        };
+    }
+    match r {
+        0 => {
+            let dirty = page.u32_at(OFF_INFLIGHT).load(Ordering::Acquire) != 0 || page.seq_odd();
+            let guard = Guard { page, used: 0, writing: false };
+            if dirty {
+                // A writer left a change in flight with the lock free:
+                // only a scribble does that.
+                guard.rollback();
+                return Ok((guard, Locked::Repaired));
+            }
+            Ok((guard, Locked::Clean))
+        }
+        libc::EOWNERDEAD => {
+            let guard = Guard { page, used: 0, writing: false };
+            guard.rollback();
+            // SAFETY: this thread holds the lock (EOWNERDEAD hands it over).
+            check(unsafe { libc::pthread_mutex_consistent(m) })?;
+            Ok((guard, Locked::Repaired))
+        }
+        e => Err(Errno::from_raw(e)),
     }
 }
 
@@ -388,18 +405,18 @@ fn deadline_after(d: Duration) -> libc::timespec {
 /// The page's lock, held: changes go through it. Dropping it commits
 /// (clears the journal, makes the sequence count even) and unlocks.
 #[derive(Debug)]
-pub struct Guard<'a> {
-    page: &'a StatePage,
+pub struct Guard<P: Deref<Target = StatePage>> {
+    page: P,
     /// Journal bytes used by this change.
     used: usize,
     /// Whether this change made the sequence count odd.
     writing: bool,
 }
 
-impl Guard<'_> {
+impl<P: Deref<Target = StatePage>> Guard<P> {
     /// The page.
     pub fn page(&self) -> &StatePage {
-        self.page
+        &self.page
     }
 
     /// Saves bytes `off..off + len` of the body before they change, so a
@@ -423,7 +440,7 @@ impl Guard<'_> {
         let e = jstart + self.used;
         self.page.u32_at(e).store(u32::try_from(off).map_err(|_| Errno::EINVAL)?, Ordering::Relaxed);
         self.page.u32_at(e + 4).store(u32::try_from(len).map_err(|_| Errno::EINVAL)?, Ordering::Relaxed);
-        copy_bytes(self.page, off, e + ENTRY_HEADER, len);
+        copy_bytes(&self.page, off, e + ENTRY_HEADER, len);
         self.used += need;
         // The entry is complete before it counts.
         self.page.u32_at(OFF_INFLIGHT).store(u32::try_from(self.used).map_err(|_| Errno::EINVAL)?, Ordering::Release);
@@ -471,7 +488,7 @@ impl Guard<'_> {
             at += need;
         }
         for &(off, saved, len) in entries.iter().rev() {
-            copy_bytes(self.page, saved, off, len);
+            copy_bytes(&self.page, saved, off, len);
         }
         self.page.u32_at(OFF_INFLIGHT).store(0, Ordering::Release);
         if self.page.seq_odd() {
@@ -480,7 +497,7 @@ impl Guard<'_> {
     }
 }
 
-impl Drop for Guard<'_> {
+impl<P: Deref<Target = StatePage>> Drop for Guard<P> {
     fn drop(&mut self) {
         if self.writing {
             self.page.u32_at(OFF_INFLIGHT).store(0, Ordering::Release);
