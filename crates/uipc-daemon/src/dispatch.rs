@@ -14,6 +14,7 @@ use uipc_core::wait::{Interrupt, Outcome};
 use uipc_proto::{CtlOut, MsgOut, PshmInfo, Request, Response, SemCtlArg, SemOut, VERSION};
 use uipc_sys::{map, proc};
 
+use crate::sem_pages;
 use crate::server::{now, Daemon};
 
 type Reply = (Response, Option<OwnedFd>);
@@ -53,7 +54,14 @@ impl Daemon {
         let ns = conn.ns.clone();
         let who = (conn.cred.pid.0, conn.cred.euid.0);
         let audit = self.audit.is_some().then(|| (self.creation_marker(ns.as_deref()), crate::audit::subject(&req)));
+        // The sets the request concerns: their pages are adopted before
+        // and published after (the data plane).
+        let (scope, reconcile) = (sem_pages::scope(&req), sem_pages::reconciles(&req));
+        let sem_ns = ns.clone().filter(|_| reconcile);
+        let rmid = matches!(req, Request::SemCtl { cmd, .. } if cmd & 0xff == uipc_abi::IPC_RMID);
+        let refused = sem_ns.as_deref().and_then(|n| self.sem_enter(n, scope).err()).filter(|_| !rmid);
         let reply = match req {
+            _ if refused.is_some() => Some(error(refused.unwrap_or(Errno::EIDRM))),
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
             Request::Cancel => Some(self.cancel(token)),
             Request::MsgSnd { id, mtype, msgsz, text, flags } => self.msgsnd(token, id, mtype, msgsz, text, flags),
@@ -71,6 +79,9 @@ impl Daemon {
         // Whatever the call changed may have finished sleepers.
         if let Some(ns) = ns {
             self.deliver(&ns);
+        }
+        if let Some(n) = sem_ns {
+            self.sem_leave(&n, reconcile);
         }
         reply
     }
@@ -374,6 +385,10 @@ impl Daemon {
             | Request::MqGetSetAttr { .. }
             | Request::MqStatus { .. }
             | Request::MqList => error(Errno::EINVAL),
+            Request::SemGrant { id } => {
+                let ns_name = ns_name.clone();
+                return self.sem_grant(&ns_name, &cred, id);
+            }
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))
             }

@@ -36,6 +36,7 @@ mod dispatch;
 mod memory;
 mod mq;
 mod namespaces;
+mod sem_pages;
 mod server;
 
 use std::os::fd::OwnedFd;

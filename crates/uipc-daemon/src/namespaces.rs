@@ -271,6 +271,7 @@ impl Daemon {
             p.namespaces.remove(name);
         }
         self.namespaces.remove(name);
+        self.sem_pages_forget(name);
         self.ns_meta.remove(name);
         if let Some(dir) = &self.state_dir {
             let _ = std::fs::remove_dir_all(dir.join("ns").join(name));

@@ -117,6 +117,8 @@ pub struct Daemon {
     pub(crate) next_mq_handle: u64,
     /// The write ends of `SIGEV_THREAD` registrations' pipes, by (namespace, queue).
     pub(crate) mq_notify_pipes: BTreeMap<(String, u64), OwnedFd>,
+    /// The state pages of semaphore sets (the data plane).
+    pub(crate) sem_pages: crate::sem_pages::SemPages,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -258,6 +260,7 @@ impl Daemon {
             mq_handles: BTreeMap::new(),
             next_mq_handle: 1,
             mq_notify_pipes: BTreeMap::new(),
+            sem_pages: crate::sem_pages::SemPages::default(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -600,15 +603,17 @@ impl Daemon {
             if let Some(w) = conn.parked {
                 self.parked.remove(&(name.to_owned(), w));
             }
-            if let Some(ns) = self.namespaces.get_mut(name) {
-                for (_, pending) in conn.pending {
-                    ns.shmat_abort(t, pending);
+            self.with_sem_pages(name, |d| {
+                if let Some(ns) = d.namespaces.get_mut(name) {
+                    for (_, pending) in conn.pending {
+                        ns.shmat_abort(t, pending);
+                    }
+                    // The sleeper is gone with its connection.
+                    if let Some(w) = conn.parked {
+                        ns.interrupt(w, Interrupt::Signal);
+                    }
                 }
-                // The sleeper is gone with its connection.
-                if let Some(w) = conn.parked {
-                    ns.interrupt(w, Interrupt::Signal);
-                }
-            }
+            });
         }
         debug!(pid, token, "disconnected");
         let Some(p) = self.procs.get_mut(&pid) else { return };
@@ -634,11 +639,14 @@ impl Daemon {
         let _ = self.poller.delete(p.pidfd.as_fd());
         let t = now();
         for name in &p.namespaces {
-            if let Some(ns) = self.namespaces.get_mut(name) {
-                ns.exit(Pid(pid), t);
-            }
-            // Exit-time undo may complete others' semops.
-            self.deliver(name);
+            self.with_sem_pages(name, |d| {
+                if let Some(ns) = d.namespaces.get_mut(name) {
+                    ns.exit(Pid(pid), t);
+                }
+                d.sem_pages_release(Pid(pid));
+                // Exit-time undo may complete others' semops.
+                d.deliver(name);
+            });
         }
         debug!(pid, "process exited");
         self.end_ephemeral(&p.namespaces, pid);
@@ -732,10 +740,12 @@ impl Daemon {
                 break;
             }
             let (ns, w) = entry.remove();
-            let result = self.namespaces.get_mut(&ns).and_then(|space| space.interrupt(w, Interrupt::Timeout));
-            if let Some(r) = result {
-                self.answer_parked(&ns, w, r, None);
-            }
+            self.with_sem_pages(&ns, |d| {
+                let result = d.namespaces.get_mut(&ns).and_then(|space| space.interrupt(w, Interrupt::Timeout));
+                if let Some(r) = result {
+                    d.answer_parked(&ns, w, r, None);
+                }
+            });
         }
     }
 

@@ -1,0 +1,322 @@
+//! The daemon's side of semaphore sets' state pages (`docs/architecture.md`,
+//! "The data plane").
+//!
+//! Around every event that may read or change sets, the daemon locks the
+//! pages it concerns and *adopts* them into the model ([`Daemon::sem_enter`]:
+//! callers may have changed values, pids, `otime` and their undo slots in
+//! their own address space), runs the core as always, then *publishes* the
+//! model into the pages and unlocks ([`Daemon::sem_leave`]). A page that
+//! fails validation, or whose lock stays held past [`LOCK_BOUND`], makes its
+//! set damaged: logged, answered with `EIDRM` (removal still works), never
+//! a panic; every other set is served as before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use uipc_abi::Errno;
+use uipc_core::cred::{Cred, Pid};
+use uipc_core::Memory;
+use uipc_proto::{Request, Response};
+use uipc_sys::memfd::SharedRegion;
+use uipc_sys::sem_page::{SemPage, UNDO_SLOTS};
+use uipc_sys::state_page::{Guard, Locked, StatePage};
+
+use crate::server::Daemon;
+
+/// How long the daemon waits for a page's lock before it gives the set up
+/// as damaged (a holder that stopped inside its critical section).
+pub(crate) const LOCK_BOUND: Duration = Duration::from_secs(2);
+
+/// One set's page.
+#[derive(Debug)]
+pub(crate) struct SetPage {
+    region: SharedRegion,
+    page: SemPage,
+    /// The owner of each undo slot: the daemon's record, not the page's.
+    owners: Vec<Option<Pid>>,
+    damaged: bool,
+}
+
+/// Which sets an event concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// None.
+    Nothing,
+    /// One set, named by the request.
+    Set(i32),
+    /// Every set of the namespace (exits, timeouts, removals, listings).
+    All,
+}
+
+/// The pages of every namespace, and those the current event holds.
+#[derive(Debug, Default)]
+pub(crate) struct SemPages {
+    spaces: HashMap<String, BTreeMap<i32, SetPage>>,
+    held: Vec<(String, i32, Guard<Arc<StatePage>>)>,
+    depth: u32,
+}
+
+impl SemPages {
+    /// Forgets every page of namespace `ns` (removed): their holders find
+    /// them removed.
+    fn forget_space(&mut self, ns: &str) {
+        for (_, set) in self.spaces.remove(ns).unwrap_or_default() {
+            if let Ok((guard, _)) = set.page.lock(LOCK_BOUND) {
+                set.page.mark_removed(&guard);
+            }
+        }
+    }
+}
+
+/// Which sets request `req` concerns.
+pub(crate) fn scope(req: &Request) -> Scope {
+    use uipc_abi::{IPC_INFO, SEM_INFO, SEM_STAT, SEM_STAT_ANY};
+    match req {
+        Request::SemOp { id, .. } | Request::SemGrant { id } => Scope::Set(*id),
+        Request::SemCtl { id, cmd, .. } if ![SEM_STAT, SEM_STAT_ANY, IPC_INFO, SEM_INFO].contains(&(cmd & 0xff)) => {
+            Scope::Set(*id)
+        }
+        Request::SemGet { .. } => Scope::Nothing,
+        Request::ShmGet { .. }
+        | Request::ShmAt { .. }
+        | Request::ShmAtDone { .. }
+        | Request::ShmDt { .. }
+        | Request::ShmCtl { .. }
+        | Request::Munmap { .. }
+        | Request::Mprotect { .. }
+        | Request::Recheck { .. }
+        | Request::MsgGet { .. }
+        | Request::MsgSnd { .. }
+        | Request::MsgRcv { .. }
+        | Request::MsgCtl { .. }
+        | Request::PshmOpen { .. }
+        | Request::SemOpen { .. }
+        | Request::PshmUnlink { .. }
+        | Request::PshmList
+        | Request::MqOpen { .. }
+        | Request::MqClose { .. }
+        | Request::MqDup { .. }
+        | Request::MqUnlink { .. }
+        | Request::MqSend { .. }
+        | Request::MqReceive { .. }
+        | Request::MqNotify { .. }
+        | Request::MqGetSetAttr { .. }
+        | Request::MqStatus { .. }
+        | Request::MqList => Scope::Nothing,
+        _ => Scope::All,
+    }
+}
+
+/// Whether request `req` may create or remove sets (the pages follow).
+pub(crate) fn reconciles(req: &Request) -> bool {
+    !matches!(scope(req), Scope::Nothing) || matches!(req, Request::SemGet { .. })
+}
+
+impl Daemon {
+    /// Locks and adopts the pages of namespace `ns` that `scope` names.
+    /// Nested calls (an exit inside a request) hold what the outermost
+    /// took; [`sem_leave`](Self::sem_leave) publishes at the outermost.
+    ///
+    /// # Errors
+    /// `EIDRM` when the one set named is damaged.
+    pub(crate) fn sem_enter(&mut self, ns: &str, scope: Scope) -> Result<(), Errno> {
+        self.sem_pages.depth += 1;
+        let Some(space) = self.sem_pages.spaces.get_mut(ns) else { return Ok(()) };
+        let Some(model) = self.namespaces.get_mut(ns) else { return Ok(()) };
+        let ids: Vec<i32> = match scope {
+            Scope::Nothing => return Ok(()),
+            Scope::Set(id) => vec![id],
+            Scope::All => space.keys().copied().collect(),
+        };
+        for id in ids {
+            let Some(set) = space.get_mut(&id) else { continue };
+            if set.damaged {
+                if scope == Scope::Set(id) {
+                    return Err(Errno::EIDRM);
+                }
+                continue;
+            }
+            if self.sem_pages.held.iter().any(|(n, i, _)| n == ns && *i == id) {
+                continue;
+            }
+            let adopted = set.page.lock(LOCK_BOUND).and_then(|(guard, how)| {
+                if how == Locked::Repaired {
+                    info!(ns, semid = id, "a process died holding a semaphore set's lock: its change was rolled back");
+                }
+                let shared = set.page.shared(&guard, &set.owners);
+                model.sem_adopt(id, &shared).map(|()| guard)
+            });
+            match adopted {
+                Ok(guard) => self.sem_pages.held.push((ns.to_owned(), id, guard)),
+                Err(Errno::EINVAL) => {}
+                Err(e) => {
+                    warn!(ns, semid = id, error = ?e, "semaphore set damaged: its page is corrupt or its lock is stuck");
+                    set.page.mark_damaged();
+                    set.damaged = true;
+                    if scope == Scope::Set(id) {
+                        return Err(Errno::EIDRM);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the model into the held pages of namespace `ns` and
+    /// unlocks them; with `reconcile`, first gives new sets a page and
+    /// marks removed sets' pages (at the outermost call only).
+    pub(crate) fn sem_leave(&mut self, ns: &str, reconcile: bool) {
+        self.sem_pages.depth = self.sem_pages.depth.saturating_sub(1);
+        if self.sem_pages.depth > 0 {
+            return;
+        }
+        let Some(model) = self.namespaces.get_mut(ns) else {
+            self.sem_pages.held.clear();
+            self.sem_pages.forget_space(ns);
+            return;
+        };
+        let space = self.sem_pages.spaces.entry(ns.to_owned()).or_default();
+        let mut created = Vec::new();
+        if reconcile {
+            let ids = model.sem_ids();
+            for id in &ids {
+                if space.contains_key(&id.0) {
+                    continue;
+                }
+                match new_page(model, id.0) {
+                    Ok(set) => {
+                        space.insert(id.0, set);
+                        created.push(id.0);
+                    }
+                    Err(e) => warn!(ns, semid = id.0, error = ?e, "no state page for a new semaphore set: its callers use the daemon"),
+                }
+            }
+            let gone: Vec<i32> = space.keys().copied().filter(|k| ids.binary_search_by_key(k, |i| i.0).is_err()).collect();
+            for id in gone {
+                let Some(set) = space.remove(&id) else { continue };
+                let held = self.sem_pages.held.iter().position(|(n, i, _)| n == ns && *i == id);
+                match held {
+                    Some(at) => set.page.mark_removed(&self.sem_pages.held.swap_remove(at).2),
+                    None => {
+                        if let Ok((guard, _)) = set.page.lock(LOCK_BOUND) {
+                            set.page.mark_removed(&guard);
+                        }
+                    }
+                }
+            }
+        }
+        let held = std::mem::take(&mut self.sem_pages.held);
+        for (n, id, mut guard) in held {
+            let Some(space) = self.sem_pages.spaces.get(&n) else { continue };
+            let (Some(set), Some(model)) = (space.get(&id), self.namespaces.get(&n)) else { continue };
+            publish(model, id, set, &mut guard);
+        }
+        let (Some(space), Some(model)) = (self.sem_pages.spaces.get(ns), self.namespaces.get(ns)) else { return };
+        for id in created {
+            let Some(set) = space.get(&id) else { continue };
+            if let Ok((mut guard, _)) = set.page.lock(LOCK_BOUND) {
+                publish(model, id, set, &mut guard);
+            }
+        }
+    }
+
+    /// Runs `f` between [`sem_enter`](Self::sem_enter) of every set of
+    /// `ns` and [`sem_leave`](Self::sem_leave).
+    pub(crate) fn with_sem_pages<T>(&mut self, ns: &str, f: impl FnOnce(&mut Daemon) -> T) -> T {
+        let _ = self.sem_enter(ns, Scope::All);
+        let r = f(self);
+        self.sem_leave(ns, true);
+        r
+    }
+
+    /// The namespace `ns` is gone: so are its pages.
+    pub(crate) fn sem_pages_forget(&mut self, ns: &str) {
+        self.sem_pages.held.retain(|(n, _, _)| n != ns);
+        self.sem_pages.forget_space(ns);
+    }
+
+    /// Process `pid` exited: its undo slots are free (its records were
+    /// applied by the model's exit, between enter and leave).
+    pub(crate) fn sem_pages_release(&mut self, pid: Pid) {
+        for space in self.sem_pages.spaces.values_mut() {
+            for set in space.values_mut() {
+                for owner in &mut set.owners {
+                    if *owner == Some(pid) {
+                        *owner = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Request::SemGrant`]: the page of set `id` for `cred`, read-write
+    /// with alter permission (and an undo slot if one is free), read-only
+    /// with read permission.
+    pub(crate) fn sem_grant(&mut self, ns: &str, cred: &Cred, id: i32) -> Result<(Response, Option<OwnedFd>), Errno> {
+        let model = self.namespaces.get(ns).ok_or(Errno::EIDRM)?;
+        let access = model.sem_access(cred, id)?;
+        if !access.alter && !access.read {
+            return Err(Errno::EACCES);
+        }
+        let set = self.sem_pages.spaces.get_mut(ns).and_then(|s| s.get_mut(&id)).ok_or(Errno::EINVAL)?;
+        if set.damaged {
+            return Err(Errno::EIDRM);
+        }
+        let slot = if access.alter {
+            let mine = set.owners.iter().position(|o| *o == Some(cred.pid));
+            let free = || set.owners.iter().position(Option::is_none);
+            let slot = mine.or_else(free);
+            if let Some(s) = slot {
+                if set.owners[s].is_none() {
+                    set.owners[s] = Some(cred.pid);
+                    // The slot shows the owner's record (if the model has one).
+                    if let Some(model) = self.namespaces.get(ns) {
+                        if let Ok((mut guard, _)) = set.page.lock(LOCK_BOUND) {
+                            publish(model, id, set, &mut guard);
+                        }
+                    }
+                }
+            }
+            slot
+        } else {
+            None
+        };
+        let fd = if access.alter {
+            set.region.fd().try_clone_to_owned().map_err(|_| Errno::EMFILE)?
+        } else {
+            set.region.reopen(uipc_abi::pshm::O_RDONLY.cast_unsigned())?
+        };
+        let resp = Response::SemGrant {
+            alter: access.alter,
+            read: access.read,
+            perm_version: access.perm_version,
+            slot: slot.and_then(|s| u32::try_from(s).ok()),
+        };
+        Ok((resp, Some(fd)))
+    }
+}
+
+/// A new page for set `id`, in the namespace's memory.
+fn new_page(model: &mut uipc_core::IpcNamespace<crate::DaemonMemory>, id: i32) -> Result<SetPage, Errno> {
+    let nsems = model.sem_shared(id, &[])?.values.len();
+    let region = model.memory_mut().allocate(SemPage::len_for(nsems))?;
+    let page = SemPage::create(region.fd(), nsems)?;
+    Ok(SetPage { region, page, owners: vec![None; UNDO_SLOTS], damaged: false })
+}
+
+/// Shows the model's state of set `id` in its page (held by `guard`).
+fn publish(
+    model: &uipc_core::IpcNamespace<crate::DaemonMemory>,
+    id: i32,
+    set: &SetPage,
+    guard: &mut Guard<Arc<StatePage>>,
+) {
+    let owners: Vec<Pid> = set.owners.iter().flatten().copied().collect();
+    match (model.sem_shared(id, &owners), model.sem_published(id)) {
+        (Ok(shared), Ok(published)) => set.page.publish(guard, &shared, &published, &set.owners),
+        _ => set.page.mark_removed(guard),
+    }
+}
