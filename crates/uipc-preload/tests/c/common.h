@@ -3,6 +3,7 @@
  * so a passing program proves that the shim served every call. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,4 +53,21 @@ UNUSED static void deny_kernel_ipc(void) {
     static const int nrs[] = { SYS_shmget, SYS_shmat, SYS_shmdt, SYS_shmctl, SYS_semget, SYS_semop,
                                SYS_semtimedop, SYS_semctl, SYS_msgget, SYS_msgsnd, SYS_msgrcv, SYS_msgctl };
     kill_at_syscalls(nrs, (int)(sizeof nrs / sizeof nrs[0]));
+}
+
+UNUSED static void watchdog_fired(int sig) {
+    static const char msg[] = "WATCHDOG: a test process did not finish in time\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    (void)sig;
+    _exit(99);
+}
+
+/* Ends this process with status 99 and a message on standard error if it
+ * still runs `secs` seconds from now, so a hang fails the test instead of
+ * stalling it. fork() does not inherit the alarm: each child that could
+ * hang calls it again. */
+UNUSED static void watchdog(unsigned secs) {
+    CHECK(signal(SIGALRM, watchdog_fired) != SIG_ERR, "signal(SIGALRM)");
+    alarm(secs);
 }

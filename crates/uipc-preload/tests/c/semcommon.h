@@ -6,7 +6,9 @@
  * nothing that differs between them (pids, times) unless masked. */
 #include "common.h"
 #include <signal.h>
+#include <grp.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/sem.h>
 #include <time.h>
 
@@ -47,4 +49,36 @@ UNUSED static void await_ncnt(int id, int n, int want) {
 UNUSED static void sop(int id, unsigned short num, short op, short flg) {
     struct sembuf b = { num, op, flg };
     CHECK(semop(id, &b, 1) == 0, "semop num %u op %d flg %d", num, op, flg);
+}
+
+/* Zeroed anonymous memory shared with the children forked after this: the
+ * race tests' own bookkeeping (counters, flags), not an IPC object. */
+UNUSED static void *shared_alloc(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(p != MAP_FAILED, "mmap shared");
+    return p;
+}
+
+/* semop(id, sops, n): 0 on success, else the errno. */
+UNUSED static int try_semop(int id, struct sembuf *sops, size_t n) {
+    errno = 0;
+    return semop(id, sops, n) == 0 ? 0 : errno;
+}
+
+/* Waits for child p and checks that it exited with status 0. */
+UNUSED static void reap_ok(pid_t p, const char *what) {
+    int st;
+    CHECK(waitpid(p, &st, 0) == p, "waitpid %s", what);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: wait status %#x", what, st);
+}
+
+/* Drops every identity to nobody (65534): groups, gid, uid. */
+UNUSED static void become_nobody(void) {
+    CHECK(setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0, "drop to nobody");
+}
+
+/* Spins (yielding) until *counter >= want. */
+UNUSED static void await_at_least(long *counter, long want) {
+    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want)
+        sched_yield();
 }

@@ -1,0 +1,26 @@
+//! Semaphore operations racing the calls that change a set under them —
+//! `IPC_RMID`, `IPC_SET`, `SETALL`/`SETVAL` — and processes killed in the
+//! middle of `SEM_UNDO` work, through the shim against the kernel: each C
+//! program in `tests/c/sem_race_*.c`/`sem_kill_*.c` runs natively in a fresh
+//! IPC namespace and under `LD_PRELOAD=libuipc_preload.so` (kernel IPC calls
+//! killed by seccomp); both must pass their own checks and print the same.
+//! The programs print only what every run prints (never counts that depend
+//! on scheduling), check the racy facts themselves, and end each process
+//! with a watchdog (`alarm`).
+//!
+//! These hold for any implementation of the calls: they are the data
+//! plane's acceptance tests (issue 14), run today against the daemon round
+//! trip and, unchanged, against the fast path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+
+/// Semops (blocking and `IPC_NOWAIT`, with and without `SEM_UNDO`) racing
+/// `IPC_RMID`: only 0, `EIDRM` or `EINVAL`; sleepers get `EIDRM`; counts
+/// exact.
+#[test]
+fn semops_racing_ipc_rmid() {
+    differential("sem_race_rmid");
+}
