@@ -24,3 +24,15 @@ use common::*;
 fn semops_racing_ipc_rmid() {
     differential("sem_race_rmid");
 }
+
+/// Semops and queries as nobody racing the `IPC_SET` that revokes their
+/// permission (mode, then owner): `EACCES` for every call made after
+/// `IPC_SET` returned, never a success after one; a sleeper admitted
+/// before the change completes.
+#[test]
+fn semops_and_queries_racing_ipc_set() {
+    if uipc_testsupport::skip_unless_root("semops_and_queries_racing_ipc_set", "racers setuid to nobody") {
+        return;
+    }
+    differential("sem_race_set");
+}
