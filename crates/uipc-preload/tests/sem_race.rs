@@ -36,3 +36,11 @@ fn semops_and_queries_racing_ipc_set() {
     }
     differential("sem_race_set");
 }
+
+/// `SEM_UNDO` racers (and a holder across the resets) against `SETALL`
+/// and `SETVAL`: once all exit, every value is the last reset's; sleepers'
+/// `GETNCNT`/`GETZCNT` survive the resets; a `SETALL` wakes a sleeper.
+#[test]
+fn sem_undo_racing_setall_and_setval_conserves() {
+    differential("sem_race_setall");
+}
