@@ -44,3 +44,10 @@ fn semops_and_queries_racing_ipc_set() {
 fn sem_undo_racing_setall_and_setval_conserves() {
     differential("sem_race_setall");
 }
+
+/// 4 processes of 2 threads each take a semaphore as a mutex around a
+/// counter in a segment: 100000 lock/unlock semops, the count exact.
+#[test]
+fn counter_under_a_semaphore_mutex_is_exact() {
+    differential("sem_counter");
+}
