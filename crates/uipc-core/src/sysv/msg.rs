@@ -49,6 +49,8 @@ use crate::perm::{ipc_update_perm, ipcctl_obtain_check, ipcperms, Access, IpcPer
 use crate::time::Time;
 use crate::wait::{Interrupt, Outcome, WaiterId, Wakeup};
 
+use super::msg_page::{self, MsgGeometry, MsgPage, PageBytes};
+
 /// `MSGSSZ`: message segment size `IPC_INFO` reports.
 const MSGSSZ: i32 = 16;
 /// `MSGSEG` as `IPC_INFO` reports it (a `u16`, clamped).
@@ -72,11 +74,16 @@ pub struct Message {
 
 /// How `msgrcv` selects (`SEARCH_*` of `ipc/msg.c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Search {
+pub enum Search {
+    /// `SEARCH_ANY`: `msgtyp` 0.
     Any,
+    /// `SEARCH_EQUAL`: the first of type `msgtyp`.
     Equal,
+    /// `SEARCH_NOTEQUAL`: `MSG_EXCEPT`.
     NotEqual,
+    /// `SEARCH_LESSEQUAL`: the lowest type ≤ |`msgtyp`|.
     LessEqual,
+    /// `SEARCH_NUMBER`: `MSG_COPY`'s position.
     Number,
 }
 
@@ -109,6 +116,236 @@ fn testmsg(mtype: i64, msgtyp: i64, mode: Search) -> bool {
         Search::Equal => mtype == msgtyp,
         Search::NotEqual => mtype != msgtyp,
     }
+}
+
+/// `msg_fits_inqueue()` (MSG-CAP-1): the bytes and the message count are
+/// both bounded by `qbytes`.
+fn fits_inqueue(cbytes: u64, qnum: u64, qbytes: u64, len: u64) -> bool {
+    len.saturating_add(cbytes) <= qbytes && qnum.saturating_add(1) <= qbytes
+}
+
+/// Where a queue's messages and counters are: the model's index and arena
+/// ([`MsgQueue`]) or a queue's state page ([`msg_page::MsgPage`], the fast
+/// path). The send and receive rules below run on either, so the model
+/// and the fast path share one definition of the semantics.
+pub trait MsgStore {
+    /// `msg_qnum`.
+    fn qnum(&self) -> u64;
+    /// `msg_cbytes`.
+    fn cbytes(&self) -> u64;
+    /// `msg_qbytes`.
+    fn qbytes(&self) -> u64;
+    /// Type and text length of message `i` (0: the head).
+    ///
+    /// # Errors
+    /// The storage's (`EUCLEAN`: a damaged page).
+    fn entry(&self, i: u64) -> Result<(i64, u64), Errno>;
+    /// Copies the first `out.len()` bytes of message `i`'s text.
+    ///
+    /// # Errors
+    /// The storage's.
+    fn read_text(&self, i: u64, out: &mut [u8]) -> Result<(), Errno>;
+    /// Appends a message.
+    ///
+    /// # Errors
+    /// `ENOMEM`: no memory for the text.
+    fn push(&mut self, mtype: i64, data: &[u8]) -> Result<(), Errno>;
+    /// Removes message `i`.
+    ///
+    /// # Errors
+    /// The storage's.
+    fn remove(&mut self, i: u64) -> Result<(), Errno>;
+    /// A send finished: `msg_lspid`, `msg_stime`, the version.
+    fn sent(&mut self, pid: Pid, now: Time);
+    /// A receive finished: `msg_lrpid`, `msg_rtime`, the version.
+    fn received(&mut self, pid: Pid, now: Time);
+}
+
+/// `msg_fits_inqueue()` (MSG-CAP-1) on any storage.
+pub fn msg_fits_inqueue<S: MsgStore + ?Sized>(s: &S, len: u64) -> bool {
+    fits_inqueue(s.cbytes(), s.qnum(), s.qbytes(), len)
+}
+
+/// `find_msg()`: the position of the message the filter selects.
+///
+/// # Errors
+/// The storage's.
+fn find_msg<S: MsgStore + ?Sized>(s: &S, mut msgtyp: i64, mode: Search) -> Result<Option<u64>, Errno> {
+    let mut found = None;
+    let mut count = 0i64;
+    for i in 0..s.qnum() {
+        let (mtype, _) = s.entry(i)?;
+        if !testmsg(mtype, msgtyp, mode) {
+            continue;
+        }
+        match mode {
+            // Keep looking for a lower type; type 1 cannot be beaten.
+            Search::LessEqual if mtype != 1 => {
+                msgtyp = mtype - 1;
+                found = Some(i);
+            }
+            Search::Number => {
+                if msgtyp == count {
+                    return Ok(Some(i));
+                }
+            }
+            _ => return Ok(Some(i)),
+        }
+        count += 1;
+    }
+    Ok(found)
+}
+
+/// A `msgrcv`'s selection, decoded from its arguments (`convert_mode()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvSel {
+    /// The type after `convert_mode()` (a negative one as its magnitude).
+    pub msgtyp: i64,
+    /// The search mode.
+    pub mode: Search,
+    /// The caller's buffer size.
+    pub bufsz: u64,
+    /// `msgflg`.
+    pub flags: i32,
+}
+
+impl RecvSel {
+    /// Decodes `msgrcv(…, msgsz, msgtyp, msgflg)`'s selection (the
+    /// argument checks are [`msgrcv_args`]'s).
+    pub fn new(bufsz: u64, msgtyp: i64, flags: i32) -> RecvSel {
+        let mut msgtyp = msgtyp;
+        let mode = convert_mode(&mut msgtyp, flags);
+        RecvSel { msgtyp, mode, bufsz, flags }
+    }
+}
+
+/// The message a receive selected: where it is, its type, the bytes the
+/// caller gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvPick {
+    /// Its position.
+    pub index: u64,
+    /// `mtype`.
+    pub mtype: i64,
+    /// `min(bufsz, length)`: the bytes copied out.
+    pub keep: u64,
+    /// `MSG_COPY`: the message stays.
+    pub copy: bool,
+}
+
+/// The decision of one pass of `do_msgrcv()`'s loop after the permission
+/// check: the message it takes, `None` when nothing matches (sleep or
+/// `ENOMSG`).
+///
+/// # Errors
+/// `E2BIG` (MSG-RCV-4: the message stays), `EINVAL` (`MSG_COPY`'s
+/// scratch of `min(msgsz, msgmax)` bytes too small); the storage's.
+pub fn msg_recv_pick<S: MsgStore + ?Sized>(s: &S, sel: &RecvSel, msgmax: u64) -> Result<Option<RecvPick>, Errno> {
+    let Some(index) = find_msg(s, sel.msgtyp, sel.mode)? else { return Ok(None) };
+    let (mtype, len) = s.entry(index)?;
+    // MSG-RCV-4: "msgsz is less than the message and MSG_NOERROR is not set" — it stays queued.
+    if sel.bufsz < len && sel.flags & MSG_NOERROR == 0 {
+        return Err(Errno::E2BIG);
+    }
+    let copy = sel.flags & MSG_COPY != 0;
+    // copy_msg(): the scratch buffer holds min(msgsz, msgmax) bytes.
+    if copy && sel.bufsz.min(msgmax) < len {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(RecvPick { index, mtype, keep: sel.bufsz.min(len), copy }))
+}
+
+/// Completes a receive [`msg_recv_pick`] chose: copies the text kept
+/// (`out` holds `pick.keep` bytes) and, unless `MSG_COPY`, dequeues it
+/// (`msg_lrpid`, `msg_rtime`).
+///
+/// # Errors
+/// The storage's.
+pub fn msg_recv_take<S: MsgStore + ?Sized>(
+    s: &mut S,
+    pick: &RecvPick,
+    pid: Pid,
+    now: Time,
+    out: &mut [u8],
+) -> Result<(), Errno> {
+    s.read_text(pick.index, out)?;
+    if !pick.copy {
+        s.remove(pick.index)?;
+        s.received(pid, now);
+    }
+    Ok(())
+}
+
+/// A send that nobody sleeps for (no receiver to hand it to): queues the
+/// message if it fits (`msg_fits_inqueue()`), else [`SendStep::Full`].
+///
+/// # Errors
+/// The storage's (`ENOMEM`).
+pub fn msg_send_queue<S: MsgStore + ?Sized>(
+    s: &mut S,
+    pid: Pid,
+    now: Time,
+    mtype: i64,
+    data: &[u8],
+) -> Result<SendStep, Errno> {
+    if !msg_fits_inqueue(s, data.len() as u64) {
+        return Ok(SendStep::Full);
+    }
+    s.push(mtype, data)?;
+    s.sent(pid, now);
+    Ok(SendStep::Sent)
+}
+
+/// `msgsnd`'s checks before the queue is looked up (SPEC 4.2, in the
+/// kernel's order): the type and the text.
+///
+/// # Errors
+/// `EFAULT` (type unreadable), `EINVAL` (`msgsz` above `msgmax` or
+/// negative, `msqid` < 0, `mtype` < 1), `EFAULT` (text unreadable).
+pub fn msgsnd_args<'a>(id: i32, text: MsgText<'a>, msgsz: i64, msgmax: i64) -> Result<(i64, &'a [u8]), Errno> {
+    // MSG-SND-1: get_user(mtype) comes first.
+    let mtype = match text {
+        MsgText::Unreadable => return Err(Errno::EFAULT),
+        MsgText::TypeOnly(t) | MsgText::Read(t, _) => t,
+    };
+    // MSG-SND-2: "msgsz is greater than the system limit (MSGMAX)", or negative, or msqid < 0.
+    if msgsz < 0 || msgsz > msgmax || id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    // MSG-SND-3: "mtype is less than 1".
+    if mtype < 1 {
+        return Err(Errno::EINVAL);
+    }
+    // MSG-SND-4: load_msg() of the text, before the lookup.
+    match text {
+        MsgText::Read(_, d) if i64::try_from(d.len()).ok() == Some(msgsz) => Ok((mtype, d)),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
+/// `msgrcv`'s checks before the queue is looked up (SPEC 4.3): returns
+/// the buffer size.
+///
+/// # Errors
+/// `EINVAL` (`msqid` or `msgsz` negative; `MSG_COPY` with `MSG_EXCEPT`
+/// or without `IPC_NOWAIT`), `EFAULT` (`MSG_COPY`'s buffer unreadable).
+pub fn msgrcv_args(id: i32, msgsz: i64, flags: i32, buf_readable: bool) -> Result<u64, Errno> {
+    // MSG-RCV-1.
+    if id < 0 || msgsz < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bufsz = u64::try_from(msgsz).map_err(|_| Errno::EINVAL)?;
+    if flags & MSG_COPY != 0 {
+        // MSG-RCV-2: "MSG_COPY ... with MSG_EXCEPT" or "without IPC_NOWAIT".
+        if flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0 {
+            return Err(Errno::EINVAL);
+        }
+        // prepare_copy() reads the caller's buffer.
+        if !buf_readable {
+            return Err(Errno::EFAULT);
+        }
+    }
+    Ok(bufsz)
 }
 
 /// One queued message in the index: its type and where its text lies in
@@ -168,10 +405,9 @@ impl<R> MsgQueue<R> {
         u64::try_from(self.messages.len()).unwrap_or(u64::MAX)
     }
 
-    /// `msg_fits_inqueue()` (MSG-CAP-1): the bytes and the message count
-    /// are both bounded by `qbytes`.
+    /// `msg_fits_inqueue()` on the model's storage.
     fn fits(&self, len: u64) -> bool {
-        len.saturating_add(self.cbytes) <= self.qbytes && self.qnum().saturating_add(1) <= self.qbytes
+        fits_inqueue(self.cbytes, self.qnum(), self.qbytes, len)
     }
 
     fn changed(&mut self) {
@@ -191,32 +427,6 @@ impl<R> MsgQueue<R> {
             msg_lrpid: i32::try_from(self.lrpid.0).unwrap_or(0),
             ..Msqid64Ds::default()
         }
-    }
-
-    /// `find_msg()`: the index of the message the filter selects.
-    fn find_msg(&self, mut msgtyp: i64, mode: Search) -> Option<usize> {
-        let mut found = None;
-        let mut count = 0i64;
-        for (i, m) in self.messages.iter().enumerate() {
-            if !testmsg(m.mtype, msgtyp, mode) {
-                continue;
-            }
-            match mode {
-                // Keep looking for a lower type; type 1 cannot be beaten.
-                Search::LessEqual if m.mtype != 1 => {
-                    msgtyp = m.mtype - 1;
-                    found = Some(i);
-                }
-                Search::Number => {
-                    if msgtyp == count {
-                        return Some(i);
-                    }
-                }
-                _ => return Some(i),
-            }
-            count += 1;
-        }
-        found
     }
 }
 
@@ -323,11 +533,84 @@ impl<R> Default for MsgState<R> {
 }
 
 /// What one pass of `do_msgsnd()`'s loop came to.
-enum SendStep {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStep {
     /// Sent (queued or handed over).
     Sent,
     /// The queue is full: sleep (or `EAGAIN`).
     Full,
+}
+
+/// The model's storage of one queue as a [`MsgStore`]: its index, its
+/// arena in `mem`, and the namespace's totals.
+struct ModelStore<'a, R, M> {
+    q: &'a mut MsgQueue<R>,
+    mem: &'a mut M,
+    total_msgs: &'a mut u64,
+    total_bytes: &'a mut u64,
+}
+
+impl<R: Clone, M: Memory<Region = R>> MsgStore for ModelStore<'_, R, M> {
+    fn qnum(&self) -> u64 {
+        self.q.qnum()
+    }
+    fn cbytes(&self) -> u64 {
+        self.q.cbytes
+    }
+    fn qbytes(&self) -> u64 {
+        self.q.qbytes
+    }
+    fn entry(&self, i: u64) -> Result<(i64, u64), Errno> {
+        let m = usize::try_from(i).ok().and_then(|i| self.q.messages.get(i)).ok_or(Errno::EINVAL)?;
+        Ok((m.mtype, m.len))
+    }
+    fn read_text(&self, i: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let m = *usize::try_from(i).ok().and_then(|i| self.q.messages.get(i)).ok_or(Errno::EINVAL)?;
+        let keep = MsgEntry { len: out.len() as u64, ..m };
+        out.copy_from_slice(&self.q.load(self.mem, &keep)?);
+        Ok(())
+    }
+    fn push(&mut self, mtype: i64, data: &[u8]) -> Result<(), Errno> {
+        let len = data.len() as u64;
+        let off = self.q.arena_alloc(self.mem, len)?;
+        if len > 0 {
+            let region = self.q.arena.region.as_ref().ok_or(Errno::ENOMEM)?;
+            self.mem.write_at(region, off, data)?;
+        }
+        self.q.messages.push_back(MsgEntry { mtype, off, len });
+        self.q.cbytes += len;
+        *self.total_msgs += 1;
+        *self.total_bytes += len;
+        Ok(())
+    }
+    fn remove(&mut self, i: u64) -> Result<(), Errno> {
+        let m = usize::try_from(i).ok().and_then(|i| self.q.messages.remove(i)).ok_or(Errno::EINVAL)?;
+        self.q.cbytes -= m.len;
+        if self.q.messages.is_empty() {
+            self.q.arena.end = 0;
+        }
+        *self.total_msgs -= 1;
+        *self.total_bytes -= m.len;
+        Ok(())
+    }
+    fn sent(&mut self, pid: Pid, now: Time) {
+        self.q.lspid = pid;
+        self.q.stime = now;
+        self.q.changed();
+    }
+    fn received(&mut self, pid: Pid, now: Time) {
+        self.q.lrpid = pid;
+        self.q.rtime = now;
+        self.q.changed();
+    }
+}
+
+impl<R> MsgState<R> {
+    /// Queue `id`'s storage as a [`MsgStore`].
+    fn store<'a, M>(&'a mut self, mem: &'a mut M, id: IpcId) -> Result<ModelStore<'a, R, M>, Errno> {
+        let MsgState { ids, total_msgs, total_bytes, .. } = self;
+        Ok(ModelStore { q: ids.obtain_check_mut(id.0)?, mem, total_msgs, total_bytes })
+    }
 }
 
 impl<R: Clone> MsgState<R> {
@@ -389,21 +672,9 @@ impl<R: Clone> MsgState<R> {
         // Whom a hand-off would reach, before anything changes: queue only
         // if nobody takes it.
         if let Some(data) = self.pipelined_send(id, now, mtype, data.to_vec()) {
-            let q = self.ids.obtain_check_mut(id.0)?;
-            let off = q.arena_alloc(mem, len)?;
-            if len > 0 {
-                let region = q.arena.region.as_ref().ok_or(Errno::ENOMEM)?;
-                mem.write_at(region, off, &data)?;
-            }
-            q.messages.push_back(MsgEntry { mtype, off, len });
-            q.cbytes += len;
-            self.total_msgs += 1;
-            self.total_bytes += len;
+            return msg_send_queue(&mut self.store(mem, id)?, cred.pid, now, mtype, &data);
         }
-        let q = self.ids.obtain_check_mut(id.0)?;
-        q.lspid = cred.pid;
-        q.stime = now;
-        q.changed();
+        self.store(mem, id)?.sent(cred.pid, now);
         Ok(SendStep::Sent)
     }
 
@@ -416,45 +687,20 @@ impl<R: Clone> MsgState<R> {
         cred: &Cred,
         now: Time,
         id: IpcId,
-        msgtyp: i64,
-        mode: Search,
-        bufsz: u64,
-        flags: i32,
+        sel: &RecvSel,
         msgmax: u64,
     ) -> Result<Option<Message>, Errno> {
         let q = self.ids.obtain_check_mut(id.0)?;
         // "The calling process does not have read permission on the message queue."
         ipcperms(cred, &q.perm, Access::READ)?;
-        let Some(i) = q.find_msg(msgtyp, mode) else { return Ok(None) };
-        let m = q.messages[i];
-        // MSG-RCV-4: "msgsz is less than the message and MSG_NOERROR is not set" — it stays queued.
-        if bufsz < m.len && flags & MSG_NOERROR == 0 {
-            return Err(Errno::E2BIG);
+        let mut st = self.store(mem, id)?;
+        let Some(pick) = msg_recv_pick(&st, sel, msgmax)? else { return Ok(None) };
+        let mut data = vec![0; usize::try_from(pick.keep).map_err(|_| Errno::ENOMEM)?];
+        msg_recv_take(&mut st, &pick, cred.pid, now, &mut data)?;
+        if !pick.copy {
+            self.ss_wakeup(mem, id, now);
         }
-        let keep = usize::try_from(bufsz.min(m.len)).unwrap_or(usize::MAX);
-        if flags & MSG_COPY != 0 {
-            // copy_msg(): the scratch buffer holds min(msgsz, msgmax) bytes.
-            if bufsz.min(msgmax) < m.len {
-                return Err(Errno::EINVAL);
-            }
-            let mut data = q.load(mem, &m)?;
-            data.truncate(keep);
-            return Ok(Some(Message { mtype: m.mtype, data }));
-        }
-        let mut data = q.load(mem, &m)?;
-        data.truncate(keep);
-        q.messages.remove(i);
-        q.cbytes -= m.len;
-        q.rtime = now;
-        q.lrpid = cred.pid;
-        q.changed();
-        if q.messages.is_empty() {
-            q.arena.end = 0;
-        }
-        self.total_msgs -= 1;
-        self.total_bytes -= m.len;
-        self.ss_wakeup(mem, id, now);
-        Ok(Some(Message { mtype: m.mtype, data }))
+        Ok(Some(Message { mtype: pick.mtype, data }))
     }
 
     /// `ss_wakeup(kill = false)` (MSG-CAP-3): every sleeping sender whose
@@ -497,7 +743,8 @@ impl<R: Clone> MsgState<R> {
         for w in waiting {
             let Some(r) = self.receivers.remove(&w) else { continue };
             let flags = if r.noerror { MSG_NOERROR } else { 0 };
-            match self.recv_step(mem, &r.cred, now, id, r.msgtyp, r.mode, r.bufsz, flags, msgmax) {
+            let sel = RecvSel { msgtyp: r.msgtyp, mode: r.mode, bufsz: r.bufsz, flags };
+            match self.recv_step(mem, &r.cred, now, id, &sel, msgmax) {
                 Ok(None) => {
                     if let Ok(q) = self.ids.obtain_check_mut(id.0) {
                         q.receivers.push_back(w);
@@ -686,24 +933,7 @@ impl<M: Memory> IpcNamespace<M> {
         msgsz: i64,
         flags: i32,
     ) -> Result<Outcome<i64>, Errno> {
-        // MSG-SND-1: get_user(mtype) comes first.
-        let mtype = match text {
-            MsgText::Unreadable => return Err(Errno::EFAULT),
-            MsgText::TypeOnly(t) | MsgText::Read(t, _) => t,
-        };
-        // MSG-SND-2: "msgsz is greater than the system limit (MSGMAX)", or negative, or msqid < 0.
-        if msgsz < 0 || msgsz > i64::from(self.limits.msgmax) || id < 0 {
-            return Err(Errno::EINVAL);
-        }
-        // MSG-SND-3: "mtype is less than 1".
-        if mtype < 1 {
-            return Err(Errno::EINVAL);
-        }
-        // MSG-SND-4: load_msg() of the text, before the lookup.
-        let data = match text {
-            MsgText::Read(_, d) if i64::try_from(d.len()).ok() == Some(msgsz) => d,
-            _ => return Err(Errno::EFAULT),
-        };
+        let (mtype, data) = msgsnd_args(id, text, msgsz, i64::from(self.limits.msgmax))?;
         let qid = IpcId(id);
         self.msg.ids.obtain_check(id)?;
         match self.msg.send_step(&mut self.memory, cred, now, qid, mtype, data)? {
@@ -749,27 +979,12 @@ impl<M: Memory> IpcNamespace<M> {
         flags: i32,
         buf_readable: bool,
     ) -> Result<Outcome<Message>, Errno> {
-        // MSG-RCV-1.
-        if id < 0 || msgsz < 0 {
-            return Err(Errno::EINVAL);
-        }
-        let bufsz = u64::try_from(msgsz).map_err(|_| Errno::EINVAL)?;
-        if flags & MSG_COPY != 0 {
-            // MSG-RCV-2: "MSG_COPY ... with MSG_EXCEPT" or "without IPC_NOWAIT".
-            if flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0 {
-                return Err(Errno::EINVAL);
-            }
-            // prepare_copy() reads the caller's buffer.
-            if !buf_readable {
-                return Err(Errno::EFAULT);
-            }
-        }
-        let mut msgtyp = msgtyp;
-        let mode = convert_mode(&mut msgtyp, flags);
+        let bufsz = msgrcv_args(id, msgsz, flags, buf_readable)?;
+        let sel = RecvSel::new(bufsz, msgtyp, flags);
         let qid = IpcId(id);
         self.msg.ids.obtain_check(id)?;
         let msgmax = u64::try_from(self.limits.msgmax).unwrap_or(0);
-        if let Some(m) = self.msg.recv_step(&mut self.memory, cred, now, qid, msgtyp, mode, bufsz, flags, msgmax)? {
+        if let Some(m) = self.msg.recv_step(&mut self.memory, cred, now, qid, &sel, msgmax)? {
             return Ok(Outcome::Done(m));
         }
         // "IPC_NOWAIT was specified and no message of the requested type existed."
@@ -779,7 +994,14 @@ impl<M: Memory> IpcNamespace<M> {
         let w = self.new_waiter();
         let q = self.msg.ids.obtain_check_mut(id)?;
         q.receivers.push_back(w);
-        let r = MsgReceiver { queue: qid, cred: cred.clone(), msgtyp, mode, bufsz, noerror: flags & MSG_NOERROR != 0 };
+        let r = MsgReceiver {
+            queue: qid,
+            cred: cred.clone(),
+            msgtyp: sel.msgtyp,
+            mode: sel.mode,
+            bufsz,
+            noerror: flags & MSG_NOERROR != 0,
+        };
         self.msg.receivers.insert(w, r);
         Ok(Outcome::Blocked(w))
     }
@@ -897,6 +1119,111 @@ impl<M: Memory> IpcNamespace<M> {
         Ok((q.version, q.arena.version))
     }
 
+    /// The geometry a state page of queue `msqid` needs now (`None`: the
+    /// queue is too big for a page and lives in the host only).
+    ///
+    /// # Errors
+    /// `EINVAL` if no queue has that identifier.
+    pub fn msg_page_geometry(&self, msqid: i32) -> Result<Option<MsgGeometry>, Errno> {
+        let q = self.msg.ids.obtain_check(msqid)?;
+        Ok(MsgGeometry::for_queue(q.qbytes, q.qnum(), q.cbytes))
+    }
+
+    /// Takes the state of queue `msqid`'s page (locked by the host, after
+    /// [`msg_page::recover`] if its last holder died) into the model: what
+    /// fast paths changed (messages, `cbytes`, `qnum`, pids, times, the
+    /// version). Everything is validated first; the model is untouched
+    /// unless all of it is sound. Nothing is read when the page's version
+    /// is the model's (nothing happened since the last publish).
+    ///
+    /// # Errors
+    /// `EUCLEAN`: the page is damaged (bad header or record, counters that
+    /// disagree, a field the fast path never changes changed); `EINVAL`:
+    /// no such queue; `ENOMEM`.
+    pub fn msg_adopt<B: PageBytes + ?Sized>(&mut self, msqid: i32, page: &mut B) -> Result<(), Errno> {
+        let q = self.msg.ids.obtain_check(msqid)?;
+        let p = MsgPage::open(page)?;
+        let c = *p.ctrl();
+        if c.qbytes != q.qbytes || c.ctime != q.ctime.0 {
+            return Err(Errno::EUCLEAN);
+        }
+        if c.version == q.version {
+            return Ok(());
+        }
+        let pid = |v: u64| u32::try_from(v).map(Pid).map_err(|_| Errno::EUCLEAN);
+        let (lspid, lrpid) = (pid(c.lspid)?, pid(c.lrpid)?);
+        let mut msgs = Vec::new();
+        let mut total = 0u64;
+        for i in 0..c.qnum {
+            let r = p.record(i)?;
+            let mut data = vec![0; usize::try_from(r.len).map_err(|_| Errno::EUCLEAN)?];
+            p.text(&r, &mut data)?;
+            total += r.len;
+            msgs.push((r.mtype, data));
+        }
+        if total != c.cbytes {
+            return Err(Errno::EUCLEAN);
+        }
+        let mut st = self.msg.store(&mut self.memory, IpcId(msqid))?;
+        while st.qnum() > 0 {
+            st.remove(st.qnum() - 1)?;
+        }
+        for (mtype, data) in &msgs {
+            st.push(*mtype, data)?;
+        }
+        let q = st.q;
+        (q.lspid, q.lrpid, q.stime, q.rtime, q.version) = (lspid, lrpid, Time(c.stime), Time(c.rtime), c.version);
+        Ok(())
+    }
+
+    /// Formats `page` (at least the geometry's [`body_len`]
+    /// (MsgGeometry::body_len) bytes, [`msg_page_geometry`]
+    /// (Self::msg_page_geometry)) as queue `msqid`'s state page and
+    /// publishes the queue into it: a new page, or a bigger one after
+    /// `IPC_SET` raised `qbytes`.
+    ///
+    /// # Errors
+    /// `EFBIG`: the queue is too big for a page; `EUCLEAN`: `page` is too
+    /// short; `EINVAL`: no such queue.
+    pub fn msg_page_init<B: PageBytes + ?Sized>(&mut self, msqid: i32, page: &mut B) -> Result<(), Errno> {
+        let geo = self.msg_page_geometry(msqid)?.ok_or(Errno::EFBIG)?;
+        let version = self.msg.ids.obtain_check(msqid)?.version;
+        // A version the model does not have, so the publish writes everything.
+        msg_page::format(page, geo, msg_page::MsgCtrl { version: !version, ..Default::default() })?;
+        self.msg_publish(msqid, page)
+    }
+
+    /// Writes queue `msqid`'s model state into its page (locked by the
+    /// host; its geometry must hold the queue, [`msg_page_geometry`]
+    /// (Self::msg_page_geometry)), with the namespace's `msgmax`. Only
+    /// `msgmax` is written when the page's version is the model's.
+    ///
+    /// # Errors
+    /// `EUCLEAN`: the page is damaged; `ENOMEM`: it is too small;
+    /// `EINVAL`: no such queue.
+    pub fn msg_publish<B: PageBytes + ?Sized>(&mut self, msqid: i32, page: &mut B) -> Result<(), Errno> {
+        let q = self.msg.ids.obtain_check(msqid)?;
+        let msgmax = u64::try_from(self.limits.msgmax).unwrap_or(0);
+        let mut p = MsgPage::open(page)?;
+        if p.ctrl().version != q.version {
+            p.clear();
+            for m in &q.messages {
+                let data = q.load(&self.memory, m)?;
+                p.push(m.mtype, &data)?;
+            }
+            let c = p.ctrl_mut();
+            c.qbytes = q.qbytes;
+            c.lspid = u64::from(q.lspid.0);
+            c.lrpid = u64::from(q.lrpid.0);
+            c.stime = q.stime.0;
+            c.rtime = q.rtime.0;
+            c.ctime = q.ctime.0;
+            c.version = q.version;
+        }
+        p.ctrl_mut().msgmax = msgmax;
+        p.commit()
+    }
+
     /// The bytes of queue `msqid`'s arena region (0 before the first
     /// queued message): bounded by the live text, doubled at most.
     ///
@@ -960,4 +1287,83 @@ impl<M: Memory> IpcNamespace<M> {
         }
         out
     }
+}
+
+/// What a fast-path call came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fast<T> {
+    /// Finished in the caller: the result stands.
+    Done(T),
+    /// Not decidable here (it would sleep, its arguments are for the host
+    /// to judge, the page is damaged): ask the host, which re-evaluates.
+    Host,
+}
+
+/// A `msgsnd` that does not sleep, on queue `msqid`'s state page (locked
+/// by the caller, who holds a write grant and saw no flag that sends
+/// everything to the host): the same rules as [`IpcNamespace::msgsnd`],
+/// committed to the page.
+///
+/// # Errors
+/// `EAGAIN`: full, with `IPC_NOWAIT`.
+pub fn msgsnd_fast<B: PageBytes + ?Sized>(
+    page: &mut B,
+    pid: Pid,
+    now: Time,
+    msqid: i32,
+    text: MsgText<'_>,
+    msgsz: i64,
+    flags: i32,
+) -> Result<Fast<()>, Errno> {
+    let Ok(mut p) = MsgPage::open(page) else { return Ok(Fast::Host) };
+    let msgmax = i64::try_from(p.ctrl().msgmax).unwrap_or(0);
+    let Ok((mtype, data)) = msgsnd_args(msqid, text, msgsz, msgmax) else { return Ok(Fast::Host) };
+    match msg_send_queue(&mut p, pid, now, mtype, data) {
+        Ok(SendStep::Sent) => match p.commit() {
+            Ok(()) => Ok(Fast::Done(())),
+            Err(_) => Ok(Fast::Host),
+        },
+        // "Insufficient space ... and IPC_NOWAIT was specified."
+        Ok(SendStep::Full) if flags & IPC_NOWAIT != 0 => Err(Errno::EAGAIN),
+        Ok(SendStep::Full) | Err(_) => Ok(Fast::Host),
+    }
+}
+
+/// A `msgrcv` that does not sleep, on queue `msqid`'s state page (locked
+/// by the caller, who holds a read grant): the same rules as
+/// [`IpcNamespace::msgrcv`]; the text goes to `out` (at least `msgsz`
+/// bytes, writable). Returns `mtype` and the bytes received. `MSG_COPY`
+/// is left to the host.
+///
+/// # Errors
+/// `E2BIG` (the message stays), `ENOMSG` (nothing matches, `IPC_NOWAIT`).
+#[allow(clippy::too_many_arguments)]
+pub fn msgrcv_fast<B: PageBytes + ?Sized>(
+    page: &mut B,
+    pid: Pid,
+    now: Time,
+    msqid: i32,
+    msgsz: i64,
+    msgtyp: i64,
+    flags: i32,
+    out: &mut [u8],
+) -> Result<Fast<(i64, usize)>, Errno> {
+    if flags & MSG_COPY != 0 {
+        return Ok(Fast::Host);
+    }
+    let Ok(mut p) = MsgPage::open(page) else { return Ok(Fast::Host) };
+    let Ok(bufsz) = msgrcv_args(msqid, msgsz, flags, true) else { return Ok(Fast::Host) };
+    let sel = RecvSel::new(bufsz, msgtyp, flags);
+    let pick = match msg_recv_pick(&p, &sel, p.ctrl().msgmax) {
+        Ok(Some(pick)) => pick,
+        // "IPC_NOWAIT was specified and no message of the requested type existed."
+        Ok(None) if flags & IPC_NOWAIT != 0 => return Err(Errno::ENOMSG),
+        Err(Errno::E2BIG) => return Err(Errno::E2BIG),
+        Ok(None) | Err(_) => return Ok(Fast::Host),
+    };
+    let Some(dst) = usize::try_from(pick.keep).ok().and_then(|k| out.get_mut(..k)) else { return Ok(Fast::Host) };
+    if msg_recv_take(&mut p, &pick, pid, now, dst).is_err() || p.commit().is_err() {
+        return Ok(Fast::Host);
+    }
+    Ok(Fast::Done((pick.mtype, dst.len())))
 }
