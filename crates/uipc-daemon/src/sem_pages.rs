@@ -191,10 +191,13 @@ impl Daemon {
                         space.insert(id.0, set);
                         created.push(id.0);
                     }
-                    Err(e) => warn!(ns, semid = id.0, error = ?e, "no state page for a new semaphore set: its callers use the daemon"),
+                    Err(e) => {
+                        warn!(ns, semid = id.0, error = ?e, "no state page for a new semaphore set: its callers use the daemon")
+                    }
                 }
             }
-            let gone: Vec<i32> = space.keys().copied().filter(|k| ids.binary_search_by_key(k, |i| i.0).is_err()).collect();
+            let gone: Vec<i32> =
+                space.keys().copied().filter(|k| ids.binary_search_by_key(k, |i| i.0).is_err()).collect();
             for id in gone {
                 let Some(set) = space.remove(&id) else { continue };
                 let held = self.sem_pages.held.iter().position(|(n, i, _)| n == ns && *i == id);

@@ -51,3 +51,19 @@ fn sem_undo_racing_setall_and_setval_conserves() {
 fn counter_under_a_semaphore_mutex_is_exact() {
     differential("sem_counter");
 }
+
+/// A process `SIGKILL`ed right after `SEM_UNDO` semops (by another, and by
+/// itself): the undo is applied as `exit_sem()` applies it — summed,
+/// clamped at 0 and `SEMVMX`, skipped where `SETVAL` cleared it or the set
+/// is gone; `GETPID` the dead process; a sleeper it satisfies woken.
+#[test]
+fn sem_undo_of_a_killed_process_matches_the_kernel() {
+    differential("sem_kill_undo");
+}
+
+/// 1000 `SIGKILL`s at random points of a loop of `SEM_UNDO` semops: the
+/// set is back at its initial values after each.
+#[test]
+fn sem_undo_loop_killed_1000_times_restores_the_values() {
+    differential("sem_kill_loop");
+}
