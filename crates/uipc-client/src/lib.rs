@@ -32,6 +32,7 @@ mod creds;
 mod mapping;
 mod mq;
 mod posix;
+mod sem_fast;
 
 pub use mq::{MqAttrs, MqHandle};
 
@@ -79,6 +80,8 @@ pub struct Client {
     /// Advanced by [`reconnect`](Self::reconnect): a sleeper's connection
     /// made before it may be joined elsewhere and is not reused.
     generation: Arc<AtomicU64>,
+    /// Grants of semaphore sets' state pages (the data plane).
+    sem: Arc<sem_fast::SemGrants>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -110,6 +113,7 @@ impl Client {
             conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)),
             spare: Arc::new(Mutex::new(Vec::new())),
             generation: Arc::new(AtomicU64::new(0)),
+            sem: Arc::default(),
         })
     }
 
@@ -386,6 +390,9 @@ impl Client {
         sops: Option<&[Sembuf]>,
         timeout: Option<(i64, i64)>,
     ) -> Result<i64, Errno> {
+        if let Some(r) = sops.and_then(|s| self.semop_fast(id, s, timeout)) {
+            return r;
+        }
         let mut sleeper = self.sleeper()?;
         let r = sleeper.semop_raw(id, nsops, sops, timeout);
         self.give_back(sleeper);
@@ -424,6 +431,9 @@ impl Client {
     /// # Errors
     /// semctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `ERANGE`, `EFAULT`.
     pub fn semctl(&self, id: i32, semnum: i32, cmd: i32, arg: SemCtlArg) -> Result<(i64, SemOut), Errno> {
+        if let Some(r) = self.semctl_fast(id, semnum, cmd) {
+            return r;
+        }
         match self.call(&Request::SemCtl { id, semnum, cmd, arg })? {
             Response::SemCtl { ret, out } => Ok((ret, out)),
             r => Err(unexpected(&r)),

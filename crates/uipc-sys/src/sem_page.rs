@@ -269,7 +269,12 @@ impl SemPage {
         let usable = |p: &SemPage| {
             p.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0 && p.perm_version() == grant.perm_version
         };
-        if !grant.alter || !self.page.writable() || sops.len() > FAST_SOPS || !usable(self) {
+        // SEM-OP-10: alter permission for an array that changes a value,
+        // read for one that only waits for zero; either way the page is
+        // written (pids, otime), so only a read-write grant serves.
+        let alter = sops.iter().any(|s| s.sem_op != 0);
+        let permitted = if alter { grant.alter } else { grant.read };
+        if !permitted || !self.page.writable() || sops.len() > FAST_SOPS || !usable(self) {
             return None;
         }
         let semopm = self.page.i32_at(SEMOPM).load(Relaxed);

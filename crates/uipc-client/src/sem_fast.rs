@@ -1,0 +1,141 @@
+//! Semaphores without a round trip (`docs/architecture.md`, "The data
+//! plane"): a set's state page, granted once by the daemon, lets this
+//! process run `semop`s that complete or fail at once, and answer
+//! `GETVAL`, `GETALL`, `GETPID`, `GETNCNT`, `GETZCNT` and `IPC_STAT`, in
+//! its own address space.
+//!
+//! A grant is used only while it is current: same process (not a forked
+//! child), same connection generation (namespace), same credentials (the
+//! [`CredKey`]), and the page's permission version unchanged. Anything
+//! else — no grant, a stale one, an operation that would sleep, sleepers
+//! parked on the set, a removed or damaged set — goes to the daemon, which
+//! decides as before (and grants anew where it may).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use uipc_abi::{Errno, Sembuf, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_STAT};
+use uipc_core::cred::Pid;
+use uipc_core::sysv::sem::Timeout;
+use uipc_core::time::Time;
+use uipc_proto::{Request, Response, SemOut};
+use uipc_sys::sem_page::{SemField, SemGrant, SemPage};
+use uipc_sys::state_page::REMOVED;
+
+use crate::creds::CredKey;
+use crate::Client;
+
+/// After this many calls sent to the daemon, a set whose grant was
+/// refused is asked for again (its permissions may have changed).
+const RETRY_REFUSED: u32 = 64;
+
+/// One set's grant, or the memory of a refusal.
+#[derive(Debug)]
+enum Entry {
+    Held(Arc<Held>),
+    Refused { key: Key, calls: std::sync::atomic::AtomicU32 },
+}
+
+/// Whose grant it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    pid: u32,
+    generation: u64,
+    cred: CredKey,
+}
+
+#[derive(Debug)]
+struct Held {
+    page: SemPage,
+    grant: SemGrant,
+    key: Key,
+}
+
+/// The grants of a client, by set.
+#[derive(Debug, Default)]
+pub(crate) struct SemGrants {
+    sets: RwLock<HashMap<i32, Entry>>,
+}
+
+impl Client {
+    fn grant_key(&self) -> Key {
+        Key { pid: std::process::id(), generation: self.generation.load(Ordering::Acquire), cred: CredKey::now() }
+    }
+
+    /// The current grant of set `id`, asking the daemon for one if there
+    /// is none (or a stale one); `None` if the daemon must serve the call.
+    fn sem_held(&self, id: i32) -> Option<Arc<Held>> {
+        let key = self.grant_key();
+        {
+            let sets = self.sem.sets.read().unwrap_or_else(|e| e.into_inner());
+            match sets.get(&id) {
+                Some(Entry::Held(h)) if h.key == key && h.page.perm_version() == h.grant.perm_version => {
+                    if h.page.flags() & REMOVED != 0 {
+                        drop(sets);
+                        self.sem.sets.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        return None;
+                    }
+                    return Some(Arc::clone(h));
+                }
+                Some(Entry::Refused { key: k, calls }) if *k == key => {
+                    if calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let held = self.ask_grant(id, key);
+        let mut sets = self.sem.sets.write().unwrap_or_else(|e| e.into_inner());
+        match &held {
+            Some(h) => sets.insert(id, Entry::Held(Arc::clone(h))),
+            None => sets.insert(id, Entry::Refused { key, calls: std::sync::atomic::AtomicU32::new(0) }),
+        };
+        held
+    }
+
+    fn ask_grant(&self, id: i32, key: Key) -> Option<Arc<Held>> {
+        let (resp, fd) = self.call_with_fd(&Request::SemGrant { id }).ok()?;
+        let Response::SemGrant { alter, read, perm_version, slot } = resp else { return None };
+        let page = SemPage::open(std::os::fd::AsFd::as_fd(&fd?), alter).ok()?;
+        let slot = slot.and_then(|s| usize::try_from(s).ok());
+        Some(Arc::new(Held { page, grant: SemGrant { alter, read, perm_version, slot }, key }))
+    }
+
+    /// `semtimedop(id, sops, timeout)` in this process, if it can be
+    /// decided here: `None` sends the call to the daemon.
+    pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<i64, Errno>> {
+        let held = self.sem_held(id)?;
+        let timeout = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
+        let now = Time(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        );
+        held.page.semop(&held.grant, id, sops, timeout, Pid(held.key.pid), now).map(|r| r.map(|()| 0))
+    }
+
+    /// `semctl(id, semnum, cmd)` for the queries a page answers (`GETVAL`,
+    /// `GETPID`, `GETNCNT`, `GETZCNT`, `GETALL`, `IPC_STAT`), if it can be
+    /// answered here: `None` sends the call to the daemon.
+    pub fn semctl_fast(&self, id: i32, semnum: i32, cmd: i32) -> Option<Result<(i64, SemOut), Errno>> {
+        let field = match cmd {
+            GETVAL => Some(SemField::Val),
+            GETPID => Some(SemField::Pid),
+            GETNCNT => Some(SemField::Ncnt),
+            GETZCNT => Some(SemField::Zcnt),
+            GETALL | IPC_STAT => None,
+            _ => return None,
+        };
+        if id < 0 {
+            return None;
+        }
+        let held = self.sem_held(id)?;
+        match (field, cmd) {
+            (Some(f), _) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
+            (None, GETALL) => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
+            (None, _) => held.page.stat(&held.grant).map(|ds| Ok((0, SemOut::SemDs(ds)))),
+        }
+    }
+}
