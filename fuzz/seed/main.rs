@@ -32,6 +32,7 @@ fn main() {
         ("recheck", Request::Recheck { tid: 1 }),
         ("nsof", Request::NsOf { pid: 1 }),
         ("sem_grant", Request::SemGrant { id: 32768 }),
+        ("msg_grant", Request::MsgGrant { id: 32768 }),
         ("msgget", Request::MsgGet { key: 42, flags: 0o1666 }),
         ("msgsnd", Request::MsgSnd { id: 0, mtype: Some(1), msgsz: 3, text: Some(b"abc".to_vec()), flags: 0 }),
         ("msgrcv", Request::MsgRcv { id: 0, msgsz: 64, msgtyp: -5, flags: 0o10000, readable: true }),
@@ -60,6 +61,7 @@ fn main() {
     let responses: Vec<(&str, Response)> = vec![
         ("welcome", Response::Welcome { version: VERSION }),
         ("sem_grant", Response::SemGrant { alter: true, read: true, perm_version: 3, slot: Some(0) }),
+        ("msg_grant", Response::MsgGrant { receive: true, perm_version: 2 }),
         ("value", Response::Value(-1)),
         ("value_big", Response::Value(i64::MAX)),
         ("error", Response::Error(22)),

@@ -14,8 +14,8 @@ use uipc_core::wait::{Interrupt, Outcome};
 use uipc_proto::{CtlOut, MsgOut, PshmInfo, Request, Response, SemCtlArg, SemOut, VERSION};
 use uipc_sys::{map, proc};
 
-use crate::sem_pages;
 use crate::server::{now, Daemon};
+use crate::{msg_pages, sem_pages};
 
 type Reply = (Response, Option<OwnedFd>);
 
@@ -60,6 +60,12 @@ impl Daemon {
         let sem_ns = ns.clone().filter(|_| reconcile);
         let rmid = matches!(req, Request::SemCtl { cmd, .. } if cmd & 0xff == uipc_abi::IPC_RMID);
         let refused = sem_ns.as_deref().and_then(|n| self.sem_enter(n, scope).err()).filter(|_| !rmid);
+        // The same for message queues' pages.
+        let msg_scope = msg_pages::scope(&req);
+        let msg_ns = ns.clone().filter(|_| msg_scope != sem_pages::Scope::Nothing);
+        let msg_rmid = matches!(req, Request::MsgCtl { cmd, .. } if cmd & 0xff == uipc_abi::IPC_RMID);
+        let msg_refused = msg_ns.as_deref().and_then(|n| self.msg_enter(n, msg_scope).err()).filter(|_| !msg_rmid);
+        let refused = refused.or(msg_refused);
         let reply = match req {
             _ if refused.is_some() => Some(error(refused.unwrap_or(Errno::EIDRM))),
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
@@ -82,6 +88,9 @@ impl Daemon {
         }
         if let Some(n) = sem_ns {
             self.sem_leave(&n, reconcile);
+        }
+        if let Some(n) = msg_ns {
+            self.msg_leave(&n);
         }
         reply
     }
@@ -388,6 +397,10 @@ impl Daemon {
             Request::SemGrant { id } => {
                 let ns_name = ns_name.clone();
                 return self.sem_grant(&ns_name, &cred, id);
+            }
+            Request::MsgGrant { id } => {
+                let ns_name = ns_name.clone();
+                return self.msg_grant(&ns_name, &cred, id);
             }
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))

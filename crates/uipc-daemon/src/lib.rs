@@ -35,6 +35,7 @@ pub mod audit;
 mod dispatch;
 mod memory;
 mod mq;
+mod msg_pages;
 mod namespaces;
 mod sem_pages;
 mod server;

@@ -230,7 +230,9 @@ impl Daemon {
     /// `ns` and [`sem_leave`](Self::sem_leave).
     pub(crate) fn with_sem_pages<T>(&mut self, ns: &str, f: impl FnOnce(&mut Daemon) -> T) -> T {
         let _ = self.sem_enter(ns, Scope::All);
+        let _ = self.msg_enter(ns, Scope::All);
         let r = f(self);
+        self.msg_leave(ns);
         self.sem_leave(ns, true);
         r
     }

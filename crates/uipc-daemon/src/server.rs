@@ -119,6 +119,8 @@ pub struct Daemon {
     pub(crate) mq_notify_pipes: BTreeMap<(String, u64), OwnedFd>,
     /// The state pages of semaphore sets (the data plane).
     pub(crate) sem_pages: crate::sem_pages::SemPages,
+    /// The state pages of message queues (the data plane).
+    pub(crate) msg_pages: crate::msg_pages::MsgPages,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -261,6 +263,7 @@ impl Daemon {
             next_mq_handle: 1,
             mq_notify_pipes: BTreeMap::new(),
             sem_pages: crate::sem_pages::SemPages::default(),
+            msg_pages: crate::msg_pages::MsgPages::default(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;

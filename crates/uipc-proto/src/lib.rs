@@ -408,6 +408,14 @@ pub enum Request {
         /// The set.
         id: i32,
     },
+    /// The state page of System V message queue `id` (the data plane):
+    /// answered by [`Response::MsgGrant`] with the page's descriptor beside
+    /// the frame, read-write, to a caller with write permission; `EACCES`
+    /// without it, `EINVAL` for no such queue or one too big for a page.
+    MsgGrant {
+        /// The queue.
+        id: i32,
+    },
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -628,6 +636,14 @@ pub enum Response {
         perm_version: u32,
         /// The holder's undo slot in the page, if one was free.
         slot: Option<u32>,
+    },
+    /// [`Request::MsgGrant`]: what the page's holder may do (the page's
+    /// descriptor, read-write, travels beside the frame).
+    MsgGrant {
+        /// Read permission too: `msgrcv` in the caller.
+        receive: bool,
+        /// The queue's permission version the grant holds for.
+        perm_version: u32,
     },
 }
 

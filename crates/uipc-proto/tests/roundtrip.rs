@@ -46,6 +46,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(|tid| Request::Recheck { tid }),
         any::<u32>().prop_map(|pid| Request::NsOf { pid }),
         any::<i32>().prop_map(|id| Request::SemGrant { id }),
+        any::<i32>().prop_map(|id| Request::MsgGrant { id }),
         (any::<i32>(), any::<i32>()).prop_map(|(key, flags)| Request::MsgGet { key, flags }),
         (any::<i32>(), any::<Option<i64>>(), any::<i64>(), any::<Option<Vec<u8>>>(), any::<i32>())
             .prop_map(|(id, mtype, msgsz, text, flags)| Request::MsgSnd { id, mtype, msgsz, text, flags }),
@@ -181,6 +182,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
         .prop_map(Response::MqList),
         (any::<(bool, bool)>(), any::<u32>(), any::<Option<u32>>())
             .prop_map(|((alter, read), perm_version, slot)| Response::SemGrant { alter, read, perm_version, slot }),
+        (any::<bool>(), any::<u32>()).prop_map(|(receive, perm_version)| Response::MsgGrant { receive, perm_version }),
     ]
 }
 

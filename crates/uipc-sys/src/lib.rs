@@ -11,6 +11,7 @@ pub mod fd;
 pub mod map;
 pub mod memfd;
 pub mod mqfd;
+pub mod msg_page;
 pub mod net;
 pub mod poll;
 pub mod proc;

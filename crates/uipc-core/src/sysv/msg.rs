@@ -389,6 +389,9 @@ pub struct MsgQueue<R> {
     /// Generation of the observable state (messages, counters, times,
     /// permissions): advanced by every change, never by a read.
     version: u64,
+    /// Advanced by every `IPC_SET` (who may do what changed): grants of
+    /// the queue's state page made before are stale.
+    perm_version: u32,
 }
 
 impl<R> IpcObject for MsgQueue<R> {
@@ -806,6 +809,7 @@ impl<R> IpcOps for MsgGetOps<'_, R> {
             receivers: VecDeque::new(),
             senders: VecDeque::new(),
             version: 0,
+            perm_version: 0,
         };
         // MSG-GET-1: "the maximum number of message queues (MSGMNI) would be exceeded" → ENOSPC.
         self.msg.ids.add(q, u32::try_from(self.limits.msgmni).unwrap_or(0))
@@ -1097,6 +1101,7 @@ impl<M: Memory> IpcNamespace<M> {
                     return Err(Errno::EPERM);
                 }
                 ipc_update_perm(&set.perm, &mut q.perm)?;
+                q.perm_version = q.perm_version.wrapping_add(1);
                 q.qbytes = set.qbytes;
                 q.ctime = now;
                 q.changed();
@@ -1117,6 +1122,37 @@ impl<M: Memory> IpcNamespace<M> {
     pub fn msg_version(&self, msqid: i32) -> Result<(u64, u64), Errno> {
         let q = self.msg.ids.obtain_check(msqid)?;
         Ok((q.version, q.arena.version))
+    }
+
+    /// What `cred` may do with queue `msqid` without the host (the
+    /// kernel's `ipcperms()` for each), and the permission version that
+    /// holds for.
+    ///
+    /// # Errors
+    /// `EINVAL` if no queue has that identifier.
+    pub fn msg_access(&self, cred: &Cred, msqid: i32) -> Result<MsgAccess, Errno> {
+        let q = self.msg.ids.obtain_check(msqid)?;
+        Ok(MsgAccess {
+            send: ipcperms(cred, &q.perm, Access(0o222)).is_ok(),
+            receive: ipcperms(cred, &q.perm, Access::READ).is_ok(),
+            perm_version: q.perm_version,
+        })
+    }
+
+    /// The queues' identifiers, in slot order.
+    pub fn msg_ids(&self) -> Vec<IpcId> {
+        self.msg.ids.iter().map(|(id, _)| id).collect()
+    }
+
+    /// Whether callers sleep on queue `msqid` (every change must then go
+    /// through the host, which keeps the kernel's hand-off order), and its
+    /// permission version.
+    ///
+    /// # Errors
+    /// `EINVAL` if no queue has that identifier.
+    pub fn msg_page_flags(&self, msqid: i32) -> Result<(bool, u32), Errno> {
+        let q = self.msg.ids.obtain_check(msqid)?;
+        Ok((!q.receivers.is_empty() || !q.senders.is_empty(), q.perm_version))
     }
 
     /// The geometry a state page of queue `msqid` needs now (`None`: the
@@ -1287,6 +1323,18 @@ impl<M: Memory> IpcNamespace<M> {
         }
         out
     }
+}
+
+/// What a caller may do with a queue in its own address space
+/// ([`IpcNamespace::msg_access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgAccess {
+    /// Write permission: `msgsnd`.
+    pub send: bool,
+    /// Read permission: `msgrcv`.
+    pub receive: bool,
+    /// The permission version.
+    pub perm_version: u32,
 }
 
 /// What a fast-path call came to.

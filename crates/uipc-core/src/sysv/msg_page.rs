@@ -105,6 +105,9 @@ const OFF_ARENA_CAP: usize = 24;
 const OFF_CTRL: usize = 32;
 const CTRL_WORDS: usize = 14;
 const CTRL_LEN: usize = CTRL_WORDS * 8;
+/// Where the control block's `version` word lies (a caller waiting for
+/// the queue to change watches it without the lock).
+pub const OFF_CTRL_VERSION: usize = OFF_CTRL + 13 * 8;
 const OFF_PRE_VALID: usize = OFF_CTRL + CTRL_LEN;
 const OFF_PRE: usize = OFF_PRE_VALID + 8;
 const OFF_INDEX: usize = 320;

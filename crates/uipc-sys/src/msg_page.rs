@@ -1,0 +1,267 @@
+//! A System V message queue's state page (`docs/architecture.md`, "The
+//! data plane"): uipc-core's queue body ([`uipc_core::sysv::msg_page`]:
+//! counters, index and text, committed under its own pre-image) on a
+//! [`StatePage`], whose robust lock serialises the callers' fast paths
+//! and the daemon's adopt/publish.
+//!
+//! A process granted write permission maps the page read-write and runs
+//! `msgsnd` in its own address space, and `msgrcv` too if it also has read
+//! permission — through uipc-core's [`msgsnd_fast`]/[`msgrcv_fast`], the
+//! one definition of the semantics. A process with read permission only
+//! gets no grant (a receive changes the queue, and a read-only process
+//! must not be able to write the page): the daemon serves it.
+
+use std::ops::Deref;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uipc_abi::Errno;
+use uipc_core::cred::Pid;
+use uipc_core::sysv::msg::{msgrcv_fast, msgsnd_fast, Fast, MsgText};
+use uipc_core::sysv::msg_page::{self as body, MsgGeometry, PageBytes};
+use uipc_core::time::Time;
+
+use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED, REMOVED, SLEEPERS};
+
+/// How long a caller waits for the lock before it asks the daemon.
+const CALLER_BOUND: Duration = Duration::from_secs(1);
+
+/// The body of a page as uipc-core reads and writes it: word-wise
+/// through the page's atomics (another process may write the same bytes;
+/// every value read is validated by the core).
+#[derive(Debug)]
+pub struct Body<'a> {
+    page: &'a StatePage,
+    len: usize,
+}
+
+impl<'a> Body<'a> {
+    fn new(page: &'a StatePage) -> Body<'a> {
+        Body { page, len: page.body_len() }
+    }
+
+    fn span(&self, off: usize, len: usize) -> Result<usize, Errno> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(BODY + off),
+            _ => Err(Errno::EUCLEAN),
+        }
+    }
+}
+
+impl PageBytes for Body<'_> {
+    fn size(&self) -> usize {
+        self.len
+    }
+
+    fn read(&self, off: usize, out: &mut [u8]) -> Result<(), Errno> {
+        let start = self.span(off, out.len())?;
+        let mut done = 0;
+        while done < out.len() {
+            let at = start + done;
+            let word = at & !7;
+            let skip = at - word;
+            let n = (8 - skip).min(out.len() - done);
+            let bytes = self.page.u64_at(word).load(Relaxed).to_le_bytes();
+            out[done..done + n].copy_from_slice(&bytes[skip..skip + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, off: usize, data: &[u8]) -> Result<(), Errno> {
+        let start = self.span(off, data.len())?;
+        let mut done = 0;
+        while done < data.len() {
+            let at = start + done;
+            let word = at & !7;
+            let skip = at - word;
+            let n = (8 - skip).min(data.len() - done);
+            let cell = self.page.u64_at(word);
+            let mut bytes = if n == 8 { [0; 8] } else { cell.load(Relaxed).to_le_bytes() };
+            bytes[skip..skip + n].copy_from_slice(&data[done..done + n]);
+            cell.store(u64::from_le_bytes(bytes), Relaxed);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// What a grant of a queue's page lets its holder do without the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgGrant {
+    /// Write permission: `msgsnd` (the page is mapped read-write).
+    pub send: bool,
+    /// Read permission too: `msgrcv`.
+    pub receive: bool,
+    /// The permission version the grant was made under.
+    pub perm_version: u32,
+}
+
+/// A queue's page, mapped.
+#[derive(Debug)]
+pub struct MsgQueuePage {
+    page: Arc<StatePage>,
+}
+
+impl MsgQueuePage {
+    /// The length of a page of geometry `geo`.
+    pub fn len_for(geo: MsgGeometry) -> u64 {
+        page_len(usize::try_from(geo.body_len()).unwrap_or(usize::MAX), 0)
+    }
+
+    /// The daemon's side: lays out a page in the zero-filled file `fd` of
+    /// [`len_for`](Self::len_for)`(geo)` bytes; the body is formatted by
+    /// the model ([`uipc_core::IpcNamespace::msg_page_init`] through
+    /// [`with_body`](Self::with_body)).
+    ///
+    /// # Errors
+    /// `mmap`'s.
+    pub fn create(fd: BorrowedFd<'_>, geo: MsgGeometry) -> Result<MsgQueuePage, Errno> {
+        let page = StatePage::create(fd, MsgQueuePage::len_for(geo), Kind::MsgQueue, 0)?;
+        Ok(MsgQueuePage { page: Arc::new(page) })
+    }
+
+    /// A client's side: maps a granted page.
+    ///
+    /// # Errors
+    /// `EPROTO` for a file that is not a queue's page of this layout.
+    pub fn open(fd: BorrowedFd<'_>, writable: bool) -> Result<MsgQueuePage, Errno> {
+        Ok(MsgQueuePage { page: Arc::new(StatePage::open(fd, Kind::MsgQueue, writable)?) })
+    }
+
+    /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
+    pub fn flags(&self) -> u32 {
+        self.page.flags()
+    }
+
+    /// The permission version.
+    pub fn perm_version(&self) -> u32 {
+        self.page.perm_version()
+    }
+
+    /// The queue's version, read without the lock: it moves with every
+    /// change (a caller about to sleep watches it for a while first).
+    pub fn version(&self) -> u64 {
+        self.page.u64_at(BODY + body::OFF_CTRL_VERSION).load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Takes the lock (waiting at most `bound`); after a holder's death,
+    /// its commit in flight is rolled back (the header's journal and the
+    /// body's pre-image).
+    ///
+    /// # Errors
+    /// As [`StatePage::lock`].
+    pub fn lock(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        let (guard, how) = StatePage::lock_shared(&self.page, Some(bound))?;
+        if how == Locked::Repaired {
+            body::recover(&mut Body::new(&self.page))?;
+        }
+        Ok((guard, how))
+    }
+
+    /// Runs `f` on the body, under the lock `guard` holds.
+    pub fn with_body<P: Deref<Target = StatePage>, T>(
+        &self,
+        _guard: &Guard<P>,
+        f: impl FnOnce(&mut Body<'_>) -> T,
+    ) -> T {
+        f(&mut Body::new(&self.page))
+    }
+
+    /// The daemon's side, under the lock: whether callers sleep on the
+    /// queue, and the permission version.
+    pub fn set_state<P: Deref<Target = StatePage>>(&self, guard: &Guard<P>, sleepers: bool, perm_version: u32) {
+        guard.set_perm_version(perm_version);
+        guard.set_flags(if sleepers { SLEEPERS } else { 0 }, if sleepers { 0 } else { SLEEPERS });
+    }
+
+    /// The daemon's side: the queue is gone (or moved to a new page):
+    /// holders go to the daemon from now on.
+    pub fn mark_removed<P: Deref<Target = StatePage>>(&self, guard: &Guard<P>) {
+        guard.set_flags(REMOVED, 0);
+    }
+
+    /// Marks the queue damaged.
+    pub fn mark_damaged(&self) {
+        self.page.mark_damaged();
+    }
+
+    fn usable(&self, grant: &MsgGrant) -> bool {
+        self.page.writable()
+            && self.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0
+            && self.page.perm_version() == grant.perm_version
+    }
+
+    /// Locks for a fast path: `None` when the daemon must decide.
+    fn enter(&self, grant: &MsgGrant) -> Option<Guard<&StatePage>> {
+        if !self.usable(grant) {
+            return None;
+        }
+        let (guard, how) = self.page.lock(Some(CALLER_BOUND)).ok()?;
+        if how == Locked::Repaired {
+            body::recover(&mut Body::new(&self.page)).ok()?;
+        }
+        self.usable(grant).then_some(guard)
+    }
+
+    /// `msgsnd(id, {mtype, text}, text.len(), flags)` in the caller, for
+    /// the holder of `grant` (process `pid`, at time `now`): `None` when
+    /// the daemon must decide (it would sleep, sleepers wait on the queue,
+    /// the queue was removed or damaged, the grant is stale, the arguments
+    /// are for the daemon to judge); otherwise the result, exactly as the
+    /// daemon's model would give it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn msgsnd(
+        &self,
+        grant: &MsgGrant,
+        id: i32,
+        mtype: i64,
+        text: &[u8],
+        flags: i32,
+        pid: Pid,
+        now: Time,
+    ) -> Option<Result<(), Errno>> {
+        if !grant.send {
+            return None;
+        }
+        let msgsz = i64::try_from(text.len()).ok()?;
+        let guard = self.enter(grant)?;
+        let r = msgsnd_fast(&mut Body::new(&self.page), pid, now, id, MsgText::Read(mtype, text), msgsz, flags);
+        drop(guard);
+        match r {
+            Ok(Fast::Done(())) => Some(Ok(())),
+            Ok(Fast::Host) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// `msgrcv(id, buf, msgsz, msgtyp, flags)` in the caller (see
+    /// [`msgsnd`](Self::msgsnd)): `mtype` and the bytes written to `out`
+    /// (a message longer than `out` goes to the daemon).
+    #[allow(clippy::too_many_arguments)]
+    pub fn msgrcv(
+        &self,
+        grant: &MsgGrant,
+        id: i32,
+        msgsz: i64,
+        msgtyp: i64,
+        flags: i32,
+        out: &mut [u8],
+        pid: Pid,
+        now: Time,
+    ) -> Option<Result<(i64, usize), Errno>> {
+        if !grant.receive {
+            return None;
+        }
+        let guard = self.enter(grant)?;
+        let r = msgrcv_fast(&mut Body::new(&self.page), pid, now, id, msgsz, msgtyp, flags, out);
+        drop(guard);
+        match r {
+            Ok(Fast::Done(v)) => Some(Ok(v)),
+            Ok(Fast::Host) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
