@@ -31,6 +31,7 @@ mod conn;
 mod creds;
 mod mapping;
 mod mq;
+mod msg_fast;
 mod posix;
 mod sem_fast;
 
@@ -82,6 +83,8 @@ pub struct Client {
     generation: Arc<AtomicU64>,
     /// Grants of semaphore sets' state pages (the data plane).
     sem: Arc<sem_fast::SemGrants>,
+    /// Message queues' state pages granted to this process.
+    msg: Arc<msg_fast::MsgGrants>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -114,6 +117,7 @@ impl Client {
             spare: Arc::new(Mutex::new(Vec::new())),
             generation: Arc::new(AtomicU64::new(0)),
             sem: Arc::default(),
+            msg: Arc::default(),
         })
     }
 
@@ -509,6 +513,13 @@ impl Client {
         text: Option<&[u8]>,
         flags: i32,
     ) -> Result<i64, Errno> {
+        if let (Some(t), Some(d)) = (mtype, text) {
+            if i64::try_from(d.len()).ok() == Some(msgsz) {
+                if let Some(r) = self.msgsnd_fast(id, t, d, flags) {
+                    return r.map(|()| 0);
+                }
+            }
+        }
         if flags & uipc_abi::IPC_NOWAIT != 0 {
             let req = Request::MsgSnd { id, mtype, msgsz, text: text.map(<[u8]>::to_vec), flags };
             return self.call_value(&req);
@@ -538,6 +549,11 @@ impl Client {
     /// # Errors
     /// As [`msgrcv`](Self::msgrcv); `EFAULT`.
     pub fn msgrcv_raw(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32, readable: bool) -> Result<Message, Errno> {
+        if readable {
+            if let Some(r) = self.msgrcv_fast(id, msgsz, msgtyp, flags) {
+                return r;
+            }
+        }
         if flags & uipc_abi::IPC_NOWAIT != 0 {
             return match self.call(&Request::MsgRcv { id, msgsz, msgtyp, flags, readable })? {
                 Response::Msg { mtype, data } => Ok(Message { mtype, data }),

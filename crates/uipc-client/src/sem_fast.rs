@@ -28,7 +28,7 @@ use crate::Client;
 
 /// After this many calls sent to the daemon, a set whose grant was
 /// refused is asked for again (its permissions may have changed).
-const RETRY_REFUSED: u32 = 64;
+pub(crate) const RETRY_REFUSED: u32 = 64;
 
 /// One set's grant, or the memory of a refusal.
 #[derive(Debug)]
@@ -37,10 +37,10 @@ enum Entry {
     Refused { key: Key, calls: std::sync::atomic::AtomicU32 },
 }
 
-/// Whose grant it is.
+/// Whose grant it is (of a set's page, or a queue's: `msg_fast`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
-    pid: u32,
+pub(crate) struct Key {
+    pub(crate) pid: u32,
     generation: u64,
     cred: CredKey,
 }
@@ -59,7 +59,7 @@ pub(crate) struct SemGrants {
 }
 
 impl Client {
-    fn grant_key(&self) -> Key {
+    pub(crate) fn grant_key(&self) -> Key {
         Key { pid: std::process::id(), generation: self.generation.load(Ordering::Acquire), cred: CredKey::now() }
     }
 
@@ -78,10 +78,10 @@ impl Client {
                     }
                     return Some(Arc::clone(h));
                 }
-                Some(Entry::Refused { key: k, calls }) if *k == key => {
-                    if calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED {
-                        return None;
-                    }
+                Some(Entry::Refused { key: k, calls })
+                    if *k == key && calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED =>
+                {
+                    return None;
                 }
                 _ => {}
             }

@@ -81,13 +81,23 @@ fn msgsnd_in(msqid: c_int, msgp: u64, msgsz: size_t, msgflg: c_int) -> Result<c_
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         client()?
     };
+    let size = as_long(msgsz);
+    // The common case in one copy: type and text both readable.
+    if let Some(whole) = usize::try_from(size)
+        .ok()
+        .filter(|&n| n <= TEXT_MAX)
+        .and_then(|n| uipc_sys::map::read_at(msgp, size_of::<c_long>() + n).ok())
+    {
+        let (t, text) = whole.split_at(size_of::<c_long>());
+        let mtype = i64::from_ne_bytes(t.try_into().map_err(|_| Errno::EFAULT)?);
+        return send(c, msqid, Some(mtype), size, Some(text), msgflg);
+    }
     // ksys_msgsnd: "if (get_user(mtype, &msgp->mtype)) return -EFAULT;" — first of all.
     let mtype = match uipc_sys::map::read_at(msgp, size_of::<c_long>()) {
         Ok(b) => Some(i64::from_ne_bytes(b.as_slice().try_into().map_err(|_| Errno::EFAULT)?)),
         Err(Errno::EFAULT) => None,
         Err(e) => return Err(e),
     };
-    let size = as_long(msgsz);
     let text_at = msgp.wrapping_add(8);
     let text = match usize::try_from(size) {
         Ok(n) if n <= TEXT_MAX => match uipc_sys::map::read_at(text_at, n) {
@@ -112,16 +122,36 @@ fn msgsnd_in(msqid: c_int, msgp: u64, msgsz: size_t, msgflg: c_int) -> Result<c_
         }
         Err(_) => None,
     };
+    send(c, msqid, mtype, size, text.as_deref(), msgflg)
+}
+
+/// The send itself: in this process when it can be decided here (the
+/// client's fast path, watching a full queue a moment before sleeping),
+/// else by the daemon.
+fn send(
+    c: &Client,
+    msqid: c_int,
+    mtype: Option<i64>,
+    size: i64,
+    text: Option<&[u8]>,
+    msgflg: c_int,
+) -> Result<c_int, Errno> {
     if msgflg & IPC_NOWAIT != 0 {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-        return c.msgsnd_raw(msqid, mtype, size, text.as_deref(), msgflg).map(|_| 0);
+        return c.msgsnd_raw(msqid, mtype, size, text, msgflg).map(|_| 0);
+    }
+    if let (Some(t), Some(d)) = (mtype, text) {
+        let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = c.msgsnd_wait(msqid, t, d, msgflg) {
+            return r.map(|()| 0);
+        }
     }
     let mut sleeper = {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         c.sleeper().map_err(|_| Errno::ENOSYS)?
     };
     // No lock is held while the call may sleep.
-    let r = sleeper.msgsnd_raw(msqid, mtype, size, text.as_deref(), msgflg);
+    let r = sleeper.msgsnd_raw(msqid, mtype, size, text, msgflg);
     {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         c.give_back(sleeper);
@@ -173,11 +203,14 @@ fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int)
     };
     let m = receive(c, msqid, size, msgtyp, msgflg, readable)?;
     // do_msg_fill(): "if (put_user(msg->m_type, &msgp->mtype)) return -EFAULT;", then the text.
+    // One copy, in the kernel's order: a fault at the type stops before
+    // the text, one in the text leaves the type written.
+    let mut out = Vec::with_capacity(size_of::<c_long>() + m.data.len());
+    out.extend_from_slice(&m.mtype.to_ne_bytes());
+    out.extend_from_slice(&m.data);
     // SAFETY: `msgp` is the caller's buffer (msgrcv's C contract); the
-    // copies are checked by the kernel (EFAULT, never a fault).
-    unsafe { uipc_sys::map::write_at(msgp, &m.mtype.to_ne_bytes()) }?;
-    // SAFETY: as above, for the text after `mtype`.
-    unsafe { uipc_sys::map::write_at(msgp.wrapping_add(8), &m.data) }?;
+    // copy is checked by the kernel (EFAULT, never a fault).
+    unsafe { uipc_sys::map::write_at(msgp, &out) }?;
     ssize_t::try_from(m.data.len()).map_err(|_| Errno::EOVERFLOW)
 }
 
@@ -185,6 +218,12 @@ fn receive(c: &Client, msqid: c_int, size: i64, msgtyp: i64, msgflg: c_int, read
     if msgflg & IPC_NOWAIT != 0 {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         return c.msgrcv_raw(msqid, size, msgtyp, msgflg, readable);
+    }
+    if readable {
+        let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = c.msgrcv_wait(msqid, size, msgtyp, msgflg) {
+            return r;
+        }
     }
     let mut sleeper = {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,167 @@
+//! System V message queues without a round trip (`docs/architecture.md`,
+//! "The data plane"): a queue's state page, granted once by the daemon to
+//! a process with write permission, lets it run the `msgsnd`s (and, with
+//! read permission too, the `msgrcv`s) that complete or fail at once in
+//! its own address space.
+//!
+//! A grant is used only while it is current: same process (not a forked
+//! child), same connection generation (namespace), same credentials (the
+//! [`CredKey`]), and the page's permission version unchanged. Anything
+//! else — no grant, a stale one, a call that would sleep, sleepers parked
+//! on the queue, a removed, moved or damaged page — goes to the daemon,
+//! which decides as before (and grants anew where it may).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use uipc_abi::Errno;
+use uipc_core::cred::Pid;
+use uipc_core::sysv::msg_page::PAGE_QBYTES_MAX;
+use uipc_core::time::Time;
+use uipc_proto::{Request, Response};
+use uipc_sys::msg_page::{MsgGrant, MsgQueuePage};
+use uipc_sys::state_page::{DAMAGED, REMOVED, SLEEPERS};
+
+use crate::sem_fast::{Key, RETRY_REFUSED};
+use crate::{Client, Message};
+
+/// How long a call that would sleep watches the page before it goes to
+/// the daemon to sleep.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+#[derive(Debug)]
+pub(crate) struct Held {
+    page: MsgQueuePage,
+    grant: MsgGrant,
+    holder: Key,
+}
+
+/// One queue's grant, or the memory of a refusal.
+#[derive(Debug)]
+enum Entry {
+    Held(Arc<Held>),
+    Refused { holder: Key, calls: AtomicU32 },
+}
+
+/// The grants of a client, by queue.
+#[derive(Debug, Default)]
+pub(crate) struct MsgGrants {
+    queues: RwLock<HashMap<i32, Entry>>,
+}
+
+fn now() -> Time {
+    Time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    )
+}
+
+impl Client {
+    /// The current grant of queue `id`, asking the daemon for one if there
+    /// is none (or a stale one); `None` if the daemon must serve the call.
+    fn msg_held(&self, id: i32) -> Option<Arc<Held>> {
+        if id < 0 {
+            return None;
+        }
+        let holder = self.grant_key();
+        {
+            let queues = self.msg.queues.read().unwrap_or_else(|e| e.into_inner());
+            match queues.get(&id) {
+                Some(Entry::Held(h))
+                    if h.holder == holder
+                        && h.page.perm_version() == h.grant.perm_version
+                        && h.page.flags() & (REMOVED | DAMAGED) == 0 =>
+                {
+                    return Some(Arc::clone(h));
+                }
+                Some(Entry::Refused { holder: k, calls })
+                    if *k == holder && calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED =>
+                {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        let held = self.ask_msg_grant(id, holder);
+        let mut queues = self.msg.queues.write().unwrap_or_else(|e| e.into_inner());
+        match &held {
+            Some(h) => queues.insert(id, Entry::Held(Arc::clone(h))),
+            None => queues.insert(id, Entry::Refused { holder, calls: AtomicU32::new(0) }),
+        };
+        held
+    }
+
+    fn ask_msg_grant(&self, id: i32, holder: Key) -> Option<Arc<Held>> {
+        let (resp, fd) = self.call_with_fd(&Request::MsgGrant { id }).ok()?;
+        let Response::MsgGrant { receive, perm_version } = resp else { return None };
+        let page = MsgQueuePage::open(std::os::fd::AsFd::as_fd(&fd?), true).ok()?;
+        Some(Arc::new(Held { page, grant: MsgGrant { send: true, receive, perm_version }, holder }))
+    }
+
+    /// `msgsnd(id, {mtype, text}, text.len(), flags)` in this process, if
+    /// it can be decided here: `None` sends the call to the daemon.
+    pub fn msgsnd_fast(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Option<Result<(), Errno>> {
+        let held = self.msg_held(id)?;
+        held.page.msgsnd(&held.grant, id, mtype, text, flags, Pid(held.holder.pid), now())
+    }
+
+    /// A `msgsnd` or `msgrcv` that would sleep first watches the queue's
+    /// page for up to [`SPIN`] (yielding the CPU): a partner running on
+    /// another CPU usually answers sooner than a round trip to the daemon
+    /// takes. The caller is not yet a sleeper while it watches (as if its
+    /// call came that much later); then it goes to the daemon and sleeps
+    /// there as always. `op` is the fast attempt.
+    pub(crate) fn msg_wait<T>(&self, id: i32, mut op: impl FnMut(&Self, &Held) -> Option<T>) -> Option<T> {
+        let deadline = std::time::Instant::now() + SPIN;
+        loop {
+            let held = self.msg_held(id)?;
+            let seen = held.page.version();
+            if let Some(r) = op(self, &held) {
+                return Some(r);
+            }
+            if held.page.flags() & (SLEEPERS | REMOVED | DAMAGED) != 0 {
+                return None;
+            }
+            while held.page.version() == seen {
+                if std::time::Instant::now() >= deadline || held.page.flags() != 0 {
+                    return None;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// `msgsnd` that may sleep: [`msgsnd_fast`](Self::msgsnd_fast), then
+    /// the wait of [`msg_wait`](Self::msg_wait) while the queue is full.
+    pub fn msgsnd_wait(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Option<Result<(), Errno>> {
+        self.msg_wait(id, |_, held| held.page.msgsnd(&held.grant, id, mtype, text, flags, Pid(held.holder.pid), now()))
+    }
+
+    /// `msgrcv` that may sleep: [`msgrcv_fast`](Self::msgrcv_fast), then
+    /// the wait of [`msg_wait`](Self::msg_wait) while nothing matches.
+    pub fn msgrcv_wait(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32) -> Option<Result<Message, Errno>> {
+        if flags & uipc_abi::MSG_COPY != 0 {
+            return self.msgrcv_fast(id, msgsz, msgtyp, flags);
+        }
+        self.msg_wait(id, |c, _| c.msgrcv_fast(id, msgsz, msgtyp, flags))
+    }
+
+    /// `msgrcv(id, buf, msgsz, msgtyp, flags)` in this process, if it can
+    /// be decided here: `None` sends the call to the daemon.
+    pub fn msgrcv_fast(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32) -> Option<Result<Message, Errno>> {
+        if msgsz < 0 {
+            return None;
+        }
+        let held = self.msg_held(id)?;
+        // No message on a page is longer than its queue's qbytes.
+        let cap = u64::try_from(msgsz).ok()?.min(PAGE_QBYTES_MAX);
+        let mut data = vec![0; usize::try_from(cap).ok()?];
+        let r = held.page.msgrcv(&held.grant, id, msgsz, msgtyp, flags, &mut data, Pid(held.holder.pid), now())?;
+        Some(r.map(|(mtype, n)| {
+            data.truncate(n);
+            Message { mtype, data }
+        }))
+    }
+}
