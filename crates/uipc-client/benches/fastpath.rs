@@ -1,0 +1,196 @@
+//! Latency of the calls the data plane serves without a daemon round trip
+//! (`docs/architecture.md`, "The data plane"), through the Rust client,
+//! next to the kernel's own on the same machine (a benchmark, not a test):
+//!
+//! - `semop -1/+1`: one `semop` a call, alternately taking and giving back
+//!   semaphore 0 of a one-semaphore set (`ipcbench`'s `sem_uncontended`);
+//! - `semop SEM_UNDO`: the same with `SEM_UNDO` (`sem_undo`);
+//! - `semctl(GETVAL)` (`sem_getval`);
+//! - `IPC_STAT (set)`: `semctl(id, 0, IPC_STAT, &ds)`;
+//! - `IPC_STAT (segment)`: `shmctl(id, IPC_STAT, &ds)` (`shm_stat`).
+//!
+//! ```sh
+//! cargo bench -p uipc-client --bench fastpath
+//! ```
+//!
+//! A daemon runs in a thread of this process; one client talks to it. The
+//! rounds, medians and ratios are the harness's (`harness/mod.rs`); read
+//! the medians' ratio uipc/kernel: where the fast path serves a call, it
+//! is far below the ~40x of a round trip. Tuning by environment:
+//! `UIPC_BENCH_ROUNDS` (7), `UIPC_BENCH_N_KERNEL` (100000),
+//! `UIPC_BENCH_N_UIPC` (20000). Kernel objects are removed on every way
+//! out, panics included; after the rounds each side's semaphore must be
+//! back at 1 (checked), so a bench that stopped doing its work shows.
+
+mod harness;
+
+use std::hint::black_box;
+
+use harness::{env_usize, kernel_shm_stat, os_err, uipc_err, Bench, BoxError, Daemon, KernelSeg, Op};
+use uipc_abi::{Sembuf, IPC_CREAT, SEM_UNDO};
+use uipc_client::{Client, SemId};
+
+/// A kernel System V semaphore set of one semaphore, removed when dropped.
+struct KernelSet {
+    id: i32,
+}
+
+impl KernelSet {
+    /// `semget(IPC_PRIVATE, 1, IPC_CREAT | 0600)`, value 1.
+    fn create() -> Result<KernelSet, BoxError> {
+        // SAFETY: semget takes no pointers.
+        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) };
+        if id < 0 {
+            return Err(os_err("semget"));
+        }
+        let set = KernelSet { id };
+        // SAFETY: SETVAL takes its argument by value (an int in the union).
+        if unsafe { libc::semctl(id, 0, libc::SETVAL, 1) } != 0 {
+            return Err(os_err("semctl(SETVAL)"));
+        }
+        Ok(set)
+    }
+
+    /// `semop(id, {0, op, flg}, 1)`.
+    fn semop(&self, op: i16, flg: i16) -> Result<(), BoxError> {
+        let mut b = libc::sembuf { sem_num: 0, sem_op: op, sem_flg: flg };
+        // SAFETY: `b` is one valid sembuf, as nsops says.
+        if unsafe { libc::semop(self.id, &mut b, 1) } != 0 {
+            return Err(os_err("semop"));
+        }
+        Ok(())
+    }
+
+    /// `semctl(id, 0, GETVAL)`.
+    fn getval(&self) -> Result<i32, BoxError> {
+        // SAFETY: GETVAL takes no argument.
+        let v = unsafe { libc::semctl(self.id, 0, libc::GETVAL) };
+        if v < 0 {
+            return Err(os_err("semctl(GETVAL)"));
+        }
+        Ok(v)
+    }
+
+    /// `semctl(id, 0, IPC_STAT, &ds)`.
+    fn stat(&self) -> Result<(), BoxError> {
+        // SAFETY: semid_ds is plain old data; all zeroes is a valid value.
+        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT's argument is a pointer to a writable semid_ds.
+        if unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) } != 0 {
+            return Err(os_err("semctl(IPC_STAT)"));
+        }
+        black_box(&ds);
+        Ok(())
+    }
+}
+
+impl Drop for KernelSet {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no argument.
+        if unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) } != 0 {
+            eprintln!("fastpath bench: IPC_RMID of kernel set {}: {}", self.id, std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// An operation that takes semaphore 0 on odd calls and gives it back on
+/// even ones, one `semop` a call.
+fn alternate(mut semop: impl FnMut(i16) -> Result<(), BoxError>) -> impl FnMut() -> Result<(), BoxError> {
+    let mut take = true;
+    move || {
+        let r = semop(if take { -1 } else { 1 });
+        take = !take;
+        r
+    }
+}
+
+fn uipc_semop(client: &Client, id: SemId, op: i16, flg: i16) -> Result<(), BoxError> {
+    client.semop(id, &[Sembuf { sem_num: 0, sem_op: op, sem_flg: flg }]).map_err(uipc_err("semop"))
+}
+
+fn main() -> Result<(), BoxError> {
+    let rounds = env_usize("UIPC_BENCH_ROUNDS", 7);
+    let n_kernel = env_usize("UIPC_BENCH_N_KERNEL", 100_000);
+    // Even, so every semop pair completes within a round.
+    let n_uipc = env_usize("UIPC_BENCH_N_UIPC", 20_000) / 2 * 2;
+    let n_kernel = n_kernel / 2 * 2;
+
+    let daemon = Daemon::start("fastpath")?;
+    let client = Client::connect_to(&daemon.socket, "bench").map_err(|e| format!("connect: {e:?}"))?;
+    let kset = KernelSet::create()?;
+    let kundo = KernelSet::create()?;
+    let kseg = KernelSeg::create(libc::IPC_PRIVATE)?;
+    let uset = client.semget(0, 1, IPC_CREAT | 0o600).map_err(uipc_err("semget"))?;
+    let uundo = client.semget(0, 1, IPC_CREAT | 0o600).map_err(uipc_err("semget"))?;
+    let useg = client.shmget(0, 4096, IPC_CREAT | 0o600).map_err(uipc_err("shmget"))?;
+    for id in [uset, uundo] {
+        client.sem_setval(id, 0, 1).map_err(uipc_err("SETVAL"))?;
+    }
+
+    let c = &client;
+    let (ks, ku, kid) = (&kset, &kundo, kseg.id);
+    let pairs: Vec<(&'static str, Op<'_>, Op<'_>)> = vec![
+        (
+            "semop -1/+1",
+            Box::new(alternate(move |op| ks.semop(op, 0))),
+            Box::new(alternate(move |op| uipc_semop(c, uset, op, 0))),
+        ),
+        (
+            "semop SEM_UNDO",
+            Box::new(alternate(move |op| ku.semop(op, SEM_UNDO))),
+            Box::new(alternate(move |op| uipc_semop(c, uundo, op, SEM_UNDO))),
+        ),
+        (
+            "semctl(GETVAL)",
+            Box::new(move || {
+                ks.getval().map(|v| {
+                    black_box(v);
+                })
+            }),
+            Box::new(move || {
+                c.sem_getval(uset, 0)
+                    .map(|v| {
+                        black_box(v);
+                    })
+                    .map_err(uipc_err("GETVAL"))
+            }),
+        ),
+        (
+            "IPC_STAT (set)",
+            Box::new(move || ks.stat()),
+            Box::new(move || {
+                c.sem_stat(uset)
+                    .map(|ds| {
+                        black_box(ds);
+                    })
+                    .map_err(uipc_err("IPC_STAT"))
+            }),
+        ),
+        (
+            "IPC_STAT (segment)",
+            Box::new(move || kernel_shm_stat(kid)),
+            Box::new(move || {
+                c.shm_stat(useg)
+                    .map(|ds| {
+                        black_box(ds);
+                    })
+                    .map_err(uipc_err("IPC_STAT"))
+            }),
+        ),
+    ];
+    Bench { title: "uipc fast-path bench", pairs, refs: Vec::new() }.run(rounds, n_kernel, n_uipc)?;
+
+    // Both sides did their work: every take was given back.
+    for (what, k, u) in [("semop", &kset, uset), ("semop SEM_UNDO", &kundo, uundo)] {
+        let (kv, uv) = (k.getval()?, client.sem_getval(u, 0).map_err(uipc_err("GETVAL"))?);
+        if (kv, uv) != (1, 1) {
+            return Err(format!("{what}: values after the rounds: kernel {kv}, uipc {uv} (want 1, 1)").into());
+        }
+    }
+    for id in [uset, uundo] {
+        client.sem_remove(id).map_err(uipc_err("IPC_RMID"))?;
+    }
+    client.shm_remove(useg).map_err(uipc_err("IPC_RMID"))?;
+    drop((kset, kundo, kseg));
+    Ok(())
+}
