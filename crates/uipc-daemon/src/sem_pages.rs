@@ -142,7 +142,10 @@ impl Daemon {
             if self.sem_pages.held.iter().any(|(n, i, _)| n == ns && *i == id) {
                 continue;
             }
-            let adopted = set.page.lock(LOCK_BOUND).and_then(|(guard, how)| {
+            // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
+            // not the model's "no such set" below.
+            let lock = set.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
+            let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
                     info!(ns, semid = id, "a process died holding a semaphore set's lock: its change was rolled back");
                 }
@@ -275,15 +278,11 @@ impl Daemon {
             let free = || set.owners.iter().position(Option::is_none);
             let slot = mine.or_else(free);
             if let Some(s) = slot {
-                if set.owners[s].is_none() {
-                    set.owners[s] = Some(cred.pid);
-                    // The slot shows the owner's record (if the model has one).
-                    if let Some(model) = self.namespaces.get(ns) {
-                        if let Ok((mut guard, _)) = set.page.lock(LOCK_BOUND) {
-                            publish(model, id, set, &mut guard);
-                        }
-                    }
-                }
+                // The slot shows the owner's record (if the model has one)
+                // when this request's sem_leave publishes the page, which
+                // sem_enter locked: locking it again here would wait for
+                // this very thread.
+                set.owners[s].get_or_insert(cred.pid);
             }
             slot
         } else {
