@@ -12,7 +12,8 @@
 //!
 //! - `attach+detach`: `shmat(id, NULL, 0)` + `shmdt(addr)`, against
 //!   `client.attach(id, 0)` + drop;
-//! - `IPC_STAT`: `shmctl(id, IPC_STAT, &ds)`, against `client.shm_stat(id)`;
+//! - `IPC_STAT`: `shmctl(id, IPC_STAT, &ds)`, against `client.shm_stat(id)`
+//!   (after the first call, read from the status region: the fast path);
 //! - `shmget(key)`: looking up an existing key, both sides.
 //!
 //! Two reference rows (kernel only) help read the uipc figures:

@@ -34,6 +34,7 @@ mod mq;
 mod msg_fast;
 mod posix;
 mod sem_fast;
+mod shm_fast;
 
 pub use mq::{MqAttrs, MqHandle};
 
@@ -85,6 +86,8 @@ pub struct Client {
     sem: Arc<sem_fast::SemGrants>,
     /// Message queues' state pages granted to this process.
     msg: Arc<msg_fast::MsgGrants>,
+    /// Segment queries without a round trip (the `shm_fast` module).
+    shm_fast: Arc<Mutex<shm_fast::ShmFast>>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -118,6 +121,7 @@ impl Client {
             generation: Arc::new(AtomicU64::new(0)),
             sem: Arc::default(),
             msg: Arc::default(),
+            shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
         })
     }
 
@@ -157,10 +161,39 @@ impl Client {
     /// # Errors
     /// shmctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `ENOMEM`, `EIDRM`.
     pub fn shmctl(&self, id: i32, cmd: i32, set: Option<(u32, u32, u32)>) -> Result<(i64, CtlOut), Errno> {
+        if shm_fast::is_stat(cmd) {
+            return self.shm_stat_cmd(id, cmd).map(|(ret, ds)| (ret, CtlOut::ShmDs(ds)));
+        }
         let set = set.map(|(uid, gid, mode)| PermSet { uid, gid, mode });
-        match self.call(&Request::ShmCtl { id, cmd, set })? {
+        let r = match self.call(&Request::ShmCtl { id, cmd, set })? {
             Response::Ctl { ret, out } => Ok((ret, out)),
             r => Err(unexpected(&r)),
+        };
+        if r.is_ok() && cmd == uipc_abi::IPC_RMID {
+            // Its memory is not kept alive here for an attach that cannot come.
+            self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).drop_fds_of(id);
+        }
+        r
+    }
+
+    /// `shmctl(id, cmd, &ds)` for `IPC_STAT`, `SHM_STAT`, `SHM_STAT_ANY`:
+    /// from the namespace's status region when this process holds a
+    /// current read grant, else from the daemon (which grants).
+    fn shm_stat_cmd(&self, id: i32, cmd: i32) -> Result<(i64, Shmid64Ds), Errno> {
+        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(answer) = fast.stat(id, cmd) {
+            return Ok(answer);
+        }
+        let region = fast.wants_region();
+        // Taken before the call: a change of credentials meanwhile makes
+        // the grant's key stale, never a grant too wide.
+        let key = creds::CredKey::now();
+        match self.call_with_fd(&Request::ShmStat { id, cmd, region })? {
+            (Response::ShmStat { ret, ds, perm_version }, fd) => {
+                fast.granted(id, cmd, ret, perm_version, key, fd);
+                Ok((ret, ds))
+            }
+            (r, _) => Err(unexpected(&r)),
         }
     }
 
@@ -650,6 +683,8 @@ impl Client {
         let old = std::mem::replace(&mut *conn, fresh);
         self.generation.fetch_add(1, Ordering::AcqRel);
         drop(conn);
+        // After the connection's lock (the order is shm_fast, then conn).
+        self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).reset();
         drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
@@ -738,6 +773,11 @@ impl Client {
 
     pub(crate) fn conn(&self) -> &Arc<Mutex<Conn>> {
         &self.conn
+    }
+
+    /// The fast-path state (lock it before [`conn`](Self::conn), never after).
+    pub(crate) fn shm_fast(&self) -> &Arc<Mutex<shm_fast::ShmFast>> {
+        &self.shm_fast
     }
 }
 

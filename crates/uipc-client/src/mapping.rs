@@ -113,8 +113,14 @@ impl Drop for Mapping {
 }
 
 /// `shmat`: the daemon checks and hands over the memory, we map it, and
-/// report where (or why not).
+/// report where (or why not) — or, for a segment whose descriptor this
+/// process kept from an earlier attach, in one round trip
+/// ([`attach_cached`]).
 pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
+    let mut fast = client.shm_fast().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(done) = attach_cached(client, &mut fast, id, addr, flags) {
+        return done;
+    }
     let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
     let (resp, mut fds) = conn.call(&Request::ShmAt { id, addr, flags }, 1)?;
     let (token, size, fixed, write, exec, remap) = match resp {
@@ -128,17 +134,22 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
         (Some(a), true) => Placement::Fixed(a),
         (Some(a), false) => Placement::FixedNoReplace(a),
     };
-    let mapped = match fds.pop() {
+    let fd = fds.pop();
+    let mapped = match &fd {
         // SAFETY: SHM_REMAP (Placement::Fixed) replaces what the caller asked
         // to replace, as shmat(2) does; the other placements replace nothing.
         Some(fd) => unsafe {
-            map::map_shared(std::os::fd::AsFd::as_fd(&fd), len, Prot { read: true, write, exec }, placement)
+            map::map_shared(std::os::fd::AsFd::as_fd(fd), len, Prot { read: true, write, exec }, placement)
         },
         None => Err(Errno::EPROTO),
     };
     // shmat reports an occupied fixed range as EINVAL.
     let mapped = mapped.map_err(|e| if e == Errno::EEXIST { Errno::EINVAL } else { e });
     let done = conn.call(&Request::ShmAtDone { token, result: mapped.map_err(Errno::raw) }, 0)?.0;
+    if let (Response::Value(_), Some(fd)) = (&done, fd) {
+        // The next attach of this segment maps it before asking.
+        fast.keep_fd(id, fd, write, size);
+    }
     match (done, mapped) {
         (Response::Value(_), Ok(at)) => Ok(Mapping {
             client: client.clone(),
@@ -157,6 +168,68 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
             // SAFETY: as above.
             let _ = unsafe { map::unmap(at, len) };
             Err(Errno::EPROTO)
+        }
+    }
+}
+
+/// `shmat(id, NULL, flags)` of a segment whose descriptor this process
+/// kept, in one round trip: maps it where the kernel finds room, then asks
+/// the daemon to check and record the attach there (`ShmAttach`); unmaps
+/// again if it refuses. `None` when the case is not one for it (a fixed
+/// address, `SHM_REMAP`, no descriptor kept with the access needed).
+///
+/// Nobody sees the difference: the permission check and every count are
+/// the daemon's, made before the call returns, and the mapping exists
+/// before the daemon counts it (as the kernel's `do_mmap()` runs inside
+/// `do_shmat()`'s hold). A refused attach leaves nothing behind; the
+/// descriptor was this process's already.
+fn attach_cached(
+    client: &Client,
+    fast: &mut crate::shm_fast::ShmFast,
+    id: i32,
+    addr: u64,
+    flags: i32,
+) -> Option<Result<Mapping, Errno>> {
+    if addr != 0 || flags & uipc_abi::SHM_REMAP != 0 {
+        return None;
+    }
+    let write = flags & uipc_abi::SHM_RDONLY == 0;
+    let exec = flags & uipc_abi::SHM_EXEC != 0;
+    let cached = fast.cached_fd(id, write)?;
+    let size = usize::try_from(cached.size).ok()?;
+    let len = cached.size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    // SAFETY: Placement::Anywhere replaces no existing mapping.
+    let at = match unsafe {
+        map::map_shared(
+            std::os::fd::AsFd::as_fd(&cached.fd),
+            len,
+            Prot { read: true, write, exec },
+            Placement::Anywhere,
+        )
+    } {
+        Ok(at) => at,
+        // Let the two-step path decide (its errors are the kernel's order).
+        Err(_) => return None,
+    };
+    let answer = {
+        let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
+        conn.call(&Request::ShmAttach { id, flags, at }, 0).map(|(r, _)| r)
+    };
+    match answer {
+        Ok(Response::Value(_)) => Some(Ok(Mapping { client: client.clone(), addr: at, size, writable: write })),
+        other => {
+            // SAFETY: we just made this mapping and nothing uses it.
+            let _ = unsafe { map::unmap(at, len) };
+            let e = match other {
+                Ok(Response::Error(e)) => Errno::from_raw(e),
+                Ok(_) => Errno::EPROTO,
+                Err(e) => e,
+            };
+            if e == Errno::EINVAL || e == Errno::EIDRM {
+                // The id names nothing any more (or this namespace is gone).
+                fast.drop_fd(id, write);
+            }
+            Some(Err(e))
         }
     }
 }

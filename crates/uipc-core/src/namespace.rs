@@ -150,8 +150,12 @@ impl<M: Memory> IpcNamespace<M> {
             ("kernel.msg_next_id", Parsed::One(v)) => self.msg.ids.next_id = i32::try_from(v).unwrap_or(-1),
             (_, parsed) => {
                 self.limits.apply(name, parsed)?;
-                if name == "kernel.shm_rmid_forced" && self.limits.shm_rmid_forced {
-                    self.shm_destroy_orphaned();
+                if name == "kernel.shm_rmid_forced" {
+                    // Whose exit can destroy a segment changed.
+                    self.shm.touch_all();
+                    if self.limits.shm_rmid_forced {
+                        self.shm_destroy_orphaned();
+                    }
                 }
             }
         }

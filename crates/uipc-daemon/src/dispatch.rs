@@ -83,8 +83,8 @@ impl Daemon {
             self.audit_reply(who, ns.as_deref(), subject, created, resp);
         }
         // Whatever the call changed may have finished sleepers.
-        if let Some(ns) = ns {
-            self.deliver(&ns);
+        if let Some(ns) = &ns {
+            self.deliver(ns);
         }
         if let Some(n) = sem_ns {
             self.sem_leave(&n, reconcile);
@@ -92,6 +92,8 @@ impl Daemon {
         if let Some(n) = msg_ns {
             self.msg_leave(&n);
         }
+        // Before the reply leaves: whatever the call changed is shown.
+        self.shm_publish_for(who.0, ns.as_deref());
         reply
     }
 
@@ -401,6 +403,19 @@ impl Daemon {
             Request::MsgGrant { id } => {
                 let ns_name = ns_name.clone();
                 return self.msg_grant(&ns_name, &cred, id);
+            }
+            Request::ShmStat { id, cmd, region } => {
+                let ns_name = ns_name.clone();
+                return self.shm_stat_grant(&ns_name, &cred, id, cmd, region);
+            }
+            Request::ShmAttach { id, flags, at } => {
+                // ShmAt and ShmAtDone in one: the checks, then the mapping
+                // the client made is recorded.
+                if flags & uipc_abi::SHM_REMAP != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let pending = ns.shmat_prepare(&cred, id, 0, flags)?;
+                value(ns.shmat_commit(&cred, t, pending, at).map(|a| i64::try_from(a).unwrap_or(0)))
             }
             Request::SemGet { key, nsems, flags } => {
                 value(ns.semget(&cred, t, key, nsems, flags).map(|id| i64::from(id.0)))

@@ -39,6 +39,7 @@ mod msg_pages;
 mod namespaces;
 mod sem_pages;
 mod server;
+mod shm_status;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

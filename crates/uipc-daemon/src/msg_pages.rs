@@ -69,6 +69,8 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmAtDone { .. }
         | Request::ShmDt { .. }
         | Request::ShmCtl { .. }
+        | Request::ShmStat { .. }
+        | Request::ShmAttach { .. }
         | Request::Munmap { .. }
         | Request::Mprotect { .. }
         | Request::Recheck { .. }

@@ -105,7 +105,9 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqNotify { .. }
         | Request::MqGetSetAttr { .. }
         | Request::MqStatus { .. }
-        | Request::MqList => Scope::Nothing,
+        | Request::MqList
+        | Request::ShmStat { .. }
+        | Request::ShmAttach { .. } => Scope::Nothing,
         _ => Scope::All,
     }
 }

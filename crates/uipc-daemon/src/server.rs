@@ -121,6 +121,8 @@ pub struct Daemon {
     pub(crate) sem_pages: crate::sem_pages::SemPages,
     /// The state pages of message queues (the data plane).
     pub(crate) msg_pages: crate::msg_pages::MsgPages,
+    /// The segment status regions of namespaces (the data plane).
+    pub(crate) shm_regions: crate::shm_status::ShmRegions,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -264,6 +266,7 @@ impl Daemon {
             mq_notify_pipes: BTreeMap::new(),
             sem_pages: crate::sem_pages::SemPages::default(),
             msg_pages: crate::msg_pages::MsgPages::default(),
+            shm_regions: crate::shm_status::ShmRegions::default(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -619,15 +622,17 @@ impl Daemon {
             });
         }
         debug!(pid, token, "disconnected");
-        let Some(p) = self.procs.get_mut(&pid) else { return };
-        p.conns = p.conns.saturating_sub(1);
-        if p.conns == 0 {
-            for name in p.namespaces.clone() {
-                if let Some(ns) = self.namespaces.get_mut(&name) {
-                    ns.exec(Pid(pid), t);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.conns = p.conns.saturating_sub(1);
+            if p.conns == 0 {
+                for name in p.namespaces.clone() {
+                    if let Some(ns) = self.namespaces.get_mut(&name) {
+                        ns.exec(Pid(pid), t);
+                    }
                 }
             }
         }
+        self.shm_publish_for(pid, conn.ns.as_deref());
     }
 
     /// The process exited: its connections are closed (aborting attaches it
@@ -652,6 +657,9 @@ impl Daemon {
             });
         }
         debug!(pid, "process exited");
+        for name in &p.namespaces {
+            self.shm_publish(name);
+        }
         self.end_ephemeral(&p.namespaces, pid);
     }
 

@@ -3,7 +3,8 @@
 //! shim with the kernel's IPC calls denied; the outputs must be equal):
 //! four forked processes count to exactly 20000 in one segment (under a
 //! `SEM_UNDO` semaphore, and atomically); then attach, fork, exec, exit and
-//! SIGKILL sequences with `nattch` printed at every step.
+//! SIGKILL sequences with `nattch` printed at every step; and segment
+//! queries as others change the segment (`tests/c/shm_stat.c`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -13,4 +14,14 @@ use common::*;
 #[test]
 fn a_shared_counter_and_attach_fork_exec_exit_kill_match_the_kernel() {
     differential("counter_life");
+}
+
+/// `tests/c/shm_stat.c`: `IPC_STAT`/`SHM_STAT`/`SHM_STAT_ANY` answered from
+/// the status region (a caller's second ask) after another process's
+/// `IPC_SET` (`EACCES` at once), `IPC_RMID`, attach, detach and death while
+/// attached, after the caller's own credential drop, from a forked child,
+/// and across `unshare(CLONE_NEWIPC)`: every field as the kernel's.
+#[test]
+fn shm_stat_from_the_status_region_matches_the_kernel() {
+    differential("shm_stat");
 }

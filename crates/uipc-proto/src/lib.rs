@@ -416,6 +416,31 @@ pub enum Request {
         /// The queue.
         id: i32,
     },
+    /// `shmctl(id, cmd, buf)` for `IPC_STAT`, `SHM_STAT` or `SHM_STAT_ANY`,
+    /// asking for a read grant on the segment (the data plane's "Queries
+    /// of segments"): answered by [`Response::ShmStat`], with the
+    /// namespace's status region (read-only) beside the frame if `region`.
+    ShmStat {
+        /// Id (`IPC_STAT`) or slot index (`SHM_STAT`, `SHM_STAT_ANY`).
+        id: i32,
+        /// The command.
+        cmd: i32,
+        /// Whether to send the status region's descriptor.
+        region: bool,
+    },
+    /// `shmat(id, NULL, flags)` made in one step by a client that holds
+    /// the segment's descriptor and has mapped it at `at` already: the
+    /// daemon checks the attach as `ShmAt` does and records the mapping
+    /// (`ShmAt` and `ShmAtDone` in one). Answered `Value(at)`, or the
+    /// errno — then the client unmaps.
+    ShmAttach {
+        /// The segment.
+        id: i32,
+        /// `shmat`'s flags (no `SHM_REMAP`: no address is given).
+        flags: i32,
+        /// Where the client mapped the segment.
+        at: u64,
+    },
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -643,6 +668,17 @@ pub enum Response {
         /// Read permission too: `msgrcv` in the caller.
         receive: bool,
         /// The queue's permission version the grant holds for.
+        perm_version: u32,
+    },
+    /// [`Request::ShmStat`]: the call's value (0, or the full id for the
+    /// `*_STAT` commands), the status, and the segment's permission
+    /// version the caller's read grant holds for.
+    ShmStat {
+        /// What `shmctl` returns.
+        ret: i64,
+        /// What it copies out.
+        ds: Shmid64Ds,
+        /// The permission version (`uipc_sys::shm_status`).
         perm_version: u32,
     },
 }

@@ -47,6 +47,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(|pid| Request::NsOf { pid }),
         any::<i32>().prop_map(|id| Request::SemGrant { id }),
         any::<i32>().prop_map(|id| Request::MsgGrant { id }),
+        (any::<i32>(), any::<i32>(), any::<bool>()).prop_map(|(id, cmd, region)| Request::ShmStat { id, cmd, region }),
+        (any::<i32>(), any::<i32>(), any::<u64>()).prop_map(|(id, flags, at)| Request::ShmAttach { id, flags, at }),
         (any::<i32>(), any::<i32>()).prop_map(|(key, flags)| Request::MsgGet { key, flags }),
         (any::<i32>(), any::<Option<i64>>(), any::<i64>(), any::<Option<Vec<u8>>>(), any::<i32>())
             .prop_map(|(id, mtype, msgsz, text, flags)| Request::MsgSnd { id, mtype, msgsz, text, flags }),
@@ -183,6 +185,20 @@ fn arb_response() -> impl Strategy<Value = Response> {
         (any::<(bool, bool)>(), any::<u32>(), any::<Option<u32>>())
             .prop_map(|((alter, read), perm_version, slot)| Response::SemGrant { alter, read, perm_version, slot }),
         (any::<bool>(), any::<u32>()).prop_map(|(receive, perm_version)| Response::MsgGrant { receive, perm_version }),
+        (any::<i64>(), any::<(i32, u32, u64, i64, i32, u64)>(), any::<u32>()).prop_map(
+            |(ret, (key, mode, segsz, atime, lpid, nattch), perm_version)| {
+                let mut ds = uipc_abi::Shmid64Ds {
+                    shm_segsz: segsz,
+                    shm_atime: atime,
+                    shm_lpid: lpid,
+                    shm_nattch: nattch,
+                    ..Default::default()
+                };
+                ds.shm_perm.key = key;
+                ds.shm_perm.mode = mode;
+                Response::ShmStat { ret, ds, perm_version }
+            }
+        ),
     ]
 }
 

@@ -24,3 +24,14 @@ pub fn adopt_inherited_fd(raw: RawFd) -> Result<OwnedFd, Errno> {
     rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     Ok(fd)
 }
+
+/// The file `fd` refers to, as `(st_dev, st_ino)` (`fstat`): tells
+/// whether a descriptor number kept across calls still names the file it
+/// named (a program may close it and reuse the number).
+///
+/// # Errors
+/// `EBADF` if `fd` is not open; `fstat`'s errors.
+pub fn identity(fd: std::os::fd::BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::fstat(fd).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    Ok((st.st_dev, st.st_ino))
+}

@@ -17,4 +17,6 @@ pub mod poll;
 pub mod proc;
 pub mod seccomp;
 pub mod sem_page;
+pub mod seqlock;
+pub mod shm_status;
 pub mod state_page;

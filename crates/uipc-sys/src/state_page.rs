@@ -42,13 +42,14 @@
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use uipc_abi::Errno;
 
 use crate::map::{map_shared, unmap, Placement, Prot};
+use crate::seqlock;
 
 /// `"UIPC"`, little-endian.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"UIPC");
@@ -89,6 +90,8 @@ pub enum Kind {
     MsgQueue = 2,
     /// A POSIX message queue.
     MqQueue = 3,
+    /// A namespace's segment status region (`shm_status`).
+    ShmStatus = 4,
 }
 
 /// How a lock was had.
@@ -270,19 +273,7 @@ impl StatePage {
     /// it. `None` if a writer stays active through many tries (it may have
     /// died mid-change: the daemon repairs that) — ask the daemon then.
     pub fn read<T>(&self, mut read: impl FnMut(&StatePage) -> T) -> Option<T> {
-        let seq = self.u32_at(OFF_SEQ);
-        for _ in 0..1000 {
-            let before = seq.load(Ordering::Acquire);
-            if before.is_multiple_of(2) {
-                let v = read(self);
-                fence(Ordering::Acquire);
-                if seq.load(Ordering::Relaxed) == before {
-                    return Some(v);
-                }
-            }
-            std::hint::spin_loop();
-        }
-        None
+        seqlock::read(self.u32_at(OFF_SEQ), 1000, || read(self))
     }
 
     fn lock_ptr(&self) -> Option<*mut libc::pthread_mutex_t> {
@@ -330,7 +321,7 @@ impl StatePage {
     }
 
     fn seq_odd(&self) -> bool {
-        self.u32_at(OFF_SEQ).load(Ordering::Relaxed) % 2 == 1
+        seqlock::writing(self.u32_at(OFF_SEQ))
     }
 }
 
@@ -452,7 +443,7 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
     /// sequence count odd until the commit.
     pub fn begin(&mut self) {
         if !self.writing {
-            self.page.u32_at(OFF_SEQ).fetch_add(1, Ordering::AcqRel);
+            seqlock::write_begin(self.page.u32_at(OFF_SEQ));
             self.writing = true;
         }
     }
@@ -501,7 +492,7 @@ impl<P: Deref<Target = StatePage>> Drop for Guard<P> {
     fn drop(&mut self) {
         if self.writing {
             self.page.u32_at(OFF_INFLIGHT).store(0, Ordering::Release);
-            self.page.u32_at(OFF_SEQ).fetch_add(1, Ordering::AcqRel);
+            seqlock::write_end(self.page.u32_at(OFF_SEQ));
         }
         if let Some(m) = self.page.lock_ptr() {
             // SAFETY: this guard holds the lock (made only by `lock`).

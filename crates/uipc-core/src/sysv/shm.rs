@@ -12,7 +12,7 @@
 //! - <https://elixir.bootlin.com/linux/v6.12/source/ipc/shm.c>
 //! - shmget(2), shmop(2), shmctl(2)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uipc_abi::{
     Errno, ShmInfo, Shmid64Ds, Shminfo64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, PAGE_SIZE, SHMLBA, SHMMIN, SHM_DEST,
@@ -47,6 +47,10 @@ pub struct ShmSegment<R> {
     creator: Option<Pid>,
     /// Who was charged for `SHM_LOCK`, and how many pages.
     locked_by: Option<(Uid, u64)>,
+    /// Changes whenever who may read the segment may change (`IPC_SET`,
+    /// `IPC_RMID`, `SHM_LOCK`): a read grant holds for one version. Drawn
+    /// from the namespace's counter, so no two segments share one.
+    perm_version: u32,
 }
 
 impl<R> IpcObject for ShmSegment<R> {
@@ -107,12 +111,56 @@ pub struct ShmState<R> {
     tot: u64,
     /// `SHM_LOCK` charges per user, in pages.
     locked: BTreeMap<Uid, u64>,
+    /// The last permission version handed out.
+    perm_versions: u32,
+    /// Slots whose status (anything `IPC_STAT` reports, or who could change
+    /// it by dying) changed since the host last took them
+    /// ([`IpcNamespace::shm_take_changed`]).
+    changed: BTreeSet<u32>,
 }
 
 impl<R> Default for ShmState<R> {
     fn default() -> Self {
-        ShmState { ids: IpcIds::default(), tot: 0, locked: BTreeMap::new() }
+        ShmState { ids: IpcIds::default(), tot: 0, locked: BTreeMap::new(), perm_versions: 0, changed: BTreeSet::new() }
     }
+}
+
+impl<R> ShmState<R> {
+    /// Notes that segment `id`'s status changed.
+    fn touch(&mut self, id: IpcId) {
+        self.changed.insert(id.idx());
+    }
+
+    /// A new permission version.
+    fn next_perm_version(&mut self) -> u32 {
+        self.perm_versions = self.perm_versions.wrapping_add(1);
+        self.perm_versions
+    }
+
+    /// Notes that every segment's status may have changed.
+    pub(crate) fn touch_all(&mut self)
+    where
+        ShmSegment<R>: IpcObject,
+    {
+        let ids: Vec<u32> = self.ids.iter().map(|(id, _)| id.idx()).collect();
+        self.changed.extend(ids);
+    }
+}
+
+/// What a namespace's status region shows of one segment
+/// ([`IpcNamespace::shm_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShmStatus {
+    /// The segment's full id.
+    pub id: IpcId,
+    /// Its permission version.
+    pub perm_version: u32,
+    /// What `IPC_STAT` reports.
+    pub ds: Shmid64Ds,
+    /// The processes whose exit would change `ds`: those holding mappings
+    /// of it (`exit_mm` detaches them), and its creator where
+    /// `shm_rmid_forced` destroys it at the creator's exit (`exit_shm`).
+    pub pids: Vec<Pid>,
 }
 
 /// The huge page sizes Linux supports on x86_64, as log2 (`hstate_sizelog()`).
@@ -177,10 +225,12 @@ impl<M: Memory> IpcOps for ShmGetOps<'_, M> {
             region,
             creator: Some(cred.pid),
             locked_by: None,
+            perm_version: self.shm.next_perm_version(),
         };
         // SHM-GET-6: the slot limit is checked after the size checks.
         let id = self.shm.ids.add(seg, self.limits.shmmni)?;
         self.shm.tot += npages;
+        self.shm.touch(id);
         Ok(id)
     }
 
@@ -372,6 +422,8 @@ impl<M: Memory> IpcNamespace<M> {
         ipcperms(cred, &seg.perm, access)?;
         // SHM-AT-10: the attach in progress counts in nattch.
         seg.nattch += 1;
+        self.shm.touch(IpcId(id));
+        let seg = self.shm.ids.obtain_check(id)?;
         let pending = PendingAttach {
             id: IpcId(id),
             region: seg.region.clone(),
@@ -446,7 +498,9 @@ impl<M: Memory> IpcNamespace<M> {
         let forced = self.limits.shm_rmid_forced;
         if let Ok(seg) = self.shm.ids.obtain_check_mut(id.0) {
             seg.nattch -= 1;
-            if seg.may_destroy(forced) {
+            let doomed = seg.may_destroy(forced);
+            self.shm.touch(id);
+            if doomed {
                 self.shm_destroy(id);
             }
         }
@@ -537,6 +591,7 @@ impl<M: Memory> IpcNamespace<M> {
             seg.atime = now;
             seg.lpid = pid;
             seg.nattch += 1;
+            self.shm.touch(id);
         }
     }
 
@@ -548,7 +603,9 @@ impl<M: Memory> IpcNamespace<M> {
             seg.lpid = pid;
             seg.dtime = now;
             seg.nattch -= 1;
-            if seg.may_destroy(forced) {
+            let doomed = seg.may_destroy(forced);
+            self.shm.touch(id);
+            if doomed {
                 self.shm_destroy(id);
             }
         }
@@ -558,6 +615,7 @@ impl<M: Memory> IpcNamespace<M> {
     /// and (with the last clone of the region) the memory.
     pub(crate) fn shm_destroy(&mut self, id: IpcId) {
         if let Some(seg) = self.shm.ids.remove(id) {
+            self.shm.touch(id);
             self.shm.tot -= pages(seg.segsz).unwrap_or(0);
             if let Some((uid, n)) = seg.locked_by {
                 self.uncharge_lock(uid, n);
@@ -591,6 +649,7 @@ impl<M: Memory> IpcNamespace<M> {
                     if forced && seg.may_destroy(forced) {
                         doomed.push(id);
                     }
+                    self.shm.touch(id);
                 }
             }
         }
@@ -679,19 +738,23 @@ impl<M: Memory> IpcNamespace<M> {
                 Ok((ret, ShmCtlOut::Ds(seg.to_abi())))
             }
             ShmCmd::IpcSet | ShmCmd::IpcRmid => {
+                let version = self.shm.next_perm_version();
                 let seg = self.shm.ids.obtain_check_mut(id)?;
                 ipcctl_obtain_check(cred, &seg.perm)?;
                 if cmd == ShmCmd::IpcSet {
                     let update = set.ok_or(Errno::EFAULT)?;
                     ipc_update_perm(&update, &mut seg.perm)?;
                     seg.ctime = now;
+                    seg.perm_version = version;
                 } else if seg.nattch > 0 {
                     // SHM-CTL-RMID: mark, and free the key.
                     seg.perm.mode |= SHM_DEST;
+                    seg.perm_version = version;
                     self.shm.ids.set_key_private(IpcId(id));
                 } else {
                     self.shm_destroy(IpcId(id));
                 }
+                self.shm.touch(IpcId(id));
                 Ok((0, ShmCtlOut::None))
             }
             ShmCmd::Lock | ShmCmd::Unlock => {
@@ -724,15 +787,21 @@ impl<M: Memory> IpcNamespace<M> {
                 return Err(Errno::ENOMEM);
             }
             *self.shm.locked.entry(cred.euid).or_default() += npages;
+            let version = self.shm.next_perm_version();
             let seg = self.shm.ids.obtain_check_mut(id)?;
             seg.perm.mode |= SHM_LOCKED;
             seg.locked_by = Some((cred.euid, npages));
+            seg.perm_version = version;
+            self.shm.touch(IpcId(id));
         } else if !lock && locked {
+            let version = self.shm.next_perm_version();
             let seg = self.shm.ids.obtain_check_mut(id)?;
             seg.perm.mode &= !SHM_LOCKED;
+            seg.perm_version = version;
             if let Some((uid, n)) = seg.locked_by.take() {
                 self.uncharge_lock(uid, n);
             }
+            self.shm.touch(IpcId(id));
         }
         Ok(())
     }
@@ -743,6 +812,45 @@ impl<M: Memory> IpcNamespace<M> {
         let vma = *self.mms.get(&pid)?.find(addr)?;
         let seg = self.shm.ids.obtain_check(vma.id.0).ok()?;
         Some((vma, &seg.region))
+    }
+
+    /// The slots whose status changed since the last call, for a host
+    /// that shows [`shm_status`](Self::shm_status) to its clients.
+    pub fn shm_take_changed(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.shm.changed).into_iter().collect()
+    }
+
+    /// Marks slots changed for reasons of the host's own (the holders of
+    /// attaches in progress it keeps).
+    pub fn shm_touch_slots(&mut self, idx: &[u32]) {
+        self.shm.changed.extend(idx.iter().copied());
+    }
+
+    /// The slots in use.
+    pub fn shm_slots(&self) -> Vec<u32> {
+        self.shm.ids.iter().map(|(id, _)| id.idx()).collect()
+    }
+
+    /// What slot `idx` holds: the segment's `IPC_STAT` status, permission
+    /// version and the processes whose exit would change it; `None` for
+    /// an empty slot.
+    pub fn shm_status(&self, idx: u32) -> Option<ShmStatus> {
+        let idx = i32::try_from(idx).ok()?;
+        let (id, seg) = self.shm.ids.obtain_idx(idx).ok()?;
+        let mut pids: Vec<Pid> =
+            self.mms.iter().filter(|(_, mm)| mm.vmas().any(|v| v.id == id)).map(|(pid, _)| *pid).collect();
+        if self.limits.shm_rmid_forced {
+            pids.extend(seg.creator.filter(|c| !pids.contains(c)));
+        }
+        Some(ShmStatus { id, perm_version: seg.perm_version, ds: seg.to_abi(), pids })
+    }
+
+    /// The permission version of segment `id` (see [`ShmStatus`]).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id.
+    pub fn shm_perm_version(&self, id: i32) -> Result<u32, Errno> {
+        Ok(self.shm.ids.obtain_check(id)?.perm_version)
     }
 
     /// `/proc/sysvipc/shm` of this namespace (SPEC 8.4), in slot order.
