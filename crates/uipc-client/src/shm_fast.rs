@@ -86,7 +86,7 @@ pub(crate) fn is_stat(cmd: i32) -> bool {
 impl ShmFast {
     /// Drops what belonged to another process (this is a forked child).
     fn own(&mut self) {
-        let me = std::process::id();
+        let me = uipc_sys::proc::cached_pid();
         if self.pid != me {
             self.pid = me;
             self.grants.clear();

@@ -247,8 +247,9 @@ pub unsafe extern "C" fn shmctl(shmid: c_int, cmd: c_int, buf: *mut libc::shmid_
         };
         // SAFETY: `buf` is the caller's buffer for this command's structure
         // (the C contract of shmctl); nothing of the shim's lies there. The
-        // copy is checked by the kernel (EFAULT, never a fault).
-        unsafe { uipc_sys::map::write_at(addr, &bytes) }?;
+        // copy is checked by the kernel (EFAULT, never a fault) unless it
+        // lies on the caller's own stack.
+        unsafe { uipc_sys::map::write_to_caller(addr, &bytes) }?;
         Ok(r)
     }))
 }

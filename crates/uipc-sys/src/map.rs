@@ -253,6 +253,72 @@ fn own_pid() -> libc::pid_t {
     rustix::process::getpid().as_raw_nonzero().get()
 }
 
+thread_local! {
+    /// The calling thread's stack, `[low, high)`, once asked for.
+    static STACK: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The calling thread's stack as `[low, high)` (`pthread_getattr_np`).
+fn thread_stack() -> Option<(u64, u64)> {
+    if let Some(s) = STACK.with(std::cell::Cell::get) {
+        return Some(s);
+    }
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: `attr` is initialised by pthread_getattr_np before any use
+    // and destroyed after; the out-pointers are live locals.
+    let s = unsafe {
+        if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let (mut base, mut size) = (std::ptr::null_mut(), 0usize);
+        let r = libc::pthread_attr_getstack(attr.as_ptr(), &mut base, &mut size);
+        libc::pthread_attr_destroy(attr.as_mut_ptr());
+        if r != 0 {
+            return None;
+        }
+        let low = base as usize as u64;
+        (low, low.checked_add(u64::try_from(size).ok()?)?)
+    };
+    STACK.with(|c| c.set(Some(s)));
+    Some(s)
+}
+
+/// Copies `bytes` to `addr` of this process as [`write_at`] does, without
+/// a system call when the range lies on the calling thread's stack above
+/// the current frame: that memory is the callers' frames (a C caller's
+/// `struct shmid_ds ds;`), mapped and writable for as long as this call
+/// runs. Anything else (the heap, another thread's stack, an alternate
+/// signal stack) goes through [`write_at`].
+///
+/// A C caller that passes a dangling pointer into its own dead frames
+/// (below its stack pointer, where this call's frames now are) is not
+/// told apart: the kernel would write that dead memory harmlessly, this
+/// writes over the live frames of the call — undefined behaviour of the
+/// caller either way, but a crash here.
+///
+/// # Safety
+/// As [`write_at`]: nothing Rust uses may lie in the range.
+///
+/// # Errors
+/// As [`write_at`].
+pub unsafe fn write_to_caller(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize as u64;
+    let len = u64::try_from(bytes.len()).map_err(|_| Errno::EFAULT)?;
+    let on_stack = thread_stack().is_some_and(|(low, high)| {
+        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
+    });
+    if !on_stack {
+        // SAFETY: this function's contract.
+        return unsafe { write_at(addr, bytes) };
+    }
+    // SAFETY: [addr, addr + len) lies between this frame and the top of
+    // the calling thread's stack: its callers' frames, mapped read-write
+    // while this call runs; nothing of Rust's lies there (the contract).
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), to_ptr(addr)?.cast::<u8>(), bytes.len()) };
+    Ok(())
+}
+
 /// `process_vm_readv(getpid(), ...)` — copies `len` bytes at `addr` of this
 /// process, failing with `EFAULT` where a load would raise `SIGSEGV`.
 ///

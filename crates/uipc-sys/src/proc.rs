@@ -417,6 +417,37 @@ pub fn raise_nofile_limit() -> Result<u64, Errno> {
     Ok(lim.rlim_cur)
 }
 
+/// This process's pid, remembered (`getpid()` is a system call; glibc no
+/// longer caches it). A `pthread_atfork` child handler, registered at the
+/// first call, makes a `fork()` child (glibc's `fork`, `posix_spawn`'s
+/// fork path) read its own at its next call.
+///
+/// # Compatibility
+/// A child made by a raw `clone` system call without glibc's `fork`
+/// (no atfork handlers run) sees its parent's pid until it forks itself;
+/// callers use the answer for decisions that stay correct then (the
+/// fast paths of `uipc_client` fall back to the daemon only less often).
+pub fn cached_pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic
+        // (async-signal-safe, as a fork child's handler must be).
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    let p = u32::try_from(rustix::process::getpid().as_raw_nonzero().get()).unwrap_or(0);
+    PID.store(p, Ordering::Relaxed);
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
