@@ -79,3 +79,15 @@ fn sem_undo_loop_killed_1000_times_restores_the_values() {
 fn sem_undo_of_a_reaped_child_is_visible_at_once() {
     differential("sem_kill_visible");
 }
+
+/// Once a process has been served (under uipc: granted a set's page),
+/// every call is still judged by its credentials of the moment: effective
+/// uid and gid changes, one thread's own uid (the raw system call), and
+/// `CAP_IPC_OWNER` dropped and regained.
+#[test]
+fn permissions_follow_credential_changes_after_a_grant() {
+    if uipc_testsupport::skip_unless_root("permissions_follow_credential_changes_after_a_grant", "setresuid, capset") {
+        return;
+    }
+    differential("sem_fast_creds");
+}
