@@ -151,8 +151,18 @@ impl Client {
     /// # Errors
     /// shmget(2)'s: `ENOENT`, `EEXIST`, `EINVAL`, `EACCES`, `ENOSPC`, `ENOMEM`, `EPERM`.
     pub fn shmget(&self, key: i32, size: u64, flags: i32) -> Result<ShmId, Errno> {
-        let v = self.call_value(&Request::ShmGet { key, size, flags })?;
-        Ok(ShmId(i32::try_from(v).map_err(|_| Errno::EIO)?))
+        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        let (v, fd) = match self.call_with_fd(&Request::ShmGet { key, size, flags })? {
+            (Response::Value(v), fd) => (v, fd),
+            (r, _) => return Err(unexpected(&r)),
+        };
+        let id = i32::try_from(v).map_err(|_| Errno::EIO)?;
+        if let Some(fd) = fd {
+            // A segment this call created: its memory, read-write, for
+            // the first attach (`mapping::attach_cached`).
+            fast.keep_fd(id, fd, true, size);
+        }
+        Ok(ShmId(id))
     }
 
     /// `shmctl(id, cmd, buf)` with the raw command: the return value and

@@ -446,7 +446,15 @@ impl Daemon {
                 (Response::Pids(pids), None)
             }
             Request::ShmGet { key, size, flags } => {
-                value(ns.shmget(&cred, t, key, size, flags).map(|id| i64::from(id.0)))
+                let before = ns.shm_in_use();
+                let id = ns.shmget(&cred, t, key, size, flags)?;
+                // The creator (its owner, who may attach it read-write or
+                // make itself able to) gets the memory beside the answer,
+                // so its first attach takes one round trip (`ShmAttach`).
+                let fd = (ns.shm_in_use() != before)
+                    .then(|| ns.shm_segment(id.0).and_then(|s| s.region().fd().try_clone_to_owned().ok()))
+                    .flatten();
+                (Response::Value(i64::from(id.0)), fd)
             }
             Request::ShmAt { id, addr, flags } => {
                 let pending = ns.shmat_prepare(&cred, id, addr, flags)?;

@@ -826,6 +826,11 @@ impl<M: Memory> IpcNamespace<M> {
         self.shm.changed.extend(idx.iter().copied());
     }
 
+    /// How many segments exist (`ids->in_use`).
+    pub fn shm_in_use(&self) -> u32 {
+        self.shm.ids.in_use()
+    }
+
     /// The slots in use.
     pub fn shm_slots(&self) -> Vec<u32> {
         self.shm.ids.iter().map(|(id, _)| id.idx()).collect()

@@ -107,6 +107,15 @@ int main(int argc, char **argv) {
         show("uid 1000, two read-only attaches", id);
         CHECK(shmdt(p1) == 0 && shmdt(p2) == 0, "shmdt R read-only");
         set_perm(id, 1000, 0600);
+        /* Its own new segment, mode 0400: no read-write attach for its
+         * creator either (under the shim it holds the memory already). */
+        int own = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0400);
+        CHECK(own >= 0, "shmget R");
+        T("uid 1000, own 0400: shmat read-write", shmat(own, NULL, 0));
+        p1 = shmat(own, NULL, SHM_RDONLY);
+        CHECK(p1 != (void *)-1, "shmat own read-only");
+        show("uid 1000, own 0400 attached", own);
+        CHECK(shmdt(p1) == 0 && shmctl(own, IPC_RMID, NULL) == 0, "own cleanup");
         say(to_parent[1]);
         hear(to_child[0]);
         show2("uid 1000, after attach by A", id);
