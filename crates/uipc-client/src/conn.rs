@@ -41,7 +41,7 @@ impl Conn {
         let stream = UnixStream::connect(socket).map_err(|e| io(&e))?;
         let mut conn = Conn {
             stream,
-            pid: std::process::id(),
+            pid: uipc_sys::proc::cached_pid(),
             socket: socket.to_owned(),
             namespace: namespace.to_owned(),
             inbuf: Vec::new(),
@@ -59,7 +59,7 @@ impl Conn {
     /// parent), on which the daemon holds the calling thread's current
     /// credentials (the `creds` module).
     pub(crate) fn prepare(&mut self) -> Result<(), Errno> {
-        if self.pid != std::process::id() {
+        if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
         let key = CredKey::now();
@@ -112,7 +112,7 @@ impl Conn {
     /// `Cancel` is sent and the daemon answers — `EINTR` if the call had
     /// not happened, its real result if it had.
     pub(crate) fn call_restartable(&mut self, req: &Request) -> Result<(Response, Vec<OwnedFd>), Errno> {
-        if self.pid != std::process::id() {
+        if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
         self.send(req)?;

@@ -60,7 +60,7 @@ pub(crate) struct SemGrants {
 
 impl Client {
     pub(crate) fn grant_key(&self) -> Key {
-        Key { pid: std::process::id(), generation: self.generation.load(Ordering::Acquire), cred: CredKey::now() }
+        Key { pid: uipc_sys::proc::cached_pid(), generation: self.generation.load(Ordering::Acquire), cred: CredKey::now() }
     }
 
     /// The current grant of set `id`, asking the daemon for one if there

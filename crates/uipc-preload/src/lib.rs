@@ -327,7 +327,11 @@ pub unsafe extern "C" fn fork() -> pid_t {
 /// requires) before `in_child`.
 pub(crate) fn forked_by(spawn: impl FnOnce() -> c_long, in_child: impl FnOnce()) -> c_long {
     let Some(c) = CLIENT.get() else {
-        return spawn();
+        let pid = spawn();
+        if pid == 0 {
+            uipc_sys::proc::forget_cached_pid();
+        }
+        return pid;
     };
     unshare::settle_cloned_child(c);
     let gate = GATE.write().unwrap_or_else(|e| e.into_inner());
@@ -340,6 +344,7 @@ pub(crate) fn forked_by(spawn: impl FnOnce() -> c_long, in_child: impl FnOnce())
     let pid = spawn();
     match pid {
         0 => {
+            uipc_sys::proc::forget_cached_pid();
             drop(gate);
             if piped {
                 close(wr);

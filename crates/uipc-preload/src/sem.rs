@@ -156,12 +156,13 @@ fn read_sops(c: &Client, addr: u64, nsops: u32) -> Result<Option<Vec<Sembuf>>, E
         }
     }
     let n = usize::try_from(nsops).map_err(|_| Errno::ENOMEM)?;
-    let bytes = match uipc_sys::map::read_at(addr, n * size_of::<Sembuf>()) {
-        Ok(b) => b,
+    let mut bytes = vec![0u8; n * size_of::<Sembuf>()];
+    match uipc_sys::map::read_from_caller(addr, &mut bytes) {
+        Ok(()) => {}
         // do_semtimedop: "if (copy_from_user(sops, tsops, ...)) ret = -EFAULT;" — after E2BIG.
         Err(Errno::EFAULT) => return Ok(None),
         Err(e) => return Err(e),
-    };
+    }
     let u16_at =
         |s: &[u8], off: usize| -> [u8; 2] { [s.get(off).copied().unwrap_or(0), s.get(off + 1).copied().unwrap_or(0)] };
     Ok(Some(

@@ -319,6 +319,33 @@ pub unsafe fn write_to_caller(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Copies `out.len()` bytes at `addr` of this process as [`read_at`]
+/// does, without a system call when the range lies on the calling
+/// thread's stack above the current frame (the callers' frames: a C
+/// caller's `struct sembuf sops[2];`), mapped and readable while this call
+/// runs. Anything else goes through [`read_at`].
+///
+/// # Errors
+/// As [`read_at`].
+pub fn read_from_caller(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize as u64;
+    let len = u64::try_from(out.len()).map_err(|_| Errno::EFAULT)?;
+    let on_stack = thread_stack().is_some_and(|(low, high)| {
+        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
+    });
+    if !on_stack {
+        let bytes = read_at(addr, out.len())?;
+        out.copy_from_slice(&bytes);
+        return Ok(());
+    }
+    // SAFETY: [addr, addr + len) lies between this frame and the top of
+    // the calling thread's stack: its callers' frames, mapped readable
+    // while this call runs; `out` is ours and does not overlap them.
+    unsafe { std::ptr::copy_nonoverlapping(to_ptr(addr)?.cast::<u8>().cast_const(), out.as_mut_ptr(), out.len()) };
+    Ok(())
+}
+
 /// `process_vm_readv(getpid(), ...)` — copies `len` bytes at `addr` of this
 /// process, failing with `EFAULT` where a load would raise `SIGSEGV`.
 ///

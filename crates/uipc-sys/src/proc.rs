@@ -417,22 +417,20 @@ pub fn raise_nofile_limit() -> Result<u64, Errno> {
     Ok(lim.rlim_cur)
 }
 
+/// [`cached_pid`]'s memory: 0 until asked, and again in a child.
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// This process's pid, remembered (`getpid()` is a system call; glibc no
 /// longer caches it). A `pthread_atfork` child handler, registered at the
 /// first call, makes a `fork()` child (glibc's `fork`, `posix_spawn`'s
-/// fork path) read its own at its next call.
-///
-/// # Compatibility
-/// A child made by a raw `clone` system call without glibc's `fork`
-/// (no atfork handlers run) sees its parent's pid until it forks itself;
-/// callers use the answer for decisions that stay correct then (the
-/// fast paths of `uipc_client` fall back to the daemon only less often).
+/// fork path) read its own at its next call; a child made without glibc's
+/// `fork` (a raw `clone`) must call [`forget_cached_pid`] first thing (the
+/// shim does, in every child it makes).
 pub fn cached_pid() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static PID: AtomicU32 = AtomicU32::new(0);
+    use std::sync::atomic::Ordering;
     static ATFORK: std::sync::Once = std::sync::Once::new();
     extern "C" fn forget() {
-        PID.store(0, Ordering::Relaxed);
+        forget_cached_pid();
     }
     let p = PID.load(Ordering::Relaxed);
     if p != 0 {
@@ -446,6 +444,12 @@ pub fn cached_pid() -> u32 {
     let p = u32::try_from(rustix::process::getpid().as_raw_nonzero().get()).unwrap_or(0);
     PID.store(p, Ordering::Relaxed);
     p
+}
+
+/// In a new child process: [`cached_pid`] reads the pid anew
+/// (async-signal-safe: one atomic store).
+pub fn forget_cached_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]
