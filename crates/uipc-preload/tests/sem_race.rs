@@ -91,3 +91,11 @@ fn permissions_follow_credential_changes_after_a_grant() {
     }
     differential("sem_fast_creds");
 }
+
+/// Children made by the raw fork system call (no atfork handlers) after
+/// the parent was served: their `SEM_UNDO` is their own, applied at their
+/// exit, and the parent's record stays the parent's.
+#[test]
+fn raw_forked_children_keep_their_own_undo() {
+    differential("sem_raw_fork_undo");
+}
