@@ -7,7 +7,9 @@
 //! - `semop SEM_UNDO`: the same with `SEM_UNDO` (`sem_undo`);
 //! - `semctl(GETVAL)` (`sem_getval`);
 //! - `IPC_STAT (set)`: `semctl(id, 0, IPC_STAT, &ds)`;
-//! - `IPC_STAT (segment)`: `shmctl(id, IPC_STAT, &ds)` (`shm_stat`).
+//! - `IPC_STAT (segment)`: `shmctl(id, IPC_STAT, &ds)` (`shm_stat`);
+//! - `msgsnd+msgrcv 64 B`: one 64-byte message sent and received back by
+//!   the same process (an iteration is the pair).
 //!
 //! ```sh
 //! cargo bench -p uipc-client --bench fastpath
@@ -28,7 +30,7 @@ use std::hint::black_box;
 
 use harness::{env_usize, kernel_shm_stat, os_err, uipc_err, Bench, BoxError, Daemon, KernelSeg, Op};
 use uipc_abi::{Sembuf, IPC_CREAT, SEM_UNDO};
-use uipc_client::{Client, SemId};
+use uipc_client::{Client, MsgId, SemId};
 
 /// A kernel System V semaphore set of one semaphore, removed when dropped.
 struct KernelSet {
@@ -93,6 +95,68 @@ impl Drop for KernelSet {
     }
 }
 
+/// A kernel System V message queue, removed when dropped.
+struct KernelQueue {
+    id: i32,
+}
+
+/// `struct msgbuf` with 64 bytes of text.
+#[repr(C)]
+struct MsgBuf {
+    mtype: libc::c_long,
+    text: [u8; MSG_LEN],
+}
+
+const MSG_LEN: usize = 64;
+
+impl KernelQueue {
+    /// `msgget(IPC_PRIVATE, IPC_CREAT | 0600)`.
+    fn create() -> Result<KernelQueue, BoxError> {
+        // SAFETY: msgget takes no pointers.
+        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+        if id < 0 {
+            return Err(os_err("msgget"));
+        }
+        Ok(KernelQueue { id })
+    }
+
+    /// `msgsnd` of a 64-byte message of type 1, then `msgrcv` of it.
+    fn send_receive(&self, buf: &mut MsgBuf) -> Result<(), BoxError> {
+        buf.mtype = 1;
+        // SAFETY: `buf` is a msgbuf whose text holds MSG_LEN bytes.
+        if unsafe { libc::msgsnd(self.id, (buf as *mut MsgBuf).cast(), MSG_LEN, 0) } != 0 {
+            return Err(os_err("msgsnd"));
+        }
+        // SAFETY: as above, written by the kernel.
+        let n = unsafe { libc::msgrcv(self.id, (buf as *mut MsgBuf).cast(), MSG_LEN, 0, 0) };
+        if n != MSG_LEN.cast_signed() {
+            return Err(os_err("msgrcv"));
+        }
+        black_box(&buf.text);
+        Ok(())
+    }
+}
+
+impl Drop for KernelQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID reads no buffer; a null one is allowed.
+        if unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
+            eprintln!("fastpath bench: IPC_RMID of kernel queue {}: {}", self.id, std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// The client's `msgsnd` of a 64-byte message of type 1, then `msgrcv`.
+fn uipc_send_receive(client: &Client, id: MsgId, text: &[u8; MSG_LEN]) -> Result<(), BoxError> {
+    client.msgsnd(id, 1, text, 0).map_err(uipc_err("msgsnd"))?;
+    let m = client.msgrcv(id, MSG_LEN, 0, 0).map_err(uipc_err("msgrcv"))?;
+    if m.data.len() != MSG_LEN {
+        return Err(format!("uipc msgrcv: {} bytes", m.data.len()).into());
+    }
+    black_box(m);
+    Ok(())
+}
+
 /// An operation that takes semaphore 0 on odd calls and gives it back on
 /// even ones, one `semop` a call.
 fn alternate(mut semop: impl FnMut(i16) -> Result<(), BoxError>) -> impl FnMut() -> Result<(), BoxError> {
@@ -123,12 +187,17 @@ fn main() -> Result<(), BoxError> {
     let uset = client.semget(0, 1, IPC_CREAT | 0o600).map_err(uipc_err("semget"))?;
     let uundo = client.semget(0, 1, IPC_CREAT | 0o600).map_err(uipc_err("semget"))?;
     let useg = client.shmget(0, 4096, IPC_CREAT | 0o600).map_err(uipc_err("shmget"))?;
+    let kqueue = KernelQueue::create()?;
+    let uqueue = client.msgget(0, IPC_CREAT | 0o600).map_err(uipc_err("msgget"))?;
+    let mut kbuf = MsgBuf { mtype: 1, text: [7; MSG_LEN] };
+    let utext = [7u8; MSG_LEN];
     for id in [uset, uundo] {
         client.sem_setval(id, 0, 1).map_err(uipc_err("SETVAL"))?;
     }
 
     let c = &client;
-    let (ks, ku, kid) = (&kset, &kundo, kseg.id);
+    let (ks, ku, kid, kq, ut) = (&kset, &kundo, kseg.id, &kqueue, &utext);
+    let kb = &mut kbuf;
     let pairs: Vec<(&'static str, Op<'_>, Op<'_>)> = vec![
         (
             "semop -1/+1",
@@ -177,6 +246,11 @@ fn main() -> Result<(), BoxError> {
                     .map_err(uipc_err("IPC_STAT"))
             }),
         ),
+        (
+            "msgsnd+msgrcv 64 B",
+            Box::new(move || kq.send_receive(kb)),
+            Box::new(move || uipc_send_receive(c, uqueue, ut)),
+        ),
     ];
     Bench { title: "uipc fast-path bench", pairs, refs: Vec::new() }.run(rounds, n_kernel, n_uipc)?;
 
@@ -191,6 +265,7 @@ fn main() -> Result<(), BoxError> {
         client.sem_remove(id).map_err(uipc_err("IPC_RMID"))?;
     }
     client.shm_remove(useg).map_err(uipc_err("IPC_RMID"))?;
-    drop((kset, kundo, kseg));
+    client.msg_remove(uqueue).map_err(uipc_err("IPC_RMID"))?;
+    drop((kset, kundo, kseg, kqueue));
     Ok(())
 }
