@@ -55,12 +55,46 @@ struct Held {
 /// The grants of a client, by set.
 #[derive(Debug, Default)]
 pub(crate) struct SemGrants {
-    sets: RwLock<HashMap<i32, Entry>>,
+    sets: RwLock<HashMap<i32, Entry, BuildIdHasher>>,
+}
+
+/// Hashes a set identifier by one multiplication (SipHash costs more
+/// than the rest of a fast-path semop).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BuildIdHasher;
+
+/// [`BuildIdHasher`]'s hasher.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::BuildHasher for BuildIdHasher {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = u64::from(v.cast_unsigned()).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl Client {
     pub(crate) fn grant_key(&self) -> Key {
-        Key { pid: uipc_sys::proc::cached_pid(), generation: self.generation.load(Ordering::Acquire), cred: CredKey::now() }
+        Key {
+            pid: uipc_sys::proc::cached_pid(),
+            generation: self.generation.load(Ordering::Acquire),
+            cred: CredKey::now(),
+        }
     }
 
     /// The current grant of set `id`, asking the daemon for one if there
@@ -108,12 +142,9 @@ impl Client {
     pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<i64, Errno>> {
         let held = self.sem_held(id)?;
         let timeout = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
-        let now = Time(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        );
-        held.page.semop(&held.grant, id, sops, timeout, Pid(held.key.pid), now).map(|r| r.map(|()| 0))
+        held.page
+            .semop(&held.grant, id, sops, timeout, Pid(held.key.pid), || Time(uipc_sys::proc::now_seconds()))
+            .map(|r| r.map(|()| 0))
     }
 
     /// `semctl(id, semnum, cmd)` for the queries a page answers (`GETVAL`,

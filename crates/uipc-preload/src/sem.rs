@@ -23,6 +23,7 @@
 //! [semctl(2)]: https://man7.org/linux/man-pages/man2/semctl.2.html
 //! [signal(7)]: https://man7.org/linux/man-pages/man7/signal.7.html
 
+use std::borrow::Cow;
 use std::ffi::{c_int, c_ulong};
 use std::mem::{offset_of, size_of};
 
@@ -103,7 +104,8 @@ fn semtimedop_in(semid: c_int, sops: u64, nsops: size_t, timeout: Option<u64>) -
     let timeout = timeout.map(read_timespec).transpose()?;
     // The system call takes `unsigned nsops`: the upper half of a size_t never reaches it.
     let nsops = u32::try_from(u64::try_from(nsops).unwrap_or(u64::MAX) & u64::from(u32::MAX)).unwrap_or(u32::MAX);
-    let ops = read_sops(c, sops, nsops)?;
+    let mut small = [Sembuf::default(); SMALL_SOPS];
+    let ops = read_sops(c, sops, nsops, &mut small)?;
     // The data plane: an operation that completes or fails at once runs here.
     if let Some(r) = ops.as_deref().and_then(|o| c.semop_fast(semid, o, timeout)) {
         return c_int::try_from(r?).map_err(|_| Errno::EIO);
@@ -143,9 +145,30 @@ fn read_timespec(addr: u64) -> Result<(i64, i64), Errno> {
 /// # Errors
 /// `ENOMEM` for more operations than one request carries (only possible
 /// with `kernel.sem`'s SEMOPM raised past [`SOPS_MAX`]).
-fn read_sops(c: &Client, addr: u64, nsops: u32) -> Result<Option<Vec<Sembuf>>, Errno> {
+fn read_sops<'a>(
+    c: &Client,
+    addr: u64,
+    nsops: u32,
+    small: &'a mut [Sembuf; SMALL_SOPS],
+) -> Result<Option<Cow<'a, [Sembuf]>>, Errno> {
     if nsops == 0 {
         return Ok(None);
+    }
+    let n = usize::try_from(nsops).map_err(|_| Errno::ENOMEM)?;
+    if n <= SMALL_SOPS {
+        // The common case, with no allocation (the fast path's budget is
+        // tens of nanoseconds).
+        let mut raw = [0u8; SMALL_SOPS * size_of::<Sembuf>()];
+        let bytes = &mut raw[..n * size_of::<Sembuf>()];
+        match uipc_sys::map::read_from_caller(addr, bytes) {
+            Ok(()) => {}
+            Err(Errno::EFAULT) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        for (op, s) in small.iter_mut().zip(bytes.chunks_exact(size_of::<Sembuf>())) {
+            *op = decode_sembuf(s);
+        }
+        return Ok(Some(Cow::Borrowed(&small[..n])));
     }
     if nsops > SOPS_READ_FREELY {
         if nsops > semopm(c)? {
@@ -155,7 +178,6 @@ fn read_sops(c: &Client, addr: u64, nsops: u32) -> Result<Option<Vec<Sembuf>>, E
             return Err(Errno::ENOMEM);
         }
     }
-    let n = usize::try_from(nsops).map_err(|_| Errno::ENOMEM)?;
     let mut bytes = vec![0u8; n * size_of::<Sembuf>()];
     match uipc_sys::map::read_from_caller(addr, &mut bytes) {
         Ok(()) => {}
@@ -163,18 +185,20 @@ fn read_sops(c: &Client, addr: u64, nsops: u32) -> Result<Option<Vec<Sembuf>>, E
         Err(Errno::EFAULT) => return Ok(None),
         Err(e) => return Err(e),
     }
-    let u16_at =
-        |s: &[u8], off: usize| -> [u8; 2] { [s.get(off).copied().unwrap_or(0), s.get(off + 1).copied().unwrap_or(0)] };
-    Ok(Some(
-        bytes
-            .chunks_exact(size_of::<Sembuf>())
-            .map(|s| Sembuf {
-                sem_num: u16::from_ne_bytes(u16_at(s, offset_of!(Sembuf, sem_num))),
-                sem_op: i16::from_ne_bytes(u16_at(s, offset_of!(Sembuf, sem_op))),
-                sem_flg: i16::from_ne_bytes(u16_at(s, offset_of!(Sembuf, sem_flg))),
-            })
-            .collect(),
-    ))
+    Ok(Some(Cow::Owned(bytes.chunks_exact(size_of::<Sembuf>()).map(decode_sembuf).collect())))
+}
+
+/// Operations read without allocating ([`read_sops`]).
+const SMALL_SOPS: usize = 16;
+
+/// One `struct sembuf` from its bytes.
+fn decode_sembuf(s: &[u8]) -> Sembuf {
+    let u16_at = |off: usize| -> [u8; 2] { [s.get(off).copied().unwrap_or(0), s.get(off + 1).copied().unwrap_or(0)] };
+    Sembuf {
+        sem_num: u16::from_ne_bytes(u16_at(offset_of!(Sembuf, sem_num))),
+        sem_op: i16::from_ne_bytes(u16_at(offset_of!(Sembuf, sem_op))),
+        sem_flg: i16::from_ne_bytes(u16_at(offset_of!(Sembuf, sem_flg))),
+    }
 }
 
 /// The namespace's SEMOPM (the third field of `kernel.sem`).

@@ -446,6 +446,16 @@ pub fn cached_pid() -> u32 {
     p
 }
 
+/// The wall-clock second the kernel stamps IPC times with
+/// (`ktime_get_real_seconds()`: the coarse real-time clock, read from the
+/// vDSO without a system call).
+pub fn now_seconds() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live timespec the call fills.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec
+}
+
 /// In a new child process: [`cached_pid`] reads the pid anew
 /// (async-signal-safe: one atomic store).
 pub fn forget_cached_pid() {

@@ -89,9 +89,11 @@ struct PageValues<'g, P: Deref<Target = StatePage>> {
 }
 
 impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
+    #[inline]
     fn value(&self, num: usize) -> i32 {
         self.guard.page().i32_at(SEMS + num * SEM_SIZE).load(Relaxed)
     }
+    #[inline]
     fn set_value(&mut self, num: usize, val: i32, pid: Pid) {
         let off = SEMS + num * SEM_SIZE;
         // The journal has room for FAST_SOPS operations (checked by the caller).
@@ -100,11 +102,13 @@ impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
             self.guard.page().i32_at(off + 4).store(pid.0.cast_signed(), Relaxed);
         }
     }
+    #[inline]
     fn adjustment(&self, num: usize) -> Option<i32> {
         let slot = slot_off(self.nsems, self.slot?);
         (self.guard.page().u32_at(slot + 4).load(Relaxed) != 0)
             .then(|| self.guard.page().i32_at(slot + 8 + 4 * num).load(Relaxed))
     }
+    #[inline]
     fn set_adjustment(&mut self, num: usize, adj: i32) {
         let Some(slot) = self.slot else { return };
         let off = slot_off(self.nsems, slot) + 8 + 4 * num;
@@ -114,6 +118,7 @@ impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
     }
 }
 
+#[inline]
 fn slot_off(nsems: usize, slot: usize) -> usize {
     SEMS + nsems * SEM_SIZE + slot * slot_size(nsems)
 }
@@ -156,6 +161,7 @@ impl SemPage {
     }
 
     /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
+    #[inline]
     pub fn flags(&self) -> u32 {
         self.page.flags()
     }
@@ -247,6 +253,7 @@ impl SemPage {
     }
 
     /// The permission version.
+    #[inline]
     pub fn perm_version(&self) -> u32 {
         self.page.perm_version()
     }
@@ -264,7 +271,7 @@ impl SemPage {
         sops: &[Sembuf],
         timeout: Option<Timeout>,
         pid: Pid,
-        now: Time,
+        now: impl FnOnce() -> Time,
     ) -> Option<Result<(), Errno>> {
         let usable = |p: &SemPage| {
             p.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0 && p.perm_version() == grant.perm_version
@@ -309,7 +316,7 @@ impl SemPage {
         match perform_atomic_semop(&mut values, sops, pid, &mut blocking) {
             Ok(Eval::Done) => {
                 if guard.save(OTIME, 8).is_ok() {
-                    self.page.i64_at(OTIME).store(now.0, Relaxed);
+                    self.page.i64_at(OTIME).store(now().0, Relaxed);
                 }
                 Some(Ok(()))
             }

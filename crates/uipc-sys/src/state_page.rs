@@ -186,11 +186,13 @@ impl StatePage {
     }
 
     /// The body's length in bytes (what lies between the header and the journal).
+    #[inline]
     pub fn body_len(&self) -> usize {
         let cap = usize::try_from(self.u32_at(OFF_JOURNAL_CAP).load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         self.len.saturating_sub(BODY).saturating_sub(cap)
     }
 
+    #[inline]
     fn journal_range(&self) -> (usize, usize) {
         let cap = usize::try_from(self.u32_at(OFF_JOURNAL_CAP).load(Ordering::Relaxed)).unwrap_or(0);
         let cap = cap.min(self.len.saturating_sub(BODY));
@@ -198,12 +200,14 @@ impl StatePage {
     }
 
     /// Whether this mapping may write.
+    #[inline]
     pub fn writable(&self) -> bool {
         self.writable
     }
 
     /// A pointer into the page, `None` unless `off..off + size` lies in it
     /// and is `align`-aligned.
+    #[inline]
     fn at(&self, off: usize, size: usize) -> Option<*mut u8> {
         (off.checked_add(size)? <= self.len && off.is_multiple_of(size.min(8)))
             // SAFETY: off + size <= len: the pointer stays inside the mapping.
@@ -213,6 +217,7 @@ impl StatePage {
     /// The atomic `u32` at `off` (a header field, or a body field whose
     /// offset the mechanism checked against [`body_len`](Self::body_len)).
     /// Out of range (a layout bug), a dummy word that reads 0.
+    #[inline]
     pub fn u32_at(&self, off: usize) -> &AtomicU32 {
         static DUMMY: AtomicU32 = AtomicU32::new(0);
         match self.at(off, 4) {
@@ -224,6 +229,7 @@ impl StatePage {
     }
 
     /// The atomic `i32` at `off` (see [`u32_at`](Self::u32_at)).
+    #[inline]
     pub fn i32_at(&self, off: usize) -> &AtomicI32 {
         static DUMMY: AtomicI32 = AtomicI32::new(0);
         match self.at(off, 4) {
@@ -234,6 +240,7 @@ impl StatePage {
     }
 
     /// The atomic `u64` at `off`, 8-aligned (see [`u32_at`](Self::u32_at)).
+    #[inline]
     pub fn u64_at(&self, off: usize) -> &AtomicU64 {
         static DUMMY: AtomicU64 = AtomicU64::new(0);
         match self.at(off, 8) {
@@ -244,6 +251,7 @@ impl StatePage {
     }
 
     /// The atomic `i64` at `off`, 8-aligned (see [`u32_at`](Self::u32_at)).
+    #[inline]
     pub fn i64_at(&self, off: usize) -> &AtomicI64 {
         static DUMMY: AtomicI64 = AtomicI64::new(0);
         match self.at(off, 8) {
@@ -254,11 +262,13 @@ impl StatePage {
     }
 
     /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
+    #[inline]
     pub fn flags(&self) -> u32 {
         self.u32_at(OFF_FLAGS).load(Ordering::Acquire)
     }
 
     /// The permission version: advanced by every change of who may do what.
+    #[inline]
     pub fn perm_version(&self) -> u32 {
         self.u32_at(OFF_PERM_VERSION).load(Ordering::Acquire)
     }
@@ -320,6 +330,7 @@ impl StatePage {
         lock_with(Arc::clone(this), bound)
     }
 
+    #[inline]
     fn seq_odd(&self) -> bool {
         seqlock::writing(self.u32_at(OFF_SEQ))
     }
@@ -406,6 +417,7 @@ pub struct Guard<P: Deref<Target = StatePage>> {
 
 impl<P: Deref<Target = StatePage>> Guard<P> {
     /// The page.
+    #[inline]
     pub fn page(&self) -> &StatePage {
         &self.page
     }
@@ -418,6 +430,7 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
     /// `ENOSPC` when the journal is full (nothing was changed by this
     /// call; the caller gives up its change before making any), `EINVAL`
     /// for a range outside the body.
+    #[inline]
     pub fn save(&mut self, off: usize, len: usize) -> Result<(), Errno> {
         if off < BODY || off.checked_add(len).is_none_or(|end| end > BODY + self.page.body_len()) {
             return Err(Errno::EINVAL);
@@ -441,6 +454,7 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
     /// Starts a change that needs no rollback (the daemon publishing its
     /// model: a death mid-way is the daemon's own crash): makes the
     /// sequence count odd until the commit.
+    #[inline]
     pub fn begin(&mut self) {
         if !self.writing {
             seqlock::write_begin(self.page.u32_at(OFF_SEQ));
@@ -501,9 +515,18 @@ impl<P: Deref<Target = StatePage>> Drop for Guard<P> {
     }
 }
 
-/// Copies `len` bytes within the page, byte by byte through atomics (the
-/// ranges are inside the page: callers checked them).
+/// Copies `len` bytes within the page through atomics: by words when both
+/// ends and the length allow (every field is word-aligned), else by bytes
+/// (the ranges are inside the page: callers checked them).
+#[inline]
 fn copy_bytes(page: &StatePage, from: usize, to: usize, len: usize) {
+    if from.is_multiple_of(4) && to.is_multiple_of(4) && len.is_multiple_of(4) {
+        for i in (0..len).step_by(4) {
+            let v = page.u32_at(from + i).load(Ordering::Relaxed);
+            page.u32_at(to + i).store(v, Ordering::Relaxed);
+        }
+        return;
+    }
     for i in 0..len {
         let (Some(s), Some(d)) = (page.at(from + i, 1), page.at(to + i, 1)) else { return };
         // SAFETY: both in bounds (`at`); byte atomics need no alignment.
