@@ -19,3 +19,15 @@ fn msg_errnos_and_queue_state_match_the_kernel() {
 fn a_signal_storm_loses_and_duplicates_no_message() {
     differential("msg_storm");
 }
+
+/// msgsnd/msgrcv (with and without `IPC_NOWAIT`) racing `IPC_RMID`, and as
+/// nobody racing the `IPC_SET` that revokes write, then read and write:
+/// only 0/`EIDRM`/`EINVAL`; `EACCES` for every call begun after `IPC_SET`
+/// returned; each racer receives exactly what it sent.
+#[test]
+fn msgsnd_and_msgrcv_racing_rmid_and_ipc_set() {
+    if uipc_testsupport::skip_unless_root("msgsnd_and_msgrcv_racing_rmid_and_ipc_set", "racers setuid to nobody") {
+        return;
+    }
+    differential("msg_race");
+}
