@@ -258,12 +258,18 @@ impl SemPage {
         self.page.perm_version()
     }
 
+    /// The page's sequence count (it moves with every change).
+    #[inline]
+    pub fn seq(&self) -> u32 {
+        self.page.seq()
+    }
+
     /// `semtimedop(id, sops, timeout)` in the caller, for the holder of
-    /// `grant` (process `pid`, at time `now`): `None` when the daemon must
-    /// decide (the operation would sleep, sleepers wait on the set, the
-    /// set was removed or damaged, the grant is stale, or the operation
-    /// needs more than this page can take); otherwise the result, exactly
-    /// as the daemon's model would give it.
+    /// `grant` (process `pid`, at time `now`): the result, exactly as the
+    /// daemon's model would give it; [`SemFast::Sleep`] (nothing changed)
+    /// when it must sleep; [`SemFast::Daemon`] when the daemon must decide
+    /// (sleepers wait on the set, the set was removed or damaged, the grant
+    /// is stale, or the operation needs more than this page can take).
     pub fn semop(
         &self,
         grant: &SemGrant,
@@ -272,7 +278,7 @@ impl SemPage {
         timeout: Option<Timeout>,
         pid: Pid,
         now: impl FnOnce() -> Time,
-    ) -> Option<Result<(), Errno>> {
+    ) -> SemFast {
         let usable = |p: &SemPage| {
             p.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0 && p.perm_version() == grant.perm_version
         };
@@ -282,24 +288,25 @@ impl SemPage {
         let alter = sops.iter().any(|s| s.sem_op != 0);
         let permitted = if alter { grant.alter } else { grant.read };
         if !permitted || !self.page.writable() || sops.len() > FAST_SOPS || !usable(self) {
-            return None;
+            return SemFast::Daemon;
         }
         let semopm = self.page.i32_at(SEMOPM).load(Relaxed);
         if let Err(e) = semop_args(semopm, id, sops.len(), Some(sops), timeout) {
-            return Some(Err(e));
+            return SemFast::Done(Err(e));
         }
         let undo = sops.iter().any(|s| s.sem_flg & SEM_UNDO != 0);
-        if undo && grant.slot.is_none() {
-            return None;
-        }
-        let (mut guard, _) = self.page.lock(Some(Duration::from_secs(1))).ok()?;
+        let slot = match (undo, grant.slot) {
+            (true, None) => return SemFast::Daemon,
+            (_, slot) => slot,
+        };
+        let Ok((mut guard, _)) = self.page.lock(Some(Duration::from_secs(1))) else { return SemFast::Daemon };
         if !usable(self) {
-            return None;
+            return SemFast::Daemon;
         }
-        if undo {
+        if let (true, Some(slot)) = (undo, slot) {
             // find_alloc_undo(): the record exists from the first SEM_UNDO
             // operation on, whatever that operation's result.
-            let slot = slot_off(self.nsems, grant.slot?);
+            let slot = slot_off(self.nsems, slot);
             if self.page.u32_at(slot + 4).load(Relaxed) == 0 {
                 for n in 0..self.nsems {
                     self.page.i32_at(slot + 8 + 4 * n).store(0, Relaxed);
@@ -309,7 +316,7 @@ impl SemPage {
         }
         // SEM-OP-9: "sem_num ... is greater than or equal to the number of semaphores."
         if sops.iter().any(|s| usize::from(s.sem_num) >= self.nsems) {
-            return Some(Err(Errno::EFBIG));
+            return SemFast::Done(Err(Errno::EFBIG));
         }
         let mut blocking = 0;
         let mut values = PageValues { guard: &mut guard, nsems: self.nsems, slot: grant.slot };
@@ -318,10 +325,10 @@ impl SemPage {
                 if guard.save(OTIME, 8).is_ok() {
                     self.page.i64_at(OTIME).store(now().0, Relaxed);
                 }
-                Some(Ok(()))
+                SemFast::Done(Ok(()))
             }
-            Ok(Eval::Sleep) => None,
-            Err(e) => Some(Err(e)),
+            Ok(Eval::Sleep) => SemFast::Sleep,
+            Err(e) => SemFast::Done(Err(e)),
         }
     }
 
@@ -392,6 +399,17 @@ impl SemPage {
         })?;
         self.readable(grant).then_some(ds)
     }
+}
+
+/// How a fast-path `semop` ended ([`SemPage::semop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SemFast {
+    /// Decided here: the result.
+    Done(Result<(), Errno>),
+    /// It must sleep: nothing was changed.
+    Sleep,
+    /// The daemon must decide.
+    Daemon,
 }
 
 /// Which per-semaphore field a `semctl` query reads.

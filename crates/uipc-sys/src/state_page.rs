@@ -273,6 +273,13 @@ impl StatePage {
         self.u32_at(OFF_PERM_VERSION).load(Ordering::Acquire)
     }
 
+    /// The sequence count: it moves with every change of the page, so a
+    /// caller waiting for a change can watch it.
+    #[inline]
+    pub fn seq(&self) -> u32 {
+        self.u32_at(OFF_SEQ).load(Ordering::Acquire)
+    }
+
     /// The daemon's side: marks the object [`DAMAGED`] (no lock needed:
     /// a flag is one atomic word).
     pub fn mark_damaged(&self) {
