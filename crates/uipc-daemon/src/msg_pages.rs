@@ -119,7 +119,10 @@ impl Daemon {
             if self.msg_pages.held.iter().any(|(n, i, _)| n == ns && *i == id) {
                 continue;
             }
-            let adopted = q.page.lock(LOCK_BOUND).and_then(|(guard, how)| {
+            // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
+            // not the model's "no such queue" below.
+            let lock = q.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
+            let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
                     info!(ns, msqid = id, "a process died holding a message queue's lock: its change was rolled back");
                 }

@@ -1,8 +1,8 @@
-//! A semaphore set's state page in the hands of a client that misbehaves
-//! (`docs/architecture.md`, "The data plane"): a process killed while it
-//! holds the page's lock in the middle of a change, one that stops while
-//! holding it, and one that writes garbage over a page it was granted
-//! write access to. The next caller proceeds (within the daemon's lock
+//! State pages (`docs/architecture.md`, "The data plane") in the hands of
+//! a client that misbehaves: a process killed while it holds a semaphore
+//! set's page lock in the middle of a change, one that stops while holding
+//! it, and one that writes garbage over a set's or a message queue's page
+//! it was granted write access to. The next caller proceeds (within the daemon's lock
 //! bound, under a watchdog here), the values are consistent (the dead
 //! writer's change rolled back), a page that cannot be trusted makes only
 //! its own set damaged (`EIDRM`, removable), and the daemon serves every
@@ -25,7 +25,7 @@ use uipc_proto::{Request, Response};
 use uipc_sys::sem_page::SemPage;
 use uipc_sys::state_page::{Kind, StatePage, BODY};
 
-const ENTRY: &str = "probe_entry_sem_page_faults";
+const ENTRY: &str = "probe_entry_page_faults";
 
 /// The byte offset of semaphore `n`'s value in a set's page: the body's
 /// per-semaphore records (`semval`, `sempid`, `semncnt`, `semzcnt`, 16
@@ -66,7 +66,7 @@ fn op(num: u16, op: i16) -> Sembuf {
 /// journal, then overwritten with 30000), says `locked`, and waits to be
 /// killed or stopped.
 #[test]
-fn probe_entry_sem_page_faults() {
+fn probe_entry_page_faults() {
     if probe_socket("truncate").is_some() {
         let _w = watchdog("probe truncate", 60);
         truncate_own_daemons_page();
@@ -251,4 +251,49 @@ fn truncating_a_writable_page_does_not_kill_the_daemon() {
     let dir = TempDir::new("semtruncate-probe");
     let out = probe_command(ENTRY, "truncate", &dir.0.join("unused.sock")).stdin(Stdio::null()).output().unwrap();
     check_output(&out);
+}
+
+/// A client granted write access to a message queue's page writes garbage
+/// over it (the body; the header too): that queue answers `EIDRM` and can
+/// be removed; another queue keeps its message and is served; the daemon
+/// never panics.
+#[test]
+fn garbage_over_a_writable_queue_page_damages_only_that_queue() {
+    let _w = watchdog("garbage_over_a_writable_queue_page_damages_only_that_queue", 120);
+    let d = TestDaemon::start("msgscribble");
+    let c = d.client();
+    let nowait = uipc_abi::IPC_NOWAIT;
+    let bystander = c.msgget(0, IPC_CREAT | 0o600).unwrap();
+    c.msgsnd(bystander, 5, b"kept", 0).unwrap();
+    let mut raw = d.raw();
+    let mut rng = Garbage(0x5eed);
+    for (what, from_header) in
+        [("the body", false), ("the header and the body", true), ("the header and the body, again", true)]
+    {
+        let victim = c.msgget(0, IPC_CREAT | 0o600).unwrap();
+        c.msgsnd(victim, 1, b"queued", 0).unwrap();
+        raw.send(&Request::MsgGrant { id: victim.0 });
+        let (resp, mut fds) = raw.recv().expect("daemon closed the connection");
+        assert!(matches!(resp, Response::MsgGrant { .. }), "MsgGrant answered {resp:?}");
+        let fd = fds.pop().expect("MsgGrant carries the page's descriptor");
+        let len = usize::try_from(rustix::fs::fstat(&fd).unwrap().st_size).unwrap();
+        let page = StatePage::open(fd.as_fd(), Kind::MsgQueue, true).unwrap();
+        for at in (if from_header { 0 } else { BODY }..len).step_by(4) {
+            page.u32_at(at).store(rng.next(), Ordering::Relaxed);
+        }
+        assert_eq!(c.msgsnd(victim, 1, b"more", nowait), Err(Errno::EIDRM), "{what}: a damaged queue's msgsnd");
+        assert_eq!(c.msgrcv(victim, 64, 0, nowait).map(|m| m.data), Err(Errno::EIDRM), "{what}: msgrcv");
+        assert_eq!(c.msg_stat(victim).map(|ds| ds.msg_qnum), Err(Errno::EIDRM), "{what}: IPC_STAT");
+        let m = c.msgrcv(bystander, 64, 5, nowait).unwrap();
+        assert_eq!(m.data, b"kept", "{what}: the bystander's message");
+        c.msgsnd(bystander, 5, b"kept", 0).unwrap();
+        c.msg_remove(victim).unwrap();
+        assert_eq!(c.msg_stat(victim).map(|ds| ds.msg_qnum), Err(Errno::EINVAL), "{what}: removed");
+    }
+    let fresh = c.msgget(0, IPC_CREAT | 0o600).unwrap();
+    c.msgsnd(fresh, 1, b"new", nowait).unwrap();
+    assert_eq!(c.msgrcv(fresh, 64, 0, nowait).unwrap().data, b"new");
+    for id in [bystander, fresh] {
+        c.msg_remove(id).unwrap();
+    }
 }
