@@ -51,11 +51,7 @@ pub(crate) struct MsgGrants {
 }
 
 fn now() -> Time {
-    Time(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-    )
+    Time(uipc_sys::proc::now_seconds())
 }
 
 impl Client {

@@ -115,6 +115,7 @@ mod sysctl_write;
 mod thread_ns;
 mod trap;
 mod unshare;
+mod usermem;
 
 use std::ffi::{c_int, c_long, c_void};
 use std::mem::size_of;
@@ -209,6 +210,7 @@ pub unsafe extern "C" fn shmat(shmid: c_int, shmaddr: *const c_void, shmflg: c_i
 #[no_mangle]
 pub unsafe extern "C" fn shmdt(shmaddr: *const c_void) -> c_int {
     let addr = shmaddr as usize as u64;
+    usermem::mappings_changed();
     ret::int(with_client(|c| c.shmdt(addr).map(|()| mm::detached(addr))).map(|()| 0))
 }
 

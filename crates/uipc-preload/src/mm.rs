@@ -135,7 +135,9 @@ fn report_protect(addr: u64, len: u64, prot: c_int) {
 pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
     let (a, l) = (addr as usize as u64, len as u64);
     // SAFETY: the caller's mprotect(2) contract.
-    if let Err(e) = unsafe { uipc_sys::map::protect_bits(a, l, prot) } {
+    let r = unsafe { uipc_sys::map::protect_bits(a, l, prot) };
+    crate::usermem::mappings_changed();
+    if let Err(e) = r {
         return ret::int(Err(e));
     }
     if ANY.load(Ordering::Acquire) && !BUSY.get() {
@@ -161,7 +163,9 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     // Pointer and size_t are plain numbers to the kernel and the daemon.
     let (a, l) = (addr as usize as u64, len as u64);
     // SAFETY: the caller's munmap(2) contract: it gives the range up.
-    if let Err(e) = unsafe { uipc_sys::map::unmap(a, l) } {
+    let r = unsafe { uipc_sys::map::unmap(a, l) };
+    crate::usermem::mappings_changed();
+    if let Err(e) = r {
         return ret::int(Err(e));
     }
     if ANY.load(Ordering::Acquire) && !BUSY.get() {

@@ -86,21 +86,21 @@ fn msgsnd_in(msqid: c_int, msgp: u64, msgsz: size_t, msgflg: c_int) -> Result<c_
     if let Some(whole) = usize::try_from(size)
         .ok()
         .filter(|&n| n <= TEXT_MAX)
-        .and_then(|n| uipc_sys::map::read_at(msgp, size_of::<c_long>() + n).ok())
+        .and_then(|n| crate::usermem::read(msgp, size_of::<c_long>() + n).ok())
     {
         let (t, text) = whole.split_at(size_of::<c_long>());
         let mtype = i64::from_ne_bytes(t.try_into().map_err(|_| Errno::EFAULT)?);
         return send(c, msqid, Some(mtype), size, Some(text), msgflg);
     }
     // ksys_msgsnd: "if (get_user(mtype, &msgp->mtype)) return -EFAULT;" — first of all.
-    let mtype = match uipc_sys::map::read_at(msgp, size_of::<c_long>()) {
+    let mtype = match crate::usermem::read(msgp, size_of::<c_long>()) {
         Ok(b) => Some(i64::from_ne_bytes(b.as_slice().try_into().map_err(|_| Errno::EFAULT)?)),
         Err(Errno::EFAULT) => None,
         Err(e) => return Err(e),
     };
     let text_at = msgp.wrapping_add(8);
     let text = match usize::try_from(size) {
-        Ok(n) if n <= TEXT_MAX => match uipc_sys::map::read_at(text_at, n) {
+        Ok(n) if n <= TEXT_MAX => match crate::usermem::read(text_at, n) {
             Ok(b) => Some(b),
             // load_msg(): "if (copy_from_user(msg + 1, src, alen)) goto out_err;" → EFAULT,
             // after the EINVAL checks: the daemon decides the order.
@@ -197,7 +197,7 @@ fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int)
             c.sysctl_read("kernel.msgmax")?.trim().parse::<i64>().map_err(|_| Errno::EIO)?
         };
         let n = usize::try_from(size.min(msgmax).max(0)).unwrap_or(0).min(TEXT_MAX);
-        uipc_sys::map::read_at(msgp, n).is_ok()
+        crate::usermem::read(msgp, n).is_ok()
     } else {
         true
     };
@@ -205,12 +205,9 @@ fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int)
     // do_msg_fill(): "if (put_user(msg->m_type, &msgp->mtype)) return -EFAULT;", then the text.
     // One copy, in the kernel's order: a fault at the type stops before
     // the text, one in the text leaves the type written.
-    let mut out = Vec::with_capacity(size_of::<c_long>() + m.data.len());
-    out.extend_from_slice(&m.mtype.to_ne_bytes());
-    out.extend_from_slice(&m.data);
     // SAFETY: `msgp` is the caller's buffer (msgrcv's C contract); the
-    // copy is checked by the kernel (EFAULT, never a fault).
-    unsafe { uipc_sys::map::write_at(msgp, &out) }?;
+    // copy is checked (EFAULT, never a fault).
+    unsafe { crate::usermem::write_parts(msgp, &m.mtype.to_ne_bytes(), &m.data) }?;
     ssize_t::try_from(m.data.len()).map_err(|_| Errno::EOVERFLOW)
 }
 
@@ -276,7 +273,7 @@ pub unsafe extern "C" fn msgctl(msqid: c_int, cmd: c_int, buf: *mut libc::msqid_
 /// # Errors
 /// `EFAULT` if the whole structure is not readable (the kernel copies all of it).
 fn read_set(addr: u64) -> Result<MsgSetArg, Errno> {
-    let bytes = uipc_sys::map::read_at(addr, size_of::<Msqid64Ds>())?;
+    let bytes = crate::usermem::read(addr, size_of::<Msqid64Ds>())?;
     let ds = Msqid64Ds::from_c_bytes(&bytes).ok_or(Errno::EFAULT)?;
     let p = ds.msg_perm;
     Ok(MsgSetArg { perm: PermSet { uid: p.uid, gid: p.gid, mode: p.mode }, qbytes: ds.msg_qbytes })

@@ -31,3 +31,10 @@ fn msgsnd_and_msgrcv_racing_rmid_and_ipc_set() {
     }
     differential("msg_race");
 }
+
+/// The fast path (sends and receives on the state page) racing IPC_SET and
+/// IPC_RMID, and EFAULT for buffers unmapped or made read-only after use.
+#[test]
+fn fast_path_races_control_calls_and_checks_buffers() {
+    differential("msg_fast_race");
+}

@@ -13,7 +13,6 @@
 
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +27,8 @@ use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED,
 /// How long a caller waits for the lock before it asks the daemon.
 const CALLER_BOUND: Duration = Duration::from_secs(1);
 
-/// The body of a page as uipc-core reads and writes it: word-wise
-/// through the page's atomics (another process may write the same bytes;
+/// The body of a page as uipc-core reads and writes it: bulk copies under
+/// the page's lock (another process may write the same bytes regardless;
 /// every value read is validated by the core).
 #[derive(Debug)]
 pub struct Body<'a> {
@@ -57,34 +56,20 @@ impl PageBytes for Body<'_> {
 
     fn read(&self, off: usize, out: &mut [u8]) -> Result<(), Errno> {
         let start = self.span(off, out.len())?;
-        let mut done = 0;
-        while done < out.len() {
-            let at = start + done;
-            let word = at & !7;
-            let skip = at - word;
-            let n = (8 - skip).min(out.len() - done);
-            let bytes = self.page.u64_at(word).load(Relaxed).to_le_bytes();
-            out[done..done + n].copy_from_slice(&bytes[skip..skip + n]);
-            done += n;
+        if self.page.copy_out(start, out) {
+            Ok(())
+        } else {
+            Err(Errno::EUCLEAN)
         }
-        Ok(())
     }
 
     fn write(&mut self, off: usize, data: &[u8]) -> Result<(), Errno> {
         let start = self.span(off, data.len())?;
-        let mut done = 0;
-        while done < data.len() {
-            let at = start + done;
-            let word = at & !7;
-            let skip = at - word;
-            let n = (8 - skip).min(data.len() - done);
-            let cell = self.page.u64_at(word);
-            let mut bytes = if n == 8 { [0; 8] } else { cell.load(Relaxed).to_le_bytes() };
-            bytes[skip..skip + n].copy_from_slice(&data[done..done + n]);
-            cell.store(u64::from_le_bytes(bytes), Relaxed);
-            done += n;
+        if self.page.copy_in(start, data) {
+            Ok(())
+        } else {
+            Err(Errno::EUCLEAN)
         }
-        Ok(())
     }
 }
 

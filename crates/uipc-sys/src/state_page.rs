@@ -261,6 +261,32 @@ impl StatePage {
         }
     }
 
+    /// Copies `out.len()` bytes at `off` out of the page, in bulk (a
+    /// message's text, under the page's lock); `false` out of range.
+    pub fn copy_out(&self, off: usize, out: &mut [u8]) -> bool {
+        if off.checked_add(out.len()).is_none_or(|e| e > self.len) {
+            return false;
+        }
+        // SAFETY: off + len <= self.len: the source lies in the mapping,
+        // which lives as long as self; `out` is our own buffer. The bytes
+        // are plain data: a process that writes them without the lock can
+        // only make them wrong, which the reader's validation covers.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), out.as_mut_ptr(), out.len()) };
+        true
+    }
+
+    /// Copies `data` into the page at `off`, in bulk (under the page's
+    /// lock, on a writable mapping); `false` out of range or read-only.
+    pub fn copy_in(&self, off: usize, data: &[u8]) -> bool {
+        if !self.writable || off.checked_add(data.len()).is_none_or(|e| e > self.len) {
+            return false;
+        }
+        // SAFETY: in range of a writable mapping that lives as long as
+        // self, reached by no Rust reference; see copy_out for the bytes.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(off), data.len()) };
+        true
+    }
+
     /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
     #[inline]
     pub fn flags(&self) -> u32 {
