@@ -102,12 +102,6 @@ impl<M: Memory> IpcNamespace<M> {
         &self.memory
     }
 
-    /// The memory provider, to allocate what the host keeps beside the
-    /// model in the same place (the state pages of the data plane).
-    pub fn memory_mut(&mut self) -> &mut M {
-        &mut self.memory
-    }
-
     /// The System V shm mappings of process `pid`.
     pub fn mm(&self, pid: Pid) -> Option<&Mm> {
         self.mms.get(&pid)

@@ -22,7 +22,6 @@ use tracing::{info, warn};
 use uipc_abi::{Errno, IPC_RMID, IPC_SET, IPC_STAT};
 use uipc_core::cred::Cred;
 use uipc_core::sysv::msg_page::MsgPage;
-use uipc_core::Memory;
 use uipc_proto::{Request, Response};
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::msg_page::MsgQueuePage;
@@ -219,7 +218,7 @@ impl Daemon {
 /// model's state.
 fn new_page(model: &mut Model, id: i32) -> Result<QueuePage, Errno> {
     let geo = model.msg_page_geometry(id)?.ok_or(Errno::EINVAL)?;
-    let region = model.memory_mut().allocate(MsgQueuePage::len_for(geo))?;
+    let region = uipc_sys::memfd::sealed("uipc-state-page", MsgQueuePage::len_for(geo))?;
     let page = MsgQueuePage::create(region.fd(), geo)?;
     let (guard, _) = page.lock(LOCK_BOUND)?;
     page.with_body(&guard, |b| model.msg_page_init(id, b))?;

@@ -18,7 +18,6 @@ use std::time::Duration;
 use tracing::{info, warn};
 use uipc_abi::Errno;
 use uipc_core::cred::{Cred, Pid};
-use uipc_core::Memory;
 use uipc_proto::{Request, Response};
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::sem_page::{SemPage, UNDO_SLOTS};
@@ -308,7 +307,7 @@ impl Daemon {
 /// A new page for set `id`, in the namespace's memory.
 fn new_page(model: &mut uipc_core::IpcNamespace<crate::DaemonMemory>, id: i32) -> Result<SetPage, Errno> {
     let nsems = model.sem_shared(id, &[])?.values.len();
-    let region = model.memory_mut().allocate(SemPage::len_for(nsems))?;
+    let region = uipc_sys::memfd::sealed("uipc-state-page", SemPage::len_for(nsems))?;
     let page = SemPage::create(region.fd(), nsems)?;
     Ok(SetPage { region, page, owners: vec![None; UNDO_SLOTS], damaged: false })
 }

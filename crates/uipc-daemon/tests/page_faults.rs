@@ -245,7 +245,6 @@ fn truncate_own_daemons_page() {
 /// A client granted write access truncates the page's file: the daemon
 /// survives (the probe that embeds it exits normally) and serves on.
 #[test]
-#[ignore = "fails today: the daemon dies of SIGBUS when it next locks a page whose memfd a client truncated (page files are not sealed against shrinking)"]
 fn truncating_a_writable_page_does_not_kill_the_daemon() {
     let _w = watchdog("truncating_a_writable_page_does_not_kill_the_daemon", 60);
     let dir = TempDir::new("semtruncate-probe");

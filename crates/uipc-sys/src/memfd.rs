@@ -249,6 +249,25 @@ impl Memory for MemfdMemory {
     }
 }
 
+/// A memfd of `len` zero bytes (mode 0600) whose size is sealed
+/// (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`): a state page handed to
+/// clients read-write, which no client can truncate under the daemon's
+/// mapping (a shrunk file would raise `SIGBUS` in the daemon).
+///
+/// # Errors
+/// memfd_create(2)'s, ftruncate(2)'s, fcntl(2)'s.
+///
+/// # References
+///  - [memfd_create(2)](https://man7.org/linux/man-pages/man2/memfd_create.2.html) ("File sealing")
+pub fn sealed(name: &str, len: u64) -> Result<SharedRegion, Errno> {
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).map_err(errno)?;
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(errno)?;
+    ftruncate(&fd, len).map_err(errno)?;
+    let seals = rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SEAL;
+    rustix::fs::fcntl_add_seals(&fd, seals).map_err(errno)?;
+    Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None) }))
+}
+
 /// Files in a directory (a tmpfs state directory), named `shm-N`, removed
 /// when their segment is destroyed.
 #[derive(Debug)]
