@@ -103,25 +103,33 @@ fn start_holder(d: &TestDaemon, id: SemId) -> Reaper {
 }
 
 /// A process SIGKILLed while it holds a set's page lock in the middle of
-/// a change: the next semop (through the daemon) proceeds, and the dead
-/// process's change never shows.
+/// a change: the next semop proceeds, and the dead process's change never
+/// shows — whether the next locker is the daemon (a client without a
+/// grant yet) or a client on its fast path (granted before the kill).
 #[test]
 fn a_lock_holder_killed_mid_change_is_rolled_back() {
     let _w = watchdog("a_lock_holder_killed_mid_change_is_rolled_back", 60);
     let d = TestDaemon::start("semlockkill");
-    let c = d.client();
-    let id = set_with(&c, &[5, 7]);
-    let mut holder = start_holder(&d, id);
-    let mut child = holder.0.take().unwrap();
-    child.kill().unwrap();
-    let st = child.wait().unwrap();
-    assert!(!st.success(), "the holder was killed: {st:?}");
-    c.semop(id, &[op(0, -1), op(1, 1)]).unwrap();
-    assert_eq!(getall(&c, id, 2), [4, 8], "the dead holder's 30000 rolled back, then the semop");
-    // And again: the lock is consistent and free.
-    c.semop(id, &[op(0, 1)]).unwrap();
-    assert_eq!(getall(&c, id, 2), [5, 8]);
-    c.sem_remove(id).unwrap();
+    for granted_before in [false, true] {
+        let c = d.client();
+        let id = set_with(&c, &[5, 7]);
+        if granted_before {
+            c.semop(id, &[op(0, -1), op(0, 1)]).unwrap();
+        }
+        let mut holder = start_holder(&d, id);
+        let mut child = holder.0.take().unwrap();
+        child.kill().unwrap();
+        let st = child.wait().unwrap();
+        assert!(!st.success(), "the holder was killed: {st:?}");
+        c.semop(id, &[op(0, -1), op(1, 1)]).unwrap();
+        assert_eq!(getall(&c, id, 2), [4, 8], "granted before: {granted_before}: the dead holder's 30000 rolled back");
+        // Another client (through the daemon) sees the same.
+        assert_eq!(getall(&d.client(), id, 2), [4, 8]);
+        // And again: the lock is consistent and free.
+        c.semop(id, &[op(0, 1)]).unwrap();
+        assert_eq!(getall(&c, id, 2), [5, 8]);
+        c.sem_remove(id).unwrap();
+    }
 }
 
 /// A process that stops while it holds a set's page lock: after the
