@@ -82,9 +82,14 @@ impl Daemon {
         if self.shm_regions.spaces.is_empty() {
             return;
         }
-        let mut spaces: Vec<String> =
-            self.procs.get(&pid).map(|p| p.namespaces.iter().cloned().collect()).unwrap_or_default();
-        if let Some(h) = home.filter(|h| !spaces.iter().any(|s| s == h)) {
+        let regions = &self.shm_regions.spaces;
+        // Only namespaces with a region have anything to publish.
+        let mut spaces: Vec<String> = self
+            .procs
+            .get(&pid)
+            .map(|p| p.namespaces.iter().filter(|n| regions.contains_key(*n)).cloned().collect())
+            .unwrap_or_default();
+        if let Some(h) = home.filter(|h| regions.contains_key(*h) && !spaces.iter().any(|s| s == h)) {
             spaces.push(h.to_owned());
         }
         for ns in spaces {
