@@ -52,10 +52,7 @@ fn a_hang_up_read_after_the_next_connection_still_releases_the_attachments() {
     // Connection A attaches a segment (the mapping itself is not needed).
     let mut a = Raw::connect(&socket);
     a.hello("default");
-    let id = match a.call(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 }) {
-        Response::Value(v) => i32::try_from(v).unwrap(),
-        other => panic!("shmget: {other:?}"),
-    };
+    let (id, _memory) = a.shmget_created(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 });
     a.send(&Request::ShmAt { id, addr: 0, flags: 0 });
     let token = match a.recv().unwrap().0 {
         Response::Attach { token, .. } => token,

@@ -125,6 +125,16 @@ impl Raw {
         resp
     }
 
+    /// A `ShmGet` that creates a segment: its id, and the segment's
+    /// memory, which the daemon hands the creator beside the answer.
+    pub fn shmget_created(&mut self, req: &Request) -> (i32, std::os::fd::OwnedFd) {
+        self.send(req);
+        let (resp, mut fds) = self.recv().expect("daemon closed the connection");
+        let Response::Value(v) = resp else { panic!("shmget: {resp:?}") };
+        assert_eq!(fds.len(), 1, "one descriptor beside a creating shmget's answer");
+        (i32::try_from(v).unwrap(), fds.remove(0))
+    }
+
     pub fn hello(&mut self, ns: &str) {
         let r = self.call(&Request::Hello { version: VERSION, namespace: ns.into() });
         assert_eq!(r, Response::Welcome { version: VERSION });
