@@ -29,6 +29,7 @@
 mod admin;
 mod conn;
 mod creds;
+mod liveness;
 mod mapping;
 mod mq;
 mod msg_fast;

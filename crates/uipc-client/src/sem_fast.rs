@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use uipc_abi::{Errno, Sembuf, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_STAT};
@@ -21,10 +21,11 @@ use uipc_core::cred::Pid;
 use uipc_core::sysv::sem::Timeout;
 use uipc_core::time::Time;
 use uipc_proto::{Request, Response, SemOut};
-use uipc_sys::sem_page::{SemFast, SemField, SemGrant, SemPage};
+use uipc_sys::sem_page::{SemFast, SemField, SemGrant, SemPage, UNDO_SLOTS};
 use uipc_sys::state_page::REMOVED;
 
 use crate::creds::CredKey;
+use crate::liveness::Liveness;
 use crate::Client;
 
 /// How long a `semop` that would sleep watches the page before it asks
@@ -61,6 +62,8 @@ struct Held {
 #[derive(Debug, Default)]
 pub(crate) struct SemGrants {
     sets: RwLock<HashMap<i32, Entry, BuildIdHasher>>,
+    /// Pidfds of other processes holding undo adjustments on granted sets.
+    live: Mutex<Liveness>,
 }
 
 /// Hashes a set identifier by one multiplication (SipHash costs more
@@ -142,6 +145,20 @@ impl Client {
         Some(Arc::new(Held { page, grant: SemGrant { alter, read, perm_version, slot }, key }))
     }
 
+    /// Whether every other process whose exit would change set `held`'s
+    /// values (an undo slot with an adjustment) is still alive; if one has
+    /// exited, the daemon answers, having applied its undo first (a
+    /// process reaped by `wait()` has had its undo applied, in the kernel).
+    fn undo_holders_alive(&self, held: &Held) -> bool {
+        let mut pids = [0; UNDO_SLOTS];
+        let Some(n) = held.page.undo_holders(held.key.pid, &mut pids) else { return false };
+        if n == 0 {
+            return true;
+        }
+        let mut live = self.sem.live.lock().unwrap_or_else(|e| e.into_inner());
+        pids[..n].iter().all(|&pid| live.alive(pid))
+    }
+
     /// `semtimedop(id, sops, timeout)` in this process, if it can be
     /// decided here: `None` sends the call to the daemon.
     ///
@@ -153,6 +170,9 @@ impl Client {
     /// call goes on, as a signal just before a blocking `semop` does.
     pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<i64, Errno>> {
         let held = self.sem_held(id)?;
+        if !self.undo_holders_alive(&held) {
+            return None;
+        }
         let timeout = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
         let now = || Time(uipc_sys::proc::now_seconds());
         let mut deadline = None;
@@ -189,6 +209,9 @@ impl Client {
             return None;
         }
         let held = self.sem_held(id)?;
+        if !self.undo_holders_alive(&held) {
+            return None;
+        }
         match (field, cmd) {
             (Some(f), _) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
             (None, GETALL) => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),

@@ -29,13 +29,12 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
+use crate::liveness::Liveness;
+
 use uipc_abi::{Shmid64Ds, IPCMNI, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
 use uipc_sys::shm_status::{ShmStatus, Slot};
 
 use crate::creds::CredKey;
-
-/// At most this many other processes' pidfds are kept.
-const MAX_PIDFDS: usize = 64;
 
 /// A read grant on one segment.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +52,7 @@ pub(crate) struct ShmFast {
     /// The daemon was asked for the region once (and may not have one).
     asked: bool,
     grants: HashMap<i32, Grant>,
-    pidfds: HashMap<u32, OwnedFd>,
+    live: Liveness,
     /// Descriptors of segments this process attached, newest last.
     fds: Vec<CachedFd>,
 }
@@ -90,7 +89,7 @@ impl ShmFast {
         if self.pid != me {
             self.pid = me;
             self.grants.clear();
-            self.pidfds.clear();
+            self.live.clear();
         }
     }
 
@@ -189,29 +188,12 @@ impl ShmFast {
             }
         }
         for &pid in entry.pids()? {
-            if pid != self.pid && !self.alive(pid) {
+            if pid != self.pid && !self.live.alive(pid) {
                 return None;
             }
         }
         let ret = if cmd == IPC_STAT { 0 } else { i64::from(entry.id) };
         Some((ret, entry.ds))
-    }
-
-    /// Whether process `pid` has not exited (a zombie has).
-    fn alive(&mut self, pid: u32) -> bool {
-        if !self.pidfds.contains_key(&pid) {
-            let Ok(fd) = uipc_sys::proc::pidfd_open(pid) else { return false };
-            if self.pidfds.len() >= MAX_PIDFDS {
-                self.pidfds.clear();
-            }
-            self.pidfds.insert(pid, fd);
-        }
-        let exited = self.pidfds.get(&pid).is_none_or(|fd| uipc_sys::proc::pidfd_exited(fd.as_fd()).unwrap_or(true));
-        if exited {
-            // A later process may take the number: look afresh next time.
-            self.pidfds.remove(&pid);
-        }
-        !exited
     }
 }
 

@@ -41,7 +41,6 @@ fn semops_and_queries_racing_ipc_set() {
 /// and `SETVAL`: once all exit, every value is the last reset's; sleepers'
 /// `GETNCNT`/`GETZCNT` survive the resets; a `SETALL` wakes a sleeper.
 #[test]
-#[ignore = "flaky on main since the semaphore fast path (e4a37b8): values read on the page right after the racers are reaped may predate their exit undo; un-ignore once fixed"]
 fn sem_undo_racing_setall_and_setval_conserves() {
     differential("sem_race_setall");
 }
@@ -58,7 +57,6 @@ fn counter_under_a_semaphore_mutex_is_exact() {
 /// clamped at 0 and `SEMVMX`, skipped where `SETVAL` cleared it or the set
 /// is gone; `GETPID` the dead process; a sleeper it satisfies woken.
 #[test]
-#[ignore = "flaky on main since the semaphore fast path (e4a37b8): values read on the page right after waitpid() may predate the killed child's undo; un-ignore once fixed"]
 fn sem_undo_of_a_killed_process_matches_the_kernel() {
     differential("sem_kill_undo");
 }
@@ -66,7 +64,6 @@ fn sem_undo_of_a_killed_process_matches_the_kernel() {
 /// 1000 `SIGKILL`s at random points of a loop of `SEM_UNDO` semops: the
 /// set is back at its initial values after each.
 #[test]
-#[ignore = "fails on main since the semaphore fast path (e4a37b8): GETALL right after waitpid() reads the page before the daemon has applied the killed child's undo; un-ignore once fixed"]
 fn sem_undo_loop_killed_1000_times_restores_the_values() {
     differential("sem_kill_loop");
 }
@@ -75,7 +72,6 @@ fn sem_undo_loop_killed_1000_times_restores_the_values() {
 /// is visible right after `waitpid()` returns: `GETVAL` reads it and an
 /// `IPC_NOWAIT` take succeeds (200 rounds each).
 #[test]
-#[ignore = "fails on main since the semaphore fast path (e4a37b8): a read or semop on the page right after waitpid() does not see the dead child's undo yet (the daemon applies it when it sees the pidfd); un-ignore once fixed"]
 fn sem_undo_of_a_reaped_child_is_visible_at_once() {
     differential("sem_kill_visible");
 }

@@ -264,6 +264,32 @@ impl SemPage {
         self.page.seq()
     }
 
+    /// The processes other than `me` whose exit would change the values,
+    /// as the daemon last published them: owners of undo slots whose
+    /// record holds an adjustment other than 0 (`exit_sem()` applies
+    /// those), written into `out`; how many, or `None` if a writer stays
+    /// mid-change. A fast path that finds one of them exited must let the
+    /// daemon answer: the daemon applies an exit when it reads the pidfd,
+    /// the kernel before the process is a zombie.
+    pub fn undo_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
+        let nsems = self.nsems;
+        self.read(|p| {
+            let mut n = 0;
+            for slot in 0..UNDO_SLOTS {
+                let off = slot_off(nsems, slot);
+                let owner = p.u32_at(off).load(Relaxed);
+                if owner == 0 || owner == me || p.u32_at(off + 4).load(Relaxed) == 0 {
+                    continue;
+                }
+                if (0..nsems).any(|k| p.i32_at(off + 8 + 4 * k).load(Relaxed) != 0) {
+                    out[n] = owner;
+                    n += 1;
+                }
+            }
+            n
+        })
+    }
+
     /// `semtimedop(id, sops, timeout)` in the caller, for the holder of
     /// `grant` (process `pid`, at time `now`): the result, exactly as the
     /// daemon's model would give it; [`SemFast::Sleep`] (nothing changed)
