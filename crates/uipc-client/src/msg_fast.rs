@@ -138,26 +138,48 @@ impl Client {
     /// `msgrcv` that may sleep: [`msgrcv_fast`](Self::msgrcv_fast), then
     /// the wait of [`msg_wait`](Self::msg_wait) while nothing matches.
     pub fn msgrcv_wait(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32) -> Option<Result<Message, Errno>> {
-        if flags & uipc_abi::MSG_COPY != 0 {
-            return self.msgrcv_fast(id, msgsz, msgtyp, flags);
-        }
-        self.msg_wait(id, |c, _| c.msgrcv_fast(id, msgsz, msgtyp, flags))
+        self.msgrcv_vec(id, msgsz, msgtyp, flags, true)
     }
 
     /// `msgrcv(id, buf, msgsz, msgtyp, flags)` in this process, if it can
     /// be decided here: `None` sends the call to the daemon.
     pub fn msgrcv_fast(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32) -> Option<Result<Message, Errno>> {
-        if msgsz < 0 {
-            return None;
-        }
-        let held = self.msg_held(id)?;
+        self.msgrcv_vec(id, msgsz, msgtyp, flags, false)
+    }
+
+    fn msgrcv_vec(&self, id: i32, msgsz: i64, msgtyp: i64, flags: i32, wait: bool) -> Option<Result<Message, Errno>> {
         // No message on a page is longer than its queue's qbytes.
         let cap = u64::try_from(msgsz).ok()?.min(PAGE_QBYTES_MAX);
         let mut data = vec![0; usize::try_from(cap).ok()?];
-        let r = held.page.msgrcv(&held.grant, id, msgsz, msgtyp, flags, &mut data, Pid(held.holder.pid), now())?;
+        let r = self.msgrcv_into(id, msgsz, msgtyp, flags, &mut data, wait)?;
         Some(r.map(|(mtype, n)| {
             data.truncate(n);
             Message { mtype, data }
         }))
+    }
+
+    /// `msgrcv(id, buf, msgsz, msgtyp, flags)` in this process into `out`
+    /// (the caller's text buffer; a message longer than `out` goes to the
+    /// daemon), watching the page first if `wait` and the call may sleep:
+    /// `mtype` and the bytes received, or `None` for the daemon.
+    pub fn msgrcv_into(
+        &self,
+        id: i32,
+        msgsz: i64,
+        msgtyp: i64,
+        flags: i32,
+        out: &mut [u8],
+        wait: bool,
+    ) -> Option<Result<(i64, usize), Errno>> {
+        if msgsz < 0 {
+            return None;
+        }
+        let mut once =
+            |held: &Held| held.page.msgrcv(&held.grant, id, msgsz, msgtyp, flags, out, Pid(held.holder.pid), now());
+        if !wait || flags & (uipc_abi::MSG_COPY | uipc_abi::IPC_NOWAIT) != 0 {
+            let held = self.msg_held(id)?;
+            return once(&held);
+        }
+        self.msg_wait(id, |_, held| once(held))
     }
 }

@@ -82,7 +82,16 @@ fn msgsnd_in(msqid: c_int, msgp: u64, msgsz: size_t, msgflg: c_int) -> Result<c_
         client()?
     };
     let size = as_long(msgsz);
-    // The common case in one copy: type and text both readable.
+    // The common case: a buffer whose pages passed a checked copy, read in place.
+    if let Some(n) = usize::try_from(size).ok().filter(|&n| n <= TEXT_MAX) {
+        // SAFETY: the bytes are used within this call only.
+        if let Some(whole) = unsafe { crate::usermem::readable(msgp, size_of::<c_long>() + n) } {
+            let (t, text) = whole.split_at(size_of::<c_long>());
+            let mtype = i64::from_ne_bytes(t.try_into().map_err(|_| Errno::EFAULT)?);
+            return send(c, msqid, Some(mtype), size, Some(text), msgflg);
+        }
+    }
+    // Else in one checked copy: type and text both readable.
     if let Some(whole) = usize::try_from(size)
         .ok()
         .filter(|&n| n <= TEXT_MAX)
@@ -201,7 +210,31 @@ fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int)
     } else {
         true
     };
-    let m = receive(c, msqid, size, msgtyp, msgflg, readable)?;
+    // The common case: the caller's buffer (its pages passed a checked
+    // copy) receives in place, on the queue's page.
+    let mut tried = false;
+    if readable && msgflg & MSG_COPY == 0 {
+        let cap = u64::try_from(size)
+            .ok()
+            .and_then(|n| usize::try_from(n.min(uipc_core::sysv::msg_page::PAGE_QBYTES_MAX)).ok());
+        // SAFETY: `msgp` is the caller's buffer (msgrcv's C contract), used within this call only.
+        if let Some(buf) = cap.and_then(|n| unsafe { crate::usermem::writable(msgp, size_of::<c_long>() + n) }) {
+            let (head, text) = buf.split_at_mut(size_of::<c_long>());
+            let r = {
+                let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+                c.msgrcv_into(msqid, size, msgtyp, msgflg, text, msgflg & IPC_NOWAIT == 0)
+            };
+            match r {
+                Some(Ok((mtype, n))) => {
+                    head.copy_from_slice(&mtype.to_ne_bytes());
+                    return ssize_t::try_from(n).map_err(|_| Errno::EOVERFLOW);
+                }
+                Some(Err(e)) => return Err(e),
+                None => tried = true,
+            }
+        }
+    }
+    let m = receive(c, msqid, size, msgtyp, msgflg, readable, tried)?;
     // do_msg_fill(): "if (put_user(msg->m_type, &msgp->mtype)) return -EFAULT;", then the text.
     // One copy, in the kernel's order: a fault at the type stops before
     // the text, one in the text leaves the type written.
@@ -211,12 +244,22 @@ fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int)
     ssize_t::try_from(m.data.len()).map_err(|_| Errno::EOVERFLOW)
 }
 
-fn receive(c: &Client, msqid: c_int, size: i64, msgtyp: i64, msgflg: c_int, readable: bool) -> Result<Message, Errno> {
+/// The receive itself when the caller's buffer was not taken in place
+/// (`tried`: the fast path already ran and left the call to the daemon).
+fn receive(
+    c: &Client,
+    msqid: c_int,
+    size: i64,
+    msgtyp: i64,
+    msgflg: c_int,
+    readable: bool,
+    tried: bool,
+) -> Result<Message, Errno> {
     if msgflg & IPC_NOWAIT != 0 {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         return c.msgrcv_raw(msqid, size, msgtyp, msgflg, readable);
     }
-    if readable {
+    if readable && !tried {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = c.msgrcv_wait(msqid, size, msgtyp, msgflg) {
             return r;

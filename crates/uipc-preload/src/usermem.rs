@@ -59,6 +59,36 @@ fn remember(cache: &'static std::thread::LocalKey<Cell<(u64, u64, u64)>>, addr: 
     }
 }
 
+/// The caller's bytes `[addr, addr + len)` in place, if a checked read
+/// covered their pages at the current mapping generation.
+///
+/// # Safety
+/// The slice aliases the calling program's memory: use it only within the
+/// current call (the program may change the bytes concurrently, as it may
+/// while the kernel copies them).
+pub(crate) unsafe fn readable<'a>(addr: u64, len: usize) -> Option<&'a [u8]> {
+    if len == 0 || !known(&READABLE, addr, len) {
+        return None;
+    }
+    let from = std::ptr::with_exposed_provenance::<u8>(usize::try_from(addr).ok()?);
+    // SAFETY: readable pages (as in `read`), `len` bytes; the caller's contract.
+    Some(unsafe { std::slice::from_raw_parts(from, len) })
+}
+
+/// The caller's bytes `[addr, addr + len)` in place, writable, if a
+/// checked write covered their pages at the current mapping generation.
+///
+/// # Safety
+/// As [`readable`]; and nothing Rust code uses lies in the range.
+pub(crate) unsafe fn writable<'a>(addr: u64, len: usize) -> Option<&'a mut [u8]> {
+    if len == 0 || !known(&WRITABLE, addr, len) {
+        return None;
+    }
+    let to = std::ptr::with_exposed_provenance_mut::<u8>(usize::try_from(addr).ok()?);
+    // SAFETY: writable pages (as in `write_parts`), `len` bytes; the caller's contract.
+    Some(unsafe { std::slice::from_raw_parts_mut(to, len) })
+}
+
 /// Reads `len` bytes at `addr` of this process: `EFAULT` where a load
 /// would fault (as `copy_from_user`).
 ///
