@@ -106,7 +106,8 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqStatus { .. }
         | Request::MqList
         | Request::ShmStat { .. }
-        | Request::ShmAttach { .. } => Scope::Nothing,
+        | Request::ShmAttach { .. }
+        | Request::MsgGrant { .. } => Scope::Nothing,
         _ => Scope::All,
     }
 }
