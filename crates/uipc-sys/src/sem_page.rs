@@ -10,6 +10,7 @@
 //! | 0 | `nsems` |
 //! | 4 | undo slots |
 //! | 8 | the namespace's `SEMOPM` |
+//! | 12 | holders: bit `s` set while slot `s`'s record holds an adjustment other than 0 |
 //! | 16 | `sem_otime` (i64) |
 //! | 24 | `sem_ctime` (i64) |
 //! | 32 | key, uid, gid, cuid, cgid, mode, seq |
@@ -37,6 +38,8 @@ use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED,
 /// Undo slots per set: processes beyond this many do their `SEM_UNDO`
 /// operations through the daemon.
 pub const UNDO_SLOTS: usize = 32;
+// The holders word has a bit per slot.
+const _: () = assert!(UNDO_SLOTS <= 32);
 /// The most operations a fast-path `semop` takes (the journal holds their
 /// pre-image); more go to the daemon.
 pub const FAST_SOPS: usize = 64;
@@ -46,6 +49,7 @@ const JOURNAL: usize = FAST_SOPS * 2 * 16 + 64;
 const NSEMS: usize = BODY;
 const NSLOTS: usize = BODY + 4;
 const SEMOPM: usize = BODY + 8;
+const HOLDERS: usize = BODY + 12;
 const OTIME: usize = BODY + 16;
 const CTIME: usize = BODY + 24;
 const PERM: usize = BODY + 32;
@@ -232,6 +236,7 @@ impl SemPage {
         {
             p.u32_at(PERM + 4 + 4 * i).store(v, Relaxed);
         }
+        let mut holders = 0u32;
         for (slot, owner) in owners.iter().enumerate().take(UNDO_SLOTS) {
             let off = slot_off(self.nsems, slot);
             let record =
@@ -241,7 +246,11 @@ impl SemPage {
             for n in 0..self.nsems {
                 p.i32_at(off + 8 + 4 * n).store(record.and_then(|u| u.get(n)).copied().unwrap_or(0), Relaxed);
             }
+            if record.is_some_and(|u| u.iter().any(|&a| a != 0)) {
+                holders |= 1 << slot;
+            }
         }
+        p.u32_at(HOLDERS).store(holders, Relaxed);
         guard.set_perm_version(published.perm_version);
         guard.set_flags(if published.sleepers { SLEEPERS } else { 0 }, if published.sleepers { 0 } else { SLEEPERS });
     }
@@ -272,10 +281,17 @@ impl SemPage {
     /// daemon answer: the daemon applies an exit when it reads the pidfd,
     /// the kernel before the process is a zombie.
     pub fn undo_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
+        // The common case, no adjustment anywhere, costs one load.
+        if self.page.u32_at(HOLDERS).load(Acquire) == 0 {
+            return Some(0);
+        }
         let nsems = self.nsems;
         self.read(|p| {
             let mut n = 0;
-            for slot in 0..UNDO_SLOTS {
+            let mut holders = p.u32_at(HOLDERS).load(Relaxed);
+            while holders != 0 {
+                let slot = holders.trailing_zeros() as usize;
+                holders &= holders - 1;
                 let off = slot_off(nsems, slot);
                 let owner = p.u32_at(off).load(Relaxed);
                 if owner == 0 || owner == me || p.u32_at(off + 4).load(Relaxed) == 0 {
@@ -351,10 +367,26 @@ impl SemPage {
                 if guard.save(OTIME, 8).is_ok() {
                     self.page.i64_at(OTIME).store(now().0, Relaxed);
                 }
+                if let (true, Some(slot)) = (undo, slot) {
+                    self.note_holder(&mut guard, slot);
+                }
                 SemFast::Done(Ok(()))
             }
             Ok(Eval::Sleep) => SemFast::Sleep,
             Err(e) => SemFast::Done(Err(e)),
+        }
+    }
+
+    /// Under the lock, after `slot`'s adjustments changed: its bit in the
+    /// holders word says again whether any of them is other than 0.
+    fn note_holder<P: Deref<Target = StatePage>>(&self, guard: &mut Guard<P>, slot: usize) {
+        let off = slot_off(self.nsems, slot);
+        let holds = (0..self.nsems).any(|n| self.page.i32_at(off + 8 + 4 * n).load(Relaxed) != 0);
+        let word = self.page.u32_at(HOLDERS).load(Relaxed);
+        let bit = 1u32 << slot;
+        let want = if holds { word | bit } else { word & !bit };
+        if want != word && guard.save(HOLDERS, 4).is_ok() {
+            self.page.u32_at(HOLDERS).store(want, Relaxed);
         }
     }
 
