@@ -12,6 +12,9 @@ use uipc_sys::net;
 
 use crate::creds::CredKey;
 
+/// Requests this process sent to a daemon ([`crate::requests_sent`]).
+pub(crate) static REQUESTS_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Debug)]
 pub(crate) struct Conn {
     stream: UnixStream,
@@ -131,6 +134,7 @@ impl Conn {
     }
 
     fn send(&mut self, req: &Request) -> Result<(), Errno> {
+        REQUESTS_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
         let mut sent = 0;
         while sent < bytes.len() {

@@ -1,5 +1,5 @@
 //! `IPC_STAT`, `SHM_STAT` and `SHM_STAT_ANY` without a round trip
-//! (`docs/architecture.md`, "Queries of segments").
+//! (`docs/architecture.md`, "Queries of segments", "Queries without a round trip").
 //!
 //! The daemon publishes every segment's status in its namespace's status
 //! region (`uipc_sys::shm_status`), which this client maps read-only once
@@ -31,8 +31,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::liveness::Liveness;
 
-use uipc_abi::{Shmid64Ds, IPCMNI, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
-use uipc_sys::shm_status::{ShmStatus, Slot};
+use uipc_abi::{Shmid64Ds, Shminfo64, IPCMNI, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
+use uipc_sys::shm_status::ShmStatus;
 
 use crate::creds::CredKey;
 
@@ -143,6 +143,26 @@ impl ShmFast {
         !self.asked
     }
 
+    /// Takes the region the daemon sent (`Request::StatusRegion`), or
+    /// notes that it sent none (it is not asked again).
+    pub(crate) fn set_region(&mut self, fd: Option<OwnedFd>) {
+        self.own();
+        self.asked = true;
+        self.region = fd.and_then(|fd| ShmStatus::open(fd.as_fd()).ok());
+    }
+
+    /// `shmctl(id, IPC_INFO)` answered from the region's header (the
+    /// kernel checks no permission for it): the value and the limits, or
+    /// `None` (ask the daemon).
+    pub(crate) fn ipc_info(&mut self, id: i32) -> Option<(i64, Shminfo64)> {
+        let region = self.region.as_ref()?;
+        if id < 0 || region.is_dead() {
+            return None;
+        }
+        let h = region.header()?;
+        Some((i64::from(h.max_idx.max(0)), uipc_core::sysv::shm::shminfo(h.shmmax, h.shmall, h.shmmni)))
+    }
+
     /// After the daemon answered `shmctl(id, cmd)` with `ret` under
     /// credential key `cred`: the grant, and the region if it came.
     pub(crate) fn granted(
@@ -177,7 +197,7 @@ impl ShmFast {
             return None;
         }
         let idx = id.cast_unsigned() % IPCMNI;
-        let Slot::Segment(entry) = region.read(idx)? else { return None };
+        let entry = region.read(idx)??;
         if cmd == IPC_STAT && entry.id != id {
             return None;
         }

@@ -408,6 +408,10 @@ impl Daemon {
                 let ns_name = ns_name.clone();
                 return self.shm_stat_grant(&ns_name, &cred, id, cmd, region);
             }
+            Request::StatusRegion { kind } => {
+                let ns_name = ns_name.clone();
+                return self.status_region(&ns_name, kind);
+            }
             Request::ShmAttach { id, flags, at } => {
                 // ShmAt and ShmAtDone in one: the checks, then the mapping
                 // the client made is recorded.

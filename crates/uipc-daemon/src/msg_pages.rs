@@ -70,6 +70,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmCtl { .. }
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
+        | Request::StatusRegion { .. }
         | Request::Munmap { .. }
         | Request::Mprotect { .. }
         | Request::Recheck { .. }

@@ -107,6 +107,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqList
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
+        | Request::StatusRegion { .. }
         | Request::MsgGrant { .. } => Scope::Nothing,
         _ => Scope::All,
     }

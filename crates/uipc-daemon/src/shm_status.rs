@@ -22,7 +22,7 @@ use uipc_core::sysv::shm::ShmCmd;
 use uipc_core::Memory;
 use uipc_proto::Response;
 use uipc_sys::memfd::{MemfdMemory, SharedRegion};
-use uipc_sys::shm_status::{ShmStatus, Slot, StatusEntry};
+use uipc_sys::shm_status::{ShmHeader, ShmStatus, StatusEntry};
 
 use crate::server::{now, Daemon};
 
@@ -33,6 +33,8 @@ struct Region {
     /// kept across a restart).
     file: SharedRegion,
     status: ShmStatus,
+    /// The header as last published.
+    header: ShmHeader,
 }
 
 /// Every namespace's region.
@@ -41,12 +43,25 @@ pub(crate) struct ShmRegions {
     spaces: HashMap<String, Region>,
 }
 
+/// What `shmctl(IPC_INFO)` reports of `model` (the core's `IpcInfo`).
+fn shm_header(model: &uipc_core::IpcNamespace<crate::DaemonMemory>) -> ShmHeader {
+    let l = model.limits();
+    ShmHeader { shmmax: l.shmmax, shmall: l.shmall, shmmni: l.shmmni, max_idx: model.shm_max_idx() }
+}
+
 impl Daemon {
     /// Rewrites the entries of namespace `ns` whose segments changed (no
     /// work for a namespace without a region).
     pub(crate) fn shm_publish(&mut self, ns: &str) {
-        let Some(region) = self.shm_regions.spaces.get(ns) else { return };
+        let Some(region) = self.shm_regions.spaces.get_mut(ns) else { return };
         let Some(model) = self.namespaces.get_mut(ns) else { return };
+        // The header is a few words: compared at every event (a sysctl
+        // write changes it without touching a segment).
+        let header = shm_header(model);
+        if header != region.header {
+            region.status.publish_header(&header);
+            region.header = header;
+        }
         let changed = model.shm_take_changed();
         if changed.is_empty() {
             return;
@@ -61,8 +76,8 @@ impl Daemon {
         }
         let Some(model) = self.namespaces.get(ns) else { return };
         for idx in changed {
-            let slot = match model.shm_status(idx) {
-                None => Slot::Vacant,
+            let entry = match model.shm_status(idx) {
+                None => None,
                 Some(s) => {
                     let mut pids: Vec<u32> = s.pids.iter().map(|p| p.0).collect();
                     for p in pending.get(&idx).into_iter().flatten() {
@@ -70,10 +85,10 @@ impl Daemon {
                             pids.push(*p);
                         }
                     }
-                    Slot::Segment(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids))
+                    Some(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids))
                 }
             };
-            region.status.publish(idx, &slot);
+            region.status.publish(idx, entry.as_ref());
         }
     }
 
@@ -109,10 +124,12 @@ impl Daemon {
             for idx in model.shm_slots() {
                 if let Some(s) = model.shm_status(idx) {
                     let pids: Vec<u32> = s.pids.iter().map(|p| p.0).collect();
-                    status.publish(idx, &Slot::Segment(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids)));
+                    status.publish(idx, Some(&StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids)));
                 }
             }
-            self.shm_regions.spaces.insert(ns.to_owned(), Region { file, status });
+            let header = shm_header(model);
+            status.publish_header(&header);
+            self.shm_regions.spaces.insert(ns.to_owned(), Region { file, status, header });
             // Attaches in progress now show their holders.
             let held: Vec<u32> = self
                 .conns
@@ -165,6 +182,19 @@ impl Daemon {
             None
         };
         Ok((Response::ShmStat { ret: i64::from(ret), ds, perm_version }, fd))
+    }
+
+    /// [`Request::StatusRegion`](uipc_proto::Request::StatusRegion): a
+    /// read-only descriptor of namespace `ns`'s region of `kind`.
+    pub(crate) fn status_region(
+        &mut self,
+        ns: &str,
+        kind: uipc_proto::StatusKind,
+    ) -> Result<(Response, Option<OwnedFd>), Errno> {
+        let fd = match kind {
+            uipc_proto::StatusKind::Shm => self.shm_region_fd(ns)?,
+        };
+        Ok((Response::Fd, Some(fd)))
     }
 
     /// The namespace `ns` is gone: its region tells its readers so.

@@ -441,6 +441,22 @@ pub enum Request {
         /// Where the client mapped the segment.
         at: u64,
     },
+    /// The namespace's status region of one kind (the data plane's
+    /// "Queries without a round trip"): answered [`Response::Fd`] with a
+    /// read-only descriptor of the region beside the frame, made on first
+    /// use. Nothing in it is secret: the `*_INFO` commands and the `/proc`
+    /// views it serves check no permission.
+    StatusRegion {
+        /// Which mechanism's region.
+        kind: StatusKind,
+    },
+}
+
+/// Which mechanism's status region ([`Request::StatusRegion`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusKind {
+    /// System V shared memory segments.
+    Shm,
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.

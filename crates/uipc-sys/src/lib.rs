@@ -20,3 +20,4 @@ pub mod sem_page;
 pub mod seqlock;
 pub mod shm_status;
 pub mod state_page;
+pub mod status_region;

@@ -1,30 +1,21 @@
-//! A namespace's segment status region: what `shmctl(IPC_STAT)` reports
-//! of every System V segment, in memory every client of the namespace may
-//! map read-only, so a caller with a read grant answers `IPC_STAT` and
-//! `SHM_STAT` itself (`docs/architecture.md`, "Queries of segments").
+//! The segments' status region: what `shmctl(IPC_STAT)` reports of every
+//! System V segment, and what `shmctl(IPC_INFO)` reports of the namespace,
+//! in a [`status_region`](crate::status_region) (`docs/architecture.md`,
+//! "Queries without a round trip").
 //!
-//! The region is a state page ([`state_page`](crate::state_page), kind
-//! [`Kind::ShmStatus`]) whose body holds one fixed-size entry per registry
-//! slot (32768, `IPCMNI`: the file is sparse, only entries ever written
-//! take memory). Only the daemon writes, from its one thread, so the page
-//! lock is not used for entries; each entry has a sequence count of its own
-//! ([`seqlock`]), odd while the daemon rewrites it.
+//! Entry (words after the slot's count and presence word):
 //!
-//! Entry (bytes from its start):
-//!
-//! | offset | field |
+//! | word | field |
 //! |---|---|
-//! | 0 | sequence count |
-//! | 4 | 1 if a segment occupies the slot, else 0 |
-//! | 8 | the segment's full id (`seq << 15 | idx`) |
-//! | 12 | permission version: changes whenever who may read it may change |
-//! | 16..44 | `shm_perm`: key, uid, gid, cuid, cgid, mode, `__seq` (u32 each) |
-//! | 44 | how many pids follow (`u32::MAX`: more than [`MAX_PIDS`]) |
-//! | 48 | `shm_segsz` (u64) |
-//! | 56, 64, 72 | `shm_atime`, `shm_dtime`, `shm_ctime` (i64) |
-//! | 80, 84 | `shm_cpid`, `shm_lpid` (i32) |
-//! | 88 | `shm_nattch` (u64) |
-//! | 96 | up to [`MAX_PIDS`] pids (u32) whose death would change the entry |
+//! | 0 | the segment's full id (`seq << 15 | idx`) |
+//! | 1 | permission version: changes whenever who may read it may change |
+//! | 2..9 | `shm_perm`: key, uid, gid, cuid, cgid, mode, `__seq` |
+//! | 9 | how many pids follow (`u32::MAX`: more than [`MAX_PIDS`]) |
+//! | 10 | `shm_segsz` (two words, low first, as every 64-bit field) |
+//! | 12, 14, 16 | `shm_atime`, `shm_dtime`, `shm_ctime` |
+//! | 18, 19 | `shm_cpid`, `shm_lpid` |
+//! | 20 | `shm_nattch` |
+//! | 22 | up to [`MAX_PIDS`] pids whose death would change the entry |
 //!
 //! The pids are the processes that hold mappings of the segment or an
 //! attach in progress (and its creator, where `shm_rmid_forced` destroys a
@@ -32,42 +23,19 @@
 //! pidfd, a little after the kernel made it visible (`wait()` returned), so
 //! a reader checks that none of them has died before it trusts the entry.
 //!
-//! Layout version: the page header's ([`state_page::LAYOUT`]) plus the kind;
-//! a change of this table needs a new kind number.
+//! Header: [`ShmHeader`], what `IPC_INFO` reports (`shmctl_ipc_info()`).
+//! `SHM_INFO` is not in it: its `shm_rss` counts the pages the segments'
+//! users touched, which changes without the daemon hearing of it.
 
-use std::os::fd::BorrowedFd;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use uipc_abi::{Ipc64Perm, Shmid64Ds};
 
-use uipc_abi::{Errno, Ipc64Perm, Shmid64Ds, IPCMNI};
+use crate::state_page::Kind;
+use crate::status_region::{Layout, Put, StatusRegion, Take, Words};
 
-use crate::seqlock;
-use crate::state_page::{self, Kind, StatePage, BODY, REMOVED};
-
-/// Entries in a region: one per registry slot.
-pub const ENTRIES: u32 = IPCMNI;
-/// Bytes per entry.
-pub const ENTRY: usize = 128;
 /// Pids an entry lists; a segment with more is answered by the daemon.
 pub const MAX_PIDS: usize = 7;
 
-const O_SEQ: usize = 0;
-const O_PRESENT: usize = 4;
-const O_ID: usize = 8;
-const O_PERM_VERSION: usize = 12;
-const O_PERM: usize = 16;
-const O_NPIDS: usize = 44;
-const O_SEGSZ: usize = 48;
-const O_ATIME: usize = 56;
-const O_DTIME: usize = 64;
-const O_CTIME: usize = 72;
-const O_CPID: usize = 80;
-const O_LPID: usize = 84;
-const O_NATTCH: usize = 88;
-const O_PIDS: usize = 96;
-const _: () = assert!(O_PIDS + 4 * MAX_PIDS <= ENTRY);
-
-/// Written [`O_NPIDS`] when a segment has more than [`MAX_PIDS`] pids.
+/// Written as the pid count when a segment has more than [`MAX_PIDS`] pids.
 const TOO_MANY: u32 = u32::MAX;
 
 /// What an entry says of one segment.
@@ -103,155 +71,114 @@ impl StatusEntry {
     }
 }
 
-/// A slot as read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slot {
-    /// No segment occupies it.
-    Vacant,
-    /// A segment does.
-    Segment(StatusEntry),
+/// Writes an `ipc64_perm`'s key, uid, gid, cuid, cgid, mode and `__seq`
+/// (7 words; every layout's entry carries one).
+pub fn put_perm(w: &mut Put<'_>, perm: &Ipc64Perm) {
+    w.i32(perm.key);
+    for v in [perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode] {
+        w.u32(v);
+    }
+    w.u32(u32::from(perm.seq));
 }
 
-/// A namespace's status region, mapped.
+/// Reads what [`put_perm`] wrote.
+pub fn take_perm(r: &mut Take<'_>) -> Ipc64Perm {
+    Ipc64Perm {
+        key: r.i32(),
+        uid: r.u32(),
+        gid: r.u32(),
+        cuid: r.u32(),
+        cgid: r.u32(),
+        mode: r.u32(),
+        seq: u16::try_from(r.u32()).unwrap_or(u16::MAX),
+        ..Ipc64Perm::default()
+    }
+}
+
+impl Words for StatusEntry {
+    const WORDS: usize = 22 + MAX_PIDS;
+
+    fn encode(&self, w: &mut Put<'_>) {
+        w.i32(self.id);
+        w.u32(self.perm_version);
+        put_perm(w, &self.ds.shm_perm);
+        let pids = self.pids();
+        w.u32(pids.map_or(TOO_MANY, |p| u32::try_from(p.len()).unwrap_or(TOO_MANY)));
+        w.u64(self.ds.shm_segsz);
+        w.i64(self.ds.shm_atime);
+        w.i64(self.ds.shm_dtime);
+        w.i64(self.ds.shm_ctime);
+        w.i32(self.ds.shm_cpid);
+        w.i32(self.ds.shm_lpid);
+        w.u64(self.ds.shm_nattch);
+        for pid in pids.unwrap_or(&[]) {
+            w.u32(*pid);
+        }
+    }
+
+    fn decode(r: &mut Take<'_>) -> Self {
+        let id = r.i32();
+        let perm_version = r.u32();
+        let shm_perm = take_perm(r);
+        let npids = usize::try_from(r.u32()).ok().filter(|n| *n <= MAX_PIDS);
+        let ds = Shmid64Ds {
+            shm_perm,
+            shm_segsz: r.u64(),
+            shm_atime: r.i64(),
+            shm_dtime: r.i64(),
+            shm_ctime: r.i64(),
+            shm_cpid: r.i32(),
+            shm_lpid: r.i32(),
+            shm_nattch: r.u64(),
+            ..Shmid64Ds::default()
+        };
+        let mut pids = [0; MAX_PIDS];
+        for pid in pids.iter_mut().take(npids.unwrap_or(0)) {
+            *pid = r.u32();
+        }
+        StatusEntry { id, perm_version, ds, pids, npids }
+    }
+}
+
+/// What `shmctl(IPC_INFO)` reports of a namespace
+/// (`ipc/shm.c:shmctl_ipc_info()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShmHeader {
+    /// `kernel.shmmax`.
+    pub shmmax: u64,
+    /// `kernel.shmall`.
+    pub shmall: u64,
+    /// `kernel.shmmni`.
+    pub shmmni: u32,
+    /// The highest index in use (`ipc_get_maxidx()`), or `-1`: the call's
+    /// return value is its maximum with 0.
+    pub max_idx: i32,
+}
+
+impl Words for ShmHeader {
+    const WORDS: usize = 6;
+
+    fn encode(&self, w: &mut Put<'_>) {
+        w.u64(self.shmmax);
+        w.u64(self.shmall);
+        w.u32(self.shmmni);
+        w.i32(self.max_idx);
+    }
+
+    fn decode(r: &mut Take<'_>) -> Self {
+        ShmHeader { shmmax: r.u64(), shmall: r.u64(), shmmni: r.u32(), max_idx: r.i32() }
+    }
+}
+
+/// The segments' layout.
 #[derive(Debug)]
-pub struct ShmStatus {
-    page: StatePage,
+pub struct ShmLayout;
+
+impl Layout for ShmLayout {
+    const KIND: Kind = Kind::ShmStatus;
+    type Entry = StatusEntry;
+    type Header = ShmHeader;
 }
 
-impl ShmStatus {
-    /// The region's file length.
-    pub fn len() -> u64 {
-        state_page::page_len(ENTRY * ENTRIES as usize, 0)
-    }
-
-    /// The daemon's side: lays out a region in the zero-filled file `fd`
-    /// of [`len`](Self::len) bytes (every slot vacant).
-    ///
-    /// # Errors
-    /// `mmap`'s.
-    pub fn create(fd: BorrowedFd<'_>) -> Result<ShmStatus, Errno> {
-        Ok(ShmStatus { page: StatePage::create(fd, Self::len(), Kind::ShmStatus, 0)? })
-    }
-
-    /// A client's side: maps the region the daemon handed out, read-only.
-    ///
-    /// # Errors
-    /// `EPROTO` for a file that is not a region of this layout; `mmap`'s.
-    pub fn open(fd: BorrowedFd<'_>) -> Result<ShmStatus, Errno> {
-        let page = StatePage::open(fd, Kind::ShmStatus, false)?;
-        if page.body_len() < ENTRY * ENTRIES as usize {
-            return Err(Errno::EPROTO);
-        }
-        Ok(ShmStatus { page })
-    }
-
-    /// Whether the daemon gave the region up (its namespace was removed):
-    /// nothing in it is current.
-    pub fn is_dead(&self) -> bool {
-        self.page.flags() & REMOVED != 0
-    }
-
-    /// The daemon's side: gives the region up (see [`is_dead`](Self::is_dead)).
-    pub fn mark_dead(&self) {
-        // Only the daemon maps the region writable and it never holds the
-        // lock otherwise, so it is had at once.
-        if let Ok((guard, _)) = self.page.lock(Some(Duration::from_millis(100))) {
-            guard.set_flags(REMOVED, 0);
-        } else {
-            self.page.mark_damaged();
-        }
-    }
-
-    fn at(idx: u32, off: usize) -> usize {
-        BODY + ENTRY * (idx % ENTRIES) as usize + off
-    }
-
-    /// The daemon's side: shows slot `idx` as `slot`. The daemon is the
-    /// only writer (one thread).
-    pub fn publish(&self, idx: u32, slot: &Slot) {
-        let p = &self.page;
-        let seq = p.u32_at(Self::at(idx, O_SEQ));
-        seqlock::write_begin(seq);
-        match slot {
-            Slot::Vacant => p.u32_at(Self::at(idx, O_PRESENT)).store(0, Ordering::Relaxed),
-            Slot::Segment(e) => {
-                let w32 = |off: usize, v: u32| p.u32_at(Self::at(idx, off)).store(v, Ordering::Relaxed);
-                let w64 = |off: usize, v: u64| p.u64_at(Self::at(idx, off)).store(v, Ordering::Relaxed);
-                let perm = &e.ds.shm_perm;
-                w32(O_PRESENT, 1);
-                w32(O_ID, e.id.cast_unsigned());
-                w32(O_PERM_VERSION, e.perm_version);
-                let fields = [perm.key.cast_unsigned(), perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode];
-                for (i, v) in fields.into_iter().enumerate() {
-                    w32(O_PERM + 4 * i, v);
-                }
-                w32(O_PERM + 24, u32::from(perm.seq));
-                w64(O_SEGSZ, e.ds.shm_segsz);
-                w64(O_ATIME, e.ds.shm_atime.cast_unsigned());
-                w64(O_DTIME, e.ds.shm_dtime.cast_unsigned());
-                w64(O_CTIME, e.ds.shm_ctime.cast_unsigned());
-                w32(O_CPID, e.ds.shm_cpid.cast_unsigned());
-                w32(O_LPID, e.ds.shm_lpid.cast_unsigned());
-                w64(O_NATTCH, e.ds.shm_nattch);
-                match e.pids() {
-                    Some(pids) => {
-                        for (i, pid) in pids.iter().enumerate() {
-                            w32(O_PIDS + 4 * i, *pid);
-                        }
-                        w32(O_NPIDS, u32::try_from(pids.len()).unwrap_or(TOO_MANY));
-                    }
-                    None => w32(O_NPIDS, TOO_MANY),
-                }
-            }
-        }
-        seqlock::write_end(seq);
-    }
-
-    /// Reads slot `idx` (`id % 32768`) consistently; `None` if the daemon
-    /// stayed in the middle of rewriting it (ask the daemon then).
-    pub fn read(&self, idx: u32) -> Option<Slot> {
-        let p = &self.page;
-        let seq = p.u32_at(Self::at(idx, O_SEQ));
-        seqlock::read(seq, 1000, || {
-            let r32 = |off: usize| p.u32_at(Self::at(idx, off)).load(Ordering::Relaxed);
-            let r64 = |off: usize| p.u64_at(Self::at(idx, off)).load(Ordering::Relaxed);
-            if r32(O_PRESENT) != 1 {
-                return Slot::Vacant;
-            }
-            let perm = Ipc64Perm {
-                key: r32(O_PERM).cast_signed(),
-                uid: r32(O_PERM + 4),
-                gid: r32(O_PERM + 8),
-                cuid: r32(O_PERM + 12),
-                cgid: r32(O_PERM + 16),
-                mode: r32(O_PERM + 20),
-                seq: u16::try_from(r32(O_PERM + 24)).unwrap_or(u16::MAX),
-                ..Ipc64Perm::default()
-            };
-            let ds = Shmid64Ds {
-                shm_perm: perm,
-                shm_segsz: r64(O_SEGSZ),
-                shm_atime: r64(O_ATIME).cast_signed(),
-                shm_dtime: r64(O_DTIME).cast_signed(),
-                shm_ctime: r64(O_CTIME).cast_signed(),
-                shm_cpid: r32(O_CPID).cast_signed(),
-                shm_lpid: r32(O_LPID).cast_signed(),
-                shm_nattch: r64(O_NATTCH),
-                ..Shmid64Ds::default()
-            };
-            let mut pids = [0; MAX_PIDS];
-            let n = r32(O_NPIDS);
-            let npids = usize::try_from(n).ok().filter(|n| *n <= MAX_PIDS);
-            for (i, pid) in pids.iter_mut().enumerate().take(npids.unwrap_or(0)) {
-                *pid = r32(O_PIDS + 4 * i);
-            }
-            Slot::Segment(StatusEntry {
-                id: r32(O_ID).cast_signed(),
-                perm_version: r32(O_PERM_VERSION),
-                ds,
-                pids,
-                npids,
-            })
-        })
-    }
-}
+/// A namespace's segment status region, mapped.
+pub type ShmStatus = StatusRegion<ShmLayout>;

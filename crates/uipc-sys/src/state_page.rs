@@ -90,8 +90,9 @@ pub enum Kind {
     MsgQueue = 2,
     /// A POSIX message queue.
     MqQueue = 3,
-    /// A namespace's segment status region (`shm_status`).
-    ShmStatus = 4,
+    /// A namespace's segment status region (`shm_status`; 4 was its
+    /// layout without a header).
+    ShmStatus = 5,
 }
 
 /// How a lock was had.

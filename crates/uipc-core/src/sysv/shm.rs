@@ -271,6 +271,13 @@ impl<R> PendingAttach<R> {
     }
 }
 
+/// What `shmctl(IPC_INFO)` copies out for the limits `shmmax`, `shmall`,
+/// `shmmni` (`ipc/shm.c:shmctl_ipc_info()`: `shmseg` is `shmmni`, as the
+/// kernel sets it). Also what a client answers from the status region.
+pub fn shminfo(shmmax: u64, shmall: u64, shmmni: u32) -> Shminfo64 {
+    Shminfo64 { shmmax, shmmin: SHMMIN, shmmni: u64::from(shmmni), shmseg: u64::from(shmmni), shmall, ..Shminfo64::default() }
+}
+
 /// A decoded `shmctl` command (STYLE rule 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShmCmd {
@@ -705,14 +712,7 @@ impl<M: Memory> IpcNamespace<M> {
         match cmd {
             ShmCmd::IpcInfo => {
                 let l = &self.limits;
-                let info = Shminfo64 {
-                    shmmax: l.shmmax,
-                    shmmin: SHMMIN,
-                    shmmni: u64::from(l.shmmni),
-                    shmseg: u64::from(l.shmmni),
-                    shmall: l.shmall,
-                    ..Shminfo64::default()
-                };
+                let info = shminfo(l.shmmax, l.shmall, l.shmmni);
                 Ok((self.shm.ids.max_idx().max(0), ShmCtlOut::Info(info)))
             }
             ShmCmd::ShmInfo => {
@@ -829,6 +829,12 @@ impl<M: Memory> IpcNamespace<M> {
     /// How many segments exist (`ids->in_use`).
     pub fn shm_in_use(&self) -> u32 {
         self.shm.ids.in_use()
+    }
+
+    /// The highest index in use, `-1` if none (`ipc_get_maxidx()`): what
+    /// `IPC_INFO` and `SHM_INFO` return, at least 0.
+    pub fn shm_max_idx(&self) -> i32 {
+        self.shm.ids.max_idx()
     }
 
     /// The slots in use.
