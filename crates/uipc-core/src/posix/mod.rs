@@ -3,6 +3,7 @@
 //! (the mqueue filesystem of an IPC namespace; `/dev/shm` for shared memory
 //! and named semaphores).
 
+pub mod mq_page;
 pub mod mqueue;
 pub mod names;
 pub mod shm;

@@ -28,12 +28,13 @@
 //!   per user across all namespaces); the host may add what a user holds
 //!   elsewhere (see [`IpcNamespace::mq_charged`]).
 //!
-//! # Data plane layout
-//! Messages are plain data addressed by number: a queue's messages are
-//! `(priority, sequence, bytes)` records, the sleepers `WaiterId`s, so the
-//! queue can be laid out in memory its users map (a ring of
-//! `maxmsg × msgsize` slots plus a priority index) without any pointer of
-//! the daemon's heap. See `docs/architecture.md`.
+//! # Data plane
+//! A queue's messages can live on a state page its users map
+//! ([`mq_page`](super::mq_page): `maxmsg` slots of `msgsize` bytes and an
+//! index in delivery order). The send and receive rules are written once
+//! over [`MqStore`], which the model's storage and the page both
+//! implement; [`IpcNamespace::mq_adopt`] and [`IpcNamespace::mq_publish`]
+//! move the state between them. See `docs/architecture.md`.
 //!
 //! # References
 //! - <https://elixir.bootlin.com/linux/v6.12/source/ipc/mqueue.c>
@@ -47,8 +48,10 @@ use crate::cred::{Cap, Cred, Pid, Uid};
 use crate::memory::Memory;
 use crate::namespace::IpcNamespace;
 use crate::perm::{self, FilePerm, MayAccess};
+use crate::posix::mq_page::{self, MqCtrl, MqGeometry, MqPage};
 use crate::posix::names::{NameTable, PosixName};
 use crate::sysv::msg::Message;
+use crate::sysv::msg_page::PageBytes;
 use crate::time::Time;
 use crate::wait::{Interrupt, Outcome, WaiterId, Wakeup};
 
@@ -248,6 +251,10 @@ pub struct MqQueue {
     atime: Time,
     mtime: Time,
     ctime: Time,
+    /// Advanced by every change a state page shows (messages, times, the
+    /// registration): the daemon publishes only when it moved, and adopts
+    /// a page whose version is not its own.
+    version: u64,
 }
 
 impl MqQueue {
@@ -318,10 +325,13 @@ impl MqQueue {
         format!("QSIZE:{:<10} NOTIFY:{:<5} SIGNO:{:<5} NOTIFY_PID:{:<6}\n", self.qsize, notify, signo, pid)
     }
 
-    fn touch(&mut self, now: Time) {
-        self.atime = now;
-        self.mtime = now;
-        self.ctime = now;
+    /// The version a state page of the queue carries ([`mq_page`](super::mq_page)).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn changed(&mut self) {
+        self.version = self.version.wrapping_add(1);
     }
 
     /// `msg_insert()`: after older messages of the same priority.
@@ -329,6 +339,7 @@ impl MqQueue {
         self.qsize += u64::try_from(msg.len()).unwrap_or(u64::MAX);
         self.curmsgs += 1;
         self.messages.entry(prio).or_default().push_back(msg);
+        self.changed();
     }
 
     /// `msg_get()`: the oldest message of the highest priority.
@@ -341,12 +352,166 @@ impl MqQueue {
         }
         self.curmsgs -= 1;
         self.qsize -= u64::try_from(data.len()).unwrap_or(0);
+        self.changed();
         Some(Received { data, prio })
+    }
+
+    /// Sets access and change times (`mq_notify`, `mq_getsetattr`, a read).
+    fn accessed(&mut self, now: Time) {
+        self.atime = now;
+        self.ctime = now;
+        self.changed();
     }
 
     /// Messages in receive order, as `(priority, bytes)`.
     pub fn messages(&self) -> impl Iterator<Item = (u32, &[u8])> {
         self.messages.iter().rev().flat_map(|(p, q)| q.iter().map(move |m| (*p, m.as_slice())))
+    }
+}
+
+/// A queue's messages as the send and receive rules see them: the
+/// model's ([`MqQueue`]) or a queue's state page
+/// ([`mq_page::MqPage`](super::mq_page::MqPage), the fast path). The
+/// rules ([`mq_send_args`], [`mq_send_admit`], [`mq_store_send`],
+/// [`mq_receive_admit`], [`mq_store_receive`]) are written once over it.
+pub trait MqStore {
+    /// `mq_maxmsg`.
+    fn maxmsg(&self) -> u64;
+    /// `mq_msgsize`.
+    fn msgsize(&self) -> u64;
+    /// `mq_curmsgs`.
+    fn curmsgs(&self) -> u64;
+    /// Priority and length of the message a receive takes next
+    /// (`msg_get()`: the oldest of the highest priority), `None` if empty.
+    ///
+    /// # Errors
+    /// The storage's (`EUCLEAN`: a damaged page).
+    fn head(&self) -> Result<Option<(u32, u64)>, Errno>;
+    /// Copies the head message's text (`out` holds exactly its length) and
+    /// dequeues it.
+    ///
+    /// # Errors
+    /// The storage's.
+    fn take_head(&mut self, out: &mut [u8]) -> Result<(), Errno>;
+    /// Queues a message after every message of its priority or above
+    /// (`msg_insert()`); the caller checked there is room.
+    ///
+    /// # Errors
+    /// The storage's.
+    fn insert(&mut self, prio: u32, data: &[u8]) -> Result<(), Errno>;
+    /// `simple_inode_init_ts()`: access, modification and change times.
+    fn touch(&mut self, now: Time);
+}
+
+/// What a send or receive that passed its checks does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MqStep<T> {
+    /// Go on, with this.
+    Go(T),
+    /// The queue is full (a send) or empty (a receive) and the description
+    /// blocks: sleep.
+    Sleep,
+}
+
+/// `do_mq_timedsend()`'s checks before the descriptor is looked at: the
+/// deadline (checked even when the call would not sleep, MQ-SND-1), then
+/// the priority (MQ-SND-2).
+///
+/// # Errors
+/// `EINVAL`.
+pub fn mq_send_args(deadline: Option<Deadline>, prio: u32) -> Result<(), Errno> {
+    if let Some(d) = deadline {
+        d.validate()?;
+    }
+    if prio >= MQ_PRIO_MAX {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// `do_mq_timedsend()` after the descriptor (open for writing): the
+/// length against `mq_msgsize`, then room.
+///
+/// # Errors
+/// `EMSGSIZE` (MQ-SND-3), `EAGAIN` (full, `O_NONBLOCK`).
+pub fn mq_send_admit<S: MqStore + ?Sized>(s: &S, len: u64, nonblock: bool) -> Result<MqStep<()>, Errno> {
+    if len > s.msgsize() {
+        return Err(Errno::EMSGSIZE);
+    }
+    if s.curmsgs() >= s.maxmsg() {
+        if nonblock {
+            return Err(Errno::EAGAIN);
+        }
+        return Ok(MqStep::Sleep);
+    }
+    Ok(MqStep::Go(()))
+}
+
+/// A send [`mq_send_admit`] let through, that no sleeping receiver takes:
+/// the inode's times, then the message queued.
+///
+/// # Errors
+/// The storage's.
+pub fn mq_store_send<S: MqStore + ?Sized>(s: &mut S, now: Time, prio: u32, data: &[u8]) -> Result<(), Errno> {
+    s.touch(now);
+    s.insert(prio, data)
+}
+
+/// `do_mq_timedreceive()` after the descriptor (open for reading): the
+/// buffer against `mq_msgsize`, then a message: its priority and length.
+///
+/// # Errors
+/// `EMSGSIZE` (`len < mq_msgsize`, MQ-RCV-3), `EAGAIN` (empty,
+/// `O_NONBLOCK`); the storage's.
+pub fn mq_receive_admit<S: MqStore + ?Sized>(s: &S, len: u64, nonblock: bool) -> Result<MqStep<(u32, u64)>, Errno> {
+    if len < s.msgsize() {
+        return Err(Errno::EMSGSIZE);
+    }
+    match s.head()? {
+        Some(h) => Ok(MqStep::Go(h)),
+        None if nonblock => Err(Errno::EAGAIN),
+        None => Ok(MqStep::Sleep),
+    }
+}
+
+/// A receive [`mq_receive_admit`] let through: the head message's text to
+/// `out` (its length), dequeued, then the inode's times.
+///
+/// # Errors
+/// The storage's.
+pub fn mq_store_receive<S: MqStore + ?Sized>(s: &mut S, now: Time, out: &mut [u8]) -> Result<(), Errno> {
+    s.take_head(out)?;
+    s.touch(now);
+    Ok(())
+}
+
+impl MqStore for MqQueue {
+    fn maxmsg(&self) -> u64 {
+        self.maxmsg.unsigned_abs()
+    }
+    fn msgsize(&self) -> u64 {
+        self.msgsize.unsigned_abs()
+    }
+    fn curmsgs(&self) -> u64 {
+        self.curmsgs.unsigned_abs()
+    }
+    fn head(&self) -> Result<Option<(u32, u64)>, Errno> {
+        Ok(self.messages.last_key_value().and_then(|(p, q)| Some((*p, q.front()?.len() as u64))))
+    }
+    fn take_head(&mut self, out: &mut [u8]) -> Result<(), Errno> {
+        let got = self.take().ok_or(Errno::EINVAL)?;
+        out.get_mut(..got.data.len()).ok_or(Errno::EINVAL)?.copy_from_slice(&got.data);
+        Ok(())
+    }
+    fn insert(&mut self, prio: u32, data: &[u8]) -> Result<(), Errno> {
+        MqQueue::insert(self, data.to_vec(), prio);
+        Ok(())
+    }
+    fn touch(&mut self, now: Time) {
+        self.atime = now;
+        self.mtime = now;
+        self.ctime = now;
+        self.changed();
     }
 }
 
@@ -471,6 +636,7 @@ impl MqState {
         if let Some(q) = self.queues.get_mut(&queue) {
             if q.notify.is_some_and(|r| r.owner == pid) {
                 q.notify = None;
+                q.changed();
                 self.removed.push(MqNotifyRemoved { queue, owner: pid });
             }
         }
@@ -616,6 +782,7 @@ impl<M: Memory> IpcNamespace<M> {
                 atime: now,
                 mtime: now,
                 ctime: now,
+                version: 0,
             },
         );
         self.mq.names.link(name, inode)?;
@@ -719,43 +886,33 @@ impl<M: Memory> IpcNamespace<M> {
         prio: u32,
         deadline: Option<Deadline>,
     ) -> Result<Outcome<()>, Errno> {
-        if let Some(d) = deadline {
-            d.validate()?;
-        }
         // MQ-SND-2: the priority before the descriptor.
-        if prio >= MQ_PRIO_MAX {
-            return Err(Errno::EINVAL);
-        }
+        mq_send_args(deadline, prio)?;
         let d = self.mq.desc(cred, desc)?;
         if !d.write {
             return Err(Errno::EBADF);
         }
         let queue = d.queue;
         let q = self.mq.queues.get_mut(&queue).ok_or(Errno::EBADF)?;
-        if u64::try_from(msg.len()).unwrap_or(u64::MAX) > q.msgsize.unsigned_abs() {
-            return Err(Errno::EMSGSIZE);
-        }
-        if q.curmsgs == q.maxmsg {
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
+        if mq_send_admit(q, msg.len() as u64, nonblock)? == MqStep::Sleep {
             let waiter = self.new_waiter();
             let q = self.mq.queues.get_mut(&queue).ok_or(Errno::EBADF)?;
             q.senders.push_back(SleepingSender { waiter, msg, prio });
             self.mq.sleepers.insert(waiter, (queue, Side::Send));
             return Ok(Outcome::Blocked(waiter));
         }
-        q.touch(now);
         if let Some(receiver) = q.receivers.pop_front() {
+            MqStore::touch(q, now);
             // pipelined_send(): straight to the receiver; no notification.
             let len = i64::try_from(msg.len()).unwrap_or(i64::MAX);
             self.mq.wake(receiver, Ok(len), Some(Message { mtype: i64::from(prio), data: msg }));
             return Ok(Outcome::Done(()));
         }
-        q.insert(msg, prio);
+        mq_store_send(q, now, prio, &msg)?;
         // __do_notify(): only for the empty → one-message transition.
         if q.curmsgs == 1 {
             if let Some(r) = q.notify.take() {
+                q.changed();
                 let fire = match r.how {
                     NotifyHow::None | NotifyHow::Signal { signo: 0, .. } => false,
                     NotifyHow::Signal { .. } => true,
@@ -807,20 +964,16 @@ impl<M: Memory> IpcNamespace<M> {
         }
         let queue = d.queue;
         let q = self.mq.queues.get_mut(&queue).ok_or(Errno::EBADF)?;
-        if len < q.msgsize.unsigned_abs() {
-            return Err(Errno::EMSGSIZE);
-        }
-        let Some(got) = q.take() else {
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
+        let MqStep::Go((prio, n)) = mq_receive_admit(q, len, nonblock)? else {
             let waiter = self.new_waiter();
             let q = self.mq.queues.get_mut(&queue).ok_or(Errno::EBADF)?;
             q.receivers.push_back(waiter);
             self.mq.sleepers.insert(waiter, (queue, Side::Receive));
             return Ok(Outcome::Blocked(waiter));
         };
-        q.touch(now);
+        let mut data = vec![0; usize::try_from(n).map_err(|_| Errno::EMSGSIZE)?];
+        mq_store_receive(q, now, &mut data)?;
+        let got = Received { data, prio };
         // pipelined_receive(): the first sleeping sender's message fills the room.
         if let Some(s) = q.senders.pop_front() {
             q.insert(s.msg, s.prio);
@@ -876,16 +1029,14 @@ impl<M: Memory> IpcNamespace<M> {
             None => {
                 if q.notify.is_some_and(|r| r.owner == cred.pid) {
                     q.notify = None;
-                    q.atime = now;
-                    q.ctime = now;
+                    q.accessed(now);
                     self.mq.removed.push(MqNotifyRemoved { queue, owner: cred.pid });
                 }
             }
             Some(_) if q.notify.is_some() => return Err(Errno::EBUSY),
             Some(how) => {
                 q.notify = Some(Registration { owner: cred.pid, how });
-                q.atime = now;
-                q.ctime = now;
+                q.accessed(now);
             }
         }
         Ok(())
@@ -926,8 +1077,7 @@ impl<M: Memory> IpcNamespace<M> {
             curmsgs: q.curmsgs,
         };
         if let Some(f) = new_flags {
-            q.atime = now;
-            q.ctime = now;
+            q.accessed(now);
             if let Some(d) = self.mq.descs.get_mut(&desc) {
                 d.nonblock = f & i64::from(O_NONBLOCK) != 0;
             }
@@ -943,8 +1093,7 @@ impl<M: Memory> IpcNamespace<M> {
     pub fn mq_read_status(&mut self, cred: &Cred, now: Time, desc: MqDescId) -> Result<String, Errno> {
         let queue = self.mq.desc(cred, desc)?.queue;
         let q = self.mq.queues.get_mut(&queue).ok_or(Errno::EBADF)?;
-        q.atime = now;
-        q.ctime = now;
+        q.accessed(now);
         Ok(q.status_line())
     }
 
@@ -962,6 +1111,114 @@ impl<M: Memory> IpcNamespace<M> {
     /// filesystem's directory).
     pub fn mq_list(&self) -> Vec<(Vec<u8>, &MqQueue)> {
         self.mq.names.iter().filter_map(|(n, i)| Some((n.as_bytes().to_vec(), self.mq.queues.get(&i)?))).collect()
+    }
+
+    /// The geometry a state page of queue `inode` has (`None`: its body
+    /// would exceed [`mq_page::PAGE_BODY_MAX`]; the queue lives in the host
+    /// only).
+    ///
+    /// # Errors
+    /// `EBADF` if there is no such queue.
+    pub fn mq_page_geometry(&self, inode: u64) -> Result<Option<MqGeometry>, Errno> {
+        let q = self.mq.queues.get(&inode).ok_or(Errno::EBADF)?;
+        Ok(MqGeometry::for_queue(q.maxmsg, q.msgsize))
+    }
+
+    /// Whether callers sleep on queue `inode` (every change must then go
+    /// through the host, which keeps the kernel's hand-off order).
+    ///
+    /// # Errors
+    /// `EBADF` if there is no such queue.
+    pub fn mq_page_sleepers(&self, inode: u64) -> Result<bool, Errno> {
+        let q = self.mq.queues.get(&inode).ok_or(Errno::EBADF)?;
+        Ok(!q.senders.is_empty() || !q.receivers.is_empty())
+    }
+
+    /// Takes the state of queue `inode`'s page (locked by the host, after
+    /// [`mq_page::recover`] if its last holder died) into the model: the
+    /// messages, `curmsgs`, `qsize`, the times and the version fast paths
+    /// changed. Everything is validated first; the model is untouched
+    /// unless all of it is sound. Nothing is read when the page's version
+    /// is the model's.
+    ///
+    /// # Errors
+    /// `EUCLEAN`: the page is damaged (bad header, record or free slot,
+    /// counters that disagree, a word the fast path never changes
+    /// changed); `EBADF`: no such queue.
+    pub fn mq_adopt<B: PageBytes + ?Sized>(&mut self, inode: u64, page: &mut B) -> Result<(), Errno> {
+        let q = self.mq.queues.get(&inode).ok_or(Errno::EBADF)?;
+        let p = MqPage::open(page)?;
+        let c = *p.ctrl();
+        let geo = p.geometry();
+        if geo.maxmsg != q.maxmsg.unsigned_abs()
+            || geo.msgsize != q.msgsize.unsigned_abs()
+            || c.notify != u64::from(q.notify.is_some())
+        {
+            return Err(Errno::EUCLEAN);
+        }
+        if c.version == q.version {
+            return Ok(());
+        }
+        p.check()?;
+        let mut messages: BTreeMap<u32, VecDeque<Vec<u8>>> = BTreeMap::new();
+        for i in 0..c.curmsgs {
+            let r = p.record(i)?;
+            let mut data = vec![0; usize::try_from(r.len).map_err(|_| Errno::EUCLEAN)?];
+            p.text(&r, &mut data)?;
+            messages.entry(r.prio).or_default().push_back(data);
+        }
+        let q = self.mq.queues.get_mut(&inode).ok_or(Errno::EBADF)?;
+        q.messages = messages;
+        q.curmsgs = i64::try_from(c.curmsgs).map_err(|_| Errno::EUCLEAN)?;
+        q.qsize = c.qsize;
+        (q.atime, q.mtime, q.ctime) = (Time(c.atime), Time(c.mtime), Time(c.ctime));
+        q.version = c.version;
+        Ok(())
+    }
+
+    /// Formats `page` (at least the geometry's [`body_len`]
+    /// (MqGeometry::body_len) bytes) as queue `inode`'s state page and
+    /// publishes the queue into it.
+    ///
+    /// # Errors
+    /// `EFBIG`: the queue is too big for a page; `EUCLEAN`: `page` is too
+    /// short; `EBADF`: no such queue.
+    pub fn mq_page_init<B: PageBytes + ?Sized>(&mut self, inode: u64, page: &mut B) -> Result<(), Errno> {
+        let geo = self.mq_page_geometry(inode)?.ok_or(Errno::EFBIG)?;
+        let version = self.mq.queues.get(&inode).ok_or(Errno::EBADF)?.version;
+        // A version the model does not have, so the publish writes everything.
+        mq_page::format(page, geo, MqCtrl { version: !version, ..MqCtrl::default() })?;
+        self.mq_publish(inode, page)
+    }
+
+    /// Writes queue `inode`'s model state into its page (locked by the
+    /// host): the messages when the page's version is not the model's,
+    /// and always the registration word and the readiness level (which
+    /// the host then gives the queue's descriptors).
+    ///
+    /// # Errors
+    /// `EUCLEAN`: the page is damaged or of another geometry; `EBADF`: no
+    /// such queue.
+    pub fn mq_publish<B: PageBytes + ?Sized>(&mut self, inode: u64, page: &mut B) -> Result<(), Errno> {
+        let q = self.mq.queues.get(&inode).ok_or(Errno::EBADF)?;
+        let mut p = MqPage::open(page)?;
+        if p.geometry().maxmsg != q.maxmsg.unsigned_abs() || p.geometry().msgsize != q.msgsize.unsigned_abs() {
+            return Err(Errno::EUCLEAN);
+        }
+        if p.ctrl().version != q.version {
+            p.clear()?;
+            for (prio, data) in q.messages() {
+                p.insert(prio, data)?;
+            }
+            let c = p.ctrl_mut();
+            (c.atime, c.mtime, c.ctime) = (q.atime.0, q.mtime.0, q.ctime.0);
+            c.version = q.version;
+        }
+        let level = p.level_now() as u64;
+        let c = p.ctrl_mut();
+        c.notify = u64::from(q.notify.is_some());
+        c.level = level;
+        p.commit()
     }
 
     /// `mq_queues_count`: queues alive, unlinked-but-open ones included.

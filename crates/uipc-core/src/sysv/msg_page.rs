@@ -90,6 +90,89 @@ impl PageBytes for [u8] {
     }
 }
 
+/// A control block of `N` words (at most 16) at `off`.
+///
+/// # Errors
+/// `EUCLEAN` past the end.
+pub fn load_block<B: PageBytes + ?Sized, const N: usize>(b: &B, off: usize) -> Result<[u64; N], Errno> {
+    // One bulk copy (a mapping's `read` is a call per copy), at most 16 words.
+    let mut raw = [0u8; 128];
+    let raw = raw.get_mut(..8 * N).ok_or(Errno::EUCLEAN)?;
+    b.read(off, raw)?;
+    let mut w = [0u64; N];
+    for (x, c) in w.iter_mut().zip(raw.chunks_exact(8)) {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(c);
+        *x = u64::from_le_bytes(le);
+    }
+    Ok(w)
+}
+
+/// Writes a control block of `N` words (at most 16) at `off`, in one copy.
+///
+/// # Errors
+/// `EUCLEAN` past the end.
+pub fn store_block<B: PageBytes + ?Sized, const N: usize>(b: &mut B, off: usize, w: &[u64; N]) -> Result<(), Errno> {
+    let mut raw = [0u8; 128];
+    let raw = raw.get_mut(..8 * N).ok_or(Errno::EUCLEAN)?;
+    for (c, x) in raw.chunks_exact_mut(8).zip(w) {
+        c.copy_from_slice(&x.to_le_bytes());
+    }
+    b.write(off, raw)
+}
+
+/// Where a body keeps its control block and the block's pre-image: the
+/// block at `ctrl`, the valid word at `pre_valid`, the pre-image at `pre`.
+#[derive(Clone, Copy, Debug)]
+pub struct Journal {
+    /// The control block.
+    pub ctrl: usize,
+    /// The pre-image's valid word.
+    pub pre_valid: usize,
+    /// The pre-image.
+    pub pre: usize,
+}
+
+impl Journal {
+    /// Commits a control block: the pre-image `orig` stored and flagged
+    /// valid, the new block `new` written, the flag cleared (each step
+    /// ordered before the next). A writer that dies between leaves the
+    /// flag set for [`recover`](Self::recover).
+    ///
+    /// # Errors
+    /// `EUCLEAN` if the page is short.
+    pub fn commit<B: PageBytes + ?Sized, const N: usize>(
+        self,
+        b: &mut B,
+        orig: &[u64; N],
+        new: &[u64; N],
+    ) -> Result<(), Errno> {
+        store_block(b, self.pre, orig)?;
+        b.fence();
+        b.set_u64(self.pre_valid, 1)?;
+        b.fence();
+        store_block(b, self.ctrl, new)?;
+        b.fence();
+        b.set_u64(self.pre_valid, 0)
+    }
+
+    /// After a holder's death: puts a flagged pre-image of `N` words back.
+    /// Returns whether it did.
+    ///
+    /// # Errors
+    /// `EUCLEAN` if the page is short.
+    pub fn recover<B: PageBytes + ?Sized, const N: usize>(self, b: &mut B) -> Result<bool, Errno> {
+        if b.u64_at(self.pre_valid)? == 0 {
+            return Ok(false);
+        }
+        let pre: [u64; N] = load_block(b, self.pre)?;
+        store_block(b, self.ctrl, &pre)?;
+        b.fence();
+        b.set_u64(self.pre_valid, 0)?;
+        Ok(true)
+    }
+}
+
 /// `"UIPCMSGQ"`.
 pub const BODY_MAGIC: u64 = u64::from_le_bytes(*b"UIPCMSGQ");
 /// The body layout's version; a page of another version is not read.
@@ -111,6 +194,7 @@ pub const OFF_CTRL_VERSION: usize = OFF_CTRL + 13 * 8;
 const OFF_PRE_VALID: usize = OFF_CTRL + CTRL_LEN;
 const OFF_PRE: usize = OFF_PRE_VALID + 8;
 const OFF_INDEX: usize = 320;
+const JOURNAL: Journal = Journal { ctrl: OFF_CTRL, pre_valid: OFF_PRE_VALID, pre: OFF_PRE };
 const REC: usize = 16;
 
 /// The queue's control block: what a commit changes at once.
@@ -186,23 +270,7 @@ impl MsgCtrl {
     }
 
     fn load<B: PageBytes + ?Sized>(b: &B, off: usize) -> Result<MsgCtrl, Errno> {
-        let mut raw = [0u8; CTRL_LEN];
-        b.read(off, &mut raw)?;
-        let mut w = [0u64; CTRL_WORDS];
-        for (i, c) in raw.chunks_exact(8).enumerate() {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(c);
-            w[i] = u64::from_le_bytes(x);
-        }
-        Ok(MsgCtrl::from_words(w))
-    }
-
-    fn store<B: PageBytes + ?Sized>(&self, b: &mut B, off: usize) -> Result<(), Errno> {
-        let mut raw = [0u8; CTRL_LEN];
-        for (c, w) in raw.chunks_exact_mut(8).zip(self.words()) {
-            c.copy_from_slice(&w.to_le_bytes());
-        }
-        b.write(off, &raw)
+        Ok(MsgCtrl::from_words(load_block(b, off)?))
     }
 }
 
@@ -273,7 +341,8 @@ pub fn format<B: PageBytes + ?Sized>(b: &mut B, geo: MsgGeometry, ctrl: MsgCtrl)
     b.set_u64(OFF_PRE_VALID, 0)?;
     b.set_u64(OFF_IDX_CAP, geo.idx_cap)?;
     b.set_u64(OFF_ARENA_CAP, geo.arena_cap)?;
-    MsgCtrl { idx_half: 0, idx_head: 0, arena_half: 0, arena_end: 0, qnum: 0, cbytes: 0, ..ctrl }.store(b, OFF_CTRL)?;
+    let ctrl = MsgCtrl { idx_half: 0, idx_head: 0, arena_half: 0, arena_end: 0, qnum: 0, cbytes: 0, ..ctrl };
+    store_block(b, OFF_CTRL, &ctrl.words())?;
     b.set_u64(OFF_VERSION, BODY_VERSION)?;
     b.fence();
     b.set_u64(OFF_MAGIC, BODY_MAGIC)
@@ -286,14 +355,7 @@ pub fn format<B: PageBytes + ?Sized>(b: &mut B, geo: MsgGeometry, ctrl: MsgCtrl)
 /// # Errors
 /// `EUCLEAN` if the page is too short to hold a body.
 pub fn recover<B: PageBytes + ?Sized>(b: &mut B) -> Result<bool, Errno> {
-    if b.u64_at(OFF_PRE_VALID)? == 0 {
-        return Ok(false);
-    }
-    let pre = MsgCtrl::load(b, OFF_PRE)?;
-    pre.store(b, OFF_CTRL)?;
-    b.fence();
-    b.set_u64(OFF_PRE_VALID, 0)?;
-    Ok(true)
+    JOURNAL.recover::<B, CTRL_WORDS>(b)
 }
 
 /// A queue's page, opened under its lock: the control block as read, and
@@ -499,13 +561,7 @@ impl<'a, B: PageBytes + ?Sized> MsgPage<'a, B> {
         if self.ctrl == self.orig {
             return Ok(());
         }
-        self.orig.store(self.b, OFF_PRE)?;
-        self.b.fence();
-        self.b.set_u64(OFF_PRE_VALID, 1)?;
-        self.b.fence();
-        self.ctrl.store(self.b, OFF_CTRL)?;
-        self.b.fence();
-        self.b.set_u64(OFF_PRE_VALID, 0)?;
+        JOURNAL.commit(self.b, &self.orig.words(), &self.ctrl.words())?;
         self.orig = self.ctrl;
         Ok(())
     }
