@@ -7,9 +7,11 @@ pub mod libc_ipc;
 pub mod oracle;
 
 pub mod account;
+pub mod body_page;
 pub mod fd;
 pub mod map;
 pub mod memfd;
+pub mod mq_page;
 pub mod mqfd;
 pub mod msg_page;
 pub mod net;

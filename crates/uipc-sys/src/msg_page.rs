@@ -19,59 +19,12 @@ use std::time::Duration;
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
 use uipc_core::sysv::msg::{msgrcv_fast, msgsnd_fast, Fast, MsgText};
-use uipc_core::sysv::msg_page::{self as body, MsgGeometry, PageBytes};
+use uipc_core::sysv::msg_page::{self as body, MsgGeometry};
 use uipc_core::time::Time;
 
-use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED, REMOVED, SLEEPERS};
-
-/// How long a caller waits for the lock before it asks the daemon.
-const CALLER_BOUND: Duration = Duration::from_secs(1);
-
-/// The body of a page as uipc-core reads and writes it: bulk copies under
-/// the page's lock (another process may write the same bytes regardless;
-/// every value read is validated by the core).
-#[derive(Debug)]
-pub struct Body<'a> {
-    page: &'a StatePage,
-    len: usize,
-}
-
-impl<'a> Body<'a> {
-    fn new(page: &'a StatePage) -> Body<'a> {
-        Body { page, len: page.body_len() }
-    }
-
-    fn span(&self, off: usize, len: usize) -> Result<usize, Errno> {
-        match off.checked_add(len) {
-            Some(end) if end <= self.len => Ok(BODY + off),
-            _ => Err(Errno::EUCLEAN),
-        }
-    }
-}
-
-impl PageBytes for Body<'_> {
-    fn size(&self) -> usize {
-        self.len
-    }
-
-    fn read(&self, off: usize, out: &mut [u8]) -> Result<(), Errno> {
-        let start = self.span(off, out.len())?;
-        if self.page.copy_out(start, out) {
-            Ok(())
-        } else {
-            Err(Errno::EUCLEAN)
-        }
-    }
-
-    fn write(&mut self, off: usize, data: &[u8]) -> Result<(), Errno> {
-        let start = self.span(off, data.len())?;
-        if self.page.copy_in(start, data) {
-            Ok(())
-        } else {
-            Err(Errno::EUCLEAN)
-        }
-    }
-}
+pub use crate::body_page::Body;
+use crate::body_page::BodyPage;
+use crate::state_page::{Guard, Kind, Locked, StatePage};
 
 /// What a grant of a queue's page lets its holder do without the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,16 +37,20 @@ pub struct MsgGrant {
     pub perm_version: u32,
 }
 
+fn recover(b: &mut Body<'_>) -> Result<bool, Errno> {
+    body::recover(b)
+}
+
 /// A queue's page, mapped.
 #[derive(Debug)]
 pub struct MsgQueuePage {
-    page: Arc<StatePage>,
+    page: BodyPage,
 }
 
 impl MsgQueuePage {
     /// The length of a page of geometry `geo`.
     pub fn len_for(geo: MsgGeometry) -> u64 {
-        page_len(usize::try_from(geo.body_len()).unwrap_or(usize::MAX), 0)
+        BodyPage::len_for(geo.body_len())
     }
 
     /// The daemon's side: lays out a page in the zero-filled file `fd` of
@@ -104,8 +61,7 @@ impl MsgQueuePage {
     /// # Errors
     /// `mmap`'s.
     pub fn create(fd: BorrowedFd<'_>, geo: MsgGeometry) -> Result<MsgQueuePage, Errno> {
-        let page = StatePage::create(fd, MsgQueuePage::len_for(geo), Kind::MsgQueue, 0)?;
-        Ok(MsgQueuePage { page: Arc::new(page) })
+        Ok(MsgQueuePage { page: BodyPage::create(fd, geo.body_len(), Kind::MsgQueue, recover)? })
     }
 
     /// A client's side: maps a granted page.
@@ -113,10 +69,12 @@ impl MsgQueuePage {
     /// # Errors
     /// `EPROTO` for a file that is not a queue's page of this layout.
     pub fn open(fd: BorrowedFd<'_>, writable: bool) -> Result<MsgQueuePage, Errno> {
-        Ok(MsgQueuePage { page: Arc::new(StatePage::open(fd, Kind::MsgQueue, writable)?) })
+        Ok(MsgQueuePage { page: BodyPage::open(fd, Kind::MsgQueue, writable, recover)? })
     }
 
-    /// The flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]).
+    /// The flags ([`REMOVED`](crate::state_page::REMOVED),
+    /// [`SLEEPERS`](crate::state_page::SLEEPERS),
+    /// [`DAMAGED`](crate::state_page::DAMAGED)).
     pub fn flags(&self) -> u32 {
         self.page.flags()
     }
@@ -129,7 +87,7 @@ impl MsgQueuePage {
     /// The queue's version, read without the lock: it moves with every
     /// change (a caller about to sleep watches it for a while first).
     pub fn version(&self) -> u64 {
-        self.page.u64_at(BODY + body::OFF_CTRL_VERSION).load(std::sync::atomic::Ordering::Acquire)
+        self.page.watch(body::OFF_CTRL_VERSION)
     }
 
     /// Takes the lock (waiting at most `bound`); after a holder's death,
@@ -139,56 +97,33 @@ impl MsgQueuePage {
     /// # Errors
     /// As [`StatePage::lock`].
     pub fn lock(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
-        let (guard, how) = StatePage::lock_shared(&self.page, Some(bound))?;
-        if how == Locked::Repaired {
-            body::recover(&mut Body::new(&self.page))?;
-        }
-        Ok((guard, how))
+        self.page.lock(bound)
     }
 
     /// Runs `f` on the body, under the lock `guard` holds.
     pub fn with_body<P: Deref<Target = StatePage>, T>(
         &self,
-        _guard: &Guard<P>,
+        guard: &Guard<P>,
         f: impl FnOnce(&mut Body<'_>) -> T,
     ) -> T {
-        f(&mut Body::new(&self.page))
+        self.page.with_body(guard, f)
     }
 
     /// The daemon's side, under the lock: whether callers sleep on the
     /// queue, and the permission version.
     pub fn set_state<P: Deref<Target = StatePage>>(&self, guard: &Guard<P>, sleepers: bool, perm_version: u32) {
-        guard.set_perm_version(perm_version);
-        guard.set_flags(if sleepers { SLEEPERS } else { 0 }, if sleepers { 0 } else { SLEEPERS });
+        self.page.set_state(guard, sleepers, perm_version);
     }
 
     /// The daemon's side: the queue is gone (or moved to a new page):
     /// holders go to the daemon from now on.
     pub fn mark_removed<P: Deref<Target = StatePage>>(&self, guard: &Guard<P>) {
-        guard.set_flags(REMOVED, 0);
+        self.page.mark_removed(guard);
     }
 
     /// Marks the queue damaged.
     pub fn mark_damaged(&self) {
         self.page.mark_damaged();
-    }
-
-    fn usable(&self, grant: &MsgGrant) -> bool {
-        self.page.writable()
-            && self.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0
-            && self.page.perm_version() == grant.perm_version
-    }
-
-    /// Locks for a fast path: `None` when the daemon must decide.
-    fn enter(&self, grant: &MsgGrant) -> Option<Guard<&StatePage>> {
-        if !self.usable(grant) {
-            return None;
-        }
-        let (guard, how) = self.page.lock(Some(CALLER_BOUND)).ok()?;
-        if how == Locked::Repaired {
-            body::recover(&mut Body::new(&self.page)).ok()?;
-        }
-        self.usable(grant).then_some(guard)
     }
 
     /// `msgsnd(id, {mtype, text}, text.len(), flags)` in the caller, for
@@ -212,9 +147,9 @@ impl MsgQueuePage {
             return None;
         }
         let msgsz = i64::try_from(text.len()).ok()?;
-        let guard = self.enter(grant)?;
-        let r = msgsnd_fast(&mut Body::new(&self.page), pid, now, id, MsgText::Read(mtype, text), msgsz, flags);
-        drop(guard);
+        let r = self
+            .page
+            .fast(grant.perm_version, |b| msgsnd_fast(b, pid, now, id, MsgText::Read(mtype, text), msgsz, flags))?;
         match r {
             Ok(Fast::Done(())) => Some(Ok(())),
             Ok(Fast::Host) => None,
@@ -240,9 +175,7 @@ impl MsgQueuePage {
         if !grant.receive {
             return None;
         }
-        let guard = self.enter(grant)?;
-        let r = msgrcv_fast(&mut Body::new(&self.page), pid, now, id, msgsz, msgtyp, flags, out);
-        drop(guard);
+        let r = self.page.fast(grant.perm_version, |b| msgrcv_fast(b, pid, now, id, msgsz, msgtyp, flags, out))?;
         match r {
             Ok(Fast::Done(v)) => Some(Ok(v)),
             Ok(Fast::Host) => None,

@@ -139,7 +139,6 @@ pub struct StatusRegion<L: Layout> {
     _layout: PhantomData<L>,
 }
 
-
 impl<L: Layout> StatusRegion<L> {
     /// The region's file length.
     pub fn len() -> u64 {
