@@ -1,14 +1,15 @@
 //! POSIX message queue requests: each maps to one core call
 //! (`uipc_core::posix::mqueue`); this module adds the descriptors.
 //!
-//! Every open description is a *handle* the daemon hands out with an
-//! eventfd (see `uipc_sys::mqfd`): the client's `mqd_t` is that eventfd,
-//! the daemon keeps a copy of the same open file description and moves its
-//! counter whenever the queue's readiness changes, so `poll`, `select` and
-//! `epoll` on the `mqd_t` see the queue. The description's `O_NONBLOCK` is
-//! the eventfd's own status flag, read from the daemon's copy at each call
-//! and set there by `mq_setattr`, so `dup`, `fork` and `fcntl(F_GETFL)`
-//! share it as Linux's do. Handles name their namespace: a descriptor
+//! Every queue that has a handle has a pipe (see `uipc_sys::mqfd`) whose
+//! level the daemon moves, through its own description, whenever the
+//! queue's readiness changes. Every open description is a *handle* the
+//! daemon hands out with a fresh open description of that pipe: the
+//! client's `mqd_t`, so `poll`, `select` and `epoll` on it see the queue.
+//! The daemon keeps a copy of each client description; its `O_NONBLOCK`
+//! is the description's, read from the copy at each call and set there by
+//! `mq_setattr`, so `dup`, `fork` and `fcntl(F_GETFL)` share it as Linux's
+//! do. Handles name their namespace: a descriptor
 //! opened before `unshare(CLONE_NEWIPC)` keeps using the old namespace's
 //! queue (MQ-FD-4).
 
@@ -31,7 +32,15 @@ pub(crate) struct MqHandle {
     /// The namespace the queue lives in.
     ns: String,
     desc: MqDescId,
-    /// The daemon's copy of the client's eventfd (same open file description).
+    /// The queue (its inode).
+    queue: u64,
+    /// The daemon's copy of the client's descriptor (same open file description).
+    fd: OwnedFd,
+}
+
+/// The pipe of a queue that has handles, and the level it is at.
+pub(crate) struct MqPipe {
+    /// The daemon's own description of the pipe (`O_NONBLOCK`).
     fd: OwnedFd,
     level: Level,
 }
@@ -115,15 +124,6 @@ impl Daemon {
         let Some(ns) = self.namespaces.get_mut(ns_name) else { return Some(reply(Err(Errno::EBADF))) };
         match req {
             Request::MqOpen { name, oflag, mode, attr } => {
-                // As get_unused_fd_flags() before the lookup: the descriptor first.
-                let fd = match mqfd::queue_fd(oflag & O_NONBLOCK != 0) {
-                    Ok(fd) => fd,
-                    Err(e) => return Some(reply(Err(e))),
-                };
-                let client = match fd.try_clone() {
-                    Ok(c) => c,
-                    Err(_) => return Some(reply(Err(Errno::EMFILE))),
-                };
                 // umask, fs ids and RLIMIT_MSGQUEUE as they are now.
                 let mut cred = cred.clone();
                 match crate::server::cred_now(cred.pid, cred.pid.0) {
@@ -135,10 +135,22 @@ impl Daemon {
                     Ok(o) => o,
                     Err(e) => return Some(reply(Err(e))),
                 };
+                let queue = ns.mq_desc(opened.desc).map(|d| d.queue()).unwrap_or(u64::MAX);
+                // The descriptor after the lookup (Linux takes it first): a
+                // daemon out of descriptors undoes the open, but a queue it
+                // created stays.
+                let fds = self.mq_description(ns_name, queue, oflag & O_NONBLOCK != 0);
+                let Some(ns) = self.namespaces.get_mut(ns_name) else { return Some(reply(Err(Errno::EBADF))) };
+                let (fd, client) = match fds {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = ns.mq_close(&cred, opened.desc);
+                        return Some(reply(Err(e)));
+                    }
+                };
                 let id = self.next_mq_handle;
                 self.next_mq_handle += 1;
-                self.mq_handles
-                    .insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, fd, level: Level::Empty });
+                self.mq_handles.insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, queue, fd });
                 Some((Response::MqOpened { handle: id }, Some(client)))
             }
             Request::MqClose { .. } => Some(reply(ns.mq_close(cred, desc).map(|()| Response::Value(0)))),
@@ -197,7 +209,7 @@ impl Daemon {
                     Err(e) => return Some(reply(Err(e))),
                 };
                 if let (Some(f), Some(h)) = (new_flags, handle.and_then(|h| self.mq_handles.get(&h))) {
-                    // The description's flag is the eventfd's: every descriptor sees it.
+                    // The flag is the client description's: every descriptor of it sees it.
                     if let Err(e) = uipc_sys::net::set_nonblocking(h.fd.as_fd(), f & i64::from(O_NONBLOCK) != 0) {
                         return Some(reply(Err(e)));
                     }
@@ -235,14 +247,30 @@ impl Daemon {
         }
     }
 
+    /// A new open description of the pipe of queue `queue` (made at its
+    /// first handle) with `O_NONBLOCK` as `nonblock`: the daemon's copy and
+    /// the client's.
+    fn mq_description(&mut self, ns_name: &str, queue: u64, nonblock: bool) -> Result<(OwnedFd, OwnedFd), Errno> {
+        let key = (ns_name.to_owned(), queue);
+        if !self.mq_pipes.contains_key(&key) {
+            self.mq_pipes.insert(key.clone(), MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty });
+        }
+        let pipe = self.mq_pipes.get(&key).ok_or(Errno::EBADF)?;
+        let fd = mqfd::open_description(pipe.fd.as_fd(), nonblock)?;
+        let client = fd.try_clone().map_err(|_| Errno::EMFILE)?;
+        Ok((fd, client))
+    }
+
     /// After anything that may have changed namespace `ns`'s queues:
     /// fired notifications are sent, dropped registrations end their
-    /// `SIGEV_THREAD` waits, descriptions nobody holds lose their eventfd,
-    /// and every eventfd's level follows its queue.
+    /// `SIGEV_THREAD` waits, descriptions nobody holds are dropped, queues
+    /// no handle names lose their pipe, and every pipe's level follows its
+    /// queue (one move per queue whose readiness changed).
     pub(crate) fn mq_sync(&mut self, ns_name: &str) {
         let Some(ns) = self.namespaces.get_mut(ns_name) else {
             self.mq_handles.retain(|_, h| h.ns != ns_name);
             self.mq_notify_pipes.retain(|(n, _), _| n != ns_name);
+            self.mq_pipes.retain(|(n, _), _| n != ns_name);
             return;
         };
         for r in ns.mq_take_removed() {
@@ -267,12 +295,22 @@ impl Daemon {
         }
         let Some(ns) = self.namespaces.get(ns_name) else { return };
         self.mq_handles.retain(|_, h| h.ns != ns_name || ns.mq_desc(h.desc).is_some());
-        for h in self.mq_handles.values_mut().filter(|h| h.ns == ns_name) {
-            let Some(q) = ns.mq_desc(h.desc).and_then(|d| ns.mq_queue(d.queue())) else { continue };
+        let held: std::collections::BTreeSet<u64> =
+            self.mq_handles.values().filter(|h| h.ns == ns_name).map(|h| h.queue).collect();
+        self.mq_pipes.retain(|(n, q), _| n != ns_name || held.contains(q));
+        for ((_, queue), p) in self.mq_pipes.iter_mut().filter(|((n, _), _)| n == ns_name) {
+            let Some(q) = ns.mq_queue(*queue) else { continue };
             let (r, w) = q.readiness();
             let to = Level::of(r, w);
-            if mqfd::set_level(h.fd.as_fd(), h.level, to).is_ok() {
-                h.level = to;
+            if p.level == to {
+                continue;
+            }
+            // A pipe found elsewhere (someone wrote into a descriptor) is
+            // moved from where it is.
+            let moved = mqfd::set_level(p.fd.as_fd(), p.level, to)
+                .or_else(|_| mqfd::level(p.fd.as_fd()).and_then(|at| mqfd::set_level(p.fd.as_fd(), at, to)));
+            if moved.is_ok() {
+                p.level = to;
             }
         }
     }

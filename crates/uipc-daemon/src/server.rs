@@ -117,6 +117,8 @@ pub struct Daemon {
     pub(crate) next_mq_handle: u64,
     /// The write ends of `SIGEV_THREAD` registrations' pipes, by (namespace, queue).
     pub(crate) mq_notify_pipes: BTreeMap<(String, u64), OwnedFd>,
+    /// The pipe of each queue (namespace, inode) that has handles.
+    pub(crate) mq_pipes: BTreeMap<(String, u64), crate::mq::MqPipe>,
     /// The state pages of semaphore sets (the data plane).
     pub(crate) sem_pages: crate::sem_pages::SemPages,
     /// The state pages of message queues (the data plane).
@@ -264,6 +266,7 @@ impl Daemon {
             mq_handles: BTreeMap::new(),
             next_mq_handle: 1,
             mq_notify_pipes: BTreeMap::new(),
+            mq_pipes: BTreeMap::new(),
             sem_pages: crate::sem_pages::SemPages::default(),
             msg_pages: crate::msg_pages::MsgPages::default(),
             shm_regions: crate::shm_status::ShmRegions::default(),

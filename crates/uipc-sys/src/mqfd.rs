@@ -1,28 +1,44 @@
-//! The descriptor a POSIX message queue's user holds: an eventfd whose
-//! counter the daemon keeps at a level that makes `poll`/`select`/`epoll`
-//! report the queue's readiness (SPEC MQ-FD-1), and the notification
-//! signal sent with the kernel's siginfo.
+//! The descriptor a POSIX message queue's user holds, whose readiness for
+//! `poll`/`select`/`epoll` is the queue's (SPEC MQ-FD-1), and the
+//! notification signal sent with the kernel's siginfo.
 //!
-//! An eventfd is readable iff its counter is above 0 and writable iff a
-//! write of 1 would not overflow, that is iff the counter is below
-//! `0xffff_ffff_ffff_fffe`. Three levels therefore give the three states a
-//! queue can be in:
+//! Every queue has one pipe of two page-sized slots (`F_SETPIPE_SZ`).
+//! Each open description of the queue is a fresh `O_RDWR` open of that
+//! pipe through `/proc/self/fd/N` ([`open_description`]): a FIFO opened
+//! for reading and writing never waits for a partner (`fifo_open()`) and
+//! gets a new open file description, so each description has its own
+//! `O_NONBLOCK`, shared by `dup` and `fork` and shown by `F_GETFL`, while
+//! all of them see the same pipe. `pipe_poll()` (fs/pipe.c) reports
+//! `POLLIN` iff the pipe holds a slot and `POLLOUT` iff a slot is free, and,
+//! as every description is a reader and a writer, never `POLLHUP` or
+//! `POLLERR`. Three fillings therefore give the three states a queue can
+//! be in:
 //!
-//! | queue | level | poll |
-//! |---|---|---|
-//! | empty | 0 | `POLLOUT` |
-//! | neither empty nor full | 1 | `POLLIN \| POLLOUT` |
-//! | full | `0xffff_ffff_ffff_fffe` | `POLLIN` |
+//! | queue | [`Level`] | pipe | poll |
+//! |---|---|---|---|
+//! | empty | `Empty` | no byte | `POLLOUT` |
+//! | neither empty nor full | `Some` | one slot of 1 byte | `POLLIN \| POLLOUT` |
+//! | full | `Full` | two slots of 1 byte | `POLLIN` |
+//!
+//! Moving a queue from one level to another ([`set_level`]) is one
+//! `vmsplice` or `read` on any description of the queue,
+//! by any process that holds one; whoever moves it must know the level it
+//! is at (the daemon keeps it per queue), so moves of one queue are made
+//! under one lock. An eventfd cannot serve: its open description is the
+//! only one (an anonymous inode cannot be opened again), so a queue would
+//! need one per description and a move would touch each of them.
 //!
 //! # References
-//! - [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
+//! - [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html) (pipe capacity, `F_SETPIPE_SZ`)
+//! - [fifo(7)](https://man7.org/linux/man-pages/man7/fifo.7.html) (`O_RDWR` opens of a FIFO)
+//! - [vmsplice(2)](https://man7.org/linux/man-pages/man2/vmsplice.2.html) (`SPLICE_F_NONBLOCK`)
 //! - [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use uipc_abi::Errno;
 
-/// The counter level of a queue's eventfd.
+/// The readiness level of a queue, as its pipe shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     /// Empty: writable only.
@@ -43,11 +59,12 @@ impl Level {
         }
     }
 
-    fn counter(self) -> u64 {
+    /// The slots (of one byte each) the pipe holds at this level.
+    fn slots(self) -> usize {
         match self {
             Level::Empty => 0,
             Level::Some => 1,
-            Level::Full => 0xffff_ffff_ffff_fffe,
+            Level::Full => 2,
         }
     }
 }
@@ -56,58 +73,110 @@ fn last() -> Errno {
     Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// `eventfd(0, EFD_CLOEXEC [| EFD_NONBLOCK])` — a queue descriptor at
-/// [`Level::Empty`]; `nonblock` becomes the description's `O_NONBLOCK`.
-///
-/// # Errors
-/// `EMFILE`, `ENFILE`, `ENOMEM`.
-pub fn queue_fd(nonblock: bool) -> Result<OwnedFd, Errno> {
-    let flags = libc::EFD_CLOEXEC | if nonblock { libc::EFD_NONBLOCK } else { 0 };
-    // SAFETY: eventfd takes no pointers; a non-negative result is a new
-    // descriptor that nothing else owns.
-    let fd = unsafe { libc::eventfd(0, flags) };
-    if fd < 0 {
-        return Err(last());
-    }
-    // SAFETY: `fd` was just returned by eventfd and is owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// The page size: one pipe slot.
+fn page() -> usize {
+    // SAFETY: sysconf takes no pointer.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
-/// Moves the counter of queue descriptor `fd` from `from` to `to`, never
-/// blocking whatever the description's `O_NONBLOCK`: it reads only a
-/// counter above 0 and writes only what fits.
+/// A queue's pipe: a new pipe of two slots (`F_SETPIPE_SZ` of two
+/// pages) at [`Level::Empty`], as one `O_RDWR | O_NONBLOCK | O_CLOEXEC`
+/// description (the pipe's own two ends are closed). Shrinking a pipe is
+/// allowed whatever the caller's pipe limits (`pipe_set_size()`).
 ///
 /// # Errors
-/// Whatever `read`/`write` report (`EAGAIN` if someone else changed the
-/// counter meanwhile).
+/// `EMFILE`, `ENFILE`, `ENOMEM`; `ENOENT` without `/proc`.
+pub fn queue_pipe() -> Result<OwnedFd, Errno> {
+    let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    let two = 2 * page();
+    // SAFETY: F_SETPIPE_SZ takes an integer and no pointer.
+    let got = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETPIPE_SZ, libc::c_int::try_from(two).unwrap_or(8192)) };
+    if got < 0 {
+        return Err(last());
+    }
+    if usize::try_from(got).ok() != Some(two) {
+        return Err(Errno::ENOMEM);
+    }
+    reopen(read.as_fd(), true)
+}
+
+/// A new open description of the pipe `pipe` (any description of it):
+/// `open("/proc/self/fd/N", O_RDWR | O_CLOEXEC [| O_NONBLOCK])`;
+/// `nonblock` becomes its `O_NONBLOCK`. It never blocks (fifo(7)).
+///
+/// # Errors
+/// `EMFILE`, `ENFILE`, `ENOMEM`; `ENOENT` without `/proc`.
+pub fn open_description(pipe: BorrowedFd<'_>, nonblock: bool) -> Result<OwnedFd, Errno> {
+    reopen(pipe, nonblock)
+}
+
+fn reopen(pipe: BorrowedFd<'_>, nonblock: bool) -> Result<OwnedFd, Errno> {
+    use rustix::fs::OFlags;
+    let path = format!("/proc/self/fd/{}", pipe.as_raw_fd());
+    let flags = OFlags::RDWR | OFlags::CLOEXEC | if nonblock { OFlags::NONBLOCK } else { OFlags::empty() };
+    rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty()).map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
+/// The level the pipe of description `fd` shows now (`poll`, no wait).
+///
+/// # Errors
+/// `EBADF`.
+pub fn level(fd: BorrowedFd<'_>) -> Result<Level, Errno> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } < 0 {
+        return Err(last());
+    }
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(Errno::EBADF);
+    }
+    Ok(Level::of(pfd.revents & libc::POLLIN != 0, pfd.revents & libc::POLLOUT != 0))
+}
+
+/// The bytes `vmsplice` hands to a pipe: each becomes a slot of its own.
+static BYTES: [u8; 2] = [0; 2];
+
+/// Moves the queue whose pipe `fd` is a description of from level `from`
+/// to level `to`, in one system call. `from` must be the level the pipe
+/// is at: the caller holds the queue's lock, so no one else moves it
+/// meanwhile.
+///
+/// A rise splices one byte per slot to fill with `vmsplice(2)` and
+/// `SPLICE_F_NONBLOCK`: each byte becomes a pipe buffer of its own
+/// (`iter_to_pipe()` never merges), and it never blocks whatever the
+/// description's `O_NONBLOCK` (`wait_for_space()` in fs/splice.c). A fall
+/// `read`s one byte per slot to free, from the oldest slot on
+/// (`pipe_read()`): the pipe holds them, so the read does not wait.
+/// (`vmsplice` cannot read here: on a description open for writing it
+/// always writes; `preadv2(RWF_NOWAIT)` is `EOPNOTSUPP` on a FIFO's
+/// description, which lacks `FMODE_NOWAIT`.)
+///
+/// # Errors
+/// `EAGAIN` (also for a short count) if the pipe was not at `from`:
+/// [`level`] tells where it is; a fall from a wrong level would wait on a
+/// description without `O_NONBLOCK` (the daemon moves levels through its
+/// own, which has it). `EBADF`.
 pub fn set_level(fd: BorrowedFd<'_>, from: Level, to: Level) -> Result<(), Errno> {
-    if from == to {
+    let (a, b) = (from.slots(), to.slots());
+    let r = if b > a {
+        let iov = [0, 1].map(|i| libc::iovec { iov_base: BYTES[i..].as_ptr().cast_mut().cast(), iov_len: 1 });
+        // SAFETY: `iov[..b - a]` point at one byte of `BYTES` each, only
+        // read (the pipe may keep a reference to their page, whose bytes
+        // never change).
+        unsafe { libc::vmsplice(fd.as_raw_fd(), iov.as_ptr(), b - a, libc::SPLICE_F_NONBLOCK) }
+    } else if a > b {
+        let mut scratch = [0u8; 2];
+        // SAFETY: reads at most `a - b` ≤ 2 bytes into `scratch`.
+        unsafe { libc::read(fd.as_raw_fd(), scratch.as_mut_ptr().cast(), a - b) }
+    } else {
         return Ok(());
+    };
+    if r < 0 {
+        return Err(last());
     }
-    let mut now = from.counter();
-    if now > to.counter() {
-        // Only a readable eventfd is read: a read of 0 would block.
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd, no wait.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if ready == 1 {
-            let mut v = 0u64;
-            // SAFETY: reads 8 bytes into a live u64.
-            let r = unsafe { libc::read(fd.as_raw_fd(), (&raw mut v).cast(), 8) };
-            if r != 8 {
-                return Err(last());
-            }
-        }
-        now = 0;
-    }
-    let add = to.counter() - now;
-    if add > 0 {
-        let v = add;
-        // SAFETY: writes 8 bytes from a live u64.
-        let r = unsafe { libc::write(fd.as_raw_fd(), (&raw const v).cast(), 8) };
-        if r != 8 {
-            return Err(last());
-        }
+    if r.unsigned_abs() != a.abs_diff(b) {
+        return Err(Errno::EAGAIN);
     }
     Ok(())
 }
@@ -177,33 +246,84 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
-    fn poll(fd: BorrowedFd<'_>) -> (bool, bool) {
+    fn poll(fd: BorrowedFd<'_>) -> i16 {
         let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
         // SAFETY: one valid pollfd, no wait.
         unsafe { libc::poll(&mut pfd, 1, 0) };
-        (pfd.revents & libc::POLLIN != 0, pfd.revents & libc::POLLOUT != 0)
+        pfd.revents
     }
 
+    fn want(l: Level) -> i16 {
+        match l {
+            Level::Empty => libc::POLLOUT,
+            Level::Some => libc::POLLIN | libc::POLLOUT,
+            Level::Full => libc::POLLIN,
+        }
+    }
+
+    /// Every move between the three levels (each pair, both ways, and
+    /// `Empty` ↔ `Full` as a queue of one message makes), made through one
+    /// description and seen by `poll` on all of them (no `POLLHUP` or
+    /// `POLLERR` either), whatever each description's `O_NONBLOCK`.
     #[test]
-    fn levels_give_queue_readiness() {
-        for nonblock in [false, true] {
-            let fd = queue_fd(nonblock).unwrap();
-            assert_eq!(nonblocking(fd.as_fd()), Ok(nonblock));
-            assert_eq!(poll(fd.as_fd()), (false, true));
-            let path = [Level::Some, Level::Full, Level::Some, Level::Empty, Level::Full, Level::Empty, Level::Some];
-            let mut at = Level::Empty;
-            for to in path {
-                set_level(fd.as_fd(), at, to).unwrap();
-                at = to;
-                let want = match to {
-                    Level::Empty => (false, true),
-                    Level::Some => (true, true),
-                    Level::Full => (true, false),
-                };
-                assert_eq!(poll(fd.as_fd()), want, "{to:?}");
+    fn every_level_transition_shows_on_every_description() {
+        let pipe = queue_pipe().unwrap();
+        assert_eq!(nonblocking(pipe.as_fd()), Ok(true));
+        let blocking = open_description(pipe.as_fd(), false).unwrap();
+        let nonblock = open_description(pipe.as_fd(), true).unwrap();
+        assert_eq!(nonblocking(blocking.as_fd()), Ok(false));
+        assert_eq!(nonblocking(nonblock.as_fd()), Ok(true));
+        // Descriptions of their own: O_NONBLOCK set on one is not on another.
+        let fds = [pipe.as_fd(), blocking.as_fd(), nonblock.as_fd()];
+        for fd in fds {
+            assert_eq!(poll(fd), want(Level::Empty));
+            assert_eq!(level(fd), Ok(Level::Empty));
+        }
+        use Level::{Empty, Full, Some};
+        let path = [Some, Full, Some, Empty, Full, Empty, Some, Empty, Full, Some, Full, Empty];
+        let mut at = Empty;
+        for (i, to) in path.into_iter().enumerate() {
+            // Moved through each description in turn, the blocking one included.
+            set_level(fds[i % 3], at, to).unwrap();
+            at = to;
+            for fd in fds {
+                assert_eq!(poll(fd), want(to), "{to:?} after move {i}");
+                assert_eq!(level(fd), Ok(to));
             }
         }
+    }
+
+    /// A move from a level the pipe is not at fails: a rise on any
+    /// description, a fall on one with `O_NONBLOCK` (the daemon's).
+    #[test]
+    fn a_wrong_from_level_fails_without_blocking() {
+        let pipe = queue_pipe().unwrap();
+        let blocking = open_description(pipe.as_fd(), false).unwrap();
+        assert_eq!(set_level(pipe.as_fd(), Level::Some, Level::Empty), Err(Errno::EAGAIN));
+        assert_eq!(set_level(pipe.as_fd(), Level::Full, Level::Some), Err(Errno::EAGAIN));
+        set_level(blocking.as_fd(), Level::Empty, Level::Full).unwrap();
+        assert_eq!(set_level(blocking.as_fd(), Level::Some, Level::Full), Err(Errno::EAGAIN));
+        assert_eq!(set_level(blocking.as_fd(), Level::Empty, Level::Some), Err(Errno::EAGAIN));
+        assert_eq!(level(blocking.as_fd()), Ok(Level::Full));
+        set_level(blocking.as_fd(), Level::Full, Level::Some).unwrap();
+        // One slot free: a rise of two is short, and reported.
+        assert_eq!(set_level(blocking.as_fd(), Level::Empty, Level::Full), Err(Errno::EAGAIN));
+        assert_eq!(level(blocking.as_fd()), Ok(Level::Full));
+        set_level(blocking.as_fd(), Level::Full, Level::Empty).unwrap();
+        assert_eq!(level(blocking.as_fd()), Ok(Level::Empty));
+    }
+
+    /// The status flags of a description: `O_RDWR`, its own `O_NONBLOCK`.
+    #[test]
+    fn descriptions_are_read_write_with_their_own_nonblock() {
+        let pipe = queue_pipe().unwrap();
+        let d = open_description(pipe.as_fd(), false).unwrap();
+        // SAFETY: F_GETFL takes no pointer.
+        let fl = unsafe { libc::fcntl(d.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_ACCMODE, libc::O_RDWR);
+        assert_eq!(fl & libc::O_NONBLOCK, 0);
+        // SAFETY: F_GETFD takes no pointer.
+        assert_ne!(unsafe { libc::fcntl(d.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
     }
 }
