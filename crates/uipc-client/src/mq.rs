@@ -1,5 +1,6 @@
 //! POSIX message queues through the daemon: `mq_open` gives a descriptor
-//! (an eventfd the daemon keeps in step with the queue's readiness) and a
+//! (an open description of the queue's pipe, whose readiness is the
+//! queue's: `uipc_sys::mqfd`) and a
 //! handle naming the open description in later calls.
 
 use std::os::fd::OwnedFd;

@@ -3,8 +3,9 @@
 //! `mq_timedsend`, `mq_receive`, `mq_timedreceive`, `mq_getattr`,
 //! `mq_setattr` and `mq_notify`, with glibc's signatures.
 //!
-//! An `mqd_t` is a real descriptor: an eventfd the daemon keeps readable
-//! iff the queue holds a message and writable iff it is not full, so that
+//! An `mqd_t` is a real descriptor: an open description of the queue's
+//! pipe (`uipc_sys::mqfd`), readable iff the queue holds a message and
+//! writable iff it is not full, so that
 //! `poll`, `select` and `epoll` see the queue; its `O_NONBLOCK` is the open
 //! description's, shared by `dup` and `fork` and shown by
 //! `fcntl(F_GETFL)`; it is close-on-exec. The shim keeps a table of its

@@ -20,6 +20,14 @@ fn epoll_ordered_sleepers_notification_elsewhere_and_a_signal_storm_match_the_ke
     differential("mq_multi");
 }
 
+/// poll (every bit), select and epoll of four descriptions of one queue in
+/// two processes follow each send and receive by either process through
+/// empty, neither, full and back, and empty <-> full for a queue of one.
+#[test]
+fn readiness_of_every_description_in_two_processes_matches_the_kernel() {
+    differential("mq_levels");
+}
+
 #[test]
 fn proc_sys_fs_mqueue_shows_the_namespace_values() {
     let _w = watchdog("cat /proc/sys/fs/mqueue", 60);

@@ -316,9 +316,10 @@ pub enum Request {
     PshmList,
     /// `mq_open(name, oflag, mode, attr)` (the kernel's name, without
     /// glibc's `/`): answered by [`Response::MqOpened`] with the queue's
-    /// descriptor beside it — an eventfd whose readiness the daemon keeps
-    /// in step with the queue (readable iff it holds a message, writable
-    /// iff it is not full) and whose `O_NONBLOCK` is the description's.
+    /// descriptor beside it — a new open description of the queue's pipe,
+    /// whose readiness is the queue's (readable iff it holds a message,
+    /// writable iff it is not full: `uipc_sys::mqfd`) and whose
+    /// `O_NONBLOCK` is the description's.
     MqOpen {
         /// The name.
         name: Vec<u8>,
