@@ -69,6 +69,19 @@ impl Level {
     }
 }
 
+impl From<uipc_core::posix::mq_page::MqLevel> for Level {
+    /// The level a queue's state page records (`MqLevel`, the same three
+    /// states).
+    fn from(l: uipc_core::posix::mq_page::MqLevel) -> Level {
+        use uipc_core::posix::mq_page::MqLevel;
+        match l {
+            MqLevel::Empty => Level::Empty,
+            MqLevel::Some => Level::Some,
+            MqLevel::Full => Level::Full,
+        }
+    }
+}
+
 fn last() -> Errno {
     Errno::from_raw(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
