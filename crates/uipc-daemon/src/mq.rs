@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uipc_abi::Errno;
 use uipc_core::cred::Cred;
-use uipc_core::posix::mqueue::{Deadline, MqCreateAttr, MqDescId, NotifyHow, O_NONBLOCK};
+use uipc_core::posix::mqueue::{Deadline, MqCreateAttr, MqDescId, NotifyHow, O_APPEND, O_NONBLOCK};
 use uipc_core::wait::Outcome;
 use uipc_proto::{MqInfo, Request, Response};
 use uipc_sys::mqfd::{self, Level};
@@ -139,7 +139,7 @@ impl Daemon {
                 // The descriptor after the lookup (Linux takes it first): a
                 // daemon out of descriptors undoes the open, but a queue it
                 // created stays.
-                let fds = self.mq_description(ns_name, queue, oflag & O_NONBLOCK != 0);
+                let fds = self.mq_description(ns_name, queue, oflag & O_NONBLOCK != 0, oflag & O_APPEND != 0);
                 let Some(ns) = self.namespaces.get_mut(ns_name) else { return Some(reply(Err(Errno::EBADF))) };
                 let (fd, client) = match fds {
                     Ok(f) => f,
@@ -248,15 +248,21 @@ impl Daemon {
     }
 
     /// A new open description of the pipe of queue `queue` (made at its
-    /// first handle) with `O_NONBLOCK` as `nonblock`: the daemon's copy and
-    /// the client's.
-    fn mq_description(&mut self, ns_name: &str, queue: u64, nonblock: bool) -> Result<(OwnedFd, OwnedFd), Errno> {
+    /// first handle) with `O_NONBLOCK` and `O_APPEND` as `mq_open` gave
+    /// them: the daemon's copy and the client's.
+    fn mq_description(
+        &mut self,
+        ns_name: &str,
+        queue: u64,
+        nonblock: bool,
+        append: bool,
+    ) -> Result<(OwnedFd, OwnedFd), Errno> {
         let key = (ns_name.to_owned(), queue);
         if !self.mq_pipes.contains_key(&key) {
             self.mq_pipes.insert(key.clone(), MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty });
         }
         let pipe = self.mq_pipes.get(&key).ok_or(Errno::EBADF)?;
-        let fd = mqfd::open_description(pipe.fd.as_fd(), nonblock)?;
+        let fd = mqfd::open_description(pipe.fd.as_fd(), nonblock, append)?;
         let client = fd.try_clone().map_err(|_| Errno::EMFILE)?;
         Ok((fd, client))
     }

@@ -13,7 +13,9 @@
 //! `fcntl(F_DUPFD[_CLOEXEC])` (in `src/mq_open.c`) to tell the daemon, so
 //! that a close of any descriptor of the queue by the registered process
 //! drops its notification as Linux's does; `read` of a queue descriptor
-//! gives the status line and `write` fails with `EINVAL`.
+//! gives the status line and `write` fails with `EINVAL`; `fcntl(F_GETFL)`
+//! shows `mq_open`'s access mode (the pipe's is `O_RDWR`) and
+//! `fcntl(F_SETFL)` of `O_DIRECT` fails with `EINVAL`, as Linux's.
 //!
 //! A send or receive that sleeps does so on a pooled connection of its own;
 //! a signal handler without `SA_RESTART` ends it with `EINTR` (unless it
@@ -52,6 +54,9 @@ static MQFDS: Mutex<BTreeMap<c_int, u64>> = Mutex::new(BTreeMap::new());
 /// The status file offset of each open description (a read advances it,
 /// `lseek` sets it).
 static OFFSETS: Mutex<BTreeMap<u64, usize>> = Mutex::new(BTreeMap::new());
+/// The access mode `mq_open` gave each open description (`F_GETFL`
+/// shows it, where the descriptor itself is an `O_RDWR` pipe's).
+static ACCMODES: Mutex<BTreeMap<u64, c_int>> = Mutex::new(BTreeMap::new());
 /// How many entries [`MQFDS`] has: 0 lets `read`, `write`, `close` and the
 /// `dup`s go straight to libc.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -173,6 +178,7 @@ fn open_kernel_name(name: &[u8], oflag: c_int, mode: c_uint, attr: *const c_void
         Some((i64_at(&b, 8), i64_at(&b, 16)))
     };
     let (h, fd) = with(|c| c.mq_open(name, oflag, mode, attr))?;
+    ACCMODES.lock().unwrap_or_else(|e| e.into_inner()).insert(h.0, oflag & libc::O_ACCMODE);
     let fd = fd.into_raw_fd();
     insert(fd, h);
     Ok(fd)
@@ -232,6 +238,33 @@ pub unsafe extern "C" fn uipc_preload_mq_dup(oldfd: c_int, newfd: c_int) {
         insert(newfd, h);
         let _ = with(|c| c.mq_dup(h));
     }
+}
+
+/// `uipc_preload_mq_getfl(fd, flags)`: what `fcntl(fd, F_GETFL)` answers
+/// given libc's answer `flags` (called by `fcntl` in `src/mq_open.c`). For
+/// a queue descriptor, as `do_mq_open()`'s file shows it: the access mode
+/// `mq_open` was given and the status flags `F_SETFL` can change
+/// (`SETFL_MASK`: `O_APPEND`, `O_NONBLOCK`, `O_DIRECT`, `O_NOATIME`,
+/// `FASYNC`), not the pipe's `O_RDWR` and `O_LARGEFILE`. Anything else is
+/// `flags`.
+///
+/// # Safety
+/// None: plain values.
+#[no_mangle]
+pub unsafe extern "C" fn uipc_preload_mq_getfl(fd: c_int, flags: c_int) -> c_int {
+    let Some(h) = handle_of(fd) else { return flags };
+    let Some(acc) = ACCMODES.lock().unwrap_or_else(|e| e.into_inner()).get(&h.0).copied() else { return flags };
+    let setfl = libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_NOATIME | libc::O_ASYNC;
+    acc | (flags & setfl)
+}
+
+/// `uipc_preload_mq_is(fd)`: 1 if `fd` is a queue descriptor, else 0.
+///
+/// # Safety
+/// None: plain values.
+#[no_mangle]
+pub unsafe extern "C" fn uipc_preload_mq_is(fd: c_int) -> c_int {
+    c_int::from(handle_of(fd).is_some())
 }
 
 /// `mq_close(mqdes)` — `close(2)` of the descriptor.

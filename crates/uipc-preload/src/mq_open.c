@@ -3,9 +3,11 @@
  * O_CREAT, read as glibc's (sysdeps/unix/sysv/linux/mq_open.c) reads them;
  * and fcntl, whose third argument is read as an integer for the commands
  * that take one (a pointer travels in the same register), so that
- * F_DUPFD and F_DUPFD_CLOEXEC of a queue's descriptor are seen. */
+ * F_DUPFD and F_DUPFD_CLOEXEC of a queue's descriptor are seen and
+ * F_GETFL of one shows the queue's flags. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <stdarg.h>
@@ -14,6 +16,8 @@
 
 int uipc_preload_mq_open(const char *name, int oflag, unsigned int mode, const struct mq_attr *attr);
 void uipc_preload_mq_dup(int oldfd, int newfd);
+int uipc_preload_mq_getfl(int fd, int flags);
+int uipc_preload_mq_is(int fd);
 
 __attribute__((visibility("default")))
 mqd_t mq_open(const char *name, int oflag, ...)
@@ -44,9 +48,17 @@ typedef int (*fcntl_fn)(int, int, ...);
 static int forward(const char *which, int fd, int cmd, unsigned long arg)
 {
     fcntl_fn real = (fcntl_fn)dlsym(RTLD_NEXT, which);
+    /* setfl(): O_DIRECT needs FMODE_CAN_ODIRECT, which an mqueue file
+     * lacks (a pipe takes it as packet mode). */
+    if (cmd == F_SETFL && (arg & O_DIRECT) && uipc_preload_mq_is(fd)) {
+        errno = EINVAL;
+        return -1;
+    }
     int r = real(fd, cmd, arg);
     if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
         uipc_preload_mq_dup(fd, r);
+    if (r >= 0 && cmd == F_GETFL)
+        r = uipc_preload_mq_getfl(fd, r);
     return r;
 }
 

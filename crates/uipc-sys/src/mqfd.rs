@@ -111,23 +111,31 @@ pub fn queue_pipe() -> Result<OwnedFd, Errno> {
     if usize::try_from(got).ok() != Some(two) {
         return Err(Errno::ENOMEM);
     }
-    reopen(read.as_fd(), true)
+    reopen(read.as_fd(), true, false)
 }
 
 /// A new open description of the pipe `pipe` (any description of it):
-/// `open("/proc/self/fd/N", O_RDWR | O_CLOEXEC [| O_NONBLOCK])`;
-/// `nonblock` becomes its `O_NONBLOCK`. It never blocks (fifo(7)).
+/// `open("/proc/self/fd/N", O_RDWR | O_CLOEXEC [| O_NONBLOCK] [| O_APPEND])`;
+/// `nonblock` and `append` become its `O_NONBLOCK` and `O_APPEND` (the
+/// status flags `mq_open`'s `oflag` gives the queue's file). It never
+/// blocks (fifo(7)).
 ///
 /// # Errors
 /// `EMFILE`, `ENFILE`, `ENOMEM`; `ENOENT` without `/proc`.
-pub fn open_description(pipe: BorrowedFd<'_>, nonblock: bool) -> Result<OwnedFd, Errno> {
-    reopen(pipe, nonblock)
+pub fn open_description(pipe: BorrowedFd<'_>, nonblock: bool, append: bool) -> Result<OwnedFd, Errno> {
+    reopen(pipe, nonblock, append)
 }
 
-fn reopen(pipe: BorrowedFd<'_>, nonblock: bool) -> Result<OwnedFd, Errno> {
+fn reopen(pipe: BorrowedFd<'_>, nonblock: bool, append: bool) -> Result<OwnedFd, Errno> {
     use rustix::fs::OFlags;
     let path = format!("/proc/self/fd/{}", pipe.as_raw_fd());
-    let flags = OFlags::RDWR | OFlags::CLOEXEC | if nonblock { OFlags::NONBLOCK } else { OFlags::empty() };
+    let mut flags = OFlags::RDWR | OFlags::CLOEXEC;
+    if nonblock {
+        flags |= OFlags::NONBLOCK;
+    }
+    if append {
+        flags |= OFlags::APPEND;
+    }
     rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty()).map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
@@ -283,8 +291,8 @@ mod tests {
     fn every_level_transition_shows_on_every_description() {
         let pipe = queue_pipe().unwrap();
         assert_eq!(nonblocking(pipe.as_fd()), Ok(true));
-        let blocking = open_description(pipe.as_fd(), false).unwrap();
-        let nonblock = open_description(pipe.as_fd(), true).unwrap();
+        let blocking = open_description(pipe.as_fd(), false, false).unwrap();
+        let nonblock = open_description(pipe.as_fd(), true, false).unwrap();
         assert_eq!(nonblocking(blocking.as_fd()), Ok(false));
         assert_eq!(nonblocking(nonblock.as_fd()), Ok(true));
         // Descriptions of their own: O_NONBLOCK set on one is not on another.
@@ -312,7 +320,7 @@ mod tests {
     #[test]
     fn a_wrong_from_level_fails_without_blocking() {
         let pipe = queue_pipe().unwrap();
-        let blocking = open_description(pipe.as_fd(), false).unwrap();
+        let blocking = open_description(pipe.as_fd(), false, false).unwrap();
         assert_eq!(set_level(pipe.as_fd(), Level::Some, Level::Empty), Err(Errno::EAGAIN));
         assert_eq!(set_level(pipe.as_fd(), Level::Full, Level::Some), Err(Errno::EAGAIN));
         set_level(blocking.as_fd(), Level::Empty, Level::Full).unwrap();
@@ -331,7 +339,7 @@ mod tests {
     #[test]
     fn descriptions_are_read_write_with_their_own_nonblock() {
         let pipe = queue_pipe().unwrap();
-        let d = open_description(pipe.as_fd(), false).unwrap();
+        let d = open_description(pipe.as_fd(), false, false).unwrap();
         // SAFETY: F_GETFL takes no pointer.
         let fl = unsafe { libc::fcntl(d.as_raw_fd(), libc::F_GETFL) };
         assert_eq!(fl & libc::O_ACCMODE, libc::O_RDWR);

@@ -63,6 +63,8 @@ pub const O_CREAT: i32 = 0o100;
 pub const O_EXCL: i32 = 0o200;
 /// `O_NONBLOCK`.
 pub const O_NONBLOCK: i32 = 0o4000;
+/// `O_APPEND` (a status flag the queue's file keeps, as any file).
+pub const O_APPEND: i32 = 0o2000;
 /// `MQ_PRIO_MAX`: priorities are below this.
 pub const MQ_PRIO_MAX: u32 = 32768;
 /// `HARD_MSGMAX`: the most messages even `CAP_SYS_RESOURCE` may ask for.

@@ -7,7 +7,7 @@
  * and through empty <-> full on a queue of one message. The parent holds
  * an O_RDWR and an O_WRONLY | O_NONBLOCK description, the child an
  * O_RDONLY one (a description's access mode does not change what it
- * shows) and an O_RDWR one of its own. */
+ * shows) and an O_RDWR one of its own. F_GETFL of each, and after F_SETFL. */
 #include "mqcommon.h"
 #include <poll.h>
 #include <sys/epoll.h>
@@ -32,6 +32,39 @@ static void show(const char *who, const char *step, mqd_t q) {
     close(ep);
     printf("%s %s: poll %#x select %s%s%s epoll %#x\n", step, who, (unsigned)p.revents, FD_ISSET(q, &r) ? "r" : "-",
            FD_ISSET(q, &w) ? "w" : "-", FD_ISSET(q, &x) ? "x" : "-", n ? got.events : 0u);
+}
+
+static void getfl(const char *who, mqd_t q) {
+    printf("%s: F_GETFL %#x\n", who, (unsigned)fcntl(q, F_GETFL));
+}
+
+/* F_GETFL of the descriptions, and of one after F_SETFL, through a dup. */
+static void flags(void) {
+    struct mq_attr a = { 0 };
+    a.mq_maxmsg = 2;
+    a.mq_msgsize = 8;
+    mqd_t q[4] = {
+        mq_open("/flags", O_CREAT | O_EXCL | O_RDONLY, 0600, &a),
+        mq_open("/flags", O_WRONLY | O_NONBLOCK),
+        mq_open("/flags", O_RDWR),
+        mq_open("/flags", O_RDWR | O_NONBLOCK | O_APPEND),
+    };
+    const char *who[4] = { "O_CREAT|O_RDONLY", "O_WRONLY|O_NONBLOCK", "O_RDWR", "O_RDWR|O_NONBLOCK|O_APPEND" };
+    for (int i = 0; i < 4; i++) {
+        CHECK(q[i] >= 0, "mq_open %s: %s", who[i], strerror(errno));
+        getfl(who[i], q[i]);
+    }
+    int d = dup(q[2]);
+    CHECK(d >= 0, "dup");
+    SHOW("F_SETFL O_NONBLOCK|O_APPEND on a dup", fcntl(d, F_SETFL, O_NONBLOCK | O_APPEND));
+    getfl("O_RDWR (its dup set)", q[2]);
+    getfl("O_CREAT|O_RDONLY (untouched)", q[0]);
+    SHOW("F_SETFL 0", fcntl(q[2], F_SETFL, 0));
+    SHOW("F_SETFL O_DIRECT", fcntl(q[2], F_SETFL, O_DIRECT));
+    getfl("O_RDWR (cleared)", d);
+    close(d);
+    for (int i = 0; i < 4; i++) mq_close(q[i]);
+    CHECK(mq_unlink("/flags") == 0, "mq_unlink");
 }
 
 static int to_child[2], to_parent[2];
@@ -112,6 +145,7 @@ int main(int argc, char **argv) {
         deny_mq();
     }
     watchdog(60);
+    flags();
     /* Each step: who (p/c), what (s/r), then a tag. */
     static const char *const three[] = {
         "ps 0->1", "ps 1->2", "cs 2->3 full", "pr 3->2", "cr 2->1", "pr 1->0 empty",
