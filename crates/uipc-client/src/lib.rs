@@ -35,7 +35,9 @@ mod mq;
 mod msg_fast;
 mod posix;
 mod sem_fast;
+mod sem_query;
 mod shm_fast;
+mod status;
 
 pub use mq::{MqAttrs, MqHandle};
 
@@ -89,6 +91,8 @@ pub struct Client {
     msg: Arc<msg_fast::MsgGrants>,
     /// Segment queries without a round trip (the `shm_fast` module).
     shm_fast: Arc<Mutex<shm_fast::ShmFast>>,
+    /// Semaphore set queries without a round trip (the `sem_query` module).
+    sem_queries: Arc<sem_query::SemQueries>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -131,6 +135,7 @@ impl Client {
             sem: Arc::default(),
             msg: Arc::default(),
             shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
+            sem_queries: Arc::default(),
         })
     }
 
@@ -505,6 +510,9 @@ impl Client {
         if let Some(r) = self.semctl_fast(id, semnum, cmd) {
             return r;
         }
+        if let Some(r) = self.sem_query(id, cmd) {
+            return r;
+        }
         match self.call(&Request::SemCtl { id, semnum, cmd, arg })? {
             Response::SemCtl { ret, out } => Ok((ret, out)),
             r => Err(unexpected(&r)),
@@ -719,6 +727,7 @@ impl Client {
         drop(conn);
         // After the connection's lock (the order is shm_fast, then conn).
         self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).reset();
+        *self.sem_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
         drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())

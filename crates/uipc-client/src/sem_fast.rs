@@ -1,7 +1,7 @@
 //! Semaphores without a round trip (`docs/architecture.md`, "The data
 //! plane"): a set's state page, granted once by the daemon, lets this
 //! process run `semop`s that complete or fail at once, and answer
-//! `GETVAL`, `GETALL`, `GETPID`, `GETNCNT`, `GETZCNT` and `IPC_STAT`, in
+//! `GETVAL`, `GETALL`, `GETPID`, `GETNCNT`, `GETZCNT` (and, for `sem_query`, `IPC_STAT`), in
 //! its own address space.
 //!
 //! A grant is used only while it is current: same process (not a forked
@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use uipc_abi::{Errno, Sembuf, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_STAT};
+use uipc_abi::{Errno, Sembuf, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT};
 use uipc_core::cred::Pid;
 use uipc_core::sysv::sem::Timeout;
 use uipc_core::time::Time;
@@ -137,6 +137,24 @@ impl Client {
         held
     }
 
+    /// `IPC_STAT` of set `id` from its page (`sem_query`'s live entries),
+    /// under this process's current grant of it — asked for if it has none
+    /// or a stale one, as `GETVAL` does; `None` if the daemon must answer.
+    pub(crate) fn sem_page_stat(&self, id: i32) -> Option<uipc_abi::Semid64Ds> {
+        let held = self.sem_held(id)?;
+        // Any undo record's exit sets sem_otime (exit_sem()), whatever
+        // its adjustments.
+        let mut pids = [0; UNDO_SLOTS];
+        let n = held.page.record_holders(held.key.pid, &mut pids)?;
+        if n > 0 {
+            let mut live = self.sem.live.lock().unwrap_or_else(|e| e.into_inner());
+            if !pids[..n].iter().all(|&pid| live.alive(pid)) {
+                return None;
+            }
+        }
+        held.page.stat(&held.grant)
+    }
+
     fn ask_grant(&self, id: i32, key: Key) -> Option<Arc<Held>> {
         let (resp, fd) = self.call_with_fd(&Request::SemGrant { id }).ok()?;
         let Response::SemGrant { alter, read, perm_version, slot } = resp else { return None };
@@ -194,7 +212,7 @@ impl Client {
     }
 
     /// `semctl(id, semnum, cmd)` for the queries a page answers (`GETVAL`,
-    /// `GETPID`, `GETNCNT`, `GETZCNT`, `GETALL`, `IPC_STAT`), if it can be
+    /// `GETPID`, `GETNCNT`, `GETZCNT`, `GETALL`), if it can be
     /// answered here: `None` sends the call to the daemon.
     pub fn semctl_fast(&self, id: i32, semnum: i32, cmd: i32) -> Option<Result<(i64, SemOut), Errno>> {
         let field = match cmd {
@@ -202,7 +220,8 @@ impl Client {
             GETPID => Some(SemField::Pid),
             GETNCNT => Some(SemField::Ncnt),
             GETZCNT => Some(SemField::Zcnt),
-            GETALL | IPC_STAT => None,
+            GETALL => None,
+            // IPC_STAT: `sem_query` (the status region, or this page).
             _ => return None,
         };
         if id < 0 {
@@ -212,10 +231,9 @@ impl Client {
         if !self.undo_holders_alive(&held) {
             return None;
         }
-        match (field, cmd) {
-            (Some(f), _) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
-            (None, GETALL) => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
-            (None, _) => held.page.stat(&held.grant).map(|ds| Ok((0, SemOut::SemDs(ds)))),
+        match field {
+            Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
+            None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
         }
     }
 }

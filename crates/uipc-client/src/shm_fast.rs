@@ -26,33 +26,19 @@
 //! A slot that holds no segment, or another one, goes to the daemon too,
 //! whose `EINVAL` is the kernel's.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::liveness::Liveness;
-
 use uipc_abi::{Shmid64Ds, Shminfo64, IPCMNI, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
-use uipc_sys::shm_status::ShmStatus;
+use uipc_sys::shm_status::ShmLayout;
 
 use crate::creds::CredKey;
-
-/// A read grant on one segment.
-#[derive(Clone, Copy, Debug)]
-struct Grant {
-    perm_version: u32,
-    cred: CredKey,
-}
+use crate::status::StatusCache;
 
 /// One client's fast-path state.
 #[derive(Debug, Default)]
 pub(crate) struct ShmFast {
-    /// The process this state belongs to (a forked child drops the grants).
-    pid: u32,
-    region: Option<ShmStatus>,
-    /// The daemon was asked for the region once (and may not have one).
-    asked: bool,
-    grants: HashMap<i32, Grant>,
-    live: Liveness,
+    /// The region and the read grants.
+    status: StatusCache<ShmLayout>,
     /// Descriptors of segments this process attached, newest last.
     fds: Vec<CachedFd>,
 }
@@ -85,12 +71,7 @@ pub(crate) fn is_stat(cmd: i32) -> bool {
 impl ShmFast {
     /// Drops what belonged to another process (this is a forked child).
     fn own(&mut self) {
-        let me = uipc_sys::proc::cached_pid();
-        if self.pid != me {
-            self.pid = me;
-            self.grants.clear();
-            self.live.clear();
-        }
+        self.status.own();
     }
 
     /// Forgets everything (the client joined another namespace).
@@ -140,23 +121,22 @@ impl ShmFast {
     /// Whether the next daemon call should ask for the region.
     pub(crate) fn wants_region(&mut self) -> bool {
         self.own();
-        !self.asked
+        self.status.wants_region()
     }
 
     /// Takes the region the daemon sent (`Request::StatusRegion`), or
     /// notes that it sent none (it is not asked again).
     pub(crate) fn set_region(&mut self, fd: Option<OwnedFd>) {
         self.own();
-        self.asked = true;
-        self.region = fd.and_then(|fd| ShmStatus::open(fd.as_fd()).ok());
+        self.status.set_region(fd, true);
     }
 
     /// `shmctl(id, IPC_INFO)` answered from the region's header (the
     /// kernel checks no permission for it): the value and the limits, or
     /// `None` (ask the daemon).
     pub(crate) fn ipc_info(&mut self, id: i32) -> Option<(i64, Shminfo64)> {
-        let region = self.region.as_ref()?;
-        if id < 0 || region.is_dead() {
+        let region = self.status.region()?;
+        if id < 0 {
             return None;
         }
         let h = region.header()?;
@@ -175,16 +155,15 @@ impl ShmFast {
         region: Option<OwnedFd>,
     ) {
         self.own();
-        if let Some(fd) = region {
-            self.asked = true;
-            self.region = ShmStatus::open(fd.as_fd()).ok();
-        }
-        let full = if cmd == IPC_STAT { Some(id) } else { i32::try_from(ret).ok() };
+        self.status.set_region(region, false);
+        // SHM_STAT_ANY checks no permission: its answer grants nothing.
+        let full = match cmd {
+            IPC_STAT => Some(id),
+            SHM_STAT => i32::try_from(ret).ok(),
+            _ => None,
+        };
         if let Some(full) = full {
-            if self.grants.len() >= usize::try_from(IPCMNI).unwrap_or(usize::MAX) {
-                self.grants.clear();
-            }
-            self.grants.insert(full, Grant { perm_version, cred });
+            self.status.grant(full, perm_version, cred);
         }
     }
 
@@ -192,8 +171,8 @@ impl ShmFast {
     /// status, or `None` (ask the daemon).
     pub(crate) fn stat(&mut self, id: i32, cmd: i32) -> Option<(i64, Shmid64Ds)> {
         self.own();
-        let region = self.region.as_ref()?;
-        if id < 0 || region.is_dead() {
+        let region = self.status.region()?;
+        if id < 0 {
             return None;
         }
         let idx = id.cast_unsigned() % IPCMNI;
@@ -201,16 +180,11 @@ impl ShmFast {
         if cmd == IPC_STAT && entry.id != id {
             return None;
         }
-        if cmd != SHM_STAT_ANY {
-            let grant = self.grants.get(&entry.id)?;
-            if grant.perm_version != entry.perm_version || grant.cred != CredKey::now() {
-                return None;
-            }
+        if cmd != SHM_STAT_ANY && !self.status.holds(entry.id, entry.perm_version) {
+            return None;
         }
-        for &pid in entry.pids()? {
-            if pid != self.pid && !self.live.alive(pid) {
-                return None;
-            }
+        if !self.status.all_alive(entry.pids()) {
+            return None;
         }
         let ret = if cmd == IPC_STAT { 0 } else { i64::from(entry.id) };
         Some((ret, entry.ds))

@@ -66,6 +66,7 @@ impl Daemon {
         let msg_rmid = matches!(req, Request::MsgCtl { cmd, .. } if cmd & 0xff == uipc_abi::IPC_RMID);
         let msg_refused = msg_ns.as_deref().and_then(|n| self.msg_enter(n, msg_scope).err()).filter(|_| !msg_rmid);
         let refused = refused.or(msg_refused);
+        let granted = crate::status::granted_set(&req);
         let reply = match req {
             _ if refused.is_some() => Some(error(refused.unwrap_or(Errno::EIDRM))),
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),
@@ -93,7 +94,10 @@ impl Daemon {
             self.msg_leave(&n);
         }
         // Before the reply leaves: whatever the call changed is shown.
-        self.shm_publish_for(who.0, ns.as_deref());
+        if let Some((resp, _)) = &reply {
+            self.status_note(ns.as_deref(), granted, resp);
+        }
+        self.status_publish_for(who.0, ns.as_deref());
         reply
     }
 
@@ -407,6 +411,13 @@ impl Daemon {
             Request::ShmStat { id, cmd, region } => {
                 let ns_name = ns_name.clone();
                 return self.shm_stat_grant(&ns_name, &cred, id, cmd, region);
+            }
+            Request::Stat { kind, id, cmd, region } => {
+                let ns_name = ns_name.clone();
+                return match kind {
+                    uipc_proto::StatusKind::Sem => self.sem_stat_grant(&ns_name, &cred, id, cmd, region),
+                    uipc_proto::StatusKind::Shm => Err(Errno::EINVAL),
+                };
             }
             Request::StatusRegion { kind } => {
                 let ns_name = ns_name.clone();

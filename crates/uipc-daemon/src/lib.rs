@@ -39,7 +39,9 @@ mod msg_pages;
 mod namespaces;
 mod sem_pages;
 mod server;
+mod sem_status;
 mod shm_status;
+mod status;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

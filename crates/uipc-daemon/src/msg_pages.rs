@@ -71,6 +71,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
         | Request::StatusRegion { .. }
+        | Request::Stat { kind: uipc_proto::StatusKind::Shm | uipc_proto::StatusKind::Sem, .. }
         | Request::Munmap { .. }
         | Request::Mprotect { .. }
         | Request::Recheck { .. }

@@ -273,7 +273,7 @@ impl Daemon {
         self.namespaces.remove(name);
         self.sem_pages_forget(name);
         self.msg_pages_forget(name);
-        self.shm_regions_forget(name);
+        self.status_forget(name);
         self.ns_meta.remove(name);
         if let Some(dir) = &self.state_dir {
             let _ = std::fs::remove_dir_all(dir.join("ns").join(name));

@@ -79,6 +79,9 @@ pub(crate) fn scope(req: &Request) -> Scope {
             Scope::Set(*id)
         }
         Request::SemGet { .. } => Scope::Nothing,
+        Request::Stat { kind: uipc_proto::StatusKind::Sem, id, cmd, .. } if cmd & 0xff == uipc_abi::IPC_STAT => {
+            Scope::Set(*id)
+        }
         Request::ShmGet { .. }
         | Request::ShmAt { .. }
         | Request::ShmAtDone { .. }
@@ -108,6 +111,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
         | Request::StatusRegion { .. }
+        | Request::Stat { kind: uipc_proto::StatusKind::Shm, .. }
         | Request::MsgGrant { .. } => Scope::Nothing,
         _ => Scope::All,
     }

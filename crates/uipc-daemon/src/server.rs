@@ -125,6 +125,10 @@ pub struct Daemon {
     pub(crate) msg_pages: crate::msg_pages::MsgPages,
     /// The segment status regions of namespaces (the data plane).
     pub(crate) shm_regions: crate::shm_status::ShmRegions,
+    /// Semaphore status regions (the `sem_status` module).
+    pub(crate) sem_regions: crate::sem_status::SemRegions,
+    /// Per namespace, the sets some process holds a writable grant of.
+    pub(crate) sem_live: std::collections::HashMap<String, BTreeSet<i32>>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -270,6 +274,8 @@ impl Daemon {
             sem_pages: crate::sem_pages::SemPages::default(),
             msg_pages: crate::msg_pages::MsgPages::default(),
             shm_regions: crate::shm_status::ShmRegions::default(),
+            sem_regions: crate::sem_status::SemRegions::default(),
+            sem_live: std::collections::HashMap::new(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
@@ -635,7 +641,7 @@ impl Daemon {
                 }
             }
         }
-        self.shm_publish_for(pid, conn.ns.as_deref());
+        self.status_publish_for(pid, conn.ns.as_deref());
     }
 
     /// The process exited: its connections are closed (aborting attaches it
@@ -661,7 +667,7 @@ impl Daemon {
         }
         debug!(pid, "process exited");
         for name in &p.namespaces {
-            self.shm_publish(name);
+            self.status_publish(name);
         }
         self.end_ephemeral(&p.namespaces, pid);
     }

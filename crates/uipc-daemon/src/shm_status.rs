@@ -12,36 +12,21 @@
 //!
 //! [`IpcNamespace::shm_take_changed`]: uipc_core::IpcNamespace::shm_take_changed
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
 use tracing::warn;
 use uipc_abi::Errno;
 use uipc_core::cred::Cred;
 use uipc_core::sysv::shm::ShmCmd;
-use uipc_core::Memory;
 use uipc_proto::Response;
-use uipc_sys::memfd::{MemfdMemory, SharedRegion};
-use uipc_sys::shm_status::{ShmHeader, ShmStatus, StatusEntry};
+use uipc_sys::shm_status::{ShmHeader, ShmLayout, StatusEntry};
 
 use crate::server::{now, Daemon};
+use crate::status::Regions;
 
-/// One namespace's region.
-#[derive(Debug)]
-struct Region {
-    /// The file (a memfd: the region is derived from the model, never
-    /// kept across a restart).
-    file: SharedRegion,
-    status: ShmStatus,
-    /// The header as last published.
-    header: ShmHeader,
-}
-
-/// Every namespace's region.
-#[derive(Debug, Default)]
-pub(crate) struct ShmRegions {
-    spaces: HashMap<String, Region>,
-}
+/// Every namespace's segment region.
+pub(crate) type ShmRegions = Regions<ShmLayout>;
 
 /// What `shmctl(IPC_INFO)` reports of `model` (the core's `IpcInfo`).
 fn shm_header(model: &uipc_core::IpcNamespace<crate::DaemonMemory>) -> ShmHeader {
@@ -53,15 +38,11 @@ impl Daemon {
     /// Rewrites the entries of namespace `ns` whose segments changed (no
     /// work for a namespace without a region).
     pub(crate) fn shm_publish(&mut self, ns: &str) {
-        let Some(region) = self.shm_regions.spaces.get_mut(ns) else { return };
+        let Some(region) = self.shm_regions.get_mut(ns) else { return };
         let Some(model) = self.namespaces.get_mut(ns) else { return };
         // The header is a few words: compared at every event (a sysctl
         // write changes it without touching a segment).
-        let header = shm_header(model);
-        if header != region.header {
-            region.status.publish_header(&header);
-            region.header = header;
-        }
+        region.sync_header(shm_header(model));
         let changed = model.shm_take_changed();
         if changed.is_empty() {
             return;
@@ -74,7 +55,7 @@ impl Daemon {
                 pending.entry(p.id.idx()).or_default().push(c.cred.pid.0);
             }
         }
-        let Some(model) = self.namespaces.get(ns) else { return };
+        let (Some(model), Some(region)) = (self.namespaces.get(ns), self.shm_regions.get_mut(ns)) else { return };
         for idx in changed {
             let entry = match model.shm_status(idx) {
                 None => None,
@@ -88,23 +69,23 @@ impl Daemon {
                     Some(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids))
                 }
             };
-            region.status.publish(idx, entry.as_ref());
+            region.region.publish(idx, entry.as_ref());
         }
     }
 
     /// Publishes every namespace process `pid` may hold segments in, and `home`.
     pub(crate) fn shm_publish_for(&mut self, pid: u32, home: Option<&str>) {
-        if self.shm_regions.spaces.is_empty() {
+        if self.shm_regions.is_empty() {
             return;
         }
-        let regions = &self.shm_regions.spaces;
+        let regions = &self.shm_regions;
         // Only namespaces with a region have anything to publish.
         let mut spaces: Vec<String> = self
             .procs
             .get(&pid)
-            .map(|p| p.namespaces.iter().filter(|n| regions.contains_key(*n)).cloned().collect())
+            .map(|p| p.namespaces.iter().filter(|n| regions.has(n)).cloned().collect())
             .unwrap_or_default();
-        if let Some(h) = home.filter(|h| regions.contains_key(*h) && !spaces.iter().any(|s| s == h)) {
+        if let Some(h) = home.filter(|h| regions.has(h) && !spaces.iter().any(|s| s == h)) {
             spaces.push(h.to_owned());
         }
         for ns in spaces {
@@ -114,22 +95,19 @@ impl Daemon {
 
     /// A read-only descriptor of namespace `ns`'s region, made (and filled
     /// with every segment) on first use.
-    fn shm_region_fd(&mut self, ns: &str) -> Result<OwnedFd, Errno> {
-        if !self.shm_regions.spaces.contains_key(ns) {
-            let file = MemfdMemory.allocate(ShmStatus::len())?;
-            let status = ShmStatus::create(file.fd())?;
+    pub(crate) fn shm_region_fd(&mut self, ns: &str) -> Result<OwnedFd, Errno> {
+        if !self.shm_regions.has(ns) {
             let model = self.namespaces.get_mut(ns).ok_or(Errno::EIDRM)?;
+            let (region, _) = self.shm_regions.make(ns)?;
             // Everything is published below: what changed before is in it.
             let _ = model.shm_take_changed();
             for idx in model.shm_slots() {
                 if let Some(s) = model.shm_status(idx) {
                     let pids: Vec<u32> = s.pids.iter().map(|p| p.0).collect();
-                    status.publish(idx, Some(&StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids)));
+                    region.region.publish(idx, Some(&StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids)));
                 }
             }
-            let header = shm_header(model);
-            status.publish_header(&header);
-            self.shm_regions.spaces.insert(ns.to_owned(), Region { file, status, header });
+            region.sync_header(shm_header(model));
             // Attaches in progress now show their holders.
             let held: Vec<u32> = self
                 .conns
@@ -144,8 +122,7 @@ impl Daemon {
                 self.shm_publish(ns);
             }
         }
-        let region = self.shm_regions.spaces.get(ns).ok_or(Errno::EIO)?;
-        region.file.reopen(uipc_abi::pshm::O_RDONLY.cast_unsigned())
+        self.shm_regions.fd(ns)
     }
 
     /// [`Request::ShmStat`](uipc_proto::Request::ShmStat): `shmctl`'s
@@ -184,23 +161,8 @@ impl Daemon {
         Ok((Response::ShmStat { ret: i64::from(ret), ds, perm_version }, fd))
     }
 
-    /// [`Request::StatusRegion`](uipc_proto::Request::StatusRegion): a
-    /// read-only descriptor of namespace `ns`'s region of `kind`.
-    pub(crate) fn status_region(
-        &mut self,
-        ns: &str,
-        kind: uipc_proto::StatusKind,
-    ) -> Result<(Response, Option<OwnedFd>), Errno> {
-        let fd = match kind {
-            uipc_proto::StatusKind::Shm => self.shm_region_fd(ns)?,
-        };
-        Ok((Response::Fd, Some(fd)))
-    }
-
     /// The namespace `ns` is gone: its region tells its readers so.
     pub(crate) fn shm_regions_forget(&mut self, ns: &str) {
-        if let Some(r) = self.shm_regions.spaces.remove(ns) {
-            r.status.mark_dead();
-        }
+        self.shm_regions.forget(ns);
     }
 }

@@ -4,14 +4,14 @@
 //! (`uipc_client::requests_sent`) — and every answer is the daemon's own
 //! (asked through a raw connection, which the count does not see).
 //!
-//! One test per file: the request count is the whole process's.
+//! The request count is the whole process's: the tests take turns (`ONE`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::*;
 use uipc_client::requests_sent;
-use uipc_proto::{CtlOut, Request, Response};
+use uipc_proto::{CtlOut, Request, Response, SemCtlArg, SemOut};
 
 /// The daemon's answer to `shmctl(0, IPC_INFO)`, through a raw connection.
 fn daemon_shm_info(raw: &mut Raw) -> (i64, CtlOut) {
@@ -21,8 +21,12 @@ fn daemon_shm_info(raw: &mut Raw) -> (i64, CtlOut) {
     }
 }
 
+/// Held by each test: the request count is the process's.
+static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn info_queries_are_answered_from_the_status_region() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let _w = watchdog("queries", 60);
     let d = TestDaemon::start("queries");
     let client = d.client();
@@ -55,4 +59,87 @@ fn info_queries_are_answered_from_the_status_region() {
     assert_eq!((ret, ret2), (0, 1), "the highest index in use");
     assert_ne!(info.shmmax, info2.shmmax);
     assert_eq!(info2.shmmax, 123_456);
+}
+
+/// The daemon's answer to `semctl(id, 0, cmd)`, through a raw connection.
+fn daemon_semctl(raw: &mut Raw, id: i32, cmd: i32) -> Result<(i64, SemOut), i32> {
+    match raw.call(&Request::SemCtl { id, semnum: 0, cmd, arg: SemCtlArg::None }) {
+        Response::SemCtl { ret, out } => Ok((ret, out)),
+        Response::Error(e) => Err(e),
+        r => panic!("semctl: {r:?}"),
+    }
+}
+
+fn raw_semget(raw: &mut Raw, nsems: i32) -> i32 {
+    match raw.call(&Request::SemGet { key: 0, nsems, flags: 0o1600 }) {
+        Response::Value(v) => i32::try_from(v).unwrap(),
+        r => panic!("semget: {r:?}"),
+    }
+}
+
+/// Asks `client` for `semctl(id, 0, cmd)` `n` times, each answer equal to
+/// the daemon's; returns how many requests the client sent meanwhile.
+fn sem_asks(client: &uipc_client::Client, raw: &mut Raw, id: i32, cmd: i32, n: usize) -> u64 {
+    let before = requests_sent();
+    for _ in 0..n {
+        let ours = client.semctl(id, 0, cmd, SemCtlArg::None).map_err(|e| e.raw());
+        let sent = requests_sent();
+        assert_eq!(ours, daemon_semctl(raw, id, cmd), "semctl({id}, {cmd})");
+        assert_eq!(requests_sent(), sent);
+    }
+    requests_sent() - before
+}
+
+#[test]
+fn semaphore_queries_are_answered_from_the_status_region() {
+    use uipc_abi::{IPC_INFO, IPC_STAT, SEM_INFO, SEM_STAT, SEM_STAT_ANY};
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _w = watchdog("sem queries", 60);
+    let d = TestDaemon::start("semq");
+    let client = d.client();
+    let mut raw = d.raw();
+    let a = raw_semget(&mut raw, 3);
+    let b = raw_semget(&mut raw, 2);
+
+    // *_INFO: the header, after one request for the region.
+    for cmd in [IPC_INFO, SEM_INFO] {
+        sem_asks(&client, &mut raw, 0, cmd, 1);
+        assert_eq!(sem_asks(&client, &mut raw, 0, cmd, 50), 0, "cmd {cmd}");
+    }
+    // *_STAT: the first asks (the read grant), the rest read the entry.
+    for (id, cmd) in [(a, IPC_STAT), (a & 0x7fff, SEM_STAT), (b & 0x7fff, SEM_STAT_ANY), (b, IPC_STAT)] {
+        sem_asks(&client, &mut raw, id, cmd, 1);
+        assert_eq!(sem_asks(&client, &mut raw, id, cmd, 50), 0, "semctl({id}, {cmd})");
+    }
+    // Changes by another connection show at once: a semop (sem_otime),
+    // IPC_SET (ctime, mode: the grant is renewed once), a new set, a removal.
+    raw.call(&Request::SemOp { id: a, nsops: 1, sops: Some(vec![(0, 1, 0)]), timeout: None });
+    assert_eq!(sem_asks(&client, &mut raw, a & 0x7fff, SEM_STAT, 20), 0);
+    let set = uipc_proto::PermSet { uid: 0, gid: 0, mode: 0o644 };
+    raw.call(&Request::SemCtl { id: a, semnum: 0, cmd: uipc_abi::IPC_SET, arg: SemCtlArg::Set(set) });
+    assert_eq!(sem_asks(&client, &mut raw, a & 0x7fff, SEM_STAT, 20), 1, "IPC_SET renews the grant");
+    assert_eq!(sem_asks(&client, &mut raw, a & 0x7fff, SEM_STAT_ANY, 20), 0);
+    let c = raw_semget(&mut raw, 7);
+    assert_eq!(sem_asks(&client, &mut raw, 0, SEM_INFO, 20), 0);
+    assert_eq!(sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT_ANY, 20), 0);
+    raw.call(&Request::SemCtl { id: b, semnum: 0, cmd: uipc_abi::IPC_RMID, arg: SemCtlArg::None });
+    // A vacant slot is the daemon's EINVAL, every time.
+    assert_eq!(sem_asks(&client, &mut raw, b & 0x7fff, SEM_STAT_ANY, 5), 5);
+    assert_eq!(sem_asks(&client, &mut raw, 0, SEM_INFO, 20), 0);
+
+    // A set another process may change in its page (a writable grant):
+    // the entry's sem_otime may be stale, so the client answers from the
+    // page, which it asks for once.
+    raw.send(&Request::SemGrant { id: c });
+    match raw.recv() {
+        Some((Response::SemGrant { alter: true, .. }, fds)) => assert_eq!(fds.len(), 1),
+        r => panic!("grant: {r:?}"),
+    }
+    assert_eq!(sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT_ANY, 1), 1);
+    assert_eq!(sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT_ANY, 20), 0);
+    // Its own fast-path semop moves sem_otime in the page: seen at once.
+    client.semop(uipc_client::SemId(c), &[uipc_client::Sembuf { sem_num: 0, sem_op: 1, sem_flg: 0 }]).unwrap();
+    sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT, 1);
+    assert_eq!(sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT, 20), 0);
+    assert_eq!(sem_asks(&client, &mut raw, c, IPC_STAT, 20), 0);
 }

@@ -193,3 +193,14 @@ fn a_sleeping_thread_sees_a_setuid_of_its_process() {
     }
     differential("sem_creds");
 }
+
+/// `tests/c/sem_stat.c`: `IPC_STAT`/`SEM_STAT`/`SEM_STAT_ANY` (each asked
+/// twice: under the shim the second may come from the status region or
+/// the set's page) as root and uid 1000, after semop, `IPC_SET`,
+/// `IPC_RMID` and a slot's reuse, from a forked child, across
+/// `unshare(CLONE_NEWIPC)`, and while another process runs semop in a
+/// loop (every answer a consistent snapshot): every field as the kernel's.
+#[test]
+fn sem_stat_from_the_status_region_matches_the_kernel() {
+    differential("sem_stat");
+}

@@ -451,6 +451,20 @@ pub enum Request {
         /// Which mechanism's region.
         kind: StatusKind,
     },
+    /// `semctl`/`msgctl` for `IPC_STAT` or `*_STAT`/`*_STAT_ANY`, asking
+    /// for a read grant on the object (the data plane's "Queries without a
+    /// round trip"): answered by [`Response::Stat`], with the namespace's
+    /// status region of `kind` (read-only) beside the frame if `region`.
+    Stat {
+        /// Which mechanism (not [`StatusKind::Shm`]: see [`Request::ShmStat`]).
+        kind: StatusKind,
+        /// Id (`IPC_STAT`) or slot index (`*_STAT`, `*_STAT_ANY`).
+        id: i32,
+        /// The command.
+        cmd: i32,
+        /// Whether to send the status region's descriptor.
+        region: bool,
+    },
 }
 
 /// Which mechanism's status region ([`Request::StatusRegion`]).
@@ -458,6 +472,15 @@ pub enum Request {
 pub enum StatusKind {
     /// System V shared memory segments.
     Shm,
+    /// System V semaphore sets.
+    Sem,
+}
+
+/// The status a [`Response::Stat`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatOut {
+    /// A semaphore set's `semid64_ds`.
+    Sem(Semid64Ds),
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.
@@ -697,6 +720,17 @@ pub enum Response {
         ds: Shmid64Ds,
         /// The permission version (`uipc_sys::shm_status`).
         perm_version: u32,
+    },
+    /// [`Request::Stat`]: the call's value (0, or the full id for the
+    /// `*_STAT` commands), the object's permission version (the caller's
+    /// read grant) and its status.
+    Stat {
+        /// What the call returns.
+        ret: i64,
+        /// The object's permission version.
+        perm_version: u32,
+        /// What to copy out.
+        out: StatOut,
     },
 }
 

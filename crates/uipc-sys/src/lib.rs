@@ -19,6 +19,7 @@ pub mod poll;
 pub mod proc;
 pub mod seccomp;
 pub mod sem_page;
+pub mod sem_status;
 pub mod seqlock;
 pub mod shm_status;
 pub mod state_page;

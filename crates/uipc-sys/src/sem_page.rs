@@ -306,6 +306,28 @@ impl SemPage {
         })
     }
 
+    /// The processes other than `me` holding an undo record on the set
+    /// in this page, adjustments of 0 included, written into `out`; how
+    /// many, or `None` if a writer stays mid-change. `exit_sem()` sets
+    /// `sem_otime` at the exit of each (`do_smart_update(…, otime = 1)`),
+    /// so `IPC_STAT` from the page is current only while none has exited
+    /// (see [`undo_holders`](Self::undo_holders) for the values).
+    pub fn record_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
+        let nsems = self.nsems;
+        self.read(|p| {
+            let mut n = 0;
+            for slot in 0..UNDO_SLOTS {
+                let off = slot_off(nsems, slot);
+                let owner = p.u32_at(off).load(Relaxed);
+                if owner != 0 && owner != me && p.u32_at(off + 4).load(Relaxed) != 0 {
+                    out[n] = owner;
+                    n += 1;
+                }
+            }
+            n
+        })
+    }
+
     /// `semtimedop(id, sops, timeout)` in the caller, for the holder of
     /// `grant` (process `pid`, at time `now`): the result, exactly as the
     /// daemon's model would give it; [`SemFast::Sleep`] (nothing changed)

@@ -10,12 +10,11 @@
 //! | 0 | the segment's full id (`seq << 15 | idx`) |
 //! | 1 | permission version: changes whenever who may read it may change |
 //! | 2..9 | `shm_perm`: key, uid, gid, cuid, cgid, mode, `__seq` |
-//! | 9 | how many pids follow (`u32::MAX`: more than [`MAX_PIDS`]) |
-//! | 10 | `shm_segsz` (two words, low first, as every 64-bit field) |
-//! | 12, 14, 16 | `shm_atime`, `shm_dtime`, `shm_ctime` |
-//! | 18, 19 | `shm_cpid`, `shm_lpid` |
-//! | 20 | `shm_nattch` |
-//! | 22 | up to [`MAX_PIDS`] pids whose death would change the entry |
+//! | 9 | `shm_segsz` (two words, low first, as every 64-bit field) |
+//! | 11, 13, 15 | `shm_atime`, `shm_dtime`, `shm_ctime` |
+//! | 17, 18 | `shm_cpid`, `shm_lpid` |
+//! | 19 | `shm_nattch` |
+//! | 21 | [`Pids`]: how many (`u32::MAX`: more than [`MAX_PIDS`]), then up to [`MAX_PIDS`] pids whose death would change the entry |
 //!
 //! The pids are the processes that hold mappings of the segment or an
 //! attach in progress (and its creator, where `shm_rmid_forced` destroys a
@@ -27,16 +26,12 @@
 //! `SHM_INFO` is not in it: its `shm_rss` counts the pages the segments'
 //! users touched, which changes without the daemon hearing of it.
 
-use uipc_abi::{Ipc64Perm, Shmid64Ds};
+use uipc_abi::Shmid64Ds;
 
 use crate::state_page::Kind;
-use crate::status_region::{Layout, Put, StatusRegion, Take, Words};
+use crate::status_region::{put_perm, take_perm, Layout, Pids, Put, StatusRegion, Take, Words};
 
-/// Pids an entry lists; a segment with more is answered by the daemon.
-pub const MAX_PIDS: usize = 7;
-
-/// Written as the pid count when a segment has more than [`MAX_PIDS`] pids.
-const TOO_MANY: u32 = u32::MAX;
+pub use crate::status_region::MAX_PIDS;
 
 /// What an entry says of one segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,63 +42,30 @@ pub struct StatusEntry {
     pub perm_version: u32,
     /// What `IPC_STAT` reports.
     pub ds: Shmid64Ds,
-    /// The processes whose death would change the entry: `pids[..n]`.
-    pub pids: [u32; MAX_PIDS],
-    /// How many of `pids` count; `None`: more than [`MAX_PIDS`].
-    pub npids: Option<usize>,
+    /// The processes whose death would change the entry.
+    pub pids: Pids,
 }
 
 impl StatusEntry {
     /// The entry of segment `id` with status `ds`, permission version
     /// `perm_version`, and the processes `pids` whose death would change it.
     pub fn new(id: i32, perm_version: u32, ds: Shmid64Ds, pids: &[u32]) -> StatusEntry {
-        let mut fixed = [0; MAX_PIDS];
-        let npids = (pids.len() <= MAX_PIDS).then(|| {
-            fixed[..pids.len()].copy_from_slice(pids);
-            pids.len()
-        });
-        StatusEntry { id, perm_version, ds, pids: fixed, npids }
+        StatusEntry { id, perm_version, ds, pids: Pids::new(pids) }
     }
 
     /// The pids whose death would change the entry; `None`: too many to list.
     pub fn pids(&self) -> Option<&[u32]> {
-        self.npids.map(|n| &self.pids[..n.min(MAX_PIDS)])
-    }
-}
-
-/// Writes an `ipc64_perm`'s key, uid, gid, cuid, cgid, mode and `__seq`
-/// (7 words; every layout's entry carries one).
-pub fn put_perm(w: &mut Put<'_>, perm: &Ipc64Perm) {
-    w.i32(perm.key);
-    for v in [perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode] {
-        w.u32(v);
-    }
-    w.u32(u32::from(perm.seq));
-}
-
-/// Reads what [`put_perm`] wrote.
-pub fn take_perm(r: &mut Take<'_>) -> Ipc64Perm {
-    Ipc64Perm {
-        key: r.i32(),
-        uid: r.u32(),
-        gid: r.u32(),
-        cuid: r.u32(),
-        cgid: r.u32(),
-        mode: r.u32(),
-        seq: u16::try_from(r.u32()).unwrap_or(u16::MAX),
-        ..Ipc64Perm::default()
+        self.pids.get()
     }
 }
 
 impl Words for StatusEntry {
-    const WORDS: usize = 22 + MAX_PIDS;
+    const WORDS: usize = 21 + Pids::WORDS;
 
     fn encode(&self, w: &mut Put<'_>) {
         w.i32(self.id);
         w.u32(self.perm_version);
         put_perm(w, &self.ds.shm_perm);
-        let pids = self.pids();
-        w.u32(pids.map_or(TOO_MANY, |p| u32::try_from(p.len()).unwrap_or(TOO_MANY)));
         w.u64(self.ds.shm_segsz);
         w.i64(self.ds.shm_atime);
         w.i64(self.ds.shm_dtime);
@@ -111,16 +73,13 @@ impl Words for StatusEntry {
         w.i32(self.ds.shm_cpid);
         w.i32(self.ds.shm_lpid);
         w.u64(self.ds.shm_nattch);
-        for pid in pids.unwrap_or(&[]) {
-            w.u32(*pid);
-        }
+        self.pids.put(w);
     }
 
     fn decode(r: &mut Take<'_>) -> Self {
         let id = r.i32();
         let perm_version = r.u32();
         let shm_perm = take_perm(r);
-        let npids = usize::try_from(r.u32()).ok().filter(|n| *n <= MAX_PIDS);
         let ds = Shmid64Ds {
             shm_perm,
             shm_segsz: r.u64(),
@@ -132,11 +91,7 @@ impl Words for StatusEntry {
             shm_nattch: r.u64(),
             ..Shmid64Ds::default()
         };
-        let mut pids = [0; MAX_PIDS];
-        for pid in pids.iter_mut().take(npids.unwrap_or(0)) {
-            *pid = r.u32();
-        }
-        StatusEntry { id, perm_version, ds, pids, npids }
+        StatusEntry { id, perm_version, ds, pids: Pids::take(r) }
     }
 }
 

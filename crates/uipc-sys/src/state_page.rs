@@ -93,6 +93,8 @@ pub enum Kind {
     /// A namespace's segment status region (`shm_status`; 4 was its
     /// layout without a header).
     ShmStatus = 5,
+    /// A namespace's semaphore status region (`sem_status`).
+    SemStatus = 6,
 }
 
 /// How a lock was had.

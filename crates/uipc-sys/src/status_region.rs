@@ -33,7 +33,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use uipc_abi::{Errno, IPCMNI};
+use uipc_abi::{Errno, Ipc64Perm, IPCMNI};
 
 use crate::seqlock;
 use crate::state_page::{self, Kind, StatePage, BODY, REMOVED};
@@ -66,9 +66,9 @@ pub trait Layout {
     /// The state page kind.
     const KIND: Kind;
     /// One object's entry.
-    type Entry: Words;
+    type Entry: Words + Copy + PartialEq + std::fmt::Debug;
     /// The namespace's header.
-    type Header: Words;
+    type Header: Words + Copy + PartialEq + std::fmt::Debug;
 }
 
 /// Writes words in order.
@@ -129,6 +129,87 @@ impl Take<'_> {
     /// The next two words, signed.
     pub fn i64(&mut self) -> i64 {
         self.u64().cast_signed()
+    }
+}
+
+/// Writes an `ipc64_perm`'s key, uid, gid, cuid, cgid, mode and `__seq`
+/// (7 words; every layout's entry carries one).
+pub fn put_perm(w: &mut Put<'_>, perm: &Ipc64Perm) {
+    w.i32(perm.key);
+    for v in [perm.uid, perm.gid, perm.cuid, perm.cgid, perm.mode] {
+        w.u32(v);
+    }
+    w.u32(u32::from(perm.seq));
+}
+
+/// Reads what [`put_perm`] wrote.
+pub fn take_perm(r: &mut Take<'_>) -> Ipc64Perm {
+    Ipc64Perm {
+        key: r.i32(),
+        uid: r.u32(),
+        gid: r.u32(),
+        cuid: r.u32(),
+        cgid: r.u32(),
+        mode: r.u32(),
+        seq: u16::try_from(r.u32()).unwrap_or(u16::MAX),
+        ..Ipc64Perm::default()
+    }
+}
+
+/// Pids an entry lists; an object with more is answered by the daemon.
+pub const MAX_PIDS: usize = 7;
+
+/// Written as the count when there are more than [`MAX_PIDS`] pids.
+const TOO_MANY: u32 = u32::MAX;
+
+/// The processes whose death would change an entry (the daemon learns of a
+/// death through a pidfd, a little after the kernel made it visible —
+/// `wait()` returned — so a reader checks that none of them has died
+/// before it trusts the entry). [`WORDS`](Pids::WORDS) words: the count,
+/// then the pids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pids {
+    pids: [u32; MAX_PIDS],
+    /// How many of `pids` count; `None`: more than [`MAX_PIDS`].
+    n: Option<usize>,
+}
+
+impl Pids {
+    /// Words it takes.
+    pub const WORDS: usize = 1 + MAX_PIDS;
+
+    /// The list `pids`.
+    pub fn new(pids: &[u32]) -> Pids {
+        let mut fixed = [0; MAX_PIDS];
+        let n = (pids.len() <= MAX_PIDS).then(|| {
+            fixed[..pids.len()].copy_from_slice(pids);
+            pids.len()
+        });
+        Pids { pids: fixed, n }
+    }
+
+    /// The pids; `None`: too many to list (ask the daemon).
+    pub fn get(&self) -> Option<&[u32]> {
+        self.n.map(|n| &self.pids[..n.min(MAX_PIDS)])
+    }
+
+    /// Writes the list.
+    pub fn put(&self, w: &mut Put<'_>) {
+        let pids = self.get();
+        w.u32(pids.map_or(TOO_MANY, |p| u32::try_from(p.len()).unwrap_or(TOO_MANY)));
+        for i in 0..MAX_PIDS {
+            w.u32(pids.and_then(|p| p.get(i)).copied().unwrap_or(0));
+        }
+    }
+
+    /// Reads what [`put`](Self::put) wrote.
+    pub fn take(r: &mut Take<'_>) -> Pids {
+        let n = usize::try_from(r.u32()).ok().filter(|n| *n <= MAX_PIDS);
+        let mut pids = [0; MAX_PIDS];
+        for pid in &mut pids {
+            *pid = r.u32();
+        }
+        Pids { pids, n }
     }
 }
 
@@ -263,7 +344,7 @@ impl<L: Layout> StatusRegion<L> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
     struct Pair(u64, i32);
 
     impl Words for Pair {

@@ -141,6 +141,59 @@ pub struct SemState {
     undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
     /// Sleepers finished since the host last looked.
     pub(crate) wakeups: Vec<Wakeup>,
+    /// The last permission version drawn: every set's is unique in the
+    /// namespace (a new set in an old set's slot, even under the same
+    /// full id, never matches a grant on the old one).
+    perm_versions: u32,
+}
+
+impl SemState {
+    /// A permission version no set had before.
+    fn next_perm_version(&mut self) -> u32 {
+        self.perm_versions = self.perm_versions.wrapping_add(1);
+        self.perm_versions
+    }
+}
+
+/// What `semctl(IPC_INFO)` copies out for the `kernel.sem` limits `sem`
+/// (`semmsl`, `semmns`, `semopm`, `semmni`), and `SEM_INFO` with `usage`:
+/// `(sets, semaphores)` in use (`ipc/sem.c:semctl_info()`). Also what a
+/// client answers from the status region.
+pub fn seminfo(sem: [i32; 4], usage: Option<(u32, i64)>) -> Seminfo {
+    let mut info = Seminfo {
+        semmni: sem[3],
+        semmns: sem[1],
+        semmsl: sem[0],
+        semopm: sem[2],
+        semvmx: SEMVMX,
+        semmnu: SEMMNS_CONST,
+        semmap: SEMMNS_CONST,
+        semume: SEMUME,
+        semusz: SEMUSZ,
+        semaem: SEMAEM,
+    };
+    if let Some((sets, sems)) = usage {
+        info.semusz = i32::try_from(sets).unwrap_or(i32::MAX);
+        info.semaem = i32::try_from(sems).unwrap_or(i32::MAX);
+    }
+    info
+}
+
+/// What a host shows of one set in a status region
+/// ([`IpcNamespace::sem_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SemStatus {
+    /// The set's full id.
+    pub id: IpcId,
+    /// Its permission version: unique in the namespace, changed by `IPC_SET`.
+    pub perm_version: u32,
+    /// Its observable state's version (see the set's `version`).
+    pub version: u64,
+    /// What `IPC_STAT` reports.
+    pub ds: Semid64Ds,
+    /// The processes with an undo record on the set, whose exit sets
+    /// `sem_otime` (`exit_sem()`).
+    pub undo_pids: Vec<Pid>,
 }
 
 /// How an evaluation ended (`perform_atomic_semop()`).
@@ -565,7 +618,7 @@ impl IpcOps for SemGetOps<'_> {
             pending_const: VecDeque::new(),
             complex_count: 0,
             version: 0,
-            perm_version: 0,
+            perm_version: self.sem.next_perm_version(),
         };
         let semmni = u32::try_from(self.limits.sem[3]).unwrap_or(0);
         let id = self.sem.ids.add(set, semmni)?;
@@ -845,24 +898,8 @@ impl<M: Memory> IpcNamespace<M> {
         let set_id = IpcId(id);
         let r = match cmd {
             SemCmd::IpcInfo | SemCmd::SemInfo => {
-                let l = &self.limits;
-                let mut info = Seminfo {
-                    semmni: l.sem[3],
-                    semmns: l.sem[1],
-                    semmsl: l.sem[0],
-                    semopm: l.sem[2],
-                    semvmx: SEMVMX,
-                    semmnu: SEMMNS_CONST,
-                    semmap: SEMMNS_CONST,
-                    semume: SEMUME,
-                    semusz: SEMUSZ,
-                    semaem: SEMAEM,
-                };
-                if cmd == SemCmd::SemInfo {
-                    info.semusz = i32::try_from(self.sem.ids.in_use()).unwrap_or(i32::MAX);
-                    info.semaem = i32::try_from(self.sem.used_sems).unwrap_or(i32::MAX);
-                }
-                (i64::from(self.sem.ids.max_idx().max(0)), SemCtlOut::Info(info))
+                let usage = (cmd == SemCmd::SemInfo).then(|| self.sem_usage());
+                (i64::from(self.sem.ids.max_idx().max(0)), SemCtlOut::Info(seminfo(self.limits.sem, usage)))
             }
             SemCmd::IpcStat | SemCmd::SemStat | SemCmd::SemStatAny => {
                 let (full, set) = if cmd == SemCmd::IpcStat {
@@ -876,6 +913,7 @@ impl<M: Memory> IpcNamespace<M> {
                 (if cmd == SemCmd::IpcStat { 0 } else { i64::from(full.0) }, SemCtlOut::Ds(set.to_abi()))
             }
             SemCmd::IpcSet | SemCmd::IpcRmid => {
+                let version = self.sem.next_perm_version();
                 let set = self.sem.ids.obtain_check_mut(id)?;
                 ipcctl_obtain_check(cred, &set.perm)?;
                 if cmd == SemCmd::IpcRmid {
@@ -884,7 +922,7 @@ impl<M: Memory> IpcNamespace<M> {
                     let SemArg::Set(update) = arg else { return Err(Errno::EFAULT) };
                     ipc_update_perm(&update, &mut set.perm)?;
                     set.ctime = now;
-                    set.perm_version = set.perm_version.wrapping_add(1);
+                    set.perm_version = version;
                     set.changed();
                 }
                 (0, SemCtlOut::None)
@@ -1005,6 +1043,31 @@ impl<M: Memory> IpcNamespace<M> {
             read: ipcperms(cred, &set.perm, Access::READ).is_ok(),
             perm_version: set.perm_version,
         })
+    }
+
+    /// `(sets, semaphores)` in use: `SEM_INFO`'s `semusz` and `semaem`.
+    pub fn sem_usage(&self) -> (u32, i64) {
+        (self.sem.ids.in_use(), self.sem.used_sems)
+    }
+
+    /// The highest index in use, `-1` if none (`ipc_get_maxidx()`).
+    pub fn sem_max_idx(&self) -> i32 {
+        self.sem.ids.max_idx()
+    }
+
+    /// What slot `idx` holds, for a status region; `None` if empty.
+    pub fn sem_status(&self, idx: u32) -> Option<SemStatus> {
+        let (id, set) = self.sem.ids.obtain_idx(i32::try_from(idx).ok()?).ok()?;
+        let undo_pids = self.sem.undos.keys().filter(|(_, s)| *s == id).map(|(p, _)| *p).collect();
+        Some(SemStatus { id, perm_version: set.perm_version, version: set.version, ds: set.to_abi(), undo_pids })
+    }
+
+    /// The permission version of set `semid` (see [`SemStatus`]).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id.
+    pub fn sem_perm_version(&self, semid: i32) -> Result<u32, Errno> {
+        Ok(self.sem.ids.obtain_check(semid)?.perm_version)
     }
 
     /// The identifiers of every set, in slot order.

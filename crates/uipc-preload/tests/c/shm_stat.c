@@ -225,6 +225,26 @@ int main(int argc, char **argv) {
 
     /* A new IPC namespace: the old id names nothing there. */
     CHECK(unshare(CLONE_NEWIPC) == 0, "unshare");
+    /* Its first query a SHM_STAT_ANY, which checks no permission and
+     * grants none: a process that may not read the segment. */
+    int id5 = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    CHECK(id5 >= 0, "shmget 5");
+    d = fork();
+    CHECK(d >= 0, "fork any");
+    if (d == 0) {
+        CHECK(setuid(65534) == 0, "setuid nobody");
+        struct shmid_ds any;
+        for (int i = 0; i < 2; i++) {
+            int full = shmctl(id5 % 32768, SHM_STAT_ANY, &any);
+            printf("nobody SHM_STAT_ANY -> %s\n", full == id5 ? "the id" : full < 0 ? ename(errno) : "another");
+        }
+        show2("nobody after SHM_STAT_ANY", id5);
+        T("nobody SHM_STAT after SHM_STAT_ANY", shmctl(id5 % 32768, SHM_STAT, &any));
+        T("nobody SHM_STAT after SHM_STAT_ANY", shmctl(id5 % 32768, SHM_STAT, &any));
+        _exit(0);
+    }
+    CHECK(waitpid(d, &st, 0) == d && WIFEXITED(st) && WEXITSTATUS(st) == 0, "any");
+    CHECK(shmctl(id5, IPC_RMID, NULL) == 0, "IPC_RMID 5");
     show2("new namespace, old id", id3);
     int id4 = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
     CHECK(id4 >= 0, "shmget 4");
