@@ -33,6 +33,7 @@ mod liveness;
 mod mapping;
 mod mq;
 mod msg_fast;
+mod msg_query;
 mod posix;
 mod sem_fast;
 mod sem_query;
@@ -93,6 +94,8 @@ pub struct Client {
     shm_fast: Arc<Mutex<shm_fast::ShmFast>>,
     /// Semaphore set queries without a round trip (the `sem_query` module).
     sem_queries: Arc<sem_query::SemQueries>,
+    /// Message queue queries without a round trip (the `msg_query` module).
+    msg_queries: Arc<msg_query::MsgQueries>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -136,6 +139,7 @@ impl Client {
             msg: Arc::default(),
             shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
             sem_queries: Arc::default(),
+            msg_queries: Arc::default(),
         })
     }
 
@@ -647,6 +651,11 @@ impl Client {
     /// # Errors
     /// msgctl(2)'s: `EINVAL`, `EACCES`, `EPERM`, `EFAULT` (`IPC_SET` without `set`).
     pub fn msgctl(&self, id: i32, cmd: i32, set: Option<MsgSetArg>) -> Result<(i64, MsgOut), Errno> {
+        if set.is_none() {
+            if let Some(r) = self.msg_query(id, cmd) {
+                return r;
+            }
+        }
         match self.call(&Request::MsgCtl { id, cmd, set })? {
             Response::MsgCtl { ret, out } => Ok((ret, out)),
             r => Err(unexpected(&r)),
@@ -728,6 +737,7 @@ impl Client {
         // After the connection's lock (the order is shm_fast, then conn).
         self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).reset();
         *self.sem_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
+        *self.msg_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
         drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())

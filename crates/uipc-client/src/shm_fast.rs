@@ -28,11 +28,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use uipc_abi::{Shmid64Ds, Shminfo64, IPCMNI, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
+use uipc_abi::{Shmid64Ds, Shminfo64, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
 use uipc_sys::shm_status::ShmLayout;
 
 use crate::creds::CredKey;
-use crate::status::StatusCache;
+use crate::status::{StatCmd, StatusCache};
 
 /// One client's fast-path state.
 #[derive(Debug, Default)]
@@ -155,37 +155,16 @@ impl ShmFast {
         region: Option<OwnedFd>,
     ) {
         self.own();
-        self.status.set_region(region, false);
-        // SHM_STAT_ANY checks no permission: its answer grants nothing.
-        let full = match cmd {
-            IPC_STAT => Some(id),
-            SHM_STAT => i32::try_from(ret).ok(),
-            _ => None,
-        };
-        if let Some(full) = full {
-            self.status.grant(full, perm_version, cred);
-        }
+        let stat = StatCmd { cmd, by_id: cmd == IPC_STAT, any: cmd == SHM_STAT_ANY };
+        self.status.answered(id, stat, ret, perm_version, cred, region);
     }
 
     /// `shmctl(id, cmd)` answered from the region: the value and the
     /// status, or `None` (ask the daemon).
     pub(crate) fn stat(&mut self, id: i32, cmd: i32) -> Option<(i64, Shmid64Ds)> {
         self.own();
-        let region = self.status.region()?;
-        if id < 0 {
-            return None;
-        }
-        let idx = id.cast_unsigned() % IPCMNI;
-        let entry = region.read(idx)??;
-        if cmd == IPC_STAT && entry.id != id {
-            return None;
-        }
-        if cmd != SHM_STAT_ANY && !self.status.holds(entry.id, entry.perm_version) {
-            return None;
-        }
-        if !self.status.all_alive(entry.pids()) {
-            return None;
-        }
+        let stat = StatCmd { cmd, by_id: cmd == IPC_STAT, any: cmd == SHM_STAT_ANY };
+        let entry = self.status.stat_entry(id, stat)?;
         let ret = if cmd == IPC_STAT { 0 } else { i64::from(entry.id) };
         Some((ret, entry.ds))
     }

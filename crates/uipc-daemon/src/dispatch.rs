@@ -416,6 +416,7 @@ impl Daemon {
                 let ns_name = ns_name.clone();
                 return match kind {
                     uipc_proto::StatusKind::Sem => self.sem_stat_grant(&ns_name, &cred, id, cmd, region),
+                    uipc_proto::StatusKind::Msg => self.msg_stat_grant(&ns_name, &cred, id, cmd, region),
                     uipc_proto::StatusKind::Shm => Err(Errno::EINVAL),
                 };
             }

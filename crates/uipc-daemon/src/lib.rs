@@ -36,6 +36,7 @@ mod dispatch;
 mod memory;
 mod mq;
 mod msg_pages;
+mod msg_status;
 mod namespaces;
 mod sem_pages;
 mod server;

@@ -53,6 +53,8 @@ pub(crate) fn scope(req: &Request) -> Scope {
     use uipc_abi::{IPC_INFO, MSG_INFO, MSG_STAT, MSG_STAT_ANY};
     match req {
         Request::MsgSnd { id, .. } | Request::MsgRcv { id, .. } | Request::MsgGrant { id } => Scope::Set(*id),
+        Request::Stat { kind: uipc_proto::StatusKind::Msg, id, cmd, .. } if cmd & 0xff == IPC_STAT => Scope::Set(*id),
+        Request::Stat { kind: uipc_proto::StatusKind::Msg, .. } => Scope::All,
         Request::MsgCtl { id, cmd, .. } if [IPC_STAT, IPC_SET, IPC_RMID].contains(&(cmd & 0xff)) => Scope::Set(*id),
         Request::MsgCtl { cmd, .. } if [MSG_STAT, MSG_STAT_ANY, IPC_INFO, MSG_INFO].contains(&(cmd & 0xff)) => {
             Scope::All

@@ -111,7 +111,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
         | Request::StatusRegion { .. }
-        | Request::Stat { kind: uipc_proto::StatusKind::Shm, .. }
+        | Request::Stat { kind: uipc_proto::StatusKind::Shm | uipc_proto::StatusKind::Msg, .. }
         | Request::MsgGrant { .. } => Scope::Nothing,
         _ => Scope::All,
     }

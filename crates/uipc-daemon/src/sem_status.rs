@@ -9,11 +9,10 @@
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 
-use tracing::warn;
 use uipc_abi::Errno;
 use uipc_core::cred::Cred;
 use uipc_core::sysv::sem::{SemArg, SemCmd, SemCtlOut};
-use uipc_proto::{Response, StatOut};
+use uipc_proto::{Response, StatOut, StatusKind};
 use uipc_sys::sem_status::{SemEntry, SemHeader, SemLayout};
 use uipc_sys::status_region::Pids;
 
@@ -40,45 +39,21 @@ impl Daemon {
         let Some(model) = self.namespaces.get(ns) else { return };
         region.sync_header(sem_header(model));
         let live = self.sem_live.entry(ns.to_owned()).or_default();
-        let mut present = BTreeSet::new();
-        let mut ids = BTreeSet::new();
-        for id in model.sem_ids() {
-            let idx = id.idx();
-            present.insert(idx);
-            ids.insert(id.0);
-            if let Some(s) = model.sem_status(idx) {
-                let pids: Vec<u32> = s.undo_pids.iter().map(|p| p.0).collect();
-                let live = live.contains(&s.id.0);
-                let entry = SemEntry { id: s.id.0, perm_version: s.perm_version, live, ds: s.ds, pids: Pids::new(&pids) };
-                region.sync_entry(idx, Some(entry));
-            }
-        }
-        for idx in region.occupied() {
-            if !present.contains(&idx) {
-                region.sync_entry(idx, None);
-            }
-        }
         // Removed sets are forgotten.
+        let ids: BTreeSet<i32> = model.sem_ids().iter().map(|id| id.0).collect();
         live.retain(|id| ids.contains(id));
+        region.sync_all(model.sem_ids().into_iter().filter_map(|id| {
+            let s = model.sem_status(id.idx())?;
+            let pids: Vec<u32> = s.undo_pids.iter().map(|p| p.0).collect();
+            let live = live.contains(&s.id.0);
+            Some((id.idx(), SemEntry { id: s.id.0, perm_version: s.perm_version, live, ds: s.ds, pids: Pids::new(&pids) }))
+        }));
     }
 
     /// Set `id` of namespace `ns` has a writable grant: from now on its
     /// `sem_otime` may change in its page without the daemon.
     pub(crate) fn sem_live(&mut self, ns: &str, id: i32) {
         self.sem_live.entry(ns.to_owned()).or_default().insert(id);
-    }
-
-    /// A read-only descriptor of namespace `ns`'s region, made (and filled)
-    /// on first use.
-    pub(crate) fn sem_region_fd(&mut self, ns: &str) -> Result<OwnedFd, Errno> {
-        if !self.namespaces.contains_key(ns) {
-            return Err(Errno::EIDRM);
-        }
-        let (_, new) = self.sem_regions.make(ns)?;
-        if new {
-            self.sem_publish(ns);
-        }
-        self.sem_regions.fd(ns)
     }
 
     /// [`Request::Stat`](uipc_proto::Request::Stat) of a set: `semctl`'s
@@ -102,11 +77,6 @@ impl Daemon {
         let SemCtlOut::Ds(ds) = out else { return Err(Errno::EIO) };
         let full = if decoded == SemCmd::IpcStat { id } else { i32::try_from(ret).map_err(|_| Errno::EIO)? };
         let perm_version = model.sem_perm_version(full)?;
-        let fd = if region {
-            self.sem_region_fd(ns).map_err(|e| warn!(ns, error = ?e, "no semaphore status region")).ok()
-        } else {
-            None
-        };
-        Ok((Response::Stat { ret, perm_version, out: StatOut::Sem(ds) }, fd))
+        self.stat_reply(ns, StatusKind::Sem, region, (ret, perm_version, StatOut::Sem(ds)))
     }
 }

@@ -129,6 +129,10 @@ pub struct Daemon {
     pub(crate) sem_regions: crate::sem_status::SemRegions,
     /// Per namespace, the sets some process holds a writable grant of.
     pub(crate) sem_live: std::collections::HashMap<String, BTreeSet<i32>>,
+    /// Message queue status regions (the `msg_status` module).
+    pub(crate) msg_regions: crate::msg_status::MsgRegions,
+    /// Per namespace, the queues some process holds a page grant of.
+    pub(crate) msg_live: std::collections::HashMap<String, BTreeSet<i32>>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -276,6 +280,8 @@ impl Daemon {
             shm_regions: crate::shm_status::ShmRegions::default(),
             sem_regions: crate::sem_status::SemRegions::default(),
             sem_live: std::collections::HashMap::new(),
+            msg_regions: crate::msg_status::MsgRegions::default(),
+            msg_live: std::collections::HashMap::new(),
         };
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;

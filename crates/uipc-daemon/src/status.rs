@@ -1,7 +1,8 @@
 //! The daemon's side of the status regions (`docs/architecture.md`,
 //! "Queries without a round trip"): one store per kind of region
 //! ([`Regions`]), each namespace's region made on first use and given up
-//! when the namespace goes; the mechanisms (`shm_status`, `sem_status`)
+//! when the namespace goes; the mechanisms (`shm_status`, `sem_status`,
+//! `msg_status`)
 //! say what their header and entries hold.
 //!
 //! After every event — a request, a connection's close, a process's exit —
@@ -13,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 
+use tracing::warn;
 use uipc_abi::Errno;
 use uipc_core::Memory;
 use uipc_proto::{Request, Response};
@@ -55,9 +57,18 @@ impl<L: Layout> Region<L> {
         };
     }
 
-    /// The slots last published as occupied.
-    pub(crate) fn occupied(&self) -> Vec<u32> {
-        self.published.keys().copied().collect()
+    /// Rewrites every slot that differs from `entries` (the whole model,
+    /// by slot): those listed, and those no longer listed (vacant).
+    pub(crate) fn sync_all(&mut self, entries: impl IntoIterator<Item = (u32, L::Entry)>) {
+        let mut present = std::collections::BTreeSet::new();
+        for (idx, e) in entries {
+            present.insert(idx);
+            self.sync_entry(idx, Some(e));
+        }
+        let gone: Vec<u32> = self.published.keys().filter(|i| !present.contains(i)).copied().collect();
+        for idx in gone {
+            self.sync_entry(idx, None);
+        }
     }
 }
 
@@ -119,7 +130,7 @@ impl Daemon {
     /// Publishes what changed in the regions of every namespace process
     /// `pid` may hold objects in, and of `home`.
     pub(crate) fn status_publish_for(&mut self, pid: u32, home: Option<&str>) {
-        if self.sem_regions.is_empty() {
+        if self.sem_regions.is_empty() && self.msg_regions.is_empty() {
             self.shm_publish_for(pid, home);
             return;
         }
@@ -136,13 +147,17 @@ impl Daemon {
     pub(crate) fn status_publish(&mut self, ns: &str) {
         self.shm_publish(ns);
         self.sem_publish(ns);
+        self.msg_publish(ns);
     }
 
     /// Notes what a request's answer tells the regions: a writable grant
-    /// of a set's page lets other processes change the set's `sem_otime`.
+    /// of a set's page lets other processes change the set's `sem_otime`,
+    /// one of a queue's page its counts, pids and times.
     pub(crate) fn status_note(&mut self, ns: Option<&str>, granted: Option<i32>, resp: &Response) {
-        if let (Some(ns), Some(id), Response::SemGrant { alter: true, .. }) = (ns, granted, resp) {
-            self.sem_live(ns, id);
+        match (ns, granted, resp) {
+            (Some(ns), Some(id), Response::SemGrant { alter: true, .. }) => self.sem_live(ns, id),
+            (Some(ns), Some(id), Response::MsgGrant { .. }) => self.msg_live(ns, id),
+            _ => {}
         }
     }
 
@@ -153,11 +168,47 @@ impl Daemon {
         ns: &str,
         kind: uipc_proto::StatusKind,
     ) -> Result<(Response, Option<OwnedFd>), Errno> {
-        let fd = match kind {
-            uipc_proto::StatusKind::Shm => self.shm_region_fd(ns)?,
-            uipc_proto::StatusKind::Sem => self.sem_region_fd(ns)?,
+        Ok((Response::Fd, Some(self.status_region_fd(ns, kind)?)))
+    }
+
+    /// A read-only descriptor of namespace `ns`'s region of `kind`, made
+    /// (and filled) on first use.
+    pub(crate) fn status_region_fd(&mut self, ns: &str, kind: uipc_proto::StatusKind) -> Result<OwnedFd, Errno> {
+        use uipc_proto::StatusKind;
+        if !self.namespaces.contains_key(ns) {
+            return Err(Errno::EIDRM);
+        }
+        let new = match kind {
+            StatusKind::Shm => return self.shm_region_fd(ns),
+            StatusKind::Sem => self.sem_regions.make(ns)?.1,
+            StatusKind::Msg => self.msg_regions.make(ns)?.1,
         };
-        Ok((Response::Fd, Some(fd)))
+        if new {
+            self.status_publish(ns);
+        }
+        match kind {
+            StatusKind::Sem => self.sem_regions.fd(ns),
+            _ => self.msg_regions.fd(ns),
+        }
+    }
+
+    /// The answer to a [`Request::Stat`]: the call's value `ret`, the
+    /// object's permission version and status `out`, and the region of
+    /// `kind` if the caller asked for it (`region`; without one the caller
+    /// simply keeps asking the daemon).
+    pub(crate) fn stat_reply(
+        &mut self,
+        ns: &str,
+        kind: uipc_proto::StatusKind,
+        region: bool,
+        (ret, perm_version, out): (i64, u32, uipc_proto::StatOut),
+    ) -> Result<(Response, Option<OwnedFd>), Errno> {
+        let fd = if region {
+            self.status_region_fd(ns, kind).map_err(|e| warn!(ns, error = ?e, ?kind, "no status region")).ok()
+        } else {
+            None
+        };
+        Ok((Response::Stat { ret, perm_version, out }, fd))
     }
 
     /// The namespace `ns` is gone: so are its regions.
@@ -165,13 +216,15 @@ impl Daemon {
         self.shm_regions_forget(ns);
         self.sem_regions.forget(ns);
         self.sem_live.remove(ns);
+        self.msg_regions.forget(ns);
+        self.msg_live.remove(ns);
     }
 }
 
-/// The set a request asks a grant of.
+/// The set or queue a request asks a page grant of.
 pub(crate) fn granted_set(req: &Request) -> Option<i32> {
     match req {
-        Request::SemGrant { id } => Some(*id),
+        Request::SemGrant { id } | Request::MsgGrant { id } => Some(*id),
         _ => None,
     }
 }

@@ -143,3 +143,76 @@ fn semaphore_queries_are_answered_from_the_status_region() {
     assert_eq!(sem_asks(&client, &mut raw, c & 0x7fff, SEM_STAT, 20), 0);
     assert_eq!(sem_asks(&client, &mut raw, c, IPC_STAT, 20), 0);
 }
+
+/// The daemon's answer to `msgctl(id, cmd)`, through a raw connection.
+fn daemon_msgctl(raw: &mut Raw, id: i32, cmd: i32) -> Result<(i64, uipc_proto::MsgOut), i32> {
+    match raw.call(&Request::MsgCtl { id, cmd, set: None }) {
+        Response::MsgCtl { ret, out } => Ok((ret, out)),
+        Response::Error(e) => Err(e),
+        r => panic!("msgctl: {r:?}"),
+    }
+}
+
+/// As [`sem_asks`], for `msgctl(id, cmd)`.
+fn msg_asks(client: &uipc_client::Client, raw: &mut Raw, id: i32, cmd: i32, n: usize) -> u64 {
+    let before = requests_sent();
+    for _ in 0..n {
+        let ours = client.msgctl(id, cmd, None).map_err(|e| e.raw());
+        let sent = requests_sent();
+        assert_eq!(ours, daemon_msgctl(raw, id, cmd), "msgctl({id}, {cmd})");
+        assert_eq!(requests_sent(), sent);
+    }
+    requests_sent() - before
+}
+
+#[test]
+fn message_queue_queries_are_answered_from_the_status_region() {
+    use uipc_abi::{IPC_INFO, IPC_STAT, MSG_INFO, MSG_STAT, MSG_STAT_ANY};
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _w = watchdog("msg queries", 60);
+    let d = TestDaemon::start("msgq");
+    let client = d.client();
+    let mut raw = d.raw();
+    let msgget = |raw: &mut Raw| match raw.call(&Request::MsgGet { key: 0, flags: 0o1600 }) {
+        Response::Value(v) => i32::try_from(v).unwrap(),
+        r => panic!("msgget: {r:?}"),
+    };
+    let a = msgget(&mut raw);
+    let b = msgget(&mut raw);
+    let send = |raw: &mut Raw, id: i32| {
+        let r = raw.call(&Request::MsgSnd { id, mtype: Some(1), msgsz: 5, text: Some(b"hello".to_vec()), flags: 0 });
+        assert!(matches!(r, Response::Value(0)), "msgsnd: {r:?}");
+    };
+    send(&mut raw, a);
+    send(&mut raw, a);
+
+    for cmd in [IPC_INFO, MSG_INFO] {
+        msg_asks(&client, &mut raw, 0, cmd, 1);
+        assert_eq!(msg_asks(&client, &mut raw, 0, cmd, 30), 0, "cmd {cmd}");
+    }
+    for (id, cmd) in [(a, IPC_STAT), (a & 0x7fff, MSG_STAT), (b & 0x7fff, MSG_STAT_ANY)] {
+        msg_asks(&client, &mut raw, id, cmd, 1);
+        assert_eq!(msg_asks(&client, &mut raw, id, cmd, 30), 0, "msgctl({id}, {cmd})");
+    }
+    // Sends by another connection (through the daemon) show at once.
+    send(&mut raw, a);
+    assert_eq!(msg_asks(&client, &mut raw, a & 0x7fff, MSG_STAT, 20), 0);
+    assert_eq!(msg_asks(&client, &mut raw, 0, MSG_INFO, 20), 0);
+
+    // A queue whose page another process may write (a grant): its
+    // counts may be newer in the page, so the daemon answers, and
+    // MSG_INFO's totals too; IPC_INFO and the other queue stay local.
+    raw.send(&Request::MsgGrant { id: b });
+    match raw.recv() {
+        Some((Response::MsgGrant { .. }, fds)) => assert_eq!(fds.len(), 1),
+        r => panic!("grant: {r:?}"),
+    }
+    assert_eq!(msg_asks(&client, &mut raw, b & 0x7fff, MSG_STAT_ANY, 5), 5);
+    assert_eq!(msg_asks(&client, &mut raw, 0, MSG_INFO, 5), 5);
+    assert_eq!(msg_asks(&client, &mut raw, 0, IPC_INFO, 5), 0);
+    assert_eq!(msg_asks(&client, &mut raw, a & 0x7fff, MSG_STAT, 5), 0);
+    // Removed: the live queue is forgotten, MSG_INFO is local again.
+    raw.call(&Request::MsgCtl { id: b, cmd: uipc_abi::IPC_RMID, set: None });
+    assert_eq!(msg_asks(&client, &mut raw, b & 0x7fff, MSG_STAT_ANY, 3), 3, "a vacant slot is the daemon's");
+    assert_eq!(msg_asks(&client, &mut raw, 0, MSG_INFO, 20), 0);
+}

@@ -38,3 +38,14 @@ fn msgsnd_and_msgrcv_racing_rmid_and_ipc_set() {
 fn fast_path_races_control_calls_and_checks_buffers() {
     differential("msg_fast_race");
 }
+
+/// `tests/c/msg_stat.c`: `IPC_STAT`/`MSG_STAT`/`MSG_STAT_ANY` (each asked
+/// twice: under the shim the second may come from the status region) as
+/// root and uid 1000, after sends, receives, `IPC_SET`, `IPC_RMID`, from a
+/// forked child, across `unshare(CLONE_NEWIPC)`, and while another process
+/// sends and receives in a loop (every answer a consistent snapshot:
+/// `cbytes` is 16 × `qnum`): every field as the kernel's.
+#[test]
+fn msg_stat_matches_the_kernel() {
+    differential("msg_stat");
+}

@@ -474,6 +474,8 @@ pub enum StatusKind {
     Shm,
     /// System V semaphore sets.
     Sem,
+    /// System V message queues.
+    Msg,
 }
 
 /// The status a [`Response::Stat`] carries.
@@ -481,6 +483,8 @@ pub enum StatusKind {
 pub enum StatOut {
     /// A semaphore set's `semid64_ds`.
     Sem(Semid64Ds),
+    /// A message queue's `msqid64_ds`.
+    Msg(Msqid64Ds),
 }
 
 /// The `IPC_SET` fields of a `msqid_ds`.

@@ -14,6 +14,7 @@ pub mod memfd;
 pub mod mq_page;
 pub mod mqfd;
 pub mod msg_page;
+pub mod msg_status;
 pub mod net;
 pub mod poll;
 pub mod proc;

@@ -95,6 +95,8 @@ pub enum Kind {
     ShmStatus = 5,
     /// A namespace's semaphore status region (`sem_status`).
     SemStatus = 6,
+    /// A namespace's message queue status region (`msg_status`).
+    MsgStatus = 7,
 }
 
 /// How a lock was had.

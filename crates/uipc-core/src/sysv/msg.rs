@@ -520,6 +520,10 @@ pub struct MsgState<R> {
     total_bytes: u64,
     /// Sleepers finished since the host last looked.
     pub(crate) wakeups: Vec<Wakeup>,
+    /// The last permission version drawn: every queue's is unique in the
+    /// namespace (a new queue under an old one's full id never matches a
+    /// grant on the old one).
+    perm_versions: u32,
 }
 
 impl<R> Default for MsgState<R> {
@@ -531,8 +535,54 @@ impl<R> Default for MsgState<R> {
             total_msgs: 0,
             total_bytes: 0,
             wakeups: Vec::new(),
+            perm_versions: 0,
         }
     }
+}
+
+impl<R> MsgState<R> {
+    /// A permission version no queue had before.
+    fn next_perm_version(&mut self) -> u32 {
+        self.perm_versions = self.perm_versions.wrapping_add(1);
+        self.perm_versions
+    }
+}
+
+/// What `msgctl(IPC_INFO)` copies out for the limits `msgmax`, `msgmnb`,
+/// `msgmni`, and `MSG_INFO` with `usage`: `(queues, messages, bytes)` in
+/// use (`ipc/msg.c:msgctl_info()`). Also what a client answers from the
+/// status region.
+pub fn msginfo(msgmax: i32, msgmnb: i32, msgmni: i32, usage: Option<(u32, u64, u64)>) -> Msginfo {
+    let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    let mut info = Msginfo {
+        msgpool: MSGPOOL,
+        msgmap: MSGMAP,
+        msgmax,
+        msgmnb,
+        msgmni,
+        msgssz: MSGSSZ,
+        msgtql: MSGTQL,
+        msgseg: MSGSEG,
+        pad: 0,
+    };
+    if let Some((queues, msgs, bytes)) = usage {
+        info.msgpool = clamp(u64::from(queues));
+        info.msgmap = clamp(msgs);
+        info.msgtql = clamp(bytes);
+    }
+    info
+}
+
+/// What a host shows of one queue in a status region
+/// ([`IpcNamespace::msg_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgStatus {
+    /// The queue's full id.
+    pub id: IpcId,
+    /// Its permission version: unique in the namespace, changed by `IPC_SET`.
+    pub perm_version: u32,
+    /// What `IPC_STAT` reports.
+    pub ds: Msqid64Ds,
 }
 
 /// What one pass of `do_msgsnd()`'s loop came to.
@@ -809,7 +859,7 @@ impl<R> IpcOps for MsgGetOps<'_, R> {
             receivers: VecDeque::new(),
             senders: VecDeque::new(),
             version: 0,
-            perm_version: 0,
+            perm_version: self.msg.next_perm_version(),
         };
         // MSG-GET-1: "the maximum number of message queues (MSGMNI) would be exceeded" → ENOSPC.
         self.msg.ids.add(q, u32::try_from(self.limits.msgmni).unwrap_or(0))
@@ -1054,23 +1104,8 @@ impl<M: Memory> IpcNamespace<M> {
         match cmd {
             MsgCmd::IpcInfo | MsgCmd::MsgInfo => {
                 let l = &self.limits;
-                let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
-                let mut info = Msginfo {
-                    msgpool: MSGPOOL,
-                    msgmap: MSGMAP,
-                    msgmax: l.msgmax,
-                    msgmnb: l.msgmnb,
-                    msgmni: l.msgmni,
-                    msgssz: MSGSSZ,
-                    msgtql: MSGTQL,
-                    msgseg: MSGSEG,
-                    pad: 0,
-                };
-                if cmd == MsgCmd::MsgInfo {
-                    info.msgpool = clamp(u64::from(self.msg.ids.in_use()));
-                    info.msgmap = clamp(self.msg.total_msgs);
-                    info.msgtql = clamp(self.msg.total_bytes);
-                }
+                let usage = (cmd == MsgCmd::MsgInfo).then(|| self.msg_usage());
+                let info = msginfo(l.msgmax, l.msgmnb, l.msgmni, usage);
                 Ok((i64::from(self.msg.ids.max_idx().max(0)), MsgCtlOut::Info(info)))
             }
             MsgCmd::IpcStat | MsgCmd::MsgStat | MsgCmd::MsgStatAny => {
@@ -1094,6 +1129,7 @@ impl<M: Memory> IpcNamespace<M> {
                 // COM-OWN-4: the buffer is copied in before the lookup.
                 let set = set.ok_or(Errno::EFAULT)?;
                 let msgmnb = u64::try_from(self.limits.msgmnb).unwrap_or(0);
+                let version = self.msg.next_perm_version();
                 let q = self.msg.ids.obtain_check_mut(id)?;
                 ipcctl_obtain_check(cred, &q.perm)?;
                 // MSG-CTL-2: "msg_qbytes greater than MSGMNB without CAP_SYS_RESOURCE" → EPERM.
@@ -1101,7 +1137,7 @@ impl<M: Memory> IpcNamespace<M> {
                     return Err(Errno::EPERM);
                 }
                 ipc_update_perm(&set.perm, &mut q.perm)?;
-                q.perm_version = q.perm_version.wrapping_add(1);
+                q.perm_version = version;
                 q.qbytes = set.qbytes;
                 q.ctime = now;
                 q.changed();
@@ -1137,6 +1173,32 @@ impl<M: Memory> IpcNamespace<M> {
             receive: ipcperms(cred, &q.perm, Access::READ).is_ok(),
             perm_version: q.perm_version,
         })
+    }
+
+    /// `(queues, messages, bytes)` in use: `MSG_INFO`'s `msgpool`,
+    /// `msgmap`, `msgtql` (the model's: a queue's page may hold newer
+    /// counts until the host adopts it).
+    pub fn msg_usage(&self) -> (u32, u64, u64) {
+        (self.msg.ids.in_use(), self.msg.total_msgs, self.msg.total_bytes)
+    }
+
+    /// The highest index in use, `-1` if none (`ipc_get_maxidx()`).
+    pub fn msg_max_idx(&self) -> i32 {
+        self.msg.ids.max_idx()
+    }
+
+    /// What slot `idx` holds, for a status region; `None` if empty.
+    pub fn msg_status(&self, idx: u32) -> Option<MsgStatus> {
+        let (id, q) = self.msg.ids.obtain_idx(i32::try_from(idx).ok()?).ok()?;
+        Some(MsgStatus { id, perm_version: q.perm_version, ds: q.to_abi() })
+    }
+
+    /// The permission version of queue `msqid` (see [`MsgStatus`]).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id.
+    pub fn msg_perm_version(&self, msqid: i32) -> Result<u32, Errno> {
+        Ok(self.msg.ids.obtain_check(msqid)?.perm_version)
     }
 
     /// The queues' identifiers, in slot order.
