@@ -34,7 +34,9 @@ enum Command {
         /// Socket path [default: $UIPC_SOCKET, $XDG_RUNTIME_DIR/uipc/uipc.sock, /run/uipc/uipc.sock].
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// Keep segment memory as files in this (tmpfs) directory instead of memfds.
+        /// Keep every object in this (tmpfs) directory, so that a daemon started again on it
+        /// after any stop or crash (kill -9 included) finds them: memory and state pages as
+        /// files, metadata in a checksummed write-ahead journal (docs/architecture.md).
         #[arg(long)]
         state_dir: Option<PathBuf>,
         /// Write "READY" to this inherited descriptor once accepting connections.

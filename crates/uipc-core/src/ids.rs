@@ -16,6 +16,7 @@ use crate::perm::{ipcperms, Access, IpcPerm};
 
 /// A System V key (`key_t`); 0 is `IPC_PRIVATE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IpcKey(pub i32);
 
 impl IpcKey {
@@ -30,6 +31,7 @@ impl IpcKey {
 
 /// A System V identifier: `seq << 15 | idx` (COM-ID-2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IpcId(pub i32);
 
 impl IpcId {
@@ -64,6 +66,7 @@ pub trait IpcObject {
 
 /// The objects of one type in one namespace (`struct ipc_ids`).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IpcIds<T> {
     slots: Vec<Option<T>>,
     keys: BTreeMap<IpcKey, u32>,
@@ -327,4 +330,25 @@ pub fn ipcget<O: IpcOps>(ops: &mut O, cred: &Cred, key: IpcKey, flags: i32, para
     ops.more_checks(obj, params)?;
     ipcperms(cred, obj.perm(), Access::from_get_flags(flags))?;
     Ok(id)
+}
+
+impl<T> IpcIds<T> {
+    /// The same registry with each object converted by `f` (a restored
+    /// namespace's memory regions re-opened): ids, keys and counters kept.
+    ///
+    /// # Errors
+    /// The first of `f`'s.
+    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(T) -> Result<U, E>) -> Result<IpcIds<U>, E> {
+        let slots = self.slots.into_iter().map(|s| s.map(&mut f).transpose()).collect::<Result<Vec<_>, E>>()?;
+        Ok(IpcIds {
+            slots,
+            keys: self.keys,
+            in_use: self.in_use,
+            max_idx: self.max_idx,
+            idr_next: self.idr_next,
+            last_idx: self.last_idx,
+            seq: self.seq,
+            next_id: self.next_id,
+        })
+    }
 }

@@ -10,6 +10,7 @@ use uipc_abi::{Errno, IPCMNI};
 /// The limits of one IPC namespace. A new namespace starts from
 /// [`Limits::default`], never from its parent's values (SPEC 7).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Limits {
     /// `kernel.shmmax`: largest segment, bytes.
     pub shmmax: u64,

@@ -16,10 +16,12 @@ use crate::ids::IpcId;
 /// Identifies one `shmat` call's mapping ("the file" of `vm_file`): fragments
 /// of one attach share it, and so do its copies in a forked child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AttachId(pub u64);
 
 /// Protection of a mapping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Prot {
     /// Readable.
     pub read: bool,
@@ -56,6 +58,7 @@ impl Prot {
 
 /// One System V shm mapping (a VMA whose `vm_ops` is `shm_vm_ops`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ShmVma {
     /// First byte (page aligned).
     pub start: u64,
@@ -88,6 +91,7 @@ impl ShmVma {
 
 /// The System V mappings of one process, by start address.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Mm {
     vmas: BTreeMap<u64, ShmVma>,
 }

@@ -17,6 +17,7 @@ pub const S_IRWXUGO: u32 = 0o777;
 
 /// Ownership and mode of one System V object (`struct kern_ipc_perm`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IpcPerm {
     /// The key (`IPC_PRIVATE` once an attached segment is removed).
     pub key: IpcKey,
@@ -172,6 +173,7 @@ pub fn ipc_update_perm(update: &PermUpdate, perm: &mut IpcPerm) -> Result<(), Er
 /// Ownership and mode of a POSIX IPC object, as a file's inode has them
 /// (`i_uid`, `i_gid`, `i_mode`): a message queue in the mqueue filesystem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FilePerm {
     /// Owner (the creator's fsuid).
     pub uid: Uid,
@@ -249,6 +251,7 @@ pub fn check_sticky(cred: &Cred, dir_uid: Uid, file: &FilePerm) -> Result<(), Er
 /// Who owns an IPC namespace and who may enter it: its owner, group and a
 /// mode read like a directory's (`x` = may enter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NamespaceOwner {
     /// Owner (the creator).
     pub uid: Uid,

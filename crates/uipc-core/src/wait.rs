@@ -11,6 +11,7 @@ pub use crate::sysv::msg::Message;
 
 /// One parked caller (one blocked system call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WaiterId(pub u64);
 
 /// What an operation that may sleep did.

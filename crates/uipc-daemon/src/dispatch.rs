@@ -67,6 +67,23 @@ impl Daemon {
         let msg_refused = msg_ns.as_deref().and_then(|n| self.msg_enter(n, msg_scope).err()).filter(|_| !msg_rmid);
         let refused = refused.or(msg_refused);
         let granted = crate::status::granted_set(&req);
+        // What the request may change is recorded before its reply leaves
+        // (a durable daemon's journal: `durable`).
+        if let Some(n) = &ns {
+            self.touch_ns(n);
+        }
+        self.touch_process(who.0);
+        if matches!(
+            req,
+            Request::Hello { .. }
+                | Request::Join { .. }
+                | Request::Forked { .. }
+                | Request::NsCreate { .. }
+                | Request::NsRemove { .. }
+                | Request::Unshare { .. }
+        ) {
+            self.touch_procs();
+        }
         let reply = match req {
             _ if refused.is_some() => Some(error(refused.unwrap_or(Errno::EIDRM))),
             Request::SemOp { id, nsops, sops, timeout } => self.semop(token, id, nsops, sops, timeout),

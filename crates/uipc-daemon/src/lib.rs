@@ -33,14 +33,16 @@
 
 pub mod audit;
 mod dispatch;
+mod durable;
 mod memory;
 mod mq;
 mod msg_pages;
 mod msg_status;
 mod namespaces;
+pub mod persist;
 mod sem_pages;
-mod server;
 mod sem_status;
+mod server;
 mod shm_status;
 mod status;
 

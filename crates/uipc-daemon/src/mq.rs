@@ -102,6 +102,7 @@ impl Daemon {
             Some(h) => (h.ns.clone(), h.desc, mqfd::nonblocking(h.fd.as_fd()).unwrap_or(false)),
             None => (home, NO_DESC, false),
         };
+        self.touch_ns(&ns_name);
         let result = self.mq_call(token, &cred, &ns_name, handle, desc, nonblock, req);
         self.deliver(&ns_name);
         result

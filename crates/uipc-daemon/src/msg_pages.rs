@@ -195,6 +195,22 @@ impl Daemon {
         }
     }
 
+    /// The regions of `ns`'s queue pages.
+    pub(crate) fn msg_page_regions(&self, ns: &str) -> Vec<SharedRegion> {
+        self.msg_pages.spaces.get(ns).map(|s| s.values().map(|q| q.region.clone()).collect()).unwrap_or_default()
+    }
+
+    /// A restarted daemon takes the page of queue `id` found in its state
+    /// directory; the next [`msg_enter`](Self::msg_enter) locks and adopts it.
+    ///
+    /// # Errors
+    /// The page is not a valid message queue page.
+    pub(crate) fn msg_page_restore(&mut self, ns: &str, id: i32, region: SharedRegion) -> Result<(), Errno> {
+        let page = MsgQueuePage::open(region.fd(), true)?;
+        self.msg_pages.spaces.entry(ns.to_owned()).or_default().insert(id, QueuePage { region, page, damaged: false });
+        Ok(())
+    }
+
     /// [`Request::MsgGrant`]: the page of queue `id` for `cred`,
     /// read-write, with write permission (`msgsnd`; `msgrcv` too with read
     /// permission); made at the first grant. Runs inside
@@ -208,7 +224,7 @@ impl Daemon {
         let space = self.msg_pages.spaces.entry(ns.to_owned()).or_default();
         let q = match space.entry(id) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(new_page(model, id)?),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(new_page(model, id, &mut self.page_files, ns)?),
         };
         if q.damaged {
             return Err(Errno::EIDRM);
@@ -220,9 +236,9 @@ impl Daemon {
 
 /// A new page for queue `id`, in the namespace's memory, holding the
 /// model's state.
-fn new_page(model: &mut Model, id: i32) -> Result<QueuePage, Errno> {
+fn new_page(model: &mut Model, id: i32, files: &mut crate::durable::PageFiles, ns: &str) -> Result<QueuePage, Errno> {
     let geo = model.msg_page_geometry(id)?.ok_or(Errno::EINVAL)?;
-    let region = uipc_sys::memfd::sealed("uipc-state-page", MsgQueuePage::len_for(geo))?;
+    let region = files.region(ns, "msgp", id, MsgQueuePage::len_for(geo))?;
     let page = MsgQueuePage::create(region.fd(), geo)?;
     let (guard, _) = page.lock(LOCK_BOUND)?;
     page.with_body(&guard, |b| model.msg_page_init(id, b))?;

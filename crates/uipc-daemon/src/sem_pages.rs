@@ -196,7 +196,7 @@ impl Daemon {
                 if space.contains_key(&id.0) {
                     continue;
                 }
-                match new_page(model, id.0) {
+                match new_page(model, id.0, &mut self.page_files, ns) {
                     Ok(set) => {
                         space.insert(id.0, set);
                         created.push(id.0);
@@ -267,6 +267,48 @@ impl Daemon {
         }
     }
 
+    /// The owner of each undo slot of every set of `ns` that has a page
+    /// (recorded by the state directory).
+    pub(crate) fn sem_owners(&self, ns: &str) -> Vec<(i32, Vec<Option<u32>>)> {
+        let Some(space) = self.sem_pages.spaces.get(ns) else { return Vec::new() };
+        space.iter().map(|(id, set)| (*id, set.owners.iter().map(|o| o.map(|p| p.0)).collect())).collect()
+    }
+
+    /// The names of the files of `ns`'s state pages (sets and queues).
+    pub(crate) fn page_file_names(&self, ns: &str) -> Vec<String> {
+        let sem = self.sem_pages.spaces.get(ns).into_iter().flat_map(|s| s.values().map(|p| &p.region));
+        let msg = self.msg_page_regions(ns);
+        sem.chain(msg.iter()).filter_map(|r| r.file_name()).collect()
+    }
+
+    /// A restarted daemon takes the page of set `id` found in its state
+    /// directory, with the recorded owners of its undo slots; the next
+    /// [`sem_enter`](Self::sem_enter) locks and adopts it.
+    ///
+    /// # Errors
+    /// The page is not a valid semaphore set page for the set.
+    pub(crate) fn sem_page_restore(
+        &mut self,
+        ns: &str,
+        id: i32,
+        region: SharedRegion,
+        owners: Vec<Option<u32>>,
+    ) -> Result<(), Errno> {
+        let page = SemPage::open(region.fd(), true)?;
+        let nsems = self.namespaces.get(ns).ok_or(Errno::EINVAL)?.sem_shared(id, &[])?.values.len();
+        if page.nsems() != nsems {
+            return Err(Errno::EUCLEAN);
+        }
+        let mut owners: Vec<Option<Pid>> = owners.into_iter().map(|o| o.map(Pid)).collect();
+        owners.resize(UNDO_SLOTS, None);
+        self.sem_pages
+            .spaces
+            .entry(ns.to_owned())
+            .or_default()
+            .insert(id, SetPage { region, page, owners, damaged: false });
+        Ok(())
+    }
+
     /// [`Request::SemGrant`]: the page of set `id` for `cred`, read-write
     /// with alter permission (and an undo slot if one is free), read-only
     /// with read permission.
@@ -311,9 +353,14 @@ impl Daemon {
 }
 
 /// A new page for set `id`, in the namespace's memory.
-fn new_page(model: &mut uipc_core::IpcNamespace<crate::DaemonMemory>, id: i32) -> Result<SetPage, Errno> {
+fn new_page(
+    model: &mut uipc_core::IpcNamespace<crate::DaemonMemory>,
+    id: i32,
+    files: &mut crate::durable::PageFiles,
+    ns: &str,
+) -> Result<SetPage, Errno> {
     let nsems = model.sem_shared(id, &[])?.values.len();
-    let region = uipc_sys::memfd::sealed("uipc-state-page", SemPage::len_for(nsems))?;
+    let region = files.region(ns, "semp", id, SemPage::len_for(nsems))?;
     let page = SemPage::create(region.fd(), nsems)?;
     Ok(SetPage { region, page, owners: vec![None; UNDO_SLOTS], damaged: false })
 }

@@ -133,6 +133,10 @@ pub struct Daemon {
     pub(crate) msg_regions: crate::msg_status::MsgRegions,
     /// Per namespace, the queues some process holds a page grant of.
     pub(crate) msg_live: std::collections::HashMap<String, BTreeSet<i32>>,
+    /// Where state pages are made (files in the state directory, if any).
+    pub(crate) page_files: crate::durable::PageFiles,
+    /// The state directory's journal and what was last written to it.
+    pub(crate) durable: crate::durable::Durable,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DaemonError {
@@ -245,12 +249,6 @@ impl Daemon {
         if let Some(fd) = &config.lifeline {
             poller.add(fd.as_fd(), LIFELINE, false).map_err(|e| err("epoll", e))?;
         }
-        info!(socket = %config.socket.display(), "listening");
-        if let Some(fd) = config.ready_fd {
-            let mut f = std::fs::File::from(fd);
-            // A caller that stopped waiting is not our failure.
-            let _ = f.write_all(b"READY\n");
-        }
         let mut daemon = Daemon {
             listener,
             socket: config.socket,
@@ -282,9 +280,23 @@ impl Daemon {
             sem_live: std::collections::HashMap::new(),
             msg_regions: crate::msg_status::MsgRegions::default(),
             msg_live: std::collections::HashMap::new(),
+            page_files: crate::durable::PageFiles::default(),
+            durable: crate::durable::Durable::default(),
         };
+        if let Some(dir) = daemon.state_dir.clone() {
+            daemon.page_files.dir = Some(dir.clone());
+            let (store, state) = crate::persist::DirStore::open(&dir)?;
+            daemon.restore(Box::new(store), state);
+        }
         // The namespace clients get by default: the daemon's, open to all.
         daemon.namespace("default").map_err(|e| err("the default namespace", e))?;
+        daemon.persist();
+        info!(socket = %daemon.socket.display(), "listening");
+        if let Some(fd) = config.ready_fd {
+            let mut f = std::fs::File::from(fd);
+            // A caller that stopped waiting is not our failure.
+            let _ = f.write_all(b"READY\n");
+        }
         Ok(daemon)
     }
 
@@ -345,6 +357,8 @@ impl Daemon {
                     SIGNALS | LIFELINE => {
                         info!("signal or lifeline: shutting down");
                         let _ = std::fs::remove_file(&self.socket);
+                        // A state directory keeps every object for the next daemon.
+                        self.page_files.unlinks.keep_all();
                         return Ok(());
                     }
                     token => match self.sources.get(&token).copied() {
@@ -466,6 +480,7 @@ impl Daemon {
         self.poller.add(pidfd.as_fd(), token, false)?;
         self.sources.insert(token, Source::Pidfd(pid));
         self.procs.insert(pid, ProcRec { pidfd, token, conns: 0, namespaces: BTreeSet::new() });
+        self.touch_procs();
         Ok(())
     }
 
@@ -492,12 +507,13 @@ impl Daemon {
                 Some(dir) => {
                     let d = dir.join("ns").join(name);
                     std::fs::create_dir_all(&d).map_err(|_| Errno::EIO)?;
-                    DaemonMemory::Dir(DirMemory::new(d))
+                    DaemonMemory::Dir(DirMemory::deferred(d, self.page_files.unlinks.clone()))
                 }
                 None => DaemonMemory::Memfd(MemfdMemory),
             };
             info!(namespace = name, "namespace created");
             self.namespaces.insert(name.to_owned(), IpcNamespace::new(memory));
+            self.touch_ns(name);
         }
         self.namespaces.get_mut(name).ok_or(Errno::EIO)
     }
@@ -593,6 +609,8 @@ impl Daemon {
 
     /// Sends what can be sent now; `false` if the connection failed.
     fn flush(&mut self, token: u64) -> bool {
+        // Write-ahead: what the event changed is recorded before its replies leave.
+        self.persist();
         let Some(conn) = self.conns.get_mut(&token) else { return true };
         while let Some(front) = conn.out.front_mut() {
             let fds: Vec<_> = front.fd.iter().map(|f| f.as_fd()).collect();
@@ -637,6 +655,10 @@ impl Daemon {
             });
         }
         debug!(pid, token, "disconnected");
+        if let Some(name) = conn.ns.as_deref() {
+            self.touch_ns(name);
+        }
+        self.touch_process(pid);
         if let Some(p) = self.procs.get_mut(&pid) {
             p.conns = p.conns.saturating_sub(1);
             if p.conns == 0 {
@@ -660,17 +682,7 @@ impl Daemon {
         let Some(p) = self.procs.remove(&pid) else { return };
         self.sources.remove(&p.token);
         let _ = self.poller.delete(p.pidfd.as_fd());
-        let t = now();
-        for name in &p.namespaces {
-            self.with_sem_pages(name, |d| {
-                if let Some(ns) = d.namespaces.get_mut(name) {
-                    ns.exit(Pid(pid), t);
-                }
-                d.sem_pages_release(Pid(pid));
-                // Exit-time undo may complete others' semops.
-                d.deliver(name);
-            });
-        }
+        self.settle_exit(pid, &p.namespaces, now());
         debug!(pid, "process exited");
         for name in &p.namespaces {
             self.status_publish(name);
@@ -766,6 +778,7 @@ impl Daemon {
                 break;
             }
             let (ns, w) = entry.remove();
+            self.touch_ns(&ns);
             self.with_sem_pages(&ns, |d| {
                 let result = d.namespaces.get_mut(&ns).and_then(|space| space.interrupt(w, Interrupt::Timeout));
                 if let Some(r) = result {

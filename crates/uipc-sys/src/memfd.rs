@@ -34,6 +34,38 @@ pub struct FileRegion {
     /// The file's path, for regions of a [`DirMemory`] (`None` once a POSIX
     /// shm object's name is unlinked and its file removed).
     path: Mutex<Option<PathBuf>>,
+    /// Where the path goes when the file must be removed, if its removal
+    /// waits for the owner's say ([`Unlinks`]).
+    unlinks: Option<Unlinks>,
+}
+
+/// Removals of state files waiting until the change that removes them is
+/// recorded (a durable daemon: the metadata journal is written first, so a
+/// crash between the two never leaves a record naming a removed file).
+/// Dropping the list without [`flush`](Unlinks::flush)ing keeps the files
+/// (a daemon stopping keeps its state).
+#[derive(Clone, Debug, Default)]
+pub struct Unlinks(Arc<Mutex<Vec<PathBuf>>>);
+
+impl Unlinks {
+    fn push(&self, path: PathBuf) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+    }
+
+    /// Removes every file whose removal waited.
+    pub fn flush(&self) {
+        let paths = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for path in paths {
+            // Already gone leaves nothing to clean.
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// Forgets the waiting removals: the files stay (the daemon stops and
+    /// keeps its state).
+    pub fn keep_all(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 impl FileRegion {
@@ -61,9 +93,19 @@ impl FileRegion {
     /// mappings, and `fstat` shows `st_nlink` 0).
     fn remove_file(&self) {
         if let Some(path) = self.path.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            // Already gone leaves nothing to clean.
-            let _ = fs::remove_file(path);
+            match &self.unlinks {
+                Some(u) => u.push(path),
+                // Already gone leaves nothing to clean.
+                None => {
+                    let _ = fs::remove_file(path);
+                }
+            }
         }
+    }
+
+    /// The backing file's name in its directory, if it has one.
+    pub fn file_name(&self) -> Option<String> {
+        self.path()?.file_name()?.to_str().map(str::to_owned)
     }
 
     /// The file's owner, group and mode (`fstat`).
@@ -235,7 +277,7 @@ impl Memory for MemfdMemory {
         rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o600)).map_err(errno)?;
         // A new file of `len` bytes reads as zeros (ZERO-1).
         ftruncate(&fd, len).map_err(errno)?;
-        Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None) }))
+        Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None), unlinks: None }))
     }
 
     fn resident_pages(&self, region: &SharedRegion) -> u64 {
@@ -265,7 +307,41 @@ pub fn sealed(name: &str, len: u64) -> Result<SharedRegion, Errno> {
     ftruncate(&fd, len).map_err(errno)?;
     let seals = rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SEAL;
     rustix::fs::fcntl_add_seals(&fd, seals).map_err(errno)?;
-    Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None) }))
+    Ok(Arc::new(FileRegion { fd, len, path: Mutex::new(None), unlinks: None }))
+}
+
+/// A state page in a file at `path` (created, or emptied, with `len` zero
+/// bytes, mode 0600): with a state directory, a page outlives the daemon.
+/// A file cannot be sealed as a memfd is, so a client holding it
+/// read-write could truncate it (`docs/deviations.md`).
+///
+/// # Errors
+/// open(2)'s, ftruncate(2)'s.
+pub fn page_file(path: PathBuf, len: u64, unlinks: Option<Unlinks>) -> Result<SharedRegion, Errno> {
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o600).open(&path);
+    let file = file.map_err(|e| io_errno(&e))?;
+    ftruncate(&file, len).map_err(errno)?;
+    Ok(Arc::new(FileRegion { fd: file.into(), len, path: Mutex::new(Some(path)), unlinks }))
+}
+
+/// An existing file at `path` as a region (a restarted daemon re-adopting
+/// its state directory): its length is the file's.
+///
+/// # Errors
+/// open(2)'s, fstat(2)'s.
+pub fn open_file(path: PathBuf, unlinks: Option<Unlinks>) -> Result<SharedRegion, Errno> {
+    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_errno(&e))?;
+    let st = rustix::fs::fstat(&file).map_err(errno)?;
+    let len = u64::try_from(st.st_size).unwrap_or(0);
+    Ok(Arc::new(FileRegion { fd: file.into(), len, path: Mutex::new(Some(path)), unlinks }))
+}
+
+/// A region with no file: an anonymous memfd of `len` bytes, mode 0600.
+///
+/// # Errors
+/// memfd_create(2)'s, ftruncate(2)'s.
+pub fn anonymous_region(len: u64) -> Result<SharedRegion, Errno> {
+    MemfdMemory.allocate(len)
 }
 
 /// Files in a directory (a tmpfs state directory), named `shm-N`, removed
@@ -274,12 +350,34 @@ pub fn sealed(name: &str, len: u64) -> Result<SharedRegion, Errno> {
 pub struct DirMemory {
     dir: PathBuf,
     next: u64,
+    unlinks: Option<Unlinks>,
 }
 
 impl DirMemory {
     /// Memory in `dir`, which must exist.
     pub fn new(dir: impl Into<PathBuf>) -> DirMemory {
-        DirMemory { dir: dir.into(), next: 0 }
+        DirMemory { dir: dir.into(), next: 0, unlinks: None }
+    }
+
+    /// Memory in `dir` whose files' removals wait in `unlinks`.
+    pub fn deferred(dir: impl Into<PathBuf>, unlinks: Unlinks) -> DirMemory {
+        DirMemory { dir: dir.into(), next: 0, unlinks: Some(unlinks) }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The existing file `name` of the directory as a region.
+    ///
+    /// # Errors
+    /// `EINVAL` for a name that is not a plain file name; open(2)'s.
+    pub fn open_existing(&self, name: &str) -> Result<SharedRegion, Errno> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Errno::EINVAL);
+        }
+        open_file(self.dir.join(name), self.unlinks.clone())
     }
 }
 
@@ -296,7 +394,8 @@ impl Memory for DirMemory {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_errno(&e)),
             };
-            let region = FileRegion { fd: file.into(), len, path: Mutex::new(Some(path)) };
+            let region =
+                FileRegion { fd: file.into(), len, path: Mutex::new(Some(path)), unlinks: self.unlinks.clone() };
             ftruncate(&region.fd, len).map_err(errno)?;
             return Ok(Arc::new(region));
         }
@@ -310,5 +409,13 @@ impl Memory for DirMemory {
 
     fn read(&self, region: &SharedRegion, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
         region.read_at(off, len)
+    }
+}
+
+/// A region is recorded as its file's name (`None`: no file — a memfd, or
+/// a POSIX shm object whose name was unlinked) and its length.
+impl serde::Serialize for FileRegion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.file_name(), self.len).serialize(s)
     }
 }

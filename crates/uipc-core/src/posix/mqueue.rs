@@ -86,6 +86,7 @@ const NSIG: i32 = 64;
 
 /// An open description of a queue (what an `mqd_t` refers to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqDescId(pub u64);
 
 /// The attributes a queue is created with (`mq_maxmsg`, `mq_msgsize` of
@@ -136,6 +137,7 @@ impl Deadline {
 
 /// How a registered process is told (`struct sigevent`, checked).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum NotifyHow {
     /// `SIGEV_NONE`: the registration is consumed, nothing is sent.
     None,
@@ -217,6 +219,7 @@ pub struct Received {
 
 /// One queue's registration (`notify_owner`, `notify`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Registration {
     owner: Pid,
     how: NotifyHow,
@@ -232,6 +235,7 @@ struct SleepingSender {
 
 /// One queue (`struct mqueue_inode_info` and its inode).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqQueue {
     perm: FilePerm,
     maxmsg: i64,
@@ -242,7 +246,9 @@ pub struct MqQueue {
     /// Bytes of payload queued (the status line's QSIZE).
     qsize: u64,
     notify: Option<Registration>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     senders: VecDeque<SleepingSender>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     receivers: VecDeque<WaiterId>,
     /// Open descriptions.
     opens: u32,
@@ -519,6 +525,7 @@ impl MqStore for MqQueue {
 
 /// One open description (`struct file` of an mqueue inode).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqDesc {
     queue: u64,
     read: bool,
@@ -559,6 +566,7 @@ enum Side {
 
 /// The POSIX message queues of one namespace (its mqueue filesystem).
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqState {
     pub(crate) names: NameTable,
     queues: BTreeMap<u64, MqQueue>,
@@ -570,9 +578,13 @@ pub struct MqState {
     /// `RLIMIT_MSGQUEUE` bytes charged per real uid.
     charged: BTreeMap<Uid, u64>,
     /// Which queue and side each sleeper is on.
+    #[cfg_attr(feature = "serde", serde(skip))]
     sleepers: BTreeMap<WaiterId, (u64, Side)>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     notifications: Vec<MqNotification>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     removed: Vec<MqNotifyRemoved>,
 }
 
@@ -1292,6 +1304,20 @@ impl<M: Memory> IpcNamespace<M> {
                 if opens == 0 {
                     self.mq.destroy(queue);
                 }
+            }
+        }
+    }
+}
+
+impl MqState {
+    /// Drops every `SIGEV_THREAD` registration (its pipe was a dead
+    /// daemon's; the queue is free for a new registration).
+    #[cfg(feature = "serde")]
+    pub(crate) fn drop_thread_registrations(&mut self) {
+        for q in self.queues.values_mut() {
+            if q.notify.as_ref().is_some_and(|r| matches!(r.how, NotifyHow::Thread { .. })) {
+                q.notify = None;
+                q.version += 1;
             }
         }
     }

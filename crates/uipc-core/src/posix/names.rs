@@ -20,6 +20,7 @@ pub const PATH_MAX: usize = 4096;
 /// A checked name: one path component, 1..=[`NAME_MAX`] bytes, no `/` or
 /// NUL, not `.` or `..`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PosixName(Vec<u8>);
 
 impl PosixName {
@@ -63,6 +64,7 @@ impl PosixName {
 /// → the object's number (an inode number). Objects that lose their name
 /// (unlinked while open) live on outside the table.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NameTable {
     entries: BTreeMap<PosixName, u64>,
 }

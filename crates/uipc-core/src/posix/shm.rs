@@ -120,6 +120,7 @@ impl OpenFlags {
 
 /// One object: a file of `/dev/shm`.
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PshmObject<R> {
     region: R,
     /// The identity the core keeps when the memory cannot.
@@ -138,6 +139,7 @@ impl<R> PshmObject<R> {
 
 /// The POSIX shared memory objects of a namespace: the `/dev/shm` directory.
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PshmState<R> {
     names: NameTable,
     objects: BTreeMap<u64, PshmObject<R>>,
@@ -431,4 +433,19 @@ fn is_dot(raw: &[u8], kind: PshmKind) -> bool {
 fn without_leading_slashes(raw: &[u8]) -> &[u8] {
     let start = raw.iter().position(|&c| c != b'/').unwrap_or(raw.len());
     &raw[start..]
+}
+
+impl<R> PshmState<R> {
+    /// The same objects with each region converted by `f`.
+    ///
+    /// # Errors
+    /// The first of `f`'s.
+    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<PshmState<U>, E> {
+        let objects = self
+            .objects
+            .into_iter()
+            .map(|(k, o)| Ok((k, PshmObject { region: f(o.region)?, perm: o.perm, in_memory: o.in_memory })))
+            .collect::<Result<BTreeMap<_, _>, E>>()?;
+        Ok(PshmState { names: self.names, objects, next: self.next })
+    }
 }

@@ -351,6 +351,7 @@ pub fn msgrcv_args(id: i32, msgsz: i64, flags: i32, buf_readable: bool) -> Resul
 /// One queued message in the index: its type and where its text lies in
 /// the queue's arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct MsgEntry {
     mtype: i64,
     off: u64,
@@ -359,6 +360,7 @@ struct MsgEntry {
 
 /// The region holding a queue's message text (see the module's State layout).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Arena<R> {
     region: Option<R>,
     /// Bytes in `region`.
@@ -371,6 +373,7 @@ struct Arena<R> {
 
 /// A message queue (`struct msg_queue`).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MsgQueue<R> {
     perm: IpcPerm,
     stime: Time,
@@ -383,8 +386,10 @@ pub struct MsgQueue<R> {
     messages: VecDeque<MsgEntry>,
     arena: Arena<R>,
     /// Sleeping receivers (`q_receivers`), in arrival order.
+    #[cfg_attr(feature = "serde", serde(skip))]
     receivers: VecDeque<WaiterId>,
     /// Sleeping senders (`q_senders`).
+    #[cfg_attr(feature = "serde", serde(skip))]
     senders: VecDeque<WaiterId>,
     /// Generation of the observable state (messages, counters, times,
     /// permissions): advanced by every change, never by a read.
@@ -510,15 +515,19 @@ struct MsgSender {
 
 /// The message-queue state of a namespace.
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MsgState<R> {
     pub(crate) ids: IpcIds<MsgQueue<R>>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     receivers: BTreeMap<WaiterId, MsgReceiver>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     senders: BTreeMap<WaiterId, MsgSender>,
     /// `percpu_msg_hdrs`: messages queued in the namespace.
     total_msgs: u64,
     /// `percpu_msg_bytes`: bytes queued in the namespace.
     total_bytes: u64,
     /// Sleepers finished since the host last looked.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
     /// The last permission version drawn: every queue's is unique in the
     /// namespace (a new queue under an old one's full id never matches a
@@ -1476,4 +1485,46 @@ pub fn msgrcv_fast<B: PageBytes + ?Sized>(
         return Ok(Fast::Host);
     }
     Ok(Fast::Done((pick.mtype, dst.len())))
+}
+
+impl<R> MsgState<R> {
+    /// The same queues with each arena's region converted by `f` (no
+    /// sleepers: a restored namespace has none).
+    ///
+    /// # Errors
+    /// The first of `f`'s.
+    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<MsgState<U>, E> {
+        let ids = self.ids.try_map(|q| {
+            Ok(MsgQueue {
+                perm: q.perm,
+                stime: q.stime,
+                rtime: q.rtime,
+                ctime: q.ctime,
+                cbytes: q.cbytes,
+                qbytes: q.qbytes,
+                lspid: q.lspid,
+                lrpid: q.lrpid,
+                messages: q.messages,
+                arena: Arena {
+                    region: q.arena.region.map(&mut f).transpose()?,
+                    size: q.arena.size,
+                    end: q.arena.end,
+                    version: q.arena.version,
+                },
+                receivers: VecDeque::new(),
+                senders: VecDeque::new(),
+                version: q.version,
+                perm_version: q.perm_version,
+            })
+        })?;
+        Ok(MsgState {
+            ids,
+            receivers: BTreeMap::new(),
+            senders: BTreeMap::new(),
+            total_msgs: self.total_msgs,
+            total_bytes: self.total_bytes,
+            wakeups: Vec::new(),
+            perm_versions: self.perm_versions,
+        })
+    }
 }

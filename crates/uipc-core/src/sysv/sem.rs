@@ -42,17 +42,21 @@ const SEMUSZ: i32 = 20;
 
 /// One semaphore (`struct sem`).
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Sem {
     val: i32,
     pid: Pid,
     /// Sleeping simple decrements on this semaphore.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pending_alter: VecDeque<WaiterId>,
     /// Sleeping simple wait-for-zero operations on this semaphore.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pending_const: VecDeque<WaiterId>,
 }
 
 /// A semaphore set (`struct sem_array`).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SemSet {
     perm: IpcPerm,
     sems: Vec<Sem>,
@@ -60,10 +64,13 @@ pub struct SemSet {
     ctime: Time,
     /// Sleeping complex alter operations (and, while any complex one waits,
     /// the simple decrements too).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pending_alter: VecDeque<WaiterId>,
     /// Sleeping complex wait-for-zero-only operations.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pending_const: VecDeque<WaiterId>,
     /// Sleeping complex operations.
+    #[cfg_attr(feature = "serde", serde(skip))]
     complex_count: usize,
     /// Generation of the state a caller can observe (values, pids, times,
     /// permissions): advanced by every change, never by a read. It is the
@@ -129,10 +136,12 @@ struct SemQueue {
 
 /// The semaphore state of a namespace.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SemState {
     pub(crate) ids: IpcIds<SemSet>,
     /// `used_sems`: semaphores in all sets.
     used_sems: i64,
+    #[cfg_attr(feature = "serde", serde(skip))]
     queues: BTreeMap<WaiterId, SemQueue>,
     /// The next [`WaiterId`] of the namespace (every mechanism's sleepers
     /// draw from it: see `IpcNamespace::new_waiter`).
@@ -140,6 +149,7 @@ pub struct SemState {
     /// Undo records (`struct sem_undo`), per process and set: an adjustment per semaphore.
     undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
     /// Sleepers finished since the host last looked.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
     /// The last permission version drawn: every set's is unique in the
     /// namespace (a new set in an old set's slot, even under the same

@@ -31,6 +31,7 @@ use crate::time::Time;
 
 /// One segment (`struct shmid_kernel`).
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ShmSegment<R> {
     perm: IpcPerm,
     /// Size as requested (not rounded).
@@ -105,6 +106,7 @@ fn pages(size: u64) -> Option<u64> {
 
 /// The shared memory state of a namespace.
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ShmState<R> {
     pub(crate) ids: IpcIds<ShmSegment<R>>,
     /// `shm_tot`: pages in all segments.
@@ -116,6 +118,7 @@ pub struct ShmState<R> {
     /// Slots whose status (anything `IPC_STAT` reports, or who could change
     /// it by dying) changed since the host last took them
     /// ([`IpcNamespace::shm_take_changed`]).
+    #[cfg_attr(feature = "serde", serde(skip))]
     changed: BTreeSet<u32>,
 }
 
@@ -275,7 +278,14 @@ impl<R> PendingAttach<R> {
 /// `shmmni` (`ipc/shm.c:shmctl_ipc_info()`: `shmseg` is `shmmni`, as the
 /// kernel sets it). Also what a client answers from the status region.
 pub fn shminfo(shmmax: u64, shmall: u64, shmmni: u32) -> Shminfo64 {
-    Shminfo64 { shmmax, shmmin: SHMMIN, shmmni: u64::from(shmmni), shmseg: u64::from(shmmni), shmall, ..Shminfo64::default() }
+    Shminfo64 {
+        shmmax,
+        shmmin: SHMMIN,
+        shmmni: u64::from(shmmni),
+        shmseg: u64::from(shmmni),
+        shmall,
+        ..Shminfo64::default()
+    }
 }
 
 /// A decoded `shmctl` command (STYLE rule 5).
@@ -898,5 +908,37 @@ impl<M: Memory> IpcNamespace<M> {
     /// Process `pid`'s System V shm mappings, by address.
     pub fn shm_mappings(&self, pid: Pid) -> Vec<ShmVma> {
         self.mms.get(&pid).map(|mm: &Mm| mm.vmas().copied().collect()).unwrap_or_default()
+    }
+}
+
+impl<R> ShmState<R> {
+    /// The same segments with each region converted by `f`.
+    ///
+    /// # Errors
+    /// The first of `f`'s.
+    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<ShmState<U>, E> {
+        let ids = self.ids.try_map(|s| {
+            Ok(ShmSegment {
+                perm: s.perm,
+                segsz: s.segsz,
+                nattch: s.nattch,
+                atime: s.atime,
+                dtime: s.dtime,
+                ctime: s.ctime,
+                cpid: s.cpid,
+                lpid: s.lpid,
+                region: f(s.region)?,
+                creator: s.creator,
+                locked_by: s.locked_by,
+                perm_version: s.perm_version,
+            })
+        })?;
+        Ok(ShmState {
+            ids,
+            tot: self.tot,
+            locked: self.locked,
+            perm_versions: self.perm_versions,
+            changed: self.changed,
+        })
     }
 }

@@ -1,0 +1,370 @@
+//! The daemon's side of its state directory ([`crate::persist`]): what
+//! each event records, and the restart that re-adopts a directory.
+//!
+//! Every event marks the namespaces it may have changed
+//! ([`Daemon::touch_ns`]); before any reply leaves
+//! ([`Daemon::persist`], called by the loop's `flush`), the image of each
+//! marked namespace is encoded and written if it differs from the last one
+//! written, with the process table if it changed, in one `write`. Files
+//! whose objects were removed are unlinked only after that write
+//! ([`Unlinks`]), so a record never names a file that is gone.
+//!
+//! Restart ([`Daemon::restore`]): each recorded namespace is rebuilt from
+//! its image (memory files re-opened by name), attaches that were granted
+//! and never reported release their hold, the state pages found in the
+//! namespace's directory are re-adopted — locked (a lock the dead daemon
+//! held is a robust futex whose owner died: the in-flight change is rolled
+//! back), validated and taken into the model as after any event, so what
+//! clients changed on their fast paths, before and during the crash, is
+//! kept — then every recorded process is checked: one that exited while
+//! the daemon was down (no such pid, or another start time) is settled as
+//! an exit (attachments released, undo applied), a live one is followed
+//! by a new pidfd. Files no object uses are removed, and a snapshot of the
+//! result starts the journal afresh. All of this happens in `bind`, before
+//! the socket accepts anyone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use tracing::{error, info, warn};
+use uipc_abi::Errno;
+use uipc_core::cred::Pid;
+use uipc_core::mm::Prot;
+use uipc_core::namespace::NsImage;
+use uipc_core::sysv::shm::PendingAttach;
+use uipc_core::IpcId;
+use uipc_sys::memfd::{self, DirMemory, SharedRegion, Unlinks};
+
+use crate::persist::{self, Entry, NsEntry, ProcEntry, ProcsEntry, State, Store};
+use crate::server::{now, Daemon};
+use crate::DaemonMemory;
+
+/// Where state pages are made: sealed memfds, or files in the state
+/// directory (`ns/NAME/KIND-ID-N`), which outlive the daemon.
+#[derive(Debug, Default)]
+pub(crate) struct PageFiles {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) unlinks: Unlinks,
+    next: u64,
+}
+
+impl PageFiles {
+    /// A new page of `len` zero bytes for object `id` of kind `kind`
+    /// (`semp`, `msgp`) in namespace `ns`.
+    ///
+    /// # Errors
+    /// The file's or memfd's creation.
+    pub(crate) fn region(&mut self, ns: &str, kind: &str, id: i32, len: u64) -> Result<SharedRegion, Errno> {
+        match &self.dir {
+            None => memfd::sealed("uipc-state-page", len),
+            Some(d) => {
+                self.next += 1;
+                let path = d.join("ns").join(ns).join(format!("{kind}-{id}-{}", self.next));
+                memfd::page_file(path, len, Some(self.unlinks.clone()))
+            }
+        }
+    }
+}
+
+/// The durable daemon's bookkeeping.
+#[derive(Default)]
+pub(crate) struct Durable {
+    pub(crate) store: Option<Box<dyn Store>>,
+    /// The last image written of each namespace.
+    written: BTreeMap<String, NsEntry>,
+    written_procs: ProcsEntry,
+    /// Namespaces the current event may have changed.
+    dirty: BTreeSet<String>,
+    /// The process table may have changed.
+    procs_dirty: bool,
+}
+
+/// A state page file's `(kind, id, n)` from its name.
+fn page_name(name: &str) -> Option<(&str, i32, u64)> {
+    let mut parts = name.splitn(3, '-');
+    let kind = parts.next().filter(|k| *k == "semp" || *k == "msgp")?;
+    let id = parts.next()?.parse().ok()?;
+    let n = parts.next()?.parse().ok()?;
+    Some((kind, id, n))
+}
+
+impl Daemon {
+    /// The current event may have changed namespace `name`.
+    pub(crate) fn touch_ns(&mut self, name: &str) {
+        if self.durable.store.is_some() && !self.durable.dirty.contains(name) {
+            self.durable.dirty.insert(name.to_owned());
+        }
+    }
+
+    /// The current event may have changed the process table.
+    pub(crate) fn touch_procs(&mut self) {
+        self.durable.procs_dirty = true;
+    }
+
+    /// Every namespace process `pid` may hold state in may have changed.
+    pub(crate) fn touch_process(&mut self, pid: u32) {
+        if self.durable.store.is_none() {
+            return;
+        }
+        let names: Vec<String> =
+            self.procs.get(&pid).map(|p| p.namespaces.iter().cloned().collect()).unwrap_or_default();
+        for n in names {
+            self.touch_ns(&n);
+        }
+    }
+
+    /// The record of namespace `name` as it is now.
+    fn ns_entry(&self, name: &str) -> Option<Result<NsEntry, postcard::Error>> {
+        let ns = self.namespaces.get(name)?;
+        let image = match postcard::to_allocvec(&ns.image()) {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        let holds = self
+            .conns
+            .values()
+            .filter(|c| c.ns.as_deref() == Some(name))
+            .flat_map(|c| c.pending.values().map(|p| p.id.0))
+            .collect();
+        Some(Ok(NsEntry {
+            name: name.to_owned(),
+            ephemeral: self.ns_meta.get(name).is_some_and(|m| m.ephemeral),
+            image,
+            sem_owners: self.sem_owners(name),
+            holds,
+        }))
+    }
+
+    fn procs_entry(&self) -> ProcsEntry {
+        let procs = self
+            .procs
+            .iter()
+            .map(|(&pid, p)| ProcEntry {
+                pid,
+                start: uipc_sys::proc::proc_start_time(pid).unwrap_or(0),
+                namespaces: p.namespaces.iter().cloned().collect(),
+            })
+            .collect();
+        ProcsEntry { next_ephemeral: self.next_ephemeral, procs }
+    }
+
+    /// Writes what the current event changed, before its replies leave
+    /// (write-ahead), then removes the files of objects it removed.
+    pub(crate) fn persist(&mut self) {
+        if self.durable.store.is_none() || (self.durable.dirty.is_empty() && !self.durable.procs_dirty) {
+            return;
+        }
+        let mut entries = Vec::new();
+        for name in std::mem::take(&mut self.durable.dirty) {
+            match self.ns_entry(&name) {
+                Some(Ok(e)) => {
+                    if self.durable.written.get(&name) != Some(&e) {
+                        entries.push(Entry::Namespace(e.clone()));
+                        self.durable.written.insert(name, e);
+                    }
+                }
+                Some(Err(e)) => error!(namespace = name, "cannot encode the namespace's state: {e}"),
+                None => {
+                    if self.durable.written.remove(&name).is_some() {
+                        entries.push(Entry::NamespaceGone(name));
+                    }
+                }
+            }
+        }
+        if std::mem::take(&mut self.durable.procs_dirty) {
+            let p = self.procs_entry();
+            if p != self.durable.written_procs {
+                entries.push(Entry::Processes(p.clone()));
+                self.durable.written_procs = p;
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        let Some(store) = self.durable.store.as_mut() else { return };
+        if let Err(e) = store.append(&entries) {
+            error!("state directory: the journal write failed ({e}); this change would not survive a crash");
+            return;
+        }
+        self.page_files.unlinks.flush();
+        if store.wants_compaction() {
+            if let Err(e) = store.compact(&self.durable.written, &self.durable.written_procs) {
+                error!("state directory: the snapshot failed ({e}); the journal keeps growing");
+            }
+        }
+    }
+
+    /// Re-adopts the state replayed from the state directory (see the
+    /// module's documentation). Runs before the socket accepts anyone.
+    pub(crate) fn restore(&mut self, store: Box<dyn Store>, state: State) {
+        let Some(dir) = self.state_dir.clone() else { return };
+        self.durable.store = Some(store);
+        self.next_ephemeral = self.next_ephemeral.max(state.procs.next_ephemeral);
+        let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut last_page = 0;
+        for (name, entry) in state.namespaces {
+            if !uipc_proto::valid_namespace(&name) {
+                warn!(namespace = name, "state directory: a namespace with an invalid name is ignored");
+                continue;
+            }
+            let files = used.entry(name.clone()).or_default();
+            match self.restore_ns(&dir, &entry, files, &mut last_page) {
+                Ok(()) => info!(namespace = name, "namespace restored from the state directory"),
+                Err(e) => error!(namespace = name, "state directory: the namespace cannot be restored: {e}"),
+            }
+        }
+        self.page_files.next = self.page_files.next.max(last_page);
+        let t = now();
+        for p in state.procs.procs {
+            let names: BTreeSet<String> =
+                p.namespaces.into_iter().filter(|n| self.namespaces.contains_key(n)).collect();
+            let alive = p.start != 0 && uipc_sys::proc::proc_start_time(p.pid) == Ok(p.start);
+            if alive && self.track_process(p.pid).is_ok() {
+                if let Some(rec) = self.procs.get_mut(&p.pid) {
+                    rec.namespaces = names;
+                }
+                continue;
+            }
+            info!(pid = p.pid, "a process the daemon knew exited while it was down: settled as an exit");
+            self.settle_exit(p.pid, &names, t);
+        }
+        // Files a crash left before they were recorded.
+        for (name, files) in &used {
+            persist::sweep(&dir.join("ns").join(name), files);
+        }
+        if let Ok(entries) = std::fs::read_dir(dir.join("ns")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !used.contains_key(&name) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        // A fresh snapshot of what was restored starts the journal.
+        let names: Vec<String> = self.namespaces.keys().cloned().collect();
+        for n in &names {
+            self.touch_ns(n);
+        }
+        self.touch_procs();
+        self.persist();
+        if let Some(store) = self.durable.store.as_mut() {
+            if let Err(e) = store.compact(&self.durable.written, &self.durable.written_procs) {
+                error!("state directory: the snapshot failed ({e})");
+            }
+        }
+    }
+
+    /// Rebuilds one namespace from its record; `files` collects the names
+    /// of the files it uses.
+    fn restore_ns(
+        &mut self,
+        dir: &std::path::Path,
+        entry: &NsEntry,
+        files: &mut BTreeSet<String>,
+        last_page: &mut u64,
+    ) -> Result<(), String> {
+        let name = &entry.name;
+        let ns_dir = dir.join("ns").join(name);
+        std::fs::create_dir_all(&ns_dir).map_err(|e| format!("{}: {e}", ns_dir.display()))?;
+        let image: NsImage<(Option<String>, u64)> =
+            postcard::from_bytes(&entry.image).map_err(|e| format!("its image does not decode: {e}"))?;
+        let opener = DirMemory::deferred(&ns_dir, self.page_files.unlinks.clone());
+        let open = |(file, len): (Option<String>, u64)| -> Result<SharedRegion, Errno> {
+            let Some(file) = file else {
+                // An unlinked POSIX shm object still open somewhere: nobody
+                // can reach it by name again; its holders keep their memory.
+                return memfd::anonymous_region(len);
+            };
+            files.insert(file.clone());
+            match opener.open_existing(&file) {
+                Err(Errno::ENOENT) => {
+                    warn!(
+                        namespace = name,
+                        file, "state directory: a recorded memory file is missing; it is made anew, zero-filled"
+                    );
+                    memfd::page_file(ns_dir.join(&file), len, Some(self.page_files.unlinks.clone()))
+                }
+                other => other,
+            }
+        };
+        let memory = DaemonMemory::Dir(DirMemory::deferred(&ns_dir, self.page_files.unlinks.clone()));
+        let mut ns =
+            image.into_namespace(memory, open).map_err(|e| format!("a memory file cannot be opened: {e:?}"))?;
+        let t = now();
+        for &id in &entry.holds {
+            let Some(region) = ns.shm_segment(id).map(|s| s.region().clone()) else { continue };
+            ns.shmat_abort(
+                t,
+                PendingAttach { id: IpcId(id), region, size: 0, addr: None, prot: Prot::default(), remap: false },
+            );
+        }
+        let sem_ids: BTreeSet<i32> = ns.sem_ids().iter().map(|i| i.0).collect();
+        let msg_ids: BTreeSet<i32> = ns.msg_ids().iter().map(|i| i.0).collect();
+        self.namespaces.insert(name.clone(), ns);
+        self.ns_meta.insert(name.clone(), crate::namespaces::NsMeta { ephemeral: entry.ephemeral });
+        // The newest page file of each object.
+        let mut pages: BTreeMap<(String, i32), (u64, String)> = BTreeMap::new();
+        if let Ok(list) = std::fs::read_dir(&ns_dir) {
+            for e in list.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let Some((kind, id, n)) = page_name(&file) else { continue };
+                *last_page = (*last_page).max(n);
+                let key = (kind.to_owned(), id);
+                if pages.get(&key).is_none_or(|(m, _)| *m < n) {
+                    pages.insert(key, (n, file));
+                }
+            }
+        }
+        let owners: BTreeMap<i32, Vec<Option<u32>>> = entry.sem_owners.iter().cloned().collect();
+        for ((kind, id), (_, file)) in pages {
+            let live = if kind == "semp" { sem_ids.contains(&id) } else { msg_ids.contains(&id) };
+            if !live {
+                continue;
+            }
+            let region = match memfd::open_file(ns_dir.join(&file), Some(self.page_files.unlinks.clone())) {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(namespace = name, file, error = ?e, "state directory: a state page cannot be opened; the object's recorded state is used");
+                    continue;
+                }
+            };
+            let adopted = if kind == "semp" {
+                self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
+            } else {
+                self.msg_page_restore(name, id, region)
+            };
+            match adopted {
+                Ok(()) => {
+                    files.insert(file);
+                }
+                Err(e) => {
+                    warn!(namespace = name, file, error = ?e, "state directory: a state page is not valid; the object's recorded state is used")
+                }
+            }
+        }
+        // Adopt every page (what clients changed before and during the
+        // crash), give pages to sets that have none, publish.
+        self.with_sem_pages(name, |_| ());
+        for f in self.page_file_names(name) {
+            files.insert(f);
+        }
+        Ok(())
+    }
+
+    /// A process gone while nobody watched it (a restart found it dead)
+    /// or whose pidfd fired: it is settled as an exit in each of `names`.
+    pub(crate) fn settle_exit(&mut self, pid: u32, names: &BTreeSet<String>, t: uipc_core::Time) {
+        for name in names {
+            self.touch_ns(name);
+            self.with_sem_pages(name, |d| {
+                if let Some(ns) = d.namespaces.get_mut(name) {
+                    ns.exit(Pid(pid), t);
+                }
+                d.sem_pages_release(Pid(pid));
+                // Exit-time undo may complete others' semops.
+                d.deliver(name);
+            });
+        }
+        self.touch_procs();
+    }
+}

@@ -1,0 +1,415 @@
+//! Surviving the daemon's own crash (`docs/architecture.md`, "Surviving the
+//! daemon's own crash"; issue 15).
+//!
+//! With a state directory `D` (a tmpfs: a `write` that returned is kept
+//! whatever happens to the writer, so nothing is `fsync`ed):
+//!
+//! - `D/VERSION` — `uipc-state-dir` and the format version; a directory of
+//!   another version is refused, never guessed at.
+//! - `D/ns/NAME/` — every memory file of namespace `NAME`: segments and
+//!   POSIX shm objects (`shm-N`), message queues' text arenas, and the
+//!   state pages of semaphore sets and message queues (`semp-ID-N`,
+//!   `msgp-ID-N`), which clients change on their fast paths.
+//! - `D/meta/journal` — the write-ahead journal: records `(length,
+//!   CRC-32C, sequence number, payload)`, each event's records written with
+//!   one `write` before the event's replies leave the daemon
+//!   ([`Daemon::persist`]). A record is the whole new image of a namespace
+//!   the event changed (or its removal), or the table of processes.
+//! - `D/meta/snapshot` — every namespace's image and the processes, written
+//!   to `snapshot.tmp` and renamed over it when the journal outgrows it;
+//!   its first record names the last journal sequence number it covers,
+//!   so a crash between the rename and the journal's truncation replays
+//!   nothing twice.
+//!
+//! Replay: the snapshot, then every journal record after it; the last
+//! image of each namespace wins. A record whose length or checksum fails
+//! (the daemon died in the middle of its `write`) ends the journal: the
+//! tail is cut and logged.
+//!
+//! [`Store`] is the trait the daemon writes through; [`DirStore`] is the
+//! one store (a directory), and the format is versioned ([`FORMAT`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::DaemonError;
+
+/// The format version of a state directory this daemon reads and writes.
+pub const FORMAT: u32 = 1;
+/// The first line of `D/VERSION`.
+const MAGIC: &str = "uipc-state-dir";
+/// Bytes of a record's header: length, CRC-32C, sequence number.
+const RECORD_HEADER: usize = 16;
+/// The largest record replay accepts (a namespace image).
+const MAX_RECORD: usize = 1 << 30;
+
+/// One namespace's recorded state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NsEntry {
+    /// Its name.
+    pub(crate) name: String,
+    /// Ends with the last process that joined it.
+    pub(crate) ephemeral: bool,
+    /// The core's image (`uipc_core::namespace::NsImage`, postcard).
+    pub(crate) image: Vec<u8>,
+    /// Per semaphore set with a page, the owner of each undo slot.
+    pub(crate) sem_owners: Vec<(i32, Vec<Option<u32>>)>,
+    /// Segments held by attaches granted and not yet reported (each hold
+    /// counts in `nattch` until the client reports; a restart releases it).
+    pub(crate) holds: Vec<i32>,
+}
+
+/// A process the daemon knew.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcEntry {
+    pub(crate) pid: u32,
+    /// Field 22 of `/proc/PID/stat`: a pid reused by another process has
+    /// another start time.
+    pub(crate) start: u64,
+    /// Namespaces where it may hold state.
+    pub(crate) namespaces: Vec<String>,
+}
+
+/// The processes the daemon knew, and the daemon's own counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcsEntry {
+    pub(crate) next_ephemeral: u64,
+    pub(crate) procs: Vec<ProcEntry>,
+}
+
+/// One record's payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Entry {
+    /// The whole state of a namespace after an event.
+    Namespace(NsEntry),
+    /// A namespace was removed.
+    NamespaceGone(String),
+    /// The processes and counters after an event.
+    Processes(ProcsEntry),
+    /// A snapshot's first record: it covers journal records up to `upto`.
+    Snapshot { upto: u64 },
+}
+
+/// What a state directory holds after replay.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) namespaces: BTreeMap<String, NsEntry>,
+    pub(crate) procs: ProcsEntry,
+}
+
+impl State {
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Namespace(ns) => {
+                self.namespaces.insert(ns.name.clone(), ns);
+            }
+            Entry::NamespaceGone(name) => {
+                self.namespaces.remove(&name);
+            }
+            Entry::Processes(p) => self.procs = p,
+            Entry::Snapshot { .. } => {}
+        }
+    }
+}
+
+/// Where a durable daemon writes (STYLE: persistence as a trait, with a
+/// versioned, checksummed format).
+pub(crate) trait Store {
+    /// Appends one record per entry, all with one `write`.
+    ///
+    /// # Errors
+    /// The write's.
+    fn append(&mut self, entries: &[Entry]) -> std::io::Result<()>;
+
+    /// Whether the journal has grown enough to be compacted.
+    fn wants_compaction(&self) -> bool;
+
+    /// Replaces snapshot and journal by a snapshot of `namespaces` and `procs`.
+    ///
+    /// # Errors
+    /// The writes' or the rename's.
+    fn compact(&mut self, namespaces: &BTreeMap<String, NsEntry>, procs: &ProcsEntry) -> std::io::Result<()>;
+}
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise by
+/// table: the checksum of every record.
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    const fn table() -> [u32; 256] {
+        let mut t = [0u32; 256];
+        let mut i = 0u32;
+        while i < 256 {
+            let mut c = i;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0x82F6_3B78 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            t[i as usize] = c;
+            i += 1;
+        }
+        t
+    }
+    static TABLE: [u32; 256] = table();
+    let mut crc = !0u32;
+    for &b in data {
+        let low = crc.to_le_bytes()[0];
+        crc = TABLE[usize::from(low ^ b)] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// Appends the framed record of `entry` numbered `seq` to `out`.
+fn frame(out: &mut Vec<u8>, seq: u64, entry: &Entry) -> std::io::Result<()> {
+    let payload = postcard::to_allocvec(entry).map_err(std::io::Error::other)?;
+    let len = u32::try_from(payload.len()).map_err(|_| std::io::Error::other("record too large"))?;
+    let mut summed = Vec::with_capacity(8 + payload.len());
+    summed.extend_from_slice(&seq.to_le_bytes());
+    summed.extend_from_slice(&payload);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32c(&summed).to_le_bytes());
+    out.extend_from_slice(&summed);
+    Ok(())
+}
+
+/// The records of `bytes` in order, and the length of the valid prefix.
+/// Reading stops at the first record whose length or checksum fails.
+fn records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(head) = bytes.get(at..at + RECORD_HEADER) {
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let Ok(len) = usize::try_from(len) else { break };
+        if len > MAX_RECORD {
+            break;
+        }
+        let Some(summed) = bytes.get(at + 8..at + RECORD_HEADER + len) else { break };
+        if crc32c(summed) != crc {
+            break;
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&summed[..8]);
+        let Ok(entry) = postcard::from_bytes::<Entry>(&summed[8..]) else { break };
+        out.push((u64::from_le_bytes(seq), entry));
+        at += RECORD_HEADER + len;
+    }
+    (out, at)
+}
+
+/// A state directory's metadata (see the module's documentation).
+pub(crate) struct DirStore {
+    meta: PathBuf,
+    journal: File,
+    /// The next record's sequence number.
+    seq: u64,
+    journal_len: u64,
+    snapshot_len: u64,
+    /// Test hook (`UIPC_TEST_CRASH_AT_WRITE=N`): the `N`th append writes
+    /// half its bytes and the daemon kills itself with SIGKILL; appends
+    /// count from when the file `UIPC_TEST_CRASH_ARM` exists, if given.
+    crash_at: Option<u64>,
+    crash_arm: Option<PathBuf>,
+    appends: u64,
+    /// The journal is compacted past this many bytes (at least; and past
+    /// four times the snapshot). `UIPC_TEST_JOURNAL_MAX` lowers it.
+    journal_max: u64,
+}
+
+fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> DaemonError {
+    DaemonError(format!("{what} {}: {e}", path.display()))
+}
+
+impl DirStore {
+    /// Opens the metadata of state directory `dir` (making it new if the
+    /// directory has none) and replays it.
+    ///
+    /// # Errors
+    /// A directory of another format version, or I/O errors.
+    pub(crate) fn open(dir: &Path) -> Result<(DirStore, State), DaemonError> {
+        let version = dir.join("VERSION");
+        match fs::read_to_string(&version) {
+            Ok(text) => {
+                let mut lines = text.lines();
+                let magic = lines.next().unwrap_or_default();
+                let found = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
+                if magic != MAGIC || found != Some(FORMAT) {
+                    let found = found.map_or_else(|| format!("{:?}", text.trim()), |v| v.to_string());
+                    return Err(DaemonError(format!(
+                        "state directory {} has format version {found}; this uipc reads and writes version {FORMAT} only: \
+                         refusing to guess (use a uipc that matches it, or another directory)",
+                        dir.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::write(&version, format!("{MAGIC}\n{FORMAT}\n")).map_err(|e| io("writing", &version, e))?;
+            }
+            Err(e) => return Err(io("reading", &version, e)),
+        }
+        let meta = dir.join("meta");
+        fs::create_dir_all(&meta).map_err(|e| io("creating", &meta, e))?;
+        let mut state = State::default();
+        let mut upto = 0;
+        let snap_path = meta.join("snapshot");
+        let snapshot_len = match fs::read(&snap_path) {
+            Ok(bytes) => {
+                let (recs, good) = records(&bytes);
+                if good != bytes.len() {
+                    // The snapshot is written whole and renamed into place:
+                    // a bad one is not a crash's doing.
+                    warn!(path = %snap_path.display(), dropped = bytes.len() - good, "snapshot: bytes past the last good record ignored");
+                }
+                for (_, e) in recs {
+                    if let Entry::Snapshot { upto: u } = e {
+                        upto = u;
+                    }
+                    state.apply(e);
+                }
+                bytes.len() as u64
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io("reading", &snap_path, e)),
+        };
+        let journal_path = meta.join("journal");
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&journal_path)
+            .map_err(|e| io("opening", &journal_path, e))?;
+        let mut bytes = Vec::new();
+        journal.read_to_end(&mut bytes).map_err(|e| io("reading", &journal_path, e))?;
+        let (recs, good) = records(&bytes);
+        let mut seq = upto + 1;
+        let mut replayed = 0usize;
+        for (s, e) in recs {
+            seq = seq.max(s + 1);
+            if s > upto {
+                state.apply(e);
+                replayed += 1;
+            }
+        }
+        if good != bytes.len() {
+            warn!(
+                path = %journal_path.display(),
+                kept = good,
+                dropped = bytes.len() - good,
+                "journal: a torn or corrupt record ends it; the tail is cut and the last consistent state used"
+            );
+            journal.set_len(good as u64).map_err(|e| io("truncating", &journal_path, e))?;
+        }
+        if !state.namespaces.is_empty() || replayed > 0 {
+            info!(namespaces = state.namespaces.len(), journal_records = replayed, "state directory replayed");
+        }
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+        let store = DirStore {
+            meta,
+            journal,
+            seq,
+            journal_len: good as u64,
+            snapshot_len,
+            crash_at: env("UIPC_TEST_CRASH_AT_WRITE"),
+            crash_arm: std::env::var_os("UIPC_TEST_CRASH_ARM").map(PathBuf::from),
+            appends: 0,
+            journal_max: env("UIPC_TEST_JOURNAL_MAX").unwrap_or(4 << 20),
+        };
+        Ok((store, state))
+    }
+}
+
+impl Store for DirStore {
+    fn append(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for e in entries {
+            frame(&mut buf, self.seq, e)?;
+            self.seq += 1;
+        }
+        if self.crash_at.is_some() && self.crash_arm.as_ref().is_none_or(|p| p.exists()) {
+            self.appends += 1;
+        }
+        if self.crash_at == Some(self.appends) {
+            // The test hook: a daemon killed in the middle of its write.
+            let _ = self.journal.write_all(&buf[..buf.len() / 2]);
+            let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
+        }
+        // One write (O_APPEND): a record is whole or torn, never interleaved.
+        self.journal.write_all(&buf)?;
+        self.journal_len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.journal_len > self.journal_max.max(self.snapshot_len.saturating_mul(4))
+    }
+
+    fn compact(&mut self, namespaces: &BTreeMap<String, NsEntry>, procs: &ProcsEntry) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        let upto = self.seq.saturating_sub(1);
+        frame(&mut buf, 0, &Entry::Snapshot { upto })?;
+        frame(&mut buf, 0, &Entry::Processes(procs.clone()))?;
+        for ns in namespaces.values() {
+            frame(&mut buf, 0, &Entry::Namespace(ns.clone()))?;
+        }
+        let tmp = self.meta.join("snapshot.tmp");
+        fs::write(&tmp, &buf)?;
+        fs::rename(&tmp, self.meta.join("snapshot"))?;
+        // Records up to `upto` are in the snapshot: a crash before this
+        // truncation replays none of them (they are skipped by number).
+        self.journal.set_len(0)?;
+        self.journal_len = 0;
+        self.snapshot_len = buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// The names of the files a restarted daemon found in `dir` that no
+/// restored object uses: left by a crash between creating a file and
+/// recording it. They are removed.
+pub(crate) fn sweep(dir: &Path, used: &BTreeSet<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !used.contains(&name) {
+            info!(file = %e.path().display(), "state directory: a file no object uses (a crash before it was recorded) is removed");
+            if let Err(err) = fs::remove_file(e.path()) {
+                error!(file = %e.path().display(), "cannot remove: {err}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The catalogue's check value of CRC-32C ("123456789").
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+
+    #[test]
+    fn records_stop_at_a_torn_or_corrupt_one() {
+        let mut buf = Vec::new();
+        for seq in 1..=3 {
+            frame(&mut buf, seq, &Entry::NamespaceGone(format!("ns{seq}"))).unwrap();
+        }
+        let (all, good) = records(&buf);
+        assert_eq!((all.len(), good), (3, buf.len()));
+        for cut in 1..buf.len() {
+            let (some, good) = records(&buf[..cut]);
+            assert!(some.len() < 3 && good <= cut);
+        }
+        let mut bad = buf.clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 1;
+        let (some, _) = records(&bad);
+        assert_eq!(some.len(), 2);
+    }
+}
