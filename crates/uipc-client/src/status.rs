@@ -182,7 +182,15 @@ impl<L: Layout> StatusCache<L> {
     /// After the daemon answered `stat` for `id` with `ret` and the
     /// object's `perm_version`, under credential key `cred`: the read
     /// grant (none for `*_STAT_ANY`), and the region if it came.
-    pub(crate) fn answered(&mut self, id: i32, stat: StatCmd, ret: i64, perm_version: u32, cred: CredKey, region: Option<OwnedFd>) {
+    pub(crate) fn answered(
+        &mut self,
+        id: i32,
+        stat: StatCmd,
+        ret: i64,
+        perm_version: u32,
+        cred: CredKey,
+        region: Option<OwnedFd>,
+    ) {
         self.set_region(region, false);
         let full = if stat.by_id { Some(id) } else { i32::try_from(ret).ok() };
         if let Some(full) = full.filter(|_| !stat.any) {

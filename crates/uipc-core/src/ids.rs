@@ -66,21 +66,23 @@ pub trait IpcObject {
 
 /// The objects of one type in one namespace (`struct ipc_ids`).
 #[derive(Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IpcIds<T> {
-    slots: Vec<Option<T>>,
-    keys: BTreeMap<IpcKey, u32>,
-    in_use: u32,
+    pub(crate) slots: Vec<Option<T>>,
+    pub(crate) keys: BTreeMap<IpcKey, u32>,
+    pub(crate) in_use: u32,
     /// Highest index in use (`ids->max_idx`), -1 when empty.
-    max_idx: i32,
+    pub(crate) max_idx: i32,
     /// Where the cyclic search starts (`idr->idr_next`).
-    idr_next: u32,
+    pub(crate) idr_next: u32,
     /// The last index handed out (`ids->last_idx`): a new index at or below
     /// it means the allocator wrapped, and `seq` is bumped.
-    last_idx: i64,
-    seq: u16,
+    pub(crate) last_idx: i64,
+    pub(crate) seq: u16,
     /// `kernel.*_next_id` (COM-ID-6): -1, or the id the next creation asks for.
     pub next_id: i32,
+    /// Slots changed since the host last took them ([`IpcIds::take_dirty`]):
+    /// every mutable access, addition and removal.
+    pub(crate) dirty: std::collections::BTreeSet<u32>,
 }
 
 impl<T> Default for IpcIds<T> {
@@ -94,6 +96,7 @@ impl<T> Default for IpcIds<T> {
             last_idx: -1,
             seq: 0,
             next_id: -1,
+            dirty: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -127,7 +130,9 @@ impl<T: IpcObject> IpcIds<T> {
     }
 
     fn slot_mut(&mut self, idx: u32) -> Option<&mut T> {
-        self.slots.get_mut(usize::try_from(idx).ok()?)?.as_mut()
+        let obj = self.slots.get_mut(usize::try_from(idx).ok()?)?.as_mut()?;
+        self.dirty.insert(idx);
+        Some(obj)
     }
 
     fn check(&self, id: i32) -> Result<u32, Errno> {
@@ -193,6 +198,7 @@ impl<T: IpcObject> IpcIds<T> {
             self.slots.resize_with(slot + 1, || None);
         }
         self.slots[slot] = Some(obj);
+        self.dirty.insert(idx);
         if !key.is_private() {
             self.keys.insert(key, idx);
         }
@@ -241,6 +247,7 @@ impl<T: IpcObject> IpcIds<T> {
     pub fn remove(&mut self, id: IpcId) -> Option<T> {
         let idx = id.idx();
         let obj = self.slots.get_mut(usize::try_from(idx).ok()?)?.take()?;
+        self.dirty.insert(idx);
         let key = obj.perm().key;
         if !key.is_private() && self.keys.get(&key) == Some(&idx) {
             self.keys.remove(&key);
@@ -330,25 +337,4 @@ pub fn ipcget<O: IpcOps>(ops: &mut O, cred: &Cred, key: IpcKey, flags: i32, para
     ops.more_checks(obj, params)?;
     ipcperms(cred, obj.perm(), Access::from_get_flags(flags))?;
     Ok(id)
-}
-
-impl<T> IpcIds<T> {
-    /// The same registry with each object converted by `f` (a restored
-    /// namespace's memory regions re-opened): ids, keys and counters kept.
-    ///
-    /// # Errors
-    /// The first of `f`'s.
-    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(T) -> Result<U, E>) -> Result<IpcIds<U>, E> {
-        let slots = self.slots.into_iter().map(|s| s.map(&mut f).transpose()).collect::<Result<Vec<_>, E>>()?;
-        Ok(IpcIds {
-            slots,
-            keys: self.keys,
-            in_use: self.in_use,
-            max_idx: self.max_idx,
-            idr_next: self.idr_next,
-            last_idx: self.last_idx,
-            seq: self.seq,
-            next_id: self.next_id,
-        })
-    }
 }

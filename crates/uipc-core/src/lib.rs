@@ -16,6 +16,8 @@
 
 pub mod cred;
 pub mod ids;
+#[cfg(feature = "serde")]
+pub mod image;
 pub mod limits;
 pub mod memory;
 pub mod mm;
@@ -24,6 +26,7 @@ pub mod perm;
 pub mod posix;
 pub mod sysv;
 pub mod time;
+mod tracked;
 pub mod wait;
 
 pub use cred::{Cap, CapSet, Cred, Gid, Pid, PosixIds, Uid};

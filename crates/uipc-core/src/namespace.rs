@@ -1,7 +1,5 @@
 //! [`IpcNamespace`]: one world of IPC objects and its limits.
 
-use std::collections::BTreeMap;
-
 use uipc_abi::Errno;
 
 use crate::cred::{Cap, Cred, Pid};
@@ -50,7 +48,7 @@ pub struct IpcNamespace<M: Memory> {
     /// The System V message queues.
     pub(crate) msg: MsgState<M::Region>,
     /// Each process's System V shm mappings.
-    pub(crate) mms: BTreeMap<Pid, Mm>,
+    pub(crate) mms: crate::tracked::Tracked<Pid, Mm>,
     /// The next [`AttachId`](crate::mm::AttachId).
     pub(crate) next_attach: u64,
 }
@@ -68,7 +66,7 @@ impl<M: Memory> IpcNamespace<M> {
             mq: MqState::default(),
             pshm: PshmState::default(),
             msg: MsgState::default(),
-            mms: BTreeMap::new(),
+            mms: crate::tracked::Tracked::default(),
             next_attach: 0,
         }
     }
@@ -257,91 +255,5 @@ impl<M: Memory> IpcNamespace<M> {
         if newipc {
             self.exit_shm(pid);
         }
-    }
-}
-
-/// The whole state of a namespace as plain data, without its memory
-/// provider and without sleepers (callers parked in a daemon that died
-/// are gone with their connections): what a durable daemon records
-/// ([`IpcNamespace::image`]) and rebuilds from ([`NsImage::into_namespace`]).
-/// `R` is how a memory region is recorded (the daemon: its file's name).
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct NsImage<R> {
-    owner: NamespaceOwner,
-    limits: Limits,
-    shm: ShmState<R>,
-    sem: SemState,
-    mq: MqState,
-    pshm: PshmState<R>,
-    msg: MsgState<R>,
-    mms: BTreeMap<Pid, Mm>,
-    next_attach: u64,
-}
-
-/// A borrowed [`NsImage`], serialized the same way.
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize)]
-pub struct NsImageRef<'a, R> {
-    owner: &'a NamespaceOwner,
-    limits: &'a Limits,
-    shm: &'a ShmState<R>,
-    sem: &'a SemState,
-    mq: &'a MqState,
-    pshm: &'a PshmState<R>,
-    msg: &'a MsgState<R>,
-    mms: &'a BTreeMap<Pid, Mm>,
-    next_attach: u64,
-}
-
-#[cfg(feature = "serde")]
-impl<M: Memory> IpcNamespace<M> {
-    /// The namespace's state, to serialize (see [`NsImage`]).
-    pub fn image(&self) -> NsImageRef<'_, M::Region> {
-        NsImageRef {
-            owner: &self.owner,
-            limits: &self.limits,
-            shm: &self.shm,
-            sem: &self.sem,
-            mq: &self.mq,
-            pshm: &self.pshm,
-            msg: &self.msg,
-            mms: &self.mms,
-            next_attach: self.next_attach,
-        }
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<R> NsImage<R> {
-    /// The namespace again, on `memory`, each recorded region re-opened by
-    /// `open`. Ids, keys, sequence numbers, `*_next_id`, times, values,
-    /// undo records, messages, names and mappings are as recorded; there
-    /// are no sleepers, and `mq_notify` registrations of `SIGEV_THREAD`
-    /// (whose pipe was the dead daemon's) are dropped.
-    ///
-    /// # Errors
-    /// The first of `open`'s.
-    pub fn into_namespace<M: Memory, E>(
-        self,
-        memory: M,
-        mut open: impl FnMut(R) -> Result<M::Region, E>,
-    ) -> Result<IpcNamespace<M>, E> {
-        let mut mq = self.mq;
-        mq.drop_thread_registrations();
-        let mut shm = self.shm.try_map(&mut open)?;
-        shm.touch_all();
-        Ok(IpcNamespace {
-            owner: self.owner,
-            limits: self.limits,
-            memory,
-            shm,
-            sem: self.sem,
-            mq,
-            pshm: self.pshm.try_map(&mut open)?,
-            msg: self.msg.try_map(&mut open)?,
-            mms: self.mms,
-            next_attach: self.next_attach,
-        })
     }
 }

@@ -1,11 +1,13 @@
 //! The daemon's side of its state directory ([`crate::persist`]): what
 //! each event records, and the restart that re-adopts a directory.
 //!
-//! Every event marks the namespaces it may have changed
-//! ([`Daemon::touch_ns`]); before any reply leaves
-//! ([`Daemon::persist`], called by the loop's `flush`), the image of each
-//! marked namespace is encoded and written if it differs from the last one
-//! written, with the process table if it changed, in one `write`. Files
+//! The core notes which parts of a namespace each operation changed
+//! (`uipc_core::image`), and every event marks the namespaces whose head
+//! it may have changed ([`Daemon::touch_ns`]); before any reply leaves
+//! ([`Daemon::persist`], called by the loop's `flush`), the changed parts,
+//! the marked heads that differ from the last ones written, the changed
+//! undo-slot owners and the process table if it changed are written as
+//! one record, with one `write`. Files
 //! whose objects were removed are unlinked only after that write
 //! ([`Unlinks`]), so a record never names a file that is gone.
 //!
@@ -29,13 +31,13 @@ use std::path::PathBuf;
 use tracing::{error, info, warn};
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
+use uipc_core::image::{NsParts, Part};
 use uipc_core::mm::Prot;
-use uipc_core::namespace::NsImage;
 use uipc_core::sysv::shm::PendingAttach;
 use uipc_core::IpcId;
 use uipc_sys::memfd::{self, DirMemory, SharedRegion, Unlinks};
 
-use crate::persist::{self, Entry, NsEntry, ProcEntry, ProcsEntry, State, Store};
+use crate::persist::{self, Entry, NsMeta, NsRecord, ProcEntry, ProcsEntry, State, Store};
 use crate::server::{now, Daemon};
 use crate::DaemonMemory;
 
@@ -70,13 +72,26 @@ impl PageFiles {
 #[derive(Default)]
 pub(crate) struct Durable {
     pub(crate) store: Option<Box<dyn Store>>,
-    /// The last image written of each namespace.
-    written: BTreeMap<String, NsEntry>,
+    /// The last head written of each namespace (heads are small and
+    /// written only when they differ).
+    written_head: BTreeMap<String, Vec<u8>>,
+    /// The last meta record written of each namespace.
+    written_meta: BTreeMap<String, NsMeta>,
     written_procs: ProcsEntry,
-    /// Namespaces the current event may have changed.
+    /// Namespaces the current event may have changed (their heads).
     dirty: BTreeSet<String>,
     /// The process table may have changed.
     procs_dirty: bool,
+    /// Records the current event made that are not parts (removals).
+    pending: Vec<Entry>,
+}
+
+/// The record of `part` of `ns` as it is now (postcard).
+fn encode_part(ns: &uipc_core::IpcNamespace<DaemonMemory>, part: &Part) -> Result<Vec<u8>, postcard::Error> {
+    use postcard::ser_flavors::Flavor;
+    let mut ser = postcard::Serializer { output: postcard::ser_flavors::AllocVec::new() };
+    ns.write_part(part, &mut ser)?;
+    ser.output.finalize()
 }
 
 /// A state page file's `(kind, id, n)` from its name.
@@ -113,26 +128,23 @@ impl Daemon {
         }
     }
 
-    /// The record of namespace `name` as it is now.
-    fn ns_entry(&self, name: &str) -> Option<Result<NsEntry, postcard::Error>> {
-        let ns = self.namespaces.get(name)?;
-        let image = match postcard::to_allocvec(&ns.image()) {
-            Ok(i) => i,
-            Err(e) => return Some(Err(e)),
-        };
+    /// Namespace `name` is gone: its removal is recorded with the event.
+    pub(crate) fn ns_gone(&mut self, name: &str) {
+        if self.durable.store.is_some() {
+            self.durable.written_head.remove(name);
+            self.durable.written_meta.remove(name);
+            self.durable.pending.push(Entry::NamespaceGone(name.to_owned()));
+        }
+    }
+
+    fn ns_meta_now(&self, name: &str) -> NsMeta {
         let holds = self
             .conns
             .values()
             .filter(|c| c.ns.as_deref() == Some(name))
             .flat_map(|c| c.pending.values().map(|p| p.id.0))
             .collect();
-        Some(Ok(NsEntry {
-            name: name.to_owned(),
-            ephemeral: self.ns_meta.get(name).is_some_and(|m| m.ephemeral),
-            image,
-            sem_owners: self.sem_owners(name),
-            holds,
-        }))
+        NsMeta { ephemeral: self.ns_meta.get(name).is_some_and(|m| m.ephemeral), holds }
     }
 
     fn procs_entry(&self) -> ProcsEntry {
@@ -148,27 +160,57 @@ impl Daemon {
         ProcsEntry { next_ephemeral: self.next_ephemeral, procs }
     }
 
+    /// The records of `parts` of namespace `name` (a head equal to the
+    /// last one written is left out unless `all`).
+    fn part_entries(&mut self, name: &str, parts: &BTreeSet<Part>, all: bool, out: &mut Vec<Entry>) {
+        let Some(ns) = self.namespaces.get(name) else { return };
+        for part in parts {
+            let value = match encode_part(ns, part) {
+                Ok(v) => v,
+                Err(e) => {
+                    error!(namespace = name, ?part, "cannot encode a part of the namespace: {e}");
+                    continue;
+                }
+            };
+            if *part == Part::Head {
+                if !all && self.durable.written_head.get(name) == Some(&value) {
+                    continue;
+                }
+                self.durable.written_head.insert(name.to_owned(), value.clone());
+            }
+            out.push(Entry::Part { ns: name.to_owned(), part: part.clone(), value });
+        }
+        let meta = self.ns_meta_now(name);
+        if all || self.durable.written_meta.get(name) != Some(&meta) {
+            self.durable.written_meta.insert(name.to_owned(), meta.clone());
+            out.push(Entry::NsMeta { ns: name.to_owned(), meta });
+        }
+    }
+
     /// Writes what the current event changed, before its replies leave
     /// (write-ahead), then removes the files of objects it removed.
     pub(crate) fn persist(&mut self) {
-        if self.durable.store.is_none() || (self.durable.dirty.is_empty() && !self.durable.procs_dirty) {
+        if self.durable.store.is_none() {
             return;
         }
-        let mut entries = Vec::new();
-        for name in std::mem::take(&mut self.durable.dirty) {
-            match self.ns_entry(&name) {
-                Some(Ok(e)) => {
-                    if self.durable.written.get(&name) != Some(&e) {
-                        entries.push(Entry::Namespace(e.clone()));
-                        self.durable.written.insert(name, e);
-                    }
-                }
-                Some(Err(e)) => error!(namespace = name, "cannot encode the namespace's state: {e}"),
-                None => {
-                    if self.durable.written.remove(&name).is_some() {
-                        entries.push(Entry::NamespaceGone(name));
-                    }
-                }
+        let mut entries = std::mem::take(&mut self.durable.pending);
+        let touched = std::mem::take(&mut self.durable.dirty);
+        let names: Vec<String> = self.namespaces.keys().cloned().collect();
+        for name in names {
+            let Some(ns) = self.namespaces.get_mut(&name) else { continue };
+            let mut parts = ns.take_changed_parts();
+            if !touched.contains(&name) && parts.len() == 1 {
+                // Nothing but its head, and nothing touched it.
+                continue;
+            }
+            if !touched.contains(&name) {
+                parts.remove(&Part::Head);
+            }
+            self.part_entries(&name, &parts, false, &mut entries);
+        }
+        for (ns, id, owners) in self.sem_owners_changed() {
+            if self.namespaces.contains_key(&ns) {
+                entries.push(Entry::SemOwners { ns, id, owners });
             }
         }
         if std::mem::take(&mut self.durable.procs_dirty) {
@@ -187,8 +229,32 @@ impl Daemon {
             return;
         }
         self.page_files.unlinks.flush();
-        if store.wants_compaction() {
-            if let Err(e) = store.compact(&self.durable.written, &self.durable.written_procs) {
+        if self.durable.store.as_ref().is_some_and(|s| s.wants_compaction()) {
+            self.compact();
+        }
+    }
+
+    /// Replaces journal and snapshot by a snapshot of the whole state.
+    fn compact(&mut self) {
+        let mut entries = Vec::new();
+        let names: Vec<String> = self.namespaces.keys().cloned().collect();
+        for name in &names {
+            let Some(ns) = self.namespaces.get_mut(name) else { continue };
+            // Everything is in the snapshot: nothing is pending.
+            let _ = ns.take_changed_parts();
+            let parts: BTreeSet<Part> = ns.parts().into_iter().collect();
+            self.part_entries(name, &parts, true, &mut entries);
+            for (id, owners) in self.sem_owners(name) {
+                entries.push(Entry::SemOwners { ns: name.clone(), id, owners: Some(owners) });
+            }
+        }
+        let _ = self.sem_owners_changed();
+        self.durable.pending.clear();
+        let p = self.procs_entry();
+        self.durable.written_procs = p.clone();
+        entries.push(Entry::Processes(p));
+        if let Some(store) = self.durable.store.as_mut() {
+            if let Err(e) = store.compact(&entries) {
                 error!("state directory: the snapshot failed ({e}); the journal keeps growing");
             }
         }
@@ -208,7 +274,7 @@ impl Daemon {
                 continue;
             }
             let files = used.entry(name.clone()).or_default();
-            match self.restore_ns(&dir, &entry, files, &mut last_page) {
+            match self.restore_ns(&dir, &name, &entry, files, &mut last_page) {
                 Ok(()) => info!(namespace = name, "namespace restored from the state directory"),
                 Err(e) => error!(namespace = name, "state directory: the namespace cannot be restored: {e}"),
             }
@@ -241,17 +307,9 @@ impl Daemon {
             }
         }
         // A fresh snapshot of what was restored starts the journal.
-        let names: Vec<String> = self.namespaces.keys().cloned().collect();
-        for n in &names {
-            self.touch_ns(n);
-        }
-        self.touch_procs();
-        self.persist();
-        if let Some(store) = self.durable.store.as_mut() {
-            if let Err(e) = store.compact(&self.durable.written, &self.durable.written_procs) {
-                error!("state directory: the snapshot failed ({e})");
-            }
-        }
+        self.durable.dirty.clear();
+        self.durable.procs_dirty = false;
+        self.compact();
     }
 
     /// Rebuilds one namespace from its record; `files` collects the names
@@ -259,15 +317,20 @@ impl Daemon {
     fn restore_ns(
         &mut self,
         dir: &std::path::Path,
-        entry: &NsEntry,
+        name: &str,
+        entry: &NsRecord,
         files: &mut BTreeSet<String>,
         last_page: &mut u64,
     ) -> Result<(), String> {
-        let name = &entry.name;
+        let name = &name.to_owned();
         let ns_dir = dir.join("ns").join(name);
         std::fs::create_dir_all(&ns_dir).map_err(|e| format!("{}: {e}", ns_dir.display()))?;
-        let image: NsImage<(Option<String>, u64)> =
-            postcard::from_bytes(&entry.image).map_err(|e| format!("its image does not decode: {e}"))?;
+        let mut image = NsParts::<(Option<String>, u64)>::default();
+        for (part, value) in &entry.parts {
+            image
+                .put(part, &mut postcard::Deserializer::from_bytes(value))
+                .map_err(|e| format!("its part {part:?} does not decode: {e}"))?;
+        }
         let opener = DirMemory::deferred(&ns_dir, self.page_files.unlinks.clone());
         let open = |(file, len): (Option<String>, u64)| -> Result<SharedRegion, Errno> {
             let Some(file) = file else {
@@ -291,7 +354,7 @@ impl Daemon {
         let mut ns =
             image.into_namespace(memory, open).map_err(|e| format!("a memory file cannot be opened: {e:?}"))?;
         let t = now();
-        for &id in &entry.holds {
+        for &id in &entry.meta.holds {
             let Some(region) = ns.shm_segment(id).map(|s| s.region().clone()) else { continue };
             ns.shmat_abort(
                 t,
@@ -301,7 +364,7 @@ impl Daemon {
         let sem_ids: BTreeSet<i32> = ns.sem_ids().iter().map(|i| i.0).collect();
         let msg_ids: BTreeSet<i32> = ns.msg_ids().iter().map(|i| i.0).collect();
         self.namespaces.insert(name.clone(), ns);
-        self.ns_meta.insert(name.clone(), crate::namespaces::NsMeta { ephemeral: entry.ephemeral });
+        self.ns_meta.insert(name.clone(), crate::namespaces::NsMeta { ephemeral: entry.meta.ephemeral });
         // The newest page file of each object.
         let mut pages: BTreeMap<(String, i32), (u64, String)> = BTreeMap::new();
         if let Ok(list) = std::fs::read_dir(&ns_dir) {
@@ -315,7 +378,7 @@ impl Daemon {
                 }
             }
         }
-        let owners: BTreeMap<i32, Vec<Option<u32>>> = entry.sem_owners.iter().cloned().collect();
+        let owners = &entry.sem_owners;
         for ((kind, id), (_, file)) in pages {
             let live = if kind == "semp" { sem_ids.contains(&id) } else { msg_ids.contains(&id) };
             if !live {

@@ -39,7 +39,7 @@ mod mq;
 mod msg_pages;
 mod msg_status;
 mod namespaces;
-pub mod persist;
+mod persist;
 mod sem_pages;
 mod sem_status;
 mod server;

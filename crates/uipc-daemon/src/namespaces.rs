@@ -267,7 +267,7 @@ impl Daemon {
 
     /// Drops namespace `name` and every reference to it.
     fn forget_namespace(&mut self, name: &str) {
-        self.touch_ns(name);
+        self.ns_gone(name);
         self.touch_procs();
         for p in self.procs.values_mut() {
             p.namespaces.remove(name);

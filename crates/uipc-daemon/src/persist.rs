@@ -11,18 +11,20 @@
 //!   state pages of semaphore sets and message queues (`semp-ID-N`,
 //!   `msgp-ID-N`), which clients change on their fast paths.
 //! - `D/meta/journal` — the write-ahead journal: records `(length,
-//!   CRC-32C, sequence number, payload)`, each event's records written with
-//!   one `write` before the event's replies leave the daemon
-//!   ([`Daemon::persist`]). A record is the whole new image of a namespace
-//!   the event changed (or its removal), or the table of processes.
-//! - `D/meta/snapshot` — every namespace's image and the processes, written
-//!   to `snapshot.tmp` and renamed over it when the journal outgrows it;
+//!   CRC-32C, sequence number, payload)`, one per event, written with one
+//!   `write` before the event's replies leave the daemon
+//!   (`Daemon::persist`). A record's payload is the list of [`Entry`]s the
+//!   event made: the new value of each part of a namespace it changed
+//!   (`uipc_core::image`), a namespace's removal, the undo-slot owners of
+//!   a set's page, the table of processes.
+//! - `D/meta/snapshot` — the whole state, written to `snapshot.tmp` and
+//!   renamed over it when the journal outgrows it;
 //!   its first record names the last journal sequence number it covers,
 //!   so a crash between the rename and the journal's truncation replays
 //!   nothing twice.
 //!
 //! Replay: the snapshot, then every journal record after it; the last
-//! image of each namespace wins. A record whose length or checksum fails
+//! value of each part wins. A record whose length or checksum fails
 //! (the daemon died in the middle of its `write`) ends the journal: the
 //! tail is cut and logged.
 //!
@@ -36,33 +38,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
+use uipc_core::image::Part;
 
 use crate::DaemonError;
 
 /// The format version of a state directory this daemon reads and writes.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 /// The first line of `D/VERSION`.
 const MAGIC: &str = "uipc-state-dir";
 /// Bytes of a record's header: length, CRC-32C, sequence number.
 const RECORD_HEADER: usize = 16;
 /// The largest record replay accepts (a namespace image).
 const MAX_RECORD: usize = 1 << 30;
-
-/// One namespace's recorded state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NsEntry {
-    /// Its name.
-    pub(crate) name: String,
-    /// Ends with the last process that joined it.
-    pub(crate) ephemeral: bool,
-    /// The core's image (`uipc_core::namespace::NsImage`, postcard).
-    pub(crate) image: Vec<u8>,
-    /// Per semaphore set with a page, the owner of each undo slot.
-    pub(crate) sem_owners: Vec<(i32, Vec<Option<u32>>)>,
-    /// Segments held by attaches granted and not yet reported (each hold
-    /// counts in `nattch` until the client reports; a restart releases it).
-    pub(crate) holds: Vec<i32>,
-}
 
 /// A process the daemon knew.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,9 +72,14 @@ pub(crate) struct ProcsEntry {
 /// One record's payload.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Entry {
-    /// The whole state of a namespace after an event.
-    Namespace(NsEntry),
-    /// A namespace was removed.
+    /// One part of a namespace as the core wrote it
+    /// (`IpcNamespace::write_part`: `Some(value)`, or `None` once removed).
+    Part { ns: String, part: Part, value: Vec<u8> },
+    /// What the daemon keeps of a namespace besides its objects.
+    NsMeta { ns: String, meta: NsMeta },
+    /// The owners of the undo slots of a set's page (`None`: no page).
+    SemOwners { ns: String, id: i32, owners: Option<Vec<Option<u32>>> },
+    /// A namespace was removed (its parts go with it).
     NamespaceGone(String),
     /// The processes and counters after an event.
     Processes(ProcsEntry),
@@ -95,18 +87,46 @@ pub(crate) enum Entry {
     Snapshot { upto: u64 },
 }
 
+/// What the daemon keeps of a namespace besides its objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NsMeta {
+    /// Ends with the last process that joined it.
+    pub(crate) ephemeral: bool,
+    /// Segments held by attaches granted and not yet reported (each hold
+    /// counts in `nattch` until the client reports; a restart releases it).
+    pub(crate) holds: Vec<i32>,
+}
+
+/// One namespace after replay.
+#[derive(Debug, Default)]
+pub(crate) struct NsRecord {
+    pub(crate) meta: NsMeta,
+    /// The last recorded value of each part.
+    pub(crate) parts: BTreeMap<Part, Vec<u8>>,
+    /// The undo-slot owners of each set's page.
+    pub(crate) sem_owners: BTreeMap<i32, Vec<Option<u32>>>,
+}
+
 /// What a state directory holds after replay.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub(crate) namespaces: BTreeMap<String, NsEntry>,
+    pub(crate) namespaces: BTreeMap<String, NsRecord>,
     pub(crate) procs: ProcsEntry,
 }
 
 impl State {
     fn apply(&mut self, entry: Entry) {
         match entry {
-            Entry::Namespace(ns) => {
-                self.namespaces.insert(ns.name.clone(), ns);
+            Entry::Part { ns, part, value } => {
+                self.namespaces.entry(ns).or_default().parts.insert(part, value);
+            }
+            Entry::NsMeta { ns, meta } => self.namespaces.entry(ns).or_default().meta = meta,
+            Entry::SemOwners { ns, id, owners } => {
+                let owners_of = &mut self.namespaces.entry(ns).or_default().sem_owners;
+                match owners {
+                    Some(o) => owners_of.insert(id, o),
+                    None => owners_of.remove(&id),
+                };
             }
             Entry::NamespaceGone(name) => {
                 self.namespaces.remove(&name);
@@ -120,7 +140,7 @@ impl State {
 /// Where a durable daemon writes (STYLE: persistence as a trait, with a
 /// versioned, checksummed format).
 pub(crate) trait Store {
-    /// Appends one record per entry, all with one `write`.
+    /// Appends `entries`, one event's, as one record with one `write`.
     ///
     /// # Errors
     /// The write's.
@@ -129,11 +149,12 @@ pub(crate) trait Store {
     /// Whether the journal has grown enough to be compacted.
     fn wants_compaction(&self) -> bool;
 
-    /// Replaces snapshot and journal by a snapshot of `namespaces` and `procs`.
+    /// Replaces snapshot and journal by a snapshot made of `entries` (the
+    /// whole state).
     ///
     /// # Errors
     /// The writes' or the rename's.
-    fn compact(&mut self, namespaces: &BTreeMap<String, NsEntry>, procs: &ProcsEntry) -> std::io::Result<()>;
+    fn compact(&mut self, entries: &[Entry]) -> std::io::Result<()>;
 }
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise by
@@ -163,9 +184,10 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
     !crc
 }
 
-/// Appends the framed record of `entry` numbered `seq` to `out`.
-fn frame(out: &mut Vec<u8>, seq: u64, entry: &Entry) -> std::io::Result<()> {
-    let payload = postcard::to_allocvec(entry).map_err(std::io::Error::other)?;
+/// Appends the framed record of `entries` numbered `seq` to `out`: one
+/// event's entries are one record, whole or not at all.
+fn frame(out: &mut Vec<u8>, seq: u64, entries: &[Entry]) -> std::io::Result<()> {
+    let payload = postcard::to_allocvec(entries).map_err(std::io::Error::other)?;
     let len = u32::try_from(payload.len()).map_err(|_| std::io::Error::other("record too large"))?;
     let mut summed = Vec::with_capacity(8 + payload.len());
     summed.extend_from_slice(&seq.to_le_bytes());
@@ -178,7 +200,7 @@ fn frame(out: &mut Vec<u8>, seq: u64, entry: &Entry) -> std::io::Result<()> {
 
 /// The records of `bytes` in order, and the length of the valid prefix.
 /// Reading stops at the first record whose length or checksum fails.
-fn records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
+fn records(bytes: &[u8]) -> (Vec<(u64, Vec<Entry>)>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(head) = bytes.get(at..at + RECORD_HEADER) {
@@ -194,7 +216,7 @@ fn records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
         }
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&summed[..8]);
-        let Ok(entry) = postcard::from_bytes::<Entry>(&summed[8..]) else { break };
+        let Ok(entry) = postcard::from_bytes::<Vec<Entry>>(&summed[8..]) else { break };
         out.push((u64::from_le_bytes(seq), entry));
         at += RECORD_HEADER + len;
     }
@@ -264,7 +286,7 @@ impl DirStore {
                     // a bad one is not a crash's doing.
                     warn!(path = %snap_path.display(), dropped = bytes.len() - good, "snapshot: bytes past the last good record ignored");
                 }
-                for (_, e) in recs {
+                for e in recs.into_iter().flat_map(|(_, r)| r) {
                     if let Entry::Snapshot { upto: u } = e {
                         upto = u;
                     }
@@ -287,10 +309,12 @@ impl DirStore {
         let (recs, good) = records(&bytes);
         let mut seq = upto + 1;
         let mut replayed = 0usize;
-        for (s, e) in recs {
+        for (s, r) in recs {
             seq = seq.max(s + 1);
             if s > upto {
-                state.apply(e);
+                for e in r {
+                    state.apply(e);
+                }
                 replayed += 1;
             }
         }
@@ -325,10 +349,8 @@ impl DirStore {
 impl Store for DirStore {
     fn append(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let mut buf = Vec::new();
-        for e in entries {
-            frame(&mut buf, self.seq, e)?;
-            self.seq += 1;
-        }
+        frame(&mut buf, self.seq, entries)?;
+        self.seq += 1;
         if self.crash_at.is_some() && self.crash_arm.as_ref().is_none_or(|p| p.exists()) {
             self.appends += 1;
         }
@@ -347,14 +369,11 @@ impl Store for DirStore {
         self.journal_len > self.journal_max.max(self.snapshot_len.saturating_mul(4))
     }
 
-    fn compact(&mut self, namespaces: &BTreeMap<String, NsEntry>, procs: &ProcsEntry) -> std::io::Result<()> {
+    fn compact(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         let upto = self.seq.saturating_sub(1);
-        frame(&mut buf, 0, &Entry::Snapshot { upto })?;
-        frame(&mut buf, 0, &Entry::Processes(procs.clone()))?;
-        for ns in namespaces.values() {
-            frame(&mut buf, 0, &Entry::Namespace(ns.clone()))?;
-        }
+        frame(&mut buf, 0, &[Entry::Snapshot { upto }])?;
+        frame(&mut buf, 0, entries)?;
         let tmp = self.meta.join("snapshot.tmp");
         fs::write(&tmp, &buf)?;
         fs::rename(&tmp, self.meta.join("snapshot"))?;
@@ -398,7 +417,7 @@ mod tests {
     fn records_stop_at_a_torn_or_corrupt_one() {
         let mut buf = Vec::new();
         for seq in 1..=3 {
-            frame(&mut buf, seq, &Entry::NamespaceGone(format!("ns{seq}"))).unwrap();
+            frame(&mut buf, seq, &[Entry::NamespaceGone(format!("ns{seq}"))]).unwrap();
         }
         let (all, good) = records(&buf);
         assert_eq!((all.len(), good), (3, buf.len()));

@@ -39,6 +39,9 @@ pub(crate) struct SetPage {
     damaged: bool,
 }
 
+/// The owner (pid) of each undo slot of a page, as recorded.
+pub(crate) type SlotOwners = Vec<Option<u32>>;
+
 /// Which sets an event concerns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -56,6 +59,9 @@ pub(crate) struct SemPages {
     spaces: HashMap<String, BTreeMap<i32, SetPage>>,
     held: Vec<(String, i32, Guard<Arc<StatePage>>)>,
     depth: u32,
+    /// Sets whose undo-slot owners (or page) changed since the state
+    /// directory last recorded them.
+    owners_dirty: std::collections::BTreeSet<(String, i32)>,
 }
 
 impl SemPages {
@@ -200,6 +206,7 @@ impl Daemon {
                     Ok(set) => {
                         space.insert(id.0, set);
                         created.push(id.0);
+                        self.sem_pages.owners_dirty.insert((ns.to_owned(), id.0));
                     }
                     Err(e) => {
                         warn!(ns, semid = id.0, error = ?e, "no state page for a new semaphore set: its callers use the daemon")
@@ -210,6 +217,7 @@ impl Daemon {
                 space.keys().copied().filter(|k| ids.binary_search_by_key(k, |i| i.0).is_err()).collect();
             for id in gone {
                 let Some(set) = space.remove(&id) else { continue };
+                self.sem_pages.owners_dirty.insert((ns.to_owned(), id));
                 let held = self.sem_pages.held.iter().position(|(n, i, _)| n == ns && *i == id);
                 match held {
                     Some(at) => set.page.mark_removed(&self.sem_pages.held.swap_remove(at).2),
@@ -256,11 +264,12 @@ impl Daemon {
     /// Process `pid` exited: its undo slots are free (its records were
     /// applied by the model's exit, between enter and leave).
     pub(crate) fn sem_pages_release(&mut self, pid: Pid) {
-        for space in self.sem_pages.spaces.values_mut() {
-            for set in space.values_mut() {
+        for (ns, space) in &mut self.sem_pages.spaces {
+            for (id, set) in space.iter_mut() {
                 for owner in &mut set.owners {
                     if *owner == Some(pid) {
                         *owner = None;
+                        self.sem_pages.owners_dirty.insert((ns.clone(), *id));
                     }
                 }
             }
@@ -269,9 +278,23 @@ impl Daemon {
 
     /// The owner of each undo slot of every set of `ns` that has a page
     /// (recorded by the state directory).
-    pub(crate) fn sem_owners(&self, ns: &str) -> Vec<(i32, Vec<Option<u32>>)> {
+    pub(crate) fn sem_owners(&self, ns: &str) -> Vec<(i32, SlotOwners)> {
         let Some(space) = self.sem_pages.spaces.get(ns) else { return Vec::new() };
         space.iter().map(|(id, set)| (*id, set.owners.iter().map(|o| o.map(|p| p.0)).collect())).collect()
+    }
+
+    /// The sets whose slot owners changed since the last call, with their
+    /// owners now (`None`: the set has no page any more).
+    pub(crate) fn sem_owners_changed(&mut self) -> Vec<(String, i32, Option<SlotOwners>)> {
+        let changed = std::mem::take(&mut self.sem_pages.owners_dirty);
+        changed
+            .into_iter()
+            .map(|(ns, id)| {
+                let set = self.sem_pages.spaces.get(&ns).and_then(|s| s.get(&id));
+                let owners = set.map(|set| set.owners.iter().map(|o| o.map(|p| p.0)).collect());
+                (ns, id, owners)
+            })
+            .collect()
     }
 
     /// The names of the files of `ns`'s state pages (sets and queues).
@@ -327,6 +350,9 @@ impl Daemon {
             let free = || set.owners.iter().position(Option::is_none);
             let slot = mine.or_else(free);
             if let Some(s) = slot {
+                if set.owners[s].is_none() {
+                    self.sem_pages.owners_dirty.insert((ns.to_owned(), id));
+                }
                 // The slot shows the owner's record (if the model has one)
                 // when this request's sem_leave publishes the page, which
                 // sem_enter locked: locking it again here would wait for

@@ -46,7 +46,10 @@ impl Daemon {
             let s = model.sem_status(id.idx())?;
             let pids: Vec<u32> = s.undo_pids.iter().map(|p| p.0).collect();
             let live = live.contains(&s.id.0);
-            Some((id.idx(), SemEntry { id: s.id.0, perm_version: s.perm_version, live, ds: s.ds, pids: Pids::new(&pids) }))
+            Some((
+                id.idx(),
+                SemEntry { id: s.id.0, perm_version: s.perm_version, live, ds: s.ds, pids: Pids::new(&pids) },
+            ))
         }));
     }
 

@@ -59,7 +59,9 @@ fn probe_entry_crash() {
         }
         let state = PathBuf::from(std::env::var_os("UIPC_STATE_DIR").unwrap());
         let ready = std::io::stdout().as_fd().try_clone_to_owned().unwrap();
-        match Daemon::bind(Config { socket, state_dir: Some(state), ready_fd: Some(ready), lifeline: None }) {
+        // For the measurement: the same daemon without a state directory.
+        let state_dir = std::env::var_os("UIPC_NO_STATE_DIR").is_none().then_some(state);
+        match Daemon::bind(Config { socket, state_dir, ready_fd: Some(ready), lifeline: None }) {
             Ok(d) => d.serve().unwrap(),
             Err(e) => println!("REFUSED: {e}"),
         }
@@ -557,7 +559,7 @@ fn a_state_directory_of_a_future_format_is_refused() {
         lifeline: None,
     });
     let e = r.err().expect("a directory of format 99 must be refused");
-    assert!(e.0.contains("format version 99") && e.0.contains("version 1"), "message: {e}");
+    assert!(e.0.contains("format version 99") && e.0.contains("version 2"), "message: {e}");
     // Nothing was changed in it.
     assert_eq!(std::fs::read_to_string(state.join("VERSION")).unwrap(), "uipc-state-dir\n99\n");
     assert!(!state.join("meta").exists());
@@ -578,6 +580,7 @@ fn restart_time_for_many_objects() {
     let d = start_daemon(&socket, &state, None);
     let c = Client::connect_to(&socket, "default").unwrap();
     let t0 = std::time::Instant::now();
+    let durable = std::env::var_os("UIPC_NO_STATE_DIR").is_none();
     for i in 0..n {
         match i % 3 {
             0 => drop(c.shmget(0x1000_0000 + i, 4096, IPC_CREAT | 0o600).unwrap()),
@@ -586,6 +589,11 @@ fn restart_time_for_many_objects() {
         }
     }
     let made = t0.elapsed();
+    if !durable {
+        println!("{n} objects without a state directory: created in {made:?}");
+        d.kill();
+        return;
+    }
     d.kill();
     drop(c);
     let t1 = std::time::Instant::now();
@@ -595,4 +603,79 @@ fn restart_time_for_many_objects() {
     assert!(c.semget(0x1000_0001, 0, 0).is_ok());
     println!("{n} objects: created in {made:?}; restart (spawn to READY) {restart:?}");
     d.kill();
+}
+
+/// What a namespace shows: `/proc/sysvipc/{shm,sem,msg}` (every field of
+/// every object, times and pids included), the namespace's owner, mode
+/// and sysctls, semaphore values and queued messages.
+fn snapshot_of(socket: &Path, ns: &str, sem: uipc_client::SemId) -> Vec<String> {
+    let c = Client::connect_to(socket, ns).unwrap();
+    let mut admin = uipc_client::Admin::connect(socket).unwrap();
+    let info = admin.ns_show(ns).unwrap();
+    let mut out = vec![
+        c.proc_sysvipc("shm").unwrap(),
+        c.proc_sysvipc("sem").unwrap(),
+        c.proc_sysvipc("msg").unwrap(),
+        format!("{} {} {:o} {:?}", info.uid, info.gid, info.mode, info.sysctls),
+    ];
+    out.extend((0..3).map(|i| c.sem_getval(sem, i).unwrap().to_string()));
+    out
+}
+
+/// The same history on two daemons, one killed and restarted in the
+/// middle: the restarted one shows every field as before, and the
+/// objects created after the restart get the ids the other daemon gives
+/// (registry cursors, sequence numbers and `*_next_id` kept).
+#[test]
+fn a_restart_keeps_every_field_and_the_id_sequence() {
+    let _w = watchdog("a_restart_keeps_every_field_and_the_id_sequence", 120);
+    let mut next_ids = Vec::new();
+    for restart in [false, true] {
+        let dir = TempDir::new("fields");
+        let socket = dir.0.join("d.sock");
+        let state = dir.0.join("state");
+        let mut d = Some(start_daemon(&socket, &state, None));
+        let mut admin = uipc_client::Admin::connect(&socket).unwrap();
+        let sysctls =
+            [("kernel.msgmnb".to_owned(), "32768".to_owned()), ("kernel.shmmni".to_owned(), "100".to_owned())];
+        admin.ns_create("kept", 0o750, &sysctls, false).unwrap();
+        let c = Client::connect_to(&socket, "kept").unwrap();
+        // Churn that moves the cursors and sequence numbers.
+        for i in 0..7 {
+            let s = c.shmget(uipc_abi::IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap();
+            let m = c.msgget(uipc_abi::IPC_PRIVATE, IPC_CREAT | 0o600).unwrap();
+            if i % 2 == 0 {
+                c.shm_remove(s).unwrap();
+                c.msg_remove(m).unwrap();
+            }
+        }
+        let sem = c.semget(0x5eed, 3, IPC_CREAT | 0o640).unwrap();
+        c.sem_setval(sem, 1, 7).unwrap();
+        c.semop(sem, &[Sembuf { sem_num: 2, sem_op: 3, sem_flg: SEM_UNDO }]).unwrap();
+        let q = c.msgget(0x5eee, IPC_CREAT | 0o640).unwrap();
+        for n in 0..3u8 {
+            c.msgsnd(q, i64::from(n) + 1, &[n; 5], 0).unwrap();
+        }
+        c.sysctl_write("kernel.sem_next_id", "3000").unwrap();
+        let before = snapshot_of(&socket, "kept", sem);
+        if restart {
+            d.take().unwrap().kill();
+            d = Some(start_daemon(&socket, &state, None));
+            let after = snapshot_of(&socket, "kept", sem);
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(a, b, "a field changed across the restart");
+            }
+        }
+        drop(c);
+        let c = Client::connect_to(&socket, "kept").unwrap();
+        next_ids.push((
+            c.shmget(uipc_abi::IPC_PRIVATE, 4096, IPC_CREAT | 0o600).unwrap().0,
+            c.semget(uipc_abi::IPC_PRIVATE, 1, IPC_CREAT | 0o600).unwrap().0,
+            c.msgget(uipc_abi::IPC_PRIVATE, IPC_CREAT | 0o600).unwrap().0,
+        ));
+        drop(c);
+        d.take().unwrap().kill();
+    }
+    assert_eq!(next_ids[0], next_ids[1], "ids after a restart");
+    assert_eq!(next_ids[1].1, 3000, "kernel.sem_next_id kept");
 }

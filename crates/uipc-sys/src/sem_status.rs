@@ -55,13 +55,8 @@ impl Words for SemEntry {
         let perm_version = r.u32();
         let sem_perm = take_perm(r);
         let live = r.u32() != 0;
-        let ds = Semid64Ds {
-            sem_perm,
-            sem_nsems: r.u64(),
-            sem_otime: r.i64(),
-            sem_ctime: r.i64(),
-            ..Semid64Ds::default()
-        };
+        let ds =
+            Semid64Ds { sem_perm, sem_nsems: r.u64(), sem_otime: r.i64(), sem_ctime: r.i64(), ..Semid64Ds::default() };
         SemEntry { id, perm_version, live, ds, pids: Pids::take(r) }
     }
 }

@@ -566,25 +566,20 @@ enum Side {
 
 /// The POSIX message queues of one namespace (its mqueue filesystem).
 #[derive(Clone, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MqState {
     pub(crate) names: NameTable,
-    queues: BTreeMap<u64, MqQueue>,
-    descs: BTreeMap<MqDescId, MqDesc>,
-    next_inode: u64,
-    next_desc: u64,
+    pub(crate) queues: crate::tracked::Tracked<u64, MqQueue>,
+    pub(crate) descs: crate::tracked::Tracked<MqDescId, MqDesc>,
+    pub(crate) next_inode: u64,
+    pub(crate) next_desc: u64,
     /// `mq_queues_count`: queues alive, unlinked-but-open ones included.
-    count: i64,
+    pub(crate) count: i64,
     /// `RLIMIT_MSGQUEUE` bytes charged per real uid.
-    charged: BTreeMap<Uid, u64>,
+    pub(crate) charged: BTreeMap<Uid, u64>,
     /// Which queue and side each sleeper is on.
-    #[cfg_attr(feature = "serde", serde(skip))]
     sleepers: BTreeMap<WaiterId, (u64, Side)>,
-    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
-    #[cfg_attr(feature = "serde", serde(skip))]
     notifications: Vec<MqNotification>,
-    #[cfg_attr(feature = "serde", serde(skip))]
     removed: Vec<MqNotifyRemoved>,
 }
 

@@ -8,8 +8,6 @@
 //! # References
 //! - `fs/namei.c:getname()`, `lookup_one_common()`, `fs/libfs.c:simple_lookup()` (Linux 6.12)
 
-use std::collections::BTreeMap;
-
 use uipc_abi::Errno;
 
 /// `NAME_MAX`: the longest directory entry.
@@ -64,9 +62,8 @@ impl PosixName {
 /// → the object's number (an inode number). Objects that lose their name
 /// (unlinked while open) live on outside the table.
 #[derive(Clone, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NameTable {
-    entries: BTreeMap<PosixName, u64>,
+    pub(crate) entries: crate::tracked::Tracked<PosixName, u64>,
 }
 
 impl NameTable {

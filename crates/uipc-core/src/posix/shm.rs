@@ -25,8 +25,6 @@
 //! - Linux 6.12 `fs/namei.c:may_open()`, `may_delete()`, `fs/inode.c:inode_init_owner()`
 //! - shm_open(3), sem_open(3), sem_unlink(3), shm_overview(7), sem_overview(7)
 
-use std::collections::BTreeMap;
-
 use uipc_abi::pshm::{
     sem_t_bytes, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, SEM_VALUE_MAX,
 };
@@ -139,16 +137,15 @@ impl<R> PshmObject<R> {
 
 /// The POSIX shared memory objects of a namespace: the `/dev/shm` directory.
 #[derive(Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PshmState<R> {
-    names: NameTable,
-    objects: BTreeMap<u64, PshmObject<R>>,
-    next: u64,
+    pub(crate) names: NameTable,
+    pub(crate) objects: crate::tracked::Tracked<u64, PshmObject<R>>,
+    pub(crate) next: u64,
 }
 
 impl<R> Default for PshmState<R> {
     fn default() -> Self {
-        PshmState { names: NameTable::default(), objects: BTreeMap::new(), next: 1 }
+        PshmState { names: NameTable::default(), objects: crate::tracked::Tracked::default(), next: 1 }
     }
 }
 
@@ -435,17 +432,13 @@ fn without_leading_slashes(raw: &[u8]) -> &[u8] {
     &raw[start..]
 }
 
-impl<R> PshmState<R> {
-    /// The same objects with each region converted by `f`.
+#[cfg(feature = "serde")]
+impl<R> PshmObject<R> {
+    /// The same object with its region converted by `f`.
     ///
     /// # Errors
-    /// The first of `f`'s.
-    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<PshmState<U>, E> {
-        let objects = self
-            .objects
-            .into_iter()
-            .map(|(k, o)| Ok((k, PshmObject { region: f(o.region)?, perm: o.perm, in_memory: o.in_memory })))
-            .collect::<Result<BTreeMap<_, _>, E>>()?;
-        Ok(PshmState { names: self.names, objects, next: self.next })
+    /// `f`'s.
+    pub(crate) fn try_map_region<U, E>(self, f: impl FnOnce(R) -> Result<U, E>) -> Result<PshmObject<U>, E> {
+        Ok(PshmObject { region: f(self.region)?, perm: self.perm, in_memory: self.in_memory })
     }
 }

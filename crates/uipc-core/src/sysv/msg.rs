@@ -515,24 +515,20 @@ struct MsgSender {
 
 /// The message-queue state of a namespace.
 #[derive(Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MsgState<R> {
     pub(crate) ids: IpcIds<MsgQueue<R>>,
-    #[cfg_attr(feature = "serde", serde(skip))]
     receivers: BTreeMap<WaiterId, MsgReceiver>,
-    #[cfg_attr(feature = "serde", serde(skip))]
     senders: BTreeMap<WaiterId, MsgSender>,
     /// `percpu_msg_hdrs`: messages queued in the namespace.
-    total_msgs: u64,
+    pub(crate) total_msgs: u64,
     /// `percpu_msg_bytes`: bytes queued in the namespace.
-    total_bytes: u64,
+    pub(crate) total_bytes: u64,
     /// Sleepers finished since the host last looked.
-    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
     /// The last permission version drawn: every queue's is unique in the
     /// namespace (a new queue under an old one's full id never matches a
     /// grant on the old one).
-    perm_versions: u32,
+    pub(crate) perm_versions: u32,
 }
 
 impl<R> Default for MsgState<R> {
@@ -1487,44 +1483,34 @@ pub fn msgrcv_fast<B: PageBytes + ?Sized>(
     Ok(Fast::Done((pick.mtype, dst.len())))
 }
 
-impl<R> MsgState<R> {
-    /// The same queues with each arena's region converted by `f` (no
-    /// sleepers: a restored namespace has none).
+#[cfg(feature = "serde")]
+impl<R> MsgQueue<R> {
+    /// The same queue with its arena's region converted by `f` (no
+    /// sleepers: a restored queue has none).
     ///
     /// # Errors
-    /// The first of `f`'s.
-    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<MsgState<U>, E> {
-        let ids = self.ids.try_map(|q| {
-            Ok(MsgQueue {
-                perm: q.perm,
-                stime: q.stime,
-                rtime: q.rtime,
-                ctime: q.ctime,
-                cbytes: q.cbytes,
-                qbytes: q.qbytes,
-                lspid: q.lspid,
-                lrpid: q.lrpid,
-                messages: q.messages,
-                arena: Arena {
-                    region: q.arena.region.map(&mut f).transpose()?,
-                    size: q.arena.size,
-                    end: q.arena.end,
-                    version: q.arena.version,
-                },
-                receivers: VecDeque::new(),
-                senders: VecDeque::new(),
-                version: q.version,
-                perm_version: q.perm_version,
-            })
-        })?;
-        Ok(MsgState {
-            ids,
-            receivers: BTreeMap::new(),
-            senders: BTreeMap::new(),
-            total_msgs: self.total_msgs,
-            total_bytes: self.total_bytes,
-            wakeups: Vec::new(),
-            perm_versions: self.perm_versions,
+    /// `f`'s.
+    pub(crate) fn try_map_region<U, E>(self, f: impl FnOnce(R) -> Result<U, E>) -> Result<MsgQueue<U>, E> {
+        Ok(MsgQueue {
+            perm: self.perm,
+            stime: self.stime,
+            rtime: self.rtime,
+            ctime: self.ctime,
+            cbytes: self.cbytes,
+            qbytes: self.qbytes,
+            lspid: self.lspid,
+            lrpid: self.lrpid,
+            messages: self.messages,
+            arena: Arena {
+                region: self.arena.region.map(f).transpose()?,
+                size: self.arena.size,
+                end: self.arena.end,
+                version: self.arena.version,
+            },
+            receivers: VecDeque::new(),
+            senders: VecDeque::new(),
+            version: self.version,
+            perm_version: self.perm_version,
         })
     }
 }

@@ -136,25 +136,22 @@ struct SemQueue {
 
 /// The semaphore state of a namespace.
 #[derive(Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SemState {
     pub(crate) ids: IpcIds<SemSet>,
     /// `used_sems`: semaphores in all sets.
-    used_sems: i64,
-    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) used_sems: i64,
     queues: BTreeMap<WaiterId, SemQueue>,
     /// The next [`WaiterId`] of the namespace (every mechanism's sleepers
     /// draw from it: see `IpcNamespace::new_waiter`).
     pub(crate) next_waiter: u64,
     /// Undo records (`struct sem_undo`), per process and set: an adjustment per semaphore.
-    undos: BTreeMap<(Pid, IpcId), Vec<i32>>,
+    pub(crate) undos: crate::tracked::Tracked<(Pid, IpcId), Vec<i32>>,
     /// Sleepers finished since the host last looked.
-    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) wakeups: Vec<Wakeup>,
     /// The last permission version drawn: every set's is unique in the
     /// namespace (a new set in an old set's slot, even under the same
     /// full id, never matches a grant on the old one).
-    perm_versions: u32,
+    pub(crate) perm_versions: u32,
 }
 
 impl SemState {

@@ -106,19 +106,17 @@ fn pages(size: u64) -> Option<u64> {
 
 /// The shared memory state of a namespace.
 #[derive(Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ShmState<R> {
     pub(crate) ids: IpcIds<ShmSegment<R>>,
     /// `shm_tot`: pages in all segments.
-    tot: u64,
+    pub(crate) tot: u64,
     /// `SHM_LOCK` charges per user, in pages.
-    locked: BTreeMap<Uid, u64>,
+    pub(crate) locked: BTreeMap<Uid, u64>,
     /// The last permission version handed out.
-    perm_versions: u32,
+    pub(crate) perm_versions: u32,
     /// Slots whose status (anything `IPC_STAT` reports, or who could change
     /// it by dying) changed since the host last took them
     /// ([`IpcNamespace::shm_take_changed`]).
-    #[cfg_attr(feature = "serde", serde(skip))]
     changed: BTreeSet<u32>,
 }
 
@@ -911,34 +909,27 @@ impl<M: Memory> IpcNamespace<M> {
     }
 }
 
-impl<R> ShmState<R> {
-    /// The same segments with each region converted by `f`.
+#[cfg(feature = "serde")]
+impl<R> ShmSegment<R> {
+    /// The same segment with its region converted by `f` (a restarted
+    /// host re-opening the recorded memory).
     ///
     /// # Errors
-    /// The first of `f`'s.
-    pub(crate) fn try_map<U, E>(self, mut f: impl FnMut(R) -> Result<U, E>) -> Result<ShmState<U>, E> {
-        let ids = self.ids.try_map(|s| {
-            Ok(ShmSegment {
-                perm: s.perm,
-                segsz: s.segsz,
-                nattch: s.nattch,
-                atime: s.atime,
-                dtime: s.dtime,
-                ctime: s.ctime,
-                cpid: s.cpid,
-                lpid: s.lpid,
-                region: f(s.region)?,
-                creator: s.creator,
-                locked_by: s.locked_by,
-                perm_version: s.perm_version,
-            })
-        })?;
-        Ok(ShmState {
-            ids,
-            tot: self.tot,
-            locked: self.locked,
-            perm_versions: self.perm_versions,
-            changed: self.changed,
+    /// `f`'s.
+    pub(crate) fn try_map_region<U, E>(self, f: impl FnOnce(R) -> Result<U, E>) -> Result<ShmSegment<U>, E> {
+        Ok(ShmSegment {
+            perm: self.perm,
+            segsz: self.segsz,
+            nattch: self.nattch,
+            atime: self.atime,
+            dtime: self.dtime,
+            ctime: self.ctime,
+            cpid: self.cpid,
+            lpid: self.lpid,
+            region: f(self.region)?,
+            creator: self.creator,
+            locked_by: self.locked_by,
+            perm_version: self.perm_version,
         })
     }
 }
