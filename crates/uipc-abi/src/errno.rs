@@ -54,6 +54,7 @@ errnos! {
     EMFILE = 24, "too many open files";
     EFBIG = 27, "file too large";
     ENOSPC = 28, "no space left on device";
+    EPIPE = 32, "broken pipe";
     ERANGE = 34, "numerical result out of range";
     ENAMETOOLONG = 36, "file name too long";
     ENOSYS = 38, "function not implemented";
@@ -61,10 +62,12 @@ errnos! {
     EIDRM = 43, "identifier removed";
     EPROTO = 71, "protocol error";
     EOVERFLOW = 75, "value too large for defined data type";
+    ENOTSOCK = 88, "socket operation on non-socket";
     EMSGSIZE = 90, "message too long";
     ENOTSUP = 95, "operation not supported";
     ECONNRESET = 104, "connection reset by peer";
     ETIMEDOUT = 110, "connection timed out";
+    ECONNREFUSED = 111, "connection refused";
     EUCLEAN = 117, "structure needs cleaning";
 }
 

@@ -26,7 +26,26 @@ pub(crate) struct Conn {
     /// Whose credentials the daemon holds for this connection (see the
     /// `creds` module); `None`: none known to be current.
     reported: Option<CredKey>,
+    /// A send or receive failed in transport (the daemon died, or closed
+    /// the connection, or the program closed our descriptor): the next
+    /// call opens a new connection first.
+    broken: bool,
+    /// The descriptor no longer names our socket (the program closed it,
+    /// `closefrom` in a daemonizing child, and may have reused the
+    /// number): it is never closed by us.
+    lost: bool,
+    /// How many times this connection was opened anew after a break (the
+    /// client drops what it derived from the old daemon when it moves).
+    pub(crate) reopened: u64,
 }
+
+/// How long (milliseconds) a call waits for a daemon that went away to
+/// answer again on its socket (a daemon restarted on its state directory
+/// re-adopts the process), polling every [`RECONNECT_POLL`]; see
+/// [`crate::set_reconnect_wait`].
+pub(crate) static RECONNECT_WAIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5000);
+const RECONNECT_POLL: Duration = Duration::from_millis(5);
+const RECONNECT_GONE: Duration = Duration::from_millis(50);
 
 fn io(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO.raw()))
@@ -49,6 +68,9 @@ impl Conn {
             namespace: namespace.to_owned(),
             inbuf: Vec::new(),
             reported: key.connect_suffices().then_some(key),
+            broken: false,
+            lost: false,
+            reopened: 0,
         };
         match conn.exchange(&Request::Hello { version: VERSION, namespace: namespace.to_owned() }, 0)? {
             (Response::Welcome { .. }, _) => Ok(conn),
@@ -65,6 +87,9 @@ impl Conn {
         if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
+        if self.broken {
+            self.reopen()?;
+        }
         let key = CredKey::now();
         if self.reported != Some(key) {
             let tid = uipc_sys::proc::gettid();
@@ -77,10 +102,87 @@ impl Conn {
         Ok(())
     }
 
+    /// The daemon went away: a new connection to the same socket and
+    /// namespace (`docs/architecture.md`, "Surviving the daemon's own
+    /// crash": a daemon restarted on its state directory knows this
+    /// process, its mappings, undo records and namespace). While nobody
+    /// answers on the socket (the daemon is being restarted), waits up to
+    /// [`RECONNECT_WAIT_MS`].
+    fn reopen(&mut self) -> Result<(), Errno> {
+        let fresh = Conn::open_again(&self.socket, &self.namespace)?;
+        let reopened = self.reopened + 1;
+        let old = std::mem::replace(self, fresh);
+        self.reopened = reopened;
+        if old.lost {
+            // Closing the number would close whatever the program has there now.
+            std::mem::forget(old);
+        }
+        Ok(())
+    }
+
+    /// [`open`](Self::open) to a daemon that answered before: while its
+    /// socket is there and nobody answers (a daemon that died, before it is
+    /// restarted), waits up to [`RECONNECT_WAIT_MS`]; a socket that is gone
+    /// (a daemon that stopped: it removes its socket; or one restarting,
+    /// which removes the stale socket just before it binds anew) is
+    /// retried for [`RECONNECT_GONE`] only.
+    pub(crate) fn open_again(socket: &Path, namespace: &str) -> Result<Conn, Errno> {
+        let start = Instant::now();
+        loop {
+            let waited = start.elapsed();
+            match Conn::open(socket, namespace) {
+                Err(Errno::ECONNREFUSED)
+                    if waited < Duration::from_millis(RECONNECT_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed)) =>
+                {
+                    std::thread::sleep(RECONNECT_POLL)
+                }
+                Err(Errno::ENOENT) if waited < RECONNECT_GONE => std::thread::sleep(RECONNECT_POLL),
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a send or receive failed in transport.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Notes a transport failure (any error but a signal's `EINTR`, which
+    /// the callers handle): the connection is not used again.
+    fn note<T>(&mut self, r: Result<T, Errno>) -> Result<T, Errno> {
+        if let Err(e) = &r {
+            if *e != Errno::EINTR {
+                self.broken = true;
+            }
+            // EBADF, ENOTSOCK: the number is not our socket any more.
+            if *e == Errno::EBADF || *e == Errno::ENOTSOCK {
+                self.lost = true;
+            }
+        }
+        r
+    }
+
     /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
     pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
         self.prepare()?;
-        self.exchange(req, max_fds)
+        self.send_or_reopen(req)?;
+        self.receive(max_fds, None)
+    }
+
+    /// Sends `req`; if the daemon is found gone before it took the request
+    /// (the send fails: the peer closed, so nothing was read), sends it
+    /// once more on a new connection ([`reopen`](Self::reopen)) — the
+    /// call goes on as if the daemon had never died. A request whose
+    /// answer never comes is not re-sent (it may have been applied).
+    fn send_or_reopen(&mut self, req: &Request) -> Result<(), Errno> {
+        match self.send(req) {
+            Err(Errno::EPIPE | Errno::ECONNRESET) => {
+                self.reopen()?;
+                self.prepare()?;
+                self.send(req)
+            }
+            other => other,
+        }
     }
 
     /// Sends a request that may sleep in the daemon (a semop) and waits
@@ -94,7 +196,7 @@ impl Conn {
         // are held: one that comes before the wait begins still interrupts
         // it (delivered as the wait starts), none is lost in between.
         let held = net::hold_signals()?;
-        self.send(req)?;
+        self.send_or_reopen(req)?;
         match self.receive(0, Some(&held)) {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
@@ -118,7 +220,7 @@ impl Conn {
         if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
-        self.send(req)?;
+        self.send_or_reopen(req)?;
         match self.receive_with(0, Wait::Restartable) {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
@@ -138,7 +240,7 @@ impl Conn {
         let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
         let mut sent = 0;
         while sent < bytes.len() {
-            sent += net::send_msg(self.stream.as_fd(), &bytes[sent..], &[])?;
+            sent += self.note(net::send_msg(self.stream.as_fd(), &bytes[sent..], &[]))?;
         }
         Ok(())
     }
@@ -163,6 +265,11 @@ impl Conn {
 
     /// Reads one response, waiting as `wait` says.
     fn receive_with(&mut self, max_fds: usize, wait: Wait<'_>) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        let r = self.receive_once(max_fds, wait);
+        self.note(r)
+    }
+
+    fn receive_once(&mut self, max_fds: usize, wait: Wait<'_>) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let mut fds = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {

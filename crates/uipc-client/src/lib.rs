@@ -96,6 +96,10 @@ pub struct Client {
     sem_queries: Arc<sem_query::SemQueries>,
     /// Message queue queries without a round trip (the `msg_query` module).
     msg_queries: Arc<msg_query::MsgQueries>,
+    /// How many times the main connection had been opened anew (after the
+    /// daemon went away) when this client last looked: what the client
+    /// derived from the old daemon (status regions) is dropped when it moves.
+    seen_reopen: Arc<AtomicU64>,
 }
 
 pub use uipc_proto::default_socket_path;
@@ -106,6 +110,16 @@ pub use uipc_proto::default_socket_path;
 /// tell that a call was answered without a round trip.
 pub fn requests_sent() -> u64 {
     conn::REQUESTS_SENT.load(Ordering::Relaxed)
+}
+
+/// How long a call of this process waits, when its daemon went away, for a
+/// daemon to answer on the socket again (default 5 s; a daemon restarted
+/// on its state directory knows the process, its mappings, undo records
+/// and namespace): the call that finds the daemon gone before its request
+/// left reconnects and goes on. `Duration::ZERO`: fail at once.
+pub fn set_reconnect_wait(wait: std::time::Duration) {
+    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    conn::RECONNECT_WAIT_MS.store(ms, Ordering::Relaxed);
 }
 
 fn unexpected(r: &Response) -> Errno {
@@ -140,6 +154,7 @@ impl Client {
             shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
             sem_queries: Arc::default(),
             msg_queries: Arc::default(),
+            seen_reopen: Arc::default(),
         })
     }
 
@@ -150,7 +165,11 @@ impl Client {
     /// [`call`](Self::call) for a response that may carry one descriptor.
     fn call_with_fd(&self, req: &Request) -> Result<(Response, Option<std::os::fd::OwnedFd>), Errno> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let (resp, fds) = conn.call(req, 1)?;
+        let answer = conn.call(req, 1);
+        let reopened = conn.reopened;
+        drop(conn);
+        self.settle_reopen(reopened);
+        let (resp, fds) = answer?;
         match resp {
             Response::Error(e) => Err(Errno::from_raw(e)),
             r => Ok((r, fds.into_iter().next())),
@@ -318,7 +337,9 @@ impl Client {
     /// # Errors
     /// shmat(2)'s.
     pub fn attach_raw(&self, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
-        mapping::attach(self, id, addr, flags)
+        let r = mapping::attach(self, id, addr, flags);
+        self.settle_reopen(self.conn.lock().unwrap_or_else(|e| e.into_inner()).reopened);
+        r
     }
 
     /// `shmat(id, addr, flags)` for callers that manage attachments by
@@ -359,7 +380,9 @@ impl Client {
     /// # Errors
     /// `EINVAL` when nothing is attached at `addr`.
     pub fn shmdt(&self, addr: u64) -> Result<(), Errno> {
-        mapping::detach(self, addr)
+        let r = mapping::detach(self, addr);
+        self.settle_reopen(self.conn.lock().unwrap_or_else(|e| e.into_inner()).reopened);
+        r
     }
 
     /// Reports that this process forked `child`: the child's copies of this
@@ -492,7 +515,7 @@ impl Client {
             return Ok(Sleeper { conn: c, healthy: true, generation });
         }
         let (socket, ns) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).target();
-        Ok(Sleeper { conn: Conn::open(&socket, &ns)?, healthy: true, generation })
+        Ok(Sleeper { conn: Conn::open_again(&socket, &ns)?, healthy: true, generation })
     }
 
     /// Returns a [`Sleeper`] to the pool; one whose last call failed in
@@ -732,15 +755,33 @@ impl Client {
         let (socket, ns) = conn.target();
         let fresh = Conn::open(&socket, to.unwrap_or(&ns))?;
         let old = std::mem::replace(&mut *conn, fresh);
-        self.generation.fetch_add(1, Ordering::AcqRel);
         drop(conn);
-        // After the connection's lock (the order is shm_fast, then conn).
+        self.drop_derived();
+        drop(old);
+        Ok(())
+    }
+
+    /// Drops what this client derived from its connection's daemon (status
+    /// regions and read grants, kept segment descriptors' region, pooled
+    /// connections) after it moved to another connection. Called without
+    /// the connection's lock (the order is shm_fast, then conn).
+    fn drop_derived(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).reset();
         *self.sem_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
         *self.msg_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
-        drop(old);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        Ok(())
+    }
+
+    /// After a call on the main connection, which had then been opened
+    /// `reopened` times anew (the daemon went away, and the call
+    /// reconnected: `docs/architecture.md`, "Surviving the daemon's own
+    /// crash"): if that moved, what came from the old daemon is dropped.
+    /// Called without the connection's lock.
+    pub(crate) fn settle_reopen(&self, reopened: u64) {
+        if self.seen_reopen.swap(reopened, Ordering::AcqRel) != reopened {
+            self.drop_derived();
+        }
     }
 
     /// `unshare(2)`'s System V half for this process, as `ksys_unshare()`
@@ -913,6 +954,13 @@ impl Sleeper {
     fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
         let resp = self.conn.call_sleeping(req);
         self.healthy = resp.is_ok();
+        match resp {
+            // The daemon went away while the call slept (or before it was
+            // asked): as a sleep a signal ends, since a restarted daemon
+            // keeps no sleepers (docs/deviations.md).
+            Err(_) if self.conn.is_broken() => return Err(Errno::EINTR),
+            _ => {}
+        }
         match resp? {
             Response::Error(e) => Err(Errno::from_raw(e)),
             r => Ok(r),

@@ -177,6 +177,10 @@ impl Sleeper {
     fn restartable(&mut self, req: &Request) -> Result<Response, Errno> {
         let resp = self.conn.call_restartable(req);
         self.healthy = resp.is_ok();
+        if resp.is_err() && self.conn.is_broken() {
+            // As Sleeper::call_sleeping: the daemon went away.
+            return Err(Errno::EINTR);
+        }
         match resp?.0 {
             Response::Error(e) => Err(Errno::from_raw(e)),
             r => Ok(r),

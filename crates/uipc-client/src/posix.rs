@@ -17,7 +17,11 @@ fn umask_now() -> u32 {
 impl Client {
     fn call_fd(&self, req: &Request) -> Result<OwnedFd, Errno> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let (resp, mut fds) = conn.call(req, 1)?;
+        let answer = conn.call(req, 1);
+        let reopened = conn.reopened;
+        drop(conn);
+        self.settle_reopen(reopened);
+        let (resp, mut fds) = answer?;
         match resp {
             Response::Error(e) => Err(Errno::from_raw(e)),
             Response::Fd => fds.pop().ok_or(Errno::EIO),

@@ -80,9 +80,10 @@ pub struct IpcIds<T> {
     pub(crate) seq: u16,
     /// `kernel.*_next_id` (COM-ID-6): -1, or the id the next creation asks for.
     pub next_id: i32,
-    /// Slots changed since the host last took them ([`IpcIds::take_dirty`]):
-    /// every mutable access, addition and removal.
-    pub(crate) dirty: std::collections::BTreeSet<u32>,
+    /// Slots changed since the host last took them (`image`): every
+    /// mutable access, addition and removal, once tracking is on (`None`:
+    /// off, for hosts that never take them).
+    pub(crate) dirty: Option<std::collections::BTreeSet<u32>>,
 }
 
 impl<T> Default for IpcIds<T> {
@@ -96,7 +97,7 @@ impl<T> Default for IpcIds<T> {
             last_idx: -1,
             seq: 0,
             next_id: -1,
-            dirty: std::collections::BTreeSet::new(),
+            dirty: None,
         }
     }
 }
@@ -131,7 +132,9 @@ impl<T: IpcObject> IpcIds<T> {
 
     fn slot_mut(&mut self, idx: u32) -> Option<&mut T> {
         let obj = self.slots.get_mut(usize::try_from(idx).ok()?)?.as_mut()?;
-        self.dirty.insert(idx);
+        if let Some(d) = &mut self.dirty {
+            d.insert(idx);
+        }
         Some(obj)
     }
 
@@ -198,7 +201,9 @@ impl<T: IpcObject> IpcIds<T> {
             self.slots.resize_with(slot + 1, || None);
         }
         self.slots[slot] = Some(obj);
-        self.dirty.insert(idx);
+        if let Some(d) = &mut self.dirty {
+            d.insert(idx);
+        }
         if !key.is_private() {
             self.keys.insert(key, idx);
         }
@@ -247,7 +252,9 @@ impl<T: IpcObject> IpcIds<T> {
     pub fn remove(&mut self, id: IpcId) -> Option<T> {
         let idx = id.idx();
         let obj = self.slots.get_mut(usize::try_from(idx).ok()?)?.take()?;
-        self.dirty.insert(idx);
+        if let Some(d) = &mut self.dirty {
+            d.insert(idx);
+        }
         let key = obj.perm().key;
         if !key.is_private() && self.keys.get(&key) == Some(&idx) {
             self.keys.remove(&key);

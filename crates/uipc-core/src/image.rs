@@ -163,12 +163,30 @@ impl<M: Memory> IpcNamespace<M> {
         }
     }
 
-    /// The parts changed since the last call (always [`Part::Head`]).
+    /// Turns on the noting of changed parts (off by default: a host that
+    /// never takes them neither pays for nor accumulates them). A
+    /// namespace made by [`NsParts::into_namespace`] has it on.
+    pub fn track_changes(&mut self) {
+        for d in [&mut self.shm.ids.dirty, &mut self.sem.ids.dirty, &mut self.msg.ids.dirty] {
+            d.get_or_insert_with(BTreeSet::new);
+        }
+        self.sem.undos.track();
+        self.mq.queues.track();
+        self.mq.descs.track();
+        self.mq.names.entries.track();
+        self.pshm.objects.track();
+        self.pshm.names.entries.track();
+        self.mms.track();
+    }
+
+    /// The parts changed since the last call (always [`Part::Head`]), if
+    /// [`track_changes`](Self::track_changes) is on.
     pub fn take_changed_parts(&mut self) -> BTreeSet<Part> {
+        let slots = |d: &mut Option<BTreeSet<u32>>| d.as_mut().map(std::mem::take).unwrap_or_default();
         let mut out = BTreeSet::from([Part::Head]);
-        out.extend(std::mem::take(&mut self.shm.ids.dirty).into_iter().map(Part::Shm));
-        out.extend(std::mem::take(&mut self.sem.ids.dirty).into_iter().map(Part::Sem));
-        out.extend(std::mem::take(&mut self.msg.ids.dirty).into_iter().map(Part::Msg));
+        out.extend(slots(&mut self.shm.ids.dirty).into_iter().map(Part::Shm));
+        out.extend(slots(&mut self.sem.ids.dirty).into_iter().map(Part::Sem));
+        out.extend(slots(&mut self.msg.ids.dirty).into_iter().map(Part::Msg));
         out.extend(self.sem.undos.take_dirty().into_iter().map(|(p, i)| Part::Undo(p, i)));
         out.extend(self.mq.queues.take_dirty().into_iter().map(Part::MqQueue));
         out.extend(self.mq.descs.take_dirty().into_iter().map(Part::MqDesc));
@@ -353,6 +371,7 @@ impl<R: DeserializeOwned> NsParts<R> {
         ns.pshm.next = h.pshm_next;
         ns.mms = crate::tracked::Tracked::from_map(self.mms);
         // Nothing is changed yet: the host records from here on.
+        ns.track_changes();
         let _ = ns.take_changed_parts();
         Ok(ns)
     }

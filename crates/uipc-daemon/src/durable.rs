@@ -157,7 +157,7 @@ impl Daemon {
                 namespaces: p.namespaces.iter().cloned().collect(),
             })
             .collect();
-        ProcsEntry { next_ephemeral: self.next_ephemeral, procs }
+        ProcsEntry { next_ephemeral: self.next_ephemeral, next_mq_handle: self.next_mq_handle, procs }
     }
 
     /// The records of `parts` of namespace `name` (a head equal to the
@@ -266,6 +266,7 @@ impl Daemon {
         let Some(dir) = self.state_dir.clone() else { return };
         self.durable.store = Some(store);
         self.next_ephemeral = self.next_ephemeral.max(state.procs.next_ephemeral);
+        self.next_mq_handle = self.next_mq_handle.max(state.procs.next_mq_handle);
         let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut last_page = 0;
         for (name, entry) in state.namespaces {

@@ -152,6 +152,8 @@ impl Daemon {
                 let id = self.next_mq_handle;
                 self.next_mq_handle += 1;
                 self.mq_handles.insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, queue, fd });
+                // The handle counter is recorded (a restart never reuses one).
+                self.touch_procs();
                 Some((Response::MqOpened { handle: id }, Some(client)))
             }
             Request::MqClose { .. } => Some(reply(ns.mq_close(cred, desc).map(|()| Response::Value(0)))),

@@ -66,6 +66,9 @@ pub(crate) struct ProcEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ProcsEntry {
     pub(crate) next_ephemeral: u64,
+    /// The next POSIX queue handle: a restarted daemon never hands out a
+    /// number a client may still hold from before (it answers `EBADF`).
+    pub(crate) next_mq_handle: u64,
     pub(crate) procs: Vec<ProcEntry>,
 }
 

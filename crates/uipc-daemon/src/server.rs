@@ -512,7 +512,12 @@ impl Daemon {
                 None => DaemonMemory::Memfd(MemfdMemory),
             };
             info!(namespace = name, "namespace created");
-            self.namespaces.insert(name.to_owned(), IpcNamespace::new(memory));
+            let mut ns = IpcNamespace::new(memory);
+            if self.durable.store.is_some() {
+                // A state directory records the parts each event changes.
+                ns.track_changes();
+            }
+            self.namespaces.insert(name.to_owned(), ns);
             self.touch_ns(name);
         }
         self.namespaces.get_mut(name).ok_or(Errno::EIO)
