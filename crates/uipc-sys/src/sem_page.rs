@@ -14,6 +14,7 @@
 //! | 16 | `sem_otime` (i64) |
 //! | 24 | `sem_ctime` (i64) |
 //! | 32 | key, uid, gid, cuid, cgid, mode, seq |
+//! | 60 | outside: how many processes hold an undo record on the set without a slot |
 //! | 64 | per semaphore: `semval`, `sempid`, `semncnt`, `semzcnt` |
 //! | then | per slot: owner pid, has-record, one adjustment per semaphore |
 //!
@@ -53,6 +54,7 @@ const HOLDERS: usize = BODY + 12;
 const OTIME: usize = BODY + 16;
 const CTIME: usize = BODY + 24;
 const PERM: usize = BODY + 32;
+const OUTSIDE: usize = BODY + 60;
 const SEMS: usize = BODY + 64;
 const SEM_SIZE: usize = 16;
 
@@ -251,6 +253,8 @@ impl SemPage {
             }
         }
         p.u32_at(HOLDERS).store(holders, Relaxed);
+        let outside = published.undo_pids.iter().filter(|pid| !owners.contains(&Some(**pid))).count();
+        p.u32_at(OUTSIDE).store(u32::try_from(outside).unwrap_or(u32::MAX), Relaxed);
         guard.set_perm_version(published.perm_version);
         guard.set_flags(if published.sleepers { SLEEPERS } else { 0 }, if published.sleepers { 0 } else { SLEEPERS });
     }
@@ -279,14 +283,18 @@ impl SemPage {
     /// those), written into `out`; how many, or `None` if a writer stays
     /// mid-change. A fast path that finds one of them exited must let the
     /// daemon answer: the daemon applies an exit when it reads the pidfd,
-    /// the kernel before the process is a zombie.
+    /// the kernel before the process is a zombie. `None` too while a
+    /// process without a slot holds a record: only the daemon knows it.
     pub fn undo_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
-        // The common case, no adjustment anywhere, costs one load.
-        if self.page.u32_at(HOLDERS).load(Acquire) == 0 {
+        // The common case, no adjustment anywhere, costs two loads.
+        if self.page.u32_at(HOLDERS).load(Acquire) == 0 && self.page.u32_at(OUTSIDE).load(Acquire) == 0 {
             return Some(0);
         }
         let nsems = self.nsems;
         self.read(|p| {
+            if p.u32_at(OUTSIDE).load(Relaxed) != 0 {
+                return None;
+            }
             let mut n = 0;
             let mut holders = p.u32_at(HOLDERS).load(Relaxed);
             while holders != 0 {
@@ -302,19 +310,23 @@ impl SemPage {
                     n += 1;
                 }
             }
-            n
-        })
+            Some(n)
+        })?
     }
 
     /// The processes other than `me` holding an undo record on the set
     /// in this page, adjustments of 0 included, written into `out`; how
-    /// many, or `None` if a writer stays mid-change. `exit_sem()` sets
+    /// many, or `None` if a writer stays mid-change or a process without
+    /// a slot holds a record. `exit_sem()` sets
     /// `sem_otime` at the exit of each (`do_smart_update(…, otime = 1)`),
     /// so `IPC_STAT` from the page is current only while none has exited
     /// (see [`undo_holders`](Self::undo_holders) for the values).
     pub fn record_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
         let nsems = self.nsems;
         self.read(|p| {
+            if p.u32_at(OUTSIDE).load(Relaxed) != 0 {
+                return None;
+            }
             let mut n = 0;
             for slot in 0..UNDO_SLOTS {
                 let off = slot_off(nsems, slot);
@@ -324,8 +336,8 @@ impl SemPage {
                     n += 1;
                 }
             }
-            n
-        })
+            Some(n)
+        })?
     }
 
     /// `semtimedop(id, sops, timeout)` in the caller, for the holder of

@@ -155,6 +155,11 @@ pub struct SemState {
 }
 
 impl SemState {
+    /// The processes holding an undo record on set `id`.
+    fn undo_pids(&self, id: IpcId) -> Vec<Pid> {
+        self.undos.keys().filter(|(_, s)| *s == id).map(|(p, _)| *p).collect()
+    }
+
     /// A permission version no set had before.
     fn next_perm_version(&mut self) -> u32 {
         self.perm_versions = self.perm_versions.wrapping_add(1);
@@ -392,6 +397,9 @@ pub struct SemPublished {
     pub perm_version: u32,
     /// The namespace's `SEMOPM`.
     pub semopm: i32,
+    /// The processes holding an undo record on the set: `exit_sem()`
+    /// changes the set at the exit of each.
+    pub undo_pids: Vec<Pid>,
 }
 
 /// Which list a waiter is on, named by where it lives.
@@ -1065,7 +1073,7 @@ impl<M: Memory> IpcNamespace<M> {
     /// What slot `idx` holds, for a status region; `None` if empty.
     pub fn sem_status(&self, idx: u32) -> Option<SemStatus> {
         let (id, set) = self.sem.ids.obtain_idx(i32::try_from(idx).ok()?).ok()?;
-        let undo_pids = self.sem.undos.keys().filter(|(_, s)| *s == id).map(|(p, _)| *p).collect();
+        let undo_pids = self.sem.undo_pids(id);
         Some(SemStatus { id, perm_version: set.perm_version, version: set.version, ds: set.to_abi(), undo_pids })
     }
 
@@ -1155,6 +1163,7 @@ impl<M: Memory> IpcNamespace<M> {
             sleepers: self.sem.queues.values().any(|q| q.set == id),
             perm_version: set.perm_version,
             semopm: self.limits.sem[2],
+            undo_pids: self.sem.undo_pids(id),
         })
     }
 

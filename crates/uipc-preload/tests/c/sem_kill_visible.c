@@ -7,11 +7,33 @@
  * killed); right after waitpid() the parent reads the value and takes it
  * with IPC_NOWAIT; even rounds read first, odd ones take first. */
 #define ROUNDS 200
-static void visible_after_wait(int killed) {
-    int id = semget(IPC_PRIVATE, 2, IPC_CREAT | 0600);
+/* With `holders` other processes alive and holding an undo record on the
+ * set (semaphore 2) all along: 40 outnumber any fixed table of records a
+ * user-space implementation may keep beside the values. */
+static void visible_after_wait(int killed, int holders) {
+    int id = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
     CHECK(id >= 0, "semget");
     union semun one = { .val = 1 };
     CHECK(semctl(id, 0, SETVAL, one) == 0, "setval");
+    int gate[2];
+    CHECK(pipe(gate) == 0, "pipe");
+    for (int h = 0; h < holders; h++) {
+        pid_t p = fork();
+        CHECK(p >= 0, "fork");
+        if (p == 0) {
+            close(gate[1]);
+            sop(id, 2, 1, SEM_UNDO);
+            char c;
+            (void)!read(gate[0], &c, 1);
+            _exit(0);
+        }
+    }
+    close(gate[0]);
+    struct sembuf all_holding = { 2, -holders, 0 }, back = { 2, holders, 0 };
+    if (holders > 0) {
+        CHECK(semop(id, &all_holding, 1) == 0, "all holding");
+        CHECK(semop(id, &back, 1) == 0, "back");
+    }
     for (int k = 0; k < ROUNDS; k++) {
         pid_t p = fork();
         CHECK(p >= 0, "fork");
@@ -37,16 +59,23 @@ static void visible_after_wait(int killed) {
         CHECK(e == 0, "round %d: IPC_NOWAIT take right after the reap: %s", k, ename(e));
         CHECK(semop(id, &give, 1) == 0, "give");
     }
-    printf("%d times a child %s holding with SEM_UNDO: right after waitpid GETVAL 1 and an IPC_NOWAIT take succeeds\n",
-           ROUNDS, killed ? "SIGKILLed" : "exited");
+    printf("%d times a child %s holding with SEM_UNDO (%d other holders): right after waitpid GETVAL 1 and an "
+           "IPC_NOWAIT take succeeds\n",
+           ROUNDS, killed ? "SIGKILLed" : "exited", holders);
+    close(gate[1]);
+    for (int h = 0; h < holders; h++)
+        CHECK(wait(NULL) > 0, "wait for a holder");
+    CHECK(semctl(id, 2, GETVAL) == 0, "the holders' undo");
     CHECK(semctl(id, 0, IPC_RMID) == 0, "rmid");
 }
 
 int main(int argc, char **argv) {
     setup(argc, argv);
     watchdog(60);
-    visible_after_wait(0);
-    visible_after_wait(1);
+    visible_after_wait(0, 0);
+    visible_after_wait(1, 0);
+    visible_after_wait(0, 40);
+    visible_after_wait(1, 40);
     printf("ok\n");
     return 0;
 }
