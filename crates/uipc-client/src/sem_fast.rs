@@ -58,6 +58,26 @@ struct Held {
     key: Key,
 }
 
+impl Held {
+    /// Whether the grant still stands as far as the page tells: the
+    /// permission version it was given at, and the set not removed.
+    fn current(&self) -> bool {
+        self.page.perm_version() == self.grant.perm_version && self.page.flags() & REMOVED == 0
+    }
+}
+
+/// The grant a thread used last, and whose table it came from (kept
+/// alive, so no other client's table can take its address).
+struct LastGrant {
+    grants: Arc<SemGrants>,
+    id: i32,
+    held: Arc<Held>,
+}
+
+thread_local! {
+    static LAST_GRANT: std::cell::RefCell<Option<LastGrant>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The grants of a client, by set.
 #[derive(Debug, Default)]
 pub(crate) struct SemGrants {
@@ -105,6 +125,35 @@ impl Client {
         }
     }
 
+    /// Runs `f` with the current grant of set `id` (see [`sem_held`]
+    /// (Self::sem_held)); `None` if the daemon must serve the call.
+    ///
+    /// The grant this thread used last is kept in a thread-local
+    /// [`LastGrant`] and taken from there while it is current — by the
+    /// very test the shared table applies — so a repeated call on one set
+    /// touches no lock and no shared reference count.
+    fn with_sem_held<T>(&self, id: i32, f: impl FnOnce(&Held) -> Option<T>) -> Option<T> {
+        let key = self.grant_key();
+        let f = std::cell::Cell::new(Some(f));
+        let hit = LAST_GRANT.try_with(|last| {
+            // A signal handler's call inside ours finds it borrowed and
+            // takes the shared table's way.
+            let last = last.try_borrow().ok()?;
+            let last = last.as_ref().filter(|l| l.id == id && Arc::ptr_eq(&l.grants, &self.sem))?;
+            (last.held.key == key && last.held.current()).then(|| f.take().and_then(|f| f(&last.held)))
+        });
+        if let Ok(Some(answer)) = hit {
+            return answer;
+        }
+        let held = self.sem_held(id)?;
+        let _ = LAST_GRANT.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some(LastGrant { grants: Arc::clone(&self.sem), id, held: Arc::clone(&held) });
+            }
+        });
+        f.take().and_then(|f| f(&held))
+    }
+
     /// The current grant of set `id`, asking the daemon for one if there
     /// is none (or a stale one); `None` if the daemon must serve the call.
     fn sem_held(&self, id: i32) -> Option<Arc<Held>> {
@@ -113,7 +162,7 @@ impl Client {
             let sets = self.sem.sets.read().unwrap_or_else(|e| e.into_inner());
             match sets.get(&id) {
                 Some(Entry::Held(h)) if h.key == key && h.page.perm_version() == h.grant.perm_version => {
-                    if h.page.flags() & REMOVED != 0 {
+                    if !h.current() {
                         drop(sets);
                         self.sem.sets.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
                         return None;
@@ -141,7 +190,10 @@ impl Client {
     /// under this process's current grant of it — asked for if it has none
     /// or a stale one, as `GETVAL` does; `None` if the daemon must answer.
     pub(crate) fn sem_page_stat(&self, id: i32) -> Option<uipc_abi::Semid64Ds> {
-        let held = self.sem_held(id)?;
+        self.with_sem_held(id, |held| self.stat_held(held))
+    }
+
+    fn stat_held(&self, held: &Held) -> Option<uipc_abi::Semid64Ds> {
         // Any undo record's exit sets sem_otime (exit_sem()), whatever
         // its adjustments.
         let mut pids = [0; UNDO_SLOTS];
@@ -187,8 +239,17 @@ impl Client {
     /// call would sleep, so a signal in that time runs its handler and the
     /// call goes on, as a signal just before a blocking `semop` does.
     pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<i64, Errno>> {
-        let held = self.sem_held(id)?;
-        if !self.undo_holders_alive(&held) {
+        self.with_sem_held(id, |held| self.semop_held(held, id, sops, timeout))
+    }
+
+    fn semop_held(
+        &self,
+        held: &Held,
+        id: i32,
+        sops: &[Sembuf],
+        timeout: Option<(i64, i64)>,
+    ) -> Option<Result<i64, Errno>> {
+        if !self.undo_holders_alive(held) {
             return None;
         }
         let timeout = timeout.map(|(sec, nsec)| Timeout { sec, nsec });
@@ -227,13 +288,14 @@ impl Client {
         if id < 0 {
             return None;
         }
-        let held = self.sem_held(id)?;
-        if !self.undo_holders_alive(&held) {
-            return None;
-        }
-        match field {
-            Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
-            None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
-        }
+        self.with_sem_held(id, |held| {
+            if !self.undo_holders_alive(held) {
+                return None;
+            }
+            match field {
+                Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
+                None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
+            }
+        })
     }
 }
