@@ -29,9 +29,11 @@
 mod admin;
 mod conn;
 mod creds;
+mod grants;
 mod liveness;
 mod mapping;
 mod mq;
+mod mq_fast;
 mod msg_fast;
 mod msg_query;
 mod posix;
@@ -90,6 +92,9 @@ pub struct Client {
     sem: Arc<sem_fast::SemGrants>,
     /// Message queues' state pages granted to this process.
     msg: Arc<msg_fast::MsgGrants>,
+    /// POSIX message queues' state pages granted to this process, by
+    /// description (the `mq_fast` module).
+    mq_fast: Arc<mq_fast::MqGrants>,
     /// Segment queries without a round trip (the `shm_fast` module).
     shm_fast: Arc<Mutex<shm_fast::ShmFast>>,
     /// Semaphore set queries without a round trip (the `sem_query` module).
@@ -151,6 +156,7 @@ impl Client {
             generation: Arc::new(AtomicU64::new(0)),
             sem: Arc::default(),
             msg: Arc::default(),
+            mq_fast: Arc::default(),
             shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
             sem_queries: Arc::default(),
             msg_queries: Arc::default(),

@@ -64,6 +64,7 @@ impl Client {
     /// # Errors
     /// `EBADF`.
     pub fn mq_close(&self, handle: MqHandle) -> Result<(), Errno> {
+        self.mq_forget(handle);
         value(self.call(&Request::MqClose { handle: handle.0 })?)
     }
 

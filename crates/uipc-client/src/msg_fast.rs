@@ -11,9 +11,7 @@
 //! on the queue, a removed, moved or damaged page — goes to the daemon,
 //! which decides as before (and grants anew where it may).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use uipc_abi::Errno;
 use uipc_core::cred::Pid;
@@ -21,14 +19,11 @@ use uipc_core::sysv::msg_page::PAGE_QBYTES_MAX;
 use uipc_core::time::Time;
 use uipc_proto::{Request, Response};
 use uipc_sys::msg_page::{MsgGrant, MsgQueuePage};
-use uipc_sys::state_page::{DAMAGED, REMOVED, SLEEPERS};
+use uipc_sys::state_page::{DAMAGED, REMOVED};
 
-use crate::sem_fast::{Key, RETRY_REFUSED};
+use crate::grants::{Grant, Grants};
+use crate::sem_fast::Key;
 use crate::{Client, Message};
-
-/// How long a call that would sleep watches the page before it goes to
-/// the daemon to sleep.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 #[derive(Debug)]
 pub(crate) struct Held {
@@ -37,20 +32,18 @@ pub(crate) struct Held {
     holder: Key,
 }
 
-/// One queue's grant, or the memory of a refusal.
-#[derive(Debug)]
-enum Entry {
-    Held(Arc<Held>),
-    Refused { holder: Key, calls: AtomicU32 },
+impl Grant for Held {
+    fn current(&self, holder: Key) -> bool {
+        self.holder == holder
+            && self.page.perm_version() == self.grant.perm_version
+            && self.page.flags() & (REMOVED | DAMAGED) == 0
+    }
 }
 
 /// The grants of a client, by queue.
-#[derive(Debug, Default)]
-pub(crate) struct MsgGrants {
-    queues: RwLock<HashMap<i32, Entry>>,
-}
+pub(crate) type MsgGrants = Grants<i32, Held>;
 
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     Time(uipc_sys::proc::now_seconds())
 }
 
@@ -62,31 +55,7 @@ impl Client {
             return None;
         }
         let holder = self.grant_key();
-        {
-            let queues = self.msg.queues.read().unwrap_or_else(|e| e.into_inner());
-            match queues.get(&id) {
-                Some(Entry::Held(h))
-                    if h.holder == holder
-                        && h.page.perm_version() == h.grant.perm_version
-                        && h.page.flags() & (REMOVED | DAMAGED) == 0 =>
-                {
-                    return Some(Arc::clone(h));
-                }
-                Some(Entry::Refused { holder: k, calls })
-                    if *k == holder && calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED =>
-                {
-                    return None;
-                }
-                _ => {}
-            }
-        }
-        let held = self.ask_msg_grant(id, holder);
-        let mut queues = self.msg.queues.write().unwrap_or_else(|e| e.into_inner());
-        match &held {
-            Some(h) => queues.insert(id, Entry::Held(Arc::clone(h))),
-            None => queues.insert(id, Entry::Refused { holder, calls: AtomicU32::new(0) }),
-        };
-        held
+        self.msg.get(id, holder, || self.ask_msg_grant(id, holder))
     }
 
     fn ask_msg_grant(&self, id: i32, holder: Key) -> Option<Arc<Held>> {
@@ -104,29 +73,13 @@ impl Client {
     }
 
     /// A `msgsnd` or `msgrcv` that would sleep first watches the queue's
-    /// page for up to [`SPIN`] (yielding the CPU): a partner running on
+    /// page for up to [`SPIN`](crate::grants::SPIN) (yielding the CPU): a partner running on
     /// another CPU usually answers sooner than a round trip to the daemon
     /// takes. The caller is not yet a sleeper while it watches (as if its
     /// call came that much later); then it goes to the daemon and sleeps
     /// there as always. `op` is the fast attempt.
     pub(crate) fn msg_wait<T>(&self, id: i32, mut op: impl FnMut(&Self, &Held) -> Option<T>) -> Option<T> {
-        let deadline = std::time::Instant::now() + SPIN;
-        loop {
-            let held = self.msg_held(id)?;
-            let seen = held.page.version();
-            if let Some(r) = op(self, &held) {
-                return Some(r);
-            }
-            if held.page.flags() & (SLEEPERS | REMOVED | DAMAGED) != 0 {
-                return None;
-            }
-            while held.page.version() == seen {
-                if std::time::Instant::now() >= deadline || held.page.flags() != 0 {
-                    return None;
-                }
-                std::thread::yield_now();
-            }
-        }
+        crate::grants::watch(|| self.msg_held(id), |h| h.page.version(), |h| h.page.flags(), |h| op(self, h))
     }
 
     /// `msgsnd` that may sleep: [`msgsnd_fast`](Self::msgsnd_fast), then

@@ -66,6 +66,17 @@ impl Daemon {
         let msg_rmid = matches!(req, Request::MsgCtl { cmd, .. } if cmd & 0xff == uipc_abi::IPC_RMID);
         let msg_refused = msg_ns.as_deref().and_then(|n| self.msg_enter(n, msg_scope).err()).filter(|_| !msg_rmid);
         let refused = refused.or(msg_refused);
+        // And POSIX queues' pages, for a request that may touch any queue
+        // of the namespace (an exec, a cancelled sleeper…; requests naming
+        // a description enter their queue's in `mq_dispatch`).
+        let mq_ns = ns.clone().filter(|_| {
+            !Daemon::is_mq(&req)
+                && msg_scope == sem_pages::Scope::All
+                && sem_pages::scope(&req) == sem_pages::Scope::All
+        });
+        if let Some(n) = &mq_ns {
+            let _ = self.mq_enter(n, None);
+        }
         let granted = crate::status::granted_set(&req);
         // What the request may change is recorded before its reply leaves
         // (a durable daemon's journal: `durable`).
@@ -109,6 +120,9 @@ impl Daemon {
         }
         if let Some(n) = msg_ns {
             self.msg_leave(&n);
+        }
+        if mq_ns.is_some() {
+            self.mq_leave();
         }
         // Before the reply leaves: whatever the call changed is shown.
         if let Some((resp, _)) = &reply {
@@ -416,6 +430,7 @@ impl Daemon {
             | Request::MqNotify { .. }
             | Request::MqGetSetAttr { .. }
             | Request::MqStatus { .. }
+            | Request::MqGrant { .. }
             | Request::MqList => error(Errno::EINVAL),
             Request::SemGrant { id } => {
                 let ns_name = ns_name.clone();

@@ -36,6 +36,7 @@ mod dispatch;
 mod durable;
 mod memory;
 mod mq;
+mod mq_pages;
 mod msg_pages;
 mod msg_status;
 mod namespaces;

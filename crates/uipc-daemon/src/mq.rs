@@ -41,8 +41,10 @@ pub(crate) struct MqHandle {
 /// The pipe of a queue that has handles, and the level it is at.
 pub(crate) struct MqPipe {
     /// The daemon's own description of the pipe (`O_NONBLOCK`).
-    fd: OwnedFd,
-    level: Level,
+    pub(crate) fd: OwnedFd,
+    /// The level the pipe is at, as the daemon knows it (for a queue with
+    /// a state page, only while the daemon holds the page's lock).
+    pub(crate) level: Level,
 }
 
 /// A description no process holds (the shim sends it for a descriptor
@@ -78,6 +80,7 @@ impl Daemon {
                 | Request::MqGetSetAttr { .. }
                 | Request::MqStatus { .. }
                 | Request::MqList
+                | Request::MqGrant { .. }
         )
     }
 
@@ -95,16 +98,23 @@ impl Daemon {
             | Request::MqReceive { handle, .. }
             | Request::MqNotify { handle, .. }
             | Request::MqGetSetAttr { handle, .. }
-            | Request::MqStatus { handle } => Some(*handle),
+            | Request::MqStatus { handle }
+            | Request::MqGrant { handle } => Some(*handle),
             _ => None,
         };
-        let (ns_name, desc, nonblock) = match handle.and_then(|h| self.mq_handles.get(&h)) {
-            Some(h) => (h.ns.clone(), h.desc, mqfd::nonblocking(h.fd.as_fd()).unwrap_or(false)),
-            None => (home, NO_DESC, false),
+        let (ns_name, desc, nonblock, queue) = match handle.and_then(|h| self.mq_handles.get(&h)) {
+            Some(h) => (h.ns.clone(), h.desc, mqfd::nonblocking(h.fd.as_fd()).unwrap_or(false), Some(h.queue)),
+            None => (home, NO_DESC, false, None),
         };
         self.touch_ns(&ns_name);
-        let result = self.mq_call(token, &cred, &ns_name, handle, desc, nonblock, req);
+        // The queue's page (every page of the namespace for a request
+        // naming no description) is adopted before and published after.
+        let result = match self.mq_enter(&ns_name, queue) {
+            Ok(()) => self.mq_call(token, &cred, &ns_name, handle, desc, nonblock, req),
+            Err(e) => Some(reply(Err(e))),
+        };
         self.deliver(&ns_name);
+        self.mq_leave();
         result
     }
 
@@ -225,6 +235,7 @@ impl Daemon {
                 })))
             }
             Request::MqStatus { .. } => Some(reply(ns.mq_read_status(cred, t, desc).map(Response::Text))),
+            Request::MqGrant { .. } => Some(self.mq_grant(ns_name, cred, desc).unwrap_or_else(|e| reply(Err(e)))),
             Request::MqList => {
                 let list = ns
                     .mq_list()
@@ -308,19 +319,14 @@ impl Daemon {
             self.mq_handles.values().filter(|h| h.ns == ns_name).map(|h| h.queue).collect();
         self.mq_pipes.retain(|(n, q), _| n != ns_name || held.contains(q));
         for ((_, queue), p) in self.mq_pipes.iter_mut().filter(|((n, _), _)| n == ns_name) {
-            let Some(q) = ns.mq_queue(*queue) else { continue };
-            let (r, w) = q.readiness();
-            let to = Level::of(r, w);
-            if p.level == to {
+            // A queue whose page the event does not hold: its level is the
+            // fast paths' (and the model may be behind the page).
+            if self.mq_pages.owns_level(ns_name, *queue) {
                 continue;
             }
-            // A pipe found elsewhere (someone wrote into a descriptor) is
-            // moved from where it is.
-            let moved = mqfd::set_level(p.fd.as_fd(), p.level, to)
-                .or_else(|_| mqfd::level(p.fd.as_fd()).and_then(|at| mqfd::set_level(p.fd.as_fd(), at, to)));
-            if moved.is_ok() {
-                p.level = to;
-            }
+            let Some(q) = ns.mq_queue(*queue) else { continue };
+            let (r, w) = q.readiness();
+            crate::mq_pages::follow(p, Level::of(r, w));
         }
     }
 }

@@ -90,7 +90,8 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqNotify { .. }
         | Request::MqGetSetAttr { .. }
         | Request::MqStatus { .. }
-        | Request::MqList => Scope::Nothing,
+        | Request::MqList
+        | Request::MqGrant { .. } => Scope::Nothing,
         _ => Scope::All,
     }
 }

@@ -275,6 +275,7 @@ impl Daemon {
         self.namespaces.remove(name);
         self.sem_pages_forget(name);
         self.msg_pages_forget(name);
+        self.mq_pages_forget(name);
         self.status_forget(name);
         self.ns_meta.remove(name);
         if let Some(dir) = &self.state_dir {

@@ -114,6 +114,7 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqGetSetAttr { .. }
         | Request::MqStatus { .. }
         | Request::MqList
+        | Request::MqGrant { .. }
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
         | Request::StatusRegion { .. }
@@ -245,11 +246,14 @@ impl Daemon {
     }
 
     /// Runs `f` between [`sem_enter`](Self::sem_enter) of every set of
-    /// `ns` and [`sem_leave`](Self::sem_leave).
+    /// `ns` and [`sem_leave`](Self::sem_leave) (and the same for the
+    /// namespace's message queues, System V and POSIX).
     pub(crate) fn with_sem_pages<T>(&mut self, ns: &str, f: impl FnOnce(&mut Daemon) -> T) -> T {
         let _ = self.sem_enter(ns, Scope::All);
         let _ = self.msg_enter(ns, Scope::All);
+        let _ = self.mq_enter(ns, None);
         let r = f(self);
+        self.mq_leave();
         self.msg_leave(ns);
         self.sem_leave(ns, true);
         r

@@ -123,6 +123,8 @@ pub struct Daemon {
     pub(crate) sem_pages: crate::sem_pages::SemPages,
     /// The state pages of message queues (the data plane).
     pub(crate) msg_pages: crate::msg_pages::MsgPages,
+    /// The state pages of POSIX message queues (the data plane).
+    pub(crate) mq_pages: crate::mq_pages::MqPages,
     /// The segment status regions of namespaces (the data plane).
     pub(crate) shm_regions: crate::shm_status::ShmRegions,
     /// Semaphore status regions (the `sem_status` module).
@@ -275,6 +277,7 @@ impl Daemon {
             mq_pipes: BTreeMap::new(),
             sem_pages: crate::sem_pages::SemPages::default(),
             msg_pages: crate::msg_pages::MsgPages::default(),
+            mq_pages: crate::mq_pages::MqPages::default(),
             shm_regions: crate::shm_status::ShmRegions::default(),
             sem_regions: crate::sem_status::SemRegions::default(),
             sem_live: std::collections::HashMap::new(),
@@ -668,9 +671,11 @@ impl Daemon {
             p.conns = p.conns.saturating_sub(1);
             if p.conns == 0 {
                 for name in p.namespaces.clone() {
-                    if let Some(ns) = self.namespaces.get_mut(&name) {
-                        ns.exec(Pid(pid), t);
-                    }
+                    self.with_sem_pages(&name, |d| {
+                        if let Some(ns) = d.namespaces.get_mut(&name) {
+                            ns.exec(Pid(pid), t);
+                        }
+                    });
                 }
             }
         }

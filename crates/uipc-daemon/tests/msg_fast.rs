@@ -166,11 +166,7 @@ fn a_holder_killed_mid_change_is_rolled_back() {
     let page = MsgQueuePage::open(fds.pop().unwrap().as_fd(), true).unwrap();
 
     for stage in 0..3 {
-        // SAFETY: the child only locks, writes the mapping and kills
-        // itself: no allocation, no lock of this process's other threads.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
+        die_in_child(|| {
             let held = page.lock(Duration::from_secs(5));
             if let Ok((guard, _)) = held {
                 page.with_body(&guard, |b| {
@@ -191,13 +187,7 @@ fn a_holder_killed_mid_change_is_rolled_back() {
                 });
                 std::mem::forget(guard);
             }
-            // SAFETY: kill(getpid(), SIGKILL) ends this child here.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+        });
         // The next caller takes the dead holder's lock and carries on.
         client.msgsnd(id, 4, b"four", IPC_NOWAIT).unwrap();
         let ds = client.msg_stat(id).unwrap();

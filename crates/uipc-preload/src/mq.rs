@@ -39,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_uint, c_void};
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -523,6 +523,37 @@ pub unsafe extern "C" fn mq_timedsend(
     ret::int((|| {
         let deadline = read_timespec(abs_timeout)?;
         let h = handle_of(mqdes).unwrap_or(NOT_A_QUEUE);
+        if h != NOT_A_QUEUE && len <= MSG_MAX {
+            // The common case: the caller's bytes (in place when their
+            // pages passed a checked copy) sent on the queue's page.
+            let copied;
+            // SAFETY: the bytes are used within this call only.
+            let bytes = match unsafe { crate::usermem::readable(msg as usize as u64, len) } {
+                Some(b) => Some(b),
+                None => {
+                    copied = crate::usermem::read(msg as usize as u64, len).ok();
+                    copied.as_deref()
+                }
+            };
+            if let Some(b) = bytes {
+                let c = {
+                    let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+                    client()?
+                };
+                // SAFETY: `mqdes` is a queue descriptor of this process
+                // (in the table); a concurrent close is the program's race,
+                // as with any descriptor.
+                let fd = unsafe { BorrowedFd::borrow_raw(mqdes) };
+                let fast = {
+                    let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+                    c.mq_send_wait(h, fd, b, prio, deadline)
+                };
+                if let Some(r) = fast {
+                    return r.map(|()| 0);
+                }
+                return sleeping(|s| s.mq_send(h, b, prio, deadline)).map(|()| 0);
+            }
+        }
         let bytes = if len > MSG_MAX {
             // Larger than any queue whose messages travel in one request.
             Err(Errno::EMSGSIZE)
@@ -574,6 +605,11 @@ pub unsafe extern "C" fn mq_timedreceive(
         let deadline = read_timespec(abs_timeout)?;
         let h = handle_of(mqdes).unwrap_or(NOT_A_QUEUE);
         let len = u64::try_from(len).unwrap_or(u64::MAX);
+        if h != NOT_A_QUEUE {
+            if let Some(r) = receive_fast(mqdes, h, buf, len, prio, deadline) {
+                return r;
+            }
+        }
         let (data, p) = sleeping(|s| s.mq_receive(h, len, deadline))?;
         // After the message was taken, as do_mq_timedreceive() copies out.
         if !prio.is_null() {
@@ -585,6 +621,67 @@ pub unsafe extern "C" fn mq_timedreceive(
         ssize_t::try_from(data.len()).map_err(|_| Errno::EMSGSIZE)
     })();
     ret::ssize(r)
+}
+
+thread_local! {
+    /// Where a fast receive puts the text before it goes to the caller's
+    /// buffer (a buffer longer than `mq_msgsize` is not known writable
+    /// beyond what earlier receives wrote).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes `bytes` at the caller's `addr`: in place when a checked write
+/// covered its pages, else by a checked copy (`EFAULT`).
+fn put(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `addr` is the caller's buffer of at least `bytes.len()`
+    // bytes (mq_receive's contract), used within this call only.
+    match unsafe { crate::usermem::writable(addr, bytes.len()) } {
+        Some(to) => {
+            to.copy_from_slice(bytes);
+            Ok(())
+        }
+        // SAFETY: as above; the copy is checked (EFAULT, never a fault).
+        None => unsafe { crate::usermem::write_parts(addr, bytes, &[]) },
+    }
+}
+
+/// `mq_timedreceive` on the queue's page in this process (watching an
+/// empty queue a moment first); `None` for the daemon.
+fn receive_fast(
+    mqdes: c_int,
+    h: MqHandle,
+    buf: *mut c_char,
+    len: u64,
+    prio: *mut c_uint,
+    deadline: Option<(i64, i64)>,
+) -> Option<Result<ssize_t, Errno>> {
+    let c = {
+        let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+        client().ok()?
+    };
+    // SAFETY: `mqdes` is a queue descriptor of this process (in the table).
+    let fd = unsafe { BorrowedFd::borrow_raw(mqdes) };
+    let run = |scratch: &mut Vec<u8>| {
+        let r = {
+            let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+            c.mq_receive_fast(h, fd, len, deadline, scratch, true)?
+        };
+        Some(r.and_then(|(p, n)| {
+            // do_mq_timedreceive(): the priority, then the text, after the
+            // message was taken (a fault loses it, as in Linux).
+            if !prio.is_null() {
+                put(prio as usize as u64, &p.to_ne_bytes())?;
+            }
+            put(buf as usize as u64, scratch.get(..n).ok_or(Errno::EFAULT)?)?;
+            ssize_t::try_from(n).map_err(|_| Errno::EMSGSIZE)
+        }))
+    };
+    // A signal handler receiving while this thread is inside a receive
+    // uses a buffer of its own.
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut scratch) => run(&mut scratch),
+        Err(_) => run(&mut Vec::new()),
+    })
 }
 
 /// `mq_receive(mqdes, buf, len, prio)` — [`mq_timedreceive`] with no deadline.

@@ -28,6 +28,17 @@ fn readiness_of_every_description_in_two_processes_matches_the_kernel() {
     differential("mq_levels");
 }
 
+/// Sends and receives that do not sleep (on the queue's state page under
+/// the shim): forked and threaded senders and receivers with counts and
+/// checksums, another process's readiness and `mq_curmsgs` after each
+/// call, `mq_notify` fired by a send to the empty queue, each
+/// description's access mode and `O_NONBLOCK`, uid 1000, and processes
+/// SIGKILLed mid-call.
+#[test]
+fn fast_sends_and_receives_match_the_kernel() {
+    differential("mq_fast");
+}
+
 #[test]
 fn proc_sys_fs_mqueue_shows_the_namespace_values() {
     let _w = watchdog("cat /proc/sys/fs/mqueue", 60);

@@ -465,6 +465,16 @@ pub enum Request {
         /// Whether to send the status region's descriptor.
         region: bool,
     },
+    /// The state page of the POSIX message queue of description `handle`
+    /// (the data plane): answered by [`Response::MqGrant`] with the page's
+    /// descriptor, read-write, beside the frame, to a process holding a
+    /// description of the queue opened for writing; `EACCES` without one,
+    /// `EBADF` for a description the caller does not hold, `EFBIG` for a
+    /// queue too big for a page.
+    MqGrant {
+        /// The description.
+        handle: u64,
+    },
 }
 
 /// Which mechanism's status region ([`Request::StatusRegion`]).
@@ -735,6 +745,16 @@ pub enum Response {
         perm_version: u32,
         /// What to copy out.
         out: StatOut,
+    },
+    /// [`Request::MqGrant`]: what the description lets its holder do on
+    /// the page (`mq_open`'s access mode).
+    MqGrant {
+        /// `FMODE_READ`: `mq_receive`.
+        read: bool,
+        /// `FMODE_WRITE`: `mq_send`.
+        write: bool,
+        /// The page's permission version the grant holds for.
+        perm_version: u32,
     },
 }
 

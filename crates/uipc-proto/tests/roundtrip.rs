@@ -47,6 +47,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(|pid| Request::NsOf { pid }),
         any::<i32>().prop_map(|id| Request::SemGrant { id }),
         any::<i32>().prop_map(|id| Request::MsgGrant { id }),
+        any::<u64>().prop_map(|handle| Request::MqGrant { handle }),
         (any::<i32>(), any::<i32>(), any::<bool>()).prop_map(|(id, cmd, region)| Request::ShmStat { id, cmd, region }),
         (any::<i32>(), any::<i32>(), any::<u64>()).prop_map(|(id, flags, at)| Request::ShmAttach { id, flags, at }),
         (any::<i32>(), any::<i32>()).prop_map(|(key, flags)| Request::MsgGet { key, flags }),
@@ -185,6 +186,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
         (any::<(bool, bool)>(), any::<u32>(), any::<Option<u32>>())
             .prop_map(|((alter, read), perm_version, slot)| Response::SemGrant { alter, read, perm_version, slot }),
         (any::<bool>(), any::<u32>()).prop_map(|(receive, perm_version)| Response::MsgGrant { receive, perm_version }),
+        (any::<(bool, bool)>(), any::<u32>())
+            .prop_map(|((read, write), perm_version)| Response::MqGrant { read, write, perm_version }),
         (any::<i64>(), any::<(i32, u32, u64, i64, i32, u64)>(), any::<u32>()).prop_map(
             |(ret, (key, mode, segsz, atime, lpid, nattch), perm_version)| {
                 let mut ds = uipc_abi::Shmid64Ds {

@@ -84,6 +84,12 @@ impl MqQueuePage {
         self.page.watch(body::OFF_CTRL_VERSION)
     }
 
+    /// `mq_msgsize` as the page was made (read without the lock: it never
+    /// changes; a scribbled value only misleads its own process).
+    pub fn msgsize(&self) -> u64 {
+        self.page.watch(body::OFF_MSGSIZE)
+    }
+
     /// `mq_curmsgs`, read under the lock (`None`: ask the daemon).
     pub fn curmsgs(&self, grant: &MqGrant) -> Option<u64> {
         self.page.fast(grant.perm_version, |b| MqPage::open(b).ok().map(|p| p.ctrl().curmsgs))?

@@ -188,8 +188,13 @@ pub fn set_level(fd: BorrowedFd<'_>, from: Level, to: Level) -> Result<(), Errno
         unsafe { libc::vmsplice(fd.as_raw_fd(), iov.as_ptr(), b - a, libc::SPLICE_F_NONBLOCK) }
     } else if a > b {
         let mut scratch = [0u8; 2];
-        // SAFETY: reads at most `a - b` ≤ 2 bytes into `scratch`.
-        unsafe { libc::read(fd.as_raw_fd(), scratch.as_mut_ptr().cast(), a - b) }
+        // The system call itself (rustix's), not libc's `read`: in a
+        // process running the shim, that symbol is the shim's, which
+        // answers a queue descriptor with its status line.
+        match rustix::io::read(fd, &mut scratch[..a - b]) {
+            Ok(n) => isize::try_from(n).unwrap_or(0),
+            Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
+        }
     } else {
         return Ok(());
     };
@@ -200,6 +205,22 @@ pub fn set_level(fd: BorrowedFd<'_>, from: Level, to: Level) -> Result<(), Errno
         return Err(Errno::EAGAIN);
     }
     Ok(())
+}
+
+/// Moves the pipe of description `fd` (which must have `O_NONBLOCK`) to
+/// level `to`: from `believed` in one system call, or, if the pipe was not
+/// there (a mover died between its change and its move, someone wrote
+/// into a descriptor), from where `poll` finds it. Returns the level the
+/// pipe is at.
+///
+/// # Errors
+/// `EBADF`; `EAGAIN` if the pipe moved under the caller.
+pub fn move_level(fd: BorrowedFd<'_>, believed: Level, to: Level) -> Result<Level, Errno> {
+    if believed == to {
+        return Ok(to);
+    }
+    set_level(fd, believed, to).or_else(|_| level(fd).and_then(|at| set_level(fd, at, to)))?;
+    Ok(to)
 }
 
 /// `O_NONBLOCK` of the open description `fd` refers to.

@@ -59,7 +59,9 @@ pub const PAGE_BODY_MAX: u64 = 1 << 20;
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 8;
 const OFF_MAXMSG: usize = 16;
-const OFF_MSGSIZE: usize = 24;
+/// Where `msgsize` lies (fixed when the page is made: a caller sizes its
+/// receive buffer by it without the lock).
+pub const OFF_MSGSIZE: usize = 24;
 const OFF_CTRL: usize = 32;
 const CTRL_WORDS: usize = 11;
 const CTRL_LEN: usize = CTRL_WORDS * 8;

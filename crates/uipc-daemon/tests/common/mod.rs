@@ -254,3 +254,21 @@ pub fn unique_key() -> i32 {
     let pid = std::process::id() & 0xffff;
     i32::try_from((pid << 12) | (n & 0xfff)).unwrap() + 0x1000_0000
 }
+
+/// Runs `f` in a forked child that then kills itself with SIGKILL (a
+/// holder of a page's lock dying mid-change); returns when it is dead.
+/// `f` must not allocate or take a lock another thread may hold.
+pub fn die_in_child(f: impl FnOnce()) {
+    // SAFETY: the child runs `f` (see above) and kills itself.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        f();
+        // SAFETY: kill(getpid(), SIGKILL) ends this child here.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+}
