@@ -195,15 +195,27 @@ impl Client {
     /// shmget(2)'s: `ENOENT`, `EEXIST`, `EINVAL`, `EACCES`, `ENOSPC`, `ENOMEM`, `EPERM`.
     pub fn shmget(&self, key: i32, size: u64, flags: i32) -> Result<ShmId, Errno> {
         let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
-        let (v, fd) = match self.call_with_fd(&Request::ShmGet { key, size, flags })? {
-            (Response::Value(v), fd) => (v, fd),
-            (r, _) => return Err(unexpected(&r)),
+        let key_now = creds::CredKey::now();
+        let (resp, mut fds) = {
+            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            conn.call(&Request::ShmGetGrant { key, size, flags }, 2)?
+        };
+        let (v, grant) = match resp {
+            Response::Value(v) => (v, None),
+            Response::ShmGranted { value, perm_version, slot, access } => (value, Some((perm_version, slot, access))),
+            Response::Error(e) => return Err(Errno::from_raw(e)),
+            r => return Err(unexpected(&r)),
         };
         let id = i32::try_from(v).map_err(|_| Errno::EIO)?;
-        if let Some(fd) = fd {
+        let page = if fds.len() > 1 { fds.pop() } else { None };
+        if let Some(fd) = fds.pop() {
             // A segment this call created: its memory, read-write, for
-            // the first attach (`mapping::attach_cached`).
+            // the first attach (`mapping::attach_cached`), and its attach
+            // page, for attaches with no round trip.
             fast.keep_fd(id, fd, true, size);
+        }
+        if let (Some(page), Some((perm_version, slot, access))) = (page, grant) {
+            fast.keep_page(id, page, perm_version, slot, access, key_now);
         }
         Ok(ShmId(id))
     }
@@ -239,7 +251,9 @@ impl Client {
         };
         if r.is_ok() && cmd == uipc_abi::IPC_RMID {
             // Its memory is not kept alive here for an attach that cannot come.
-            self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).drop_fds_of(id);
+            let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+            fast.drop_fds_of(id);
+            fast.drop_page(id);
         }
         r
     }
@@ -365,6 +379,7 @@ impl Client {
     /// # Errors
     /// `EINVAL` for an unaligned address or a zero length (munmap(2)).
     pub fn unmapped(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        self.record_overlapping(addr, len);
         self.call_value(&Request::Munmap { addr, len }).map(drop)
     }
 
@@ -377,6 +392,7 @@ impl Client {
     /// `EINVAL` for an unaligned address or `prot` bits other than
     /// `PROT_READ`, `PROT_WRITE`, `PROT_EXEC`.
     pub fn protected(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        self.record_overlapping(addr, len);
         self.call_value(&Request::Mprotect { addr, len, prot }).map(drop)
     }
 
@@ -397,6 +413,10 @@ impl Client {
     /// # Errors
     /// `EPERM` if `child` is not this process's child; `ESRCH` if it is gone.
     pub fn forked(&self, child: u32) -> Result<(), Errno> {
+        // The child's copies of this process's own attachments count as
+        // mappings: the daemon must know them before it copies them.
+        let all = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).take_attaches(|_| true);
+        mapping::record(self, all);
         self.call_value(&Request::Forked { child }).map(drop)
     }
 
@@ -755,8 +775,23 @@ impl Client {
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).prepare()
     }
 
+    /// Has the daemon record this process's own attachments that overlap
+    /// `[addr, addr + len)` as mappings (before a `munmap` or `mprotect`
+    /// report it must apply to them).
+    fn record_overlapping(&self, addr: u64, len: u64) {
+        let end = addr.saturating_add(len.div_ceil(uipc_abi::PAGE_SIZE) * uipc_abi::PAGE_SIZE);
+        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = fast.take_attaches(|a| a.addr < end && addr < a.addr.saturating_add(a.len));
+        drop(fast);
+        mapping::record(self, hit);
+    }
+
     /// [`reconnect`](Self::reconnect), joining namespace `to` if given.
     fn reconnect_to(&self, to: Option<&str>) -> Result<(), Errno> {
+        // This process's own attachments stay counted in the namespace
+        // they were made in: recorded there as mappings first.
+        let all = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).take_attaches(|_| true);
+        mapping::record(self, all);
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let (socket, ns) = conn.target();
         let fresh = Conn::open(&socket, to.unwrap_or(&ns))?;

@@ -121,6 +121,11 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
     if let Some(done) = attach_cached(client, &mut fast, id, addr, flags) {
         return done;
     }
+    if fast.has_attaches() {
+        // A fixed address is checked against, or replaces, this process's
+        // mappings: the daemon must know them all.
+        record(client, fast.take_attaches(|_| true));
+    }
     let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
     let (resp, mut fds) = conn.call(&Request::ShmAt { id, addr, flags }, 1)?;
     let (token, size, fixed, write, exec, remap) = match resp {
@@ -198,30 +203,45 @@ fn attach_cached(
     let cached = fast.cached_fd(id, write)?;
     let size = usize::try_from(cached.size).ok()?;
     let len = cached.size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    // SAFETY: Placement::Anywhere replaces no existing mapping.
-    let at = match unsafe {
-        map::map_shared(
-            std::os::fd::AsFd::as_fd(&cached.fd),
-            len,
-            Prot { read: true, write, exec },
-            Placement::Anywhere,
-        )
-    } {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&cached.fd);
+    let map_it = |raw: std::os::fd::RawFd| {
+        // SAFETY: `raw` is the kept descriptor, owned by `fast`, which this
+        // thread holds locked and which closes no descriptor meanwhile.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+        // SAFETY: Placement::Anywhere replaces no existing mapping.
+        unsafe { map::map_shared(fd, len, Prot { read: true, write, exec }, Placement::Anywhere) }
+    };
+    let unmap_it = |at: u64, len: u64| {
+        // SAFETY: the mapping was just made here and nothing uses it.
+        let _ = unsafe { map::unmap(at, len) };
+    };
+    // With the segment's attach page: no round trip at all.
+    if let Some(at) = fast.attach_fast(id, flags, || map_it(raw).ok().map(|at| (at, len)), unmap_it) {
+        return Some(Ok(Mapping { client: client.clone(), addr: at, size, writable: write }));
+    }
+    let at = match map_it(raw) {
         Ok(at) => at,
         // Let the two-step path decide (its errors are the kernel's order).
         Err(_) => return None,
     };
+    let key = crate::creds::CredKey::now();
     let answer = {
         let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
-        conn.call(&Request::ShmAttach { id, flags, at }, 0).map(|(r, _)| r)
+        conn.call(&Request::ShmAttachGrant { id, flags, at }, 1)
     };
     match answer {
-        Ok(Response::Value(_)) => Some(Ok(Mapping { client: client.clone(), addr: at, size, writable: write })),
+        Ok((Response::ShmGranted { perm_version, slot, access, .. }, fds)) => {
+            if let Some(page) = fds.into_iter().next() {
+                fast.keep_page(id, page, perm_version, slot, access, key);
+            }
+            Some(Ok(Mapping { client: client.clone(), addr: at, size, writable: write }))
+        }
+        Ok((Response::Value(_), _)) => Some(Ok(Mapping { client: client.clone(), addr: at, size, writable: write })),
         other => {
             // SAFETY: we just made this mapping and nothing uses it.
             let _ = unsafe { map::unmap(at, len) };
             let e = match other {
-                Ok(Response::Error(e)) => Errno::from_raw(e),
+                Ok((Response::Error(e), _)) => Errno::from_raw(e),
                 Ok(_) => Errno::EPROTO,
                 Err(e) => e,
             };
@@ -234,8 +254,36 @@ fn attach_cached(
     }
 }
 
-/// `shmdt`: the daemon decides which ranges go; we unmap them.
+/// Has the daemon record `attaches`, made in this process's own address
+/// space, as mappings (`Request::ShmRecord`), before a call that acts on
+/// mappings. A daemon that is gone has nothing left to count.
+pub(crate) fn record(client: &Client, attaches: Vec<crate::shm_fast::FastAttach>) {
+    if attaches.is_empty() {
+        return;
+    }
+    let attaches = attaches.into_iter().map(|a| (a.id, a.addr, a.flags)).collect();
+    let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
+    let _ = conn.call(&Request::ShmRecord { attaches }, 0);
+}
+
+/// `shmdt`: an attachment made in this process's own address space is
+/// taken off its slot and unmapped, with no round trip; otherwise the
+/// daemon decides which ranges go, and we unmap them.
 pub(crate) fn detach(client: &Client, addr: u64) -> Result<(), Errno> {
+    {
+        let mut fast = client.shm_fast().lock().unwrap_or_else(|e| e.into_inner());
+        match fast.detach_fast(addr) {
+            Some(Ok((start, len))) => {
+                // SAFETY: this process's own attachment, just taken off its
+                // count; its Mapping handle (if any) is being dropped or was
+                // given up for detaching by address.
+                let _ = unsafe { map::unmap(start, len) };
+                return Ok(());
+            }
+            Some(Err(a)) => record(client, vec![a]),
+            None => {}
+        }
+    }
     let mut conn = client.conn().lock().unwrap_or_else(|e| e.into_inner());
     match conn.call(&Request::ShmDt { addr }, 0)?.0 {
         Response::Unmap(ranges) => {

@@ -28,7 +28,10 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use uipc_abi::{Shmid64Ds, Shminfo64, IPC_STAT, SHM_STAT, SHM_STAT_ANY};
+use std::collections::HashMap;
+
+use uipc_abi::{Shmid64Ds, Shminfo64, IPC_STAT, SHM_EXEC, SHM_RDONLY, SHM_STAT, SHM_STAT_ANY};
+use uipc_sys::shm_attach::AttachPage;
 use uipc_sys::shm_status::ShmLayout;
 
 use crate::creds::CredKey;
@@ -41,6 +44,53 @@ pub(crate) struct ShmFast {
     status: StatusCache<ShmLayout>,
     /// Descriptors of segments this process attached, newest last.
     fds: Vec<CachedFd>,
+    /// Attach pages granted to this process, by segment id.
+    pages: HashMap<i32, HeldPage>,
+    /// Attachments this process made in its own address space and has not
+    /// unmade (the daemon knows them only as counts in its slots).
+    attaches: Vec<FastAttach>,
+    /// The process `pages` and `attaches` belong to.
+    pid: u32,
+}
+
+/// A segment's attach page granted to this process.
+#[derive(Debug)]
+struct HeldPage {
+    page: AttachPage,
+    /// The segment's permission version the grant holds for.
+    perm_version: u32,
+    /// This process's slot.
+    slot: usize,
+    /// The accesses the daemon's check allowed (`Response::ShmGranted`).
+    access: u32,
+    /// The credentials it checked.
+    cred: CredKey,
+}
+
+/// An attachment made in this process's own address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FastAttach {
+    /// The segment.
+    pub(crate) id: i32,
+    /// Where it is mapped.
+    pub(crate) addr: u64,
+    /// The mapping's length.
+    pub(crate) len: u64,
+    /// `shmat`'s flags.
+    pub(crate) flags: i32,
+}
+
+/// The bit of `Response::ShmGranted`'s `access` for `shmat`'s `flags`.
+fn access_bit(flags: i32) -> u32 {
+    let exec = if flags & SHM_EXEC != 0 { 2 } else { 0 };
+    let write = if flags & SHM_RDONLY != 0 { 0 } else { 1 };
+    1 << (exec + write)
+}
+
+/// `shm_atime`/`shm_dtime` now, as the daemon takes them (seconds).
+fn now_secs() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// At most this many segment descriptors are kept: a removed segment's
@@ -72,6 +122,85 @@ impl ShmFast {
     /// Drops what belonged to another process (this is a forked child).
     fn own(&mut self) {
         self.status.own();
+        let me = uipc_sys::proc::cached_pid();
+        if self.pid != me {
+            // A forked child: its parent's slots and attachments are not
+            // its own (the parent had the daemon record them before the
+            // fork was reported, so the child's copies count as mappings).
+            self.pid = me;
+            self.pages.clear();
+            self.attaches.clear();
+        }
+    }
+
+    /// Keeps the attach page the daemon granted for segment `id`.
+    pub(crate) fn keep_page(&mut self, id: i32, fd: OwnedFd, perm_version: u32, slot: u32, access: u32, cred: CredKey) {
+        self.own();
+        let (Ok(page), Ok(slot)) = (AttachPage::open(fd.as_fd()), usize::try_from(slot)) else { return };
+        self.pages.insert(id, HeldPage { page, perm_version, slot, access, cred });
+    }
+
+    /// `shmat(id, NULL, flags)` in this process's own address space,
+    /// counted in its slot: `map` maps the memory (`None` if it cannot);
+    /// `None` when the page does not allow it (the daemon decides), with
+    /// nothing left mapped.
+    pub(crate) fn attach_fast(
+        &mut self,
+        id: i32,
+        flags: i32,
+        map: impl FnOnce() -> Option<(u64, u64)>,
+        unmap: impl FnOnce(u64, u64),
+    ) -> Option<u64> {
+        self.own();
+        let pid = self.pid;
+        let held = self.pages.get(&id)?;
+        if held.access & access_bit(flags) == 0 || held.cred != CredKey::now() {
+            return None;
+        }
+        let (addr, len) = map()?;
+        if !held.page.attach(held.perm_version, held.slot, pid, now_secs()) {
+            unmap(addr, len);
+            return None;
+        }
+        self.attaches.push(FastAttach { id, addr, len, flags });
+        Some(addr)
+    }
+
+    /// `shmdt(addr)` of an attachment made in this process's own address
+    /// space: its count taken off the slot (then the caller unmaps it).
+    /// `Some(Ok(range))`: done, unmap `range`; `Some(Err(a))`: the page
+    /// refused (the last detach of a segment to destroy, a damaged or
+    /// removed page), record `a` with the daemon and let it detach;
+    /// `None`: not such an attachment.
+    pub(crate) fn detach_fast(&mut self, addr: u64) -> Option<Result<(u64, u64), FastAttach>> {
+        self.own();
+        let at = self.attaches.iter().position(|a| a.addr == addr)?;
+        let a = self.attaches.remove(at);
+        let done = self.pages.get(&a.id).is_some_and(|h| h.page.detach(h.slot, self.pid, now_secs()));
+        Some(if done { Ok((a.addr, a.len)) } else { Err(a) })
+    }
+
+    /// Takes the attachments made in this process's own address space
+    /// that `pick` selects, for the daemon to record as mappings
+    /// (`Request::ShmRecord`).
+    pub(crate) fn take_attaches(&mut self, pick: impl Fn(&FastAttach) -> bool) -> Vec<FastAttach> {
+        self.own();
+        let (taken, kept) = std::mem::take(&mut self.attaches).into_iter().partition(|a| pick(a));
+        self.attaches = kept;
+        taken
+    }
+
+    /// Whether this process holds attachments of its own making.
+    pub(crate) fn has_attaches(&mut self) -> bool {
+        self.own();
+        !self.attaches.is_empty()
+    }
+
+    /// Forgets segment `id`'s page unless attachments of it remain.
+    pub(crate) fn drop_page(&mut self, id: i32) {
+        if !self.attaches.iter().any(|a| a.id == id) {
+            self.pages.remove(&id);
+        }
     }
 
     /// Forgets everything (the client joined another namespace).
@@ -166,7 +295,26 @@ impl ShmFast {
         let stat = StatCmd { cmd, by_id: cmd == IPC_STAT, any: cmd == SHM_STAT_ANY };
         let entry = self.status.stat_entry(id, stat)?;
         let ret = if cmd == IPC_STAT { 0 } else { i64::from(entry.id) };
-        Some((ret, entry.ds))
+        if entry.live == 0 {
+            return Some((ret, entry.ds));
+        }
+        // The attach page has nattch, the times and lpid: read by its
+        // holders; and none of the processes it counts may have exited
+        // unseen by the daemon.
+        let (snap, version) = self.pages.get(&entry.id)?.page.read()?;
+        if version != entry.perm_version {
+            return None;
+        }
+        let others: Vec<u32> = snap.slots.iter().filter(|(p, c)| *c > 0 && *p != 0).map(|(p, _)| *p).collect();
+        if !self.status.all_alive(Some(&others)) {
+            return None;
+        }
+        let mut ds = entry.ds;
+        ds.shm_nattch = snap.nattch();
+        ds.shm_atime = snap.event.atime;
+        ds.shm_dtime = snap.event.dtime;
+        ds.shm_lpid = i32::try_from(snap.event.lpid).unwrap_or(0);
+        Some((ret, ds))
     }
 }
 

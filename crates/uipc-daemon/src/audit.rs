@@ -122,7 +122,7 @@ fn on_namespace(name: &str, operation: &'static str, always: bool) -> Subject {
 /// Classifies a request for the audit log.
 pub(crate) fn subject(req: &Request) -> Subject {
     match req {
-        Request::ShmGet { key, .. } => Subject {
+        Request::ShmGet { key, .. } | Request::ShmGetGrant { key, .. } => Subject {
             object: json!({ "kind": "shm", "key": key }),
             operation: "shmget",
             always: false,
@@ -148,7 +148,9 @@ pub(crate) fn subject(req: &Request) -> Subject {
         Request::MsgRcv { id, .. } => plain("msg", *id, "msgrcv"),
         Request::ShmCtl { id, cmd, .. } => ctl_subject("shm", *id, *cmd, "shmctl"),
         Request::SemCtl { id, cmd, .. } => ctl_subject("sem", *id, *cmd, "semctl"),
-        Request::ShmAt { id, .. } | Request::ShmAttach { id, .. } => plain("shm", *id, "shmat"),
+        Request::ShmAt { id, .. } | Request::ShmAttach { id, .. } | Request::ShmAttachGrant { id, .. } => {
+            plain("shm", *id, "shmat")
+        }
         Request::ShmStat { id, cmd, .. } => ctl_subject("shm", *id, *cmd, "shmctl"),
         Request::SemOp { id, .. } => plain("sem", *id, "semop"),
         Request::Hello { namespace, .. } | Request::Join { namespace, .. } => on_namespace(namespace, "enter", false),
@@ -182,6 +184,7 @@ fn request_name(req: &Request) -> &'static str {
         Request::ShmDt { .. } => "shmdt",
         Request::ShmAtDone { .. } => "shmat",
         Request::Munmap { .. } => "munmap",
+        Request::ShmRecord { .. } => "shm_record",
         Request::Forked { .. } => "fork",
         Request::Exec => "exec",
         Request::SysctlRead { .. } => "sysctl_read",
@@ -246,7 +249,9 @@ impl Daemon {
         let denied = matches!(outcome, Err(Errno::EACCES | Errno::EPERM));
         let mut object = subject.object;
         let operation = if subject.may_create && created && outcome.is_ok() {
-            if let (Response::Value(id), Value::Object(map)) = (reply, &mut object) {
+            if let (Response::Value(id) | Response::ShmGranted { value: id, .. }, Value::Object(map)) =
+                (reply, &mut object)
+            {
                 map.insert("id".into(), json!(id));
             }
             "create"

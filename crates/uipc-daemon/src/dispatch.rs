@@ -77,6 +77,26 @@ impl Daemon {
         if let Some(n) = &mq_ns {
             let _ = self.mq_enter(n, None);
         }
+        // And segments' attach pages, in every namespace the caller may
+        // hold mappings in.
+        let mut shm_scope = crate::shm_pages::scope(&req);
+        if let (Some(crate::shm_pages::Scope::Process(also)), Request::ShmAtDone { token: tok, .. }) =
+            (&mut shm_scope, &req)
+        {
+            // The attach in progress holds its segment.
+            if let Some(p) = self.conn_mut(token).and_then(|c| c.pending.get(tok)) {
+                also.push(p.id.0);
+            }
+        }
+        let shm_spaces: Vec<String> = match (&ns, &shm_scope) {
+            (Some(n), Some(_)) => self.spaces_of(Pid(who.0), n.clone()).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        if let Some(scope) = &shm_scope {
+            for n in &shm_spaces {
+                self.shm_enter(n, scope, Pid(who.0));
+            }
+        }
         let granted = crate::status::granted_set(&req);
         // What the request may change is recorded before its reply leaves
         // (a durable daemon's journal: `durable`).
@@ -106,6 +126,9 @@ impl Daemon {
             req if Daemon::is_mq(&req) => self.mq_dispatch(token, req),
             req => Some(self.dispatch_inner(token, req).unwrap_or_else(error)),
         };
+        // Kept aside while other callers' answers are queued below: it
+        // travels with this reply.
+        let extra_fd = self.extra_fd.take();
         if let (Some((before, subject)), Some((resp, _))) = (audit, &reply) {
             // A get never removes and Hello never forgets: a change is a creation.
             let created = self.creation_marker(ns.as_deref()) != before;
@@ -124,11 +147,15 @@ impl Daemon {
         if mq_ns.is_some() {
             self.mq_leave();
         }
+        for n in &shm_spaces {
+            self.shm_leave(n);
+        }
         // Before the reply leaves: whatever the call changed is shown.
         if let Some((resp, _)) = &reply {
             self.status_note(ns.as_deref(), granted, resp);
         }
         self.status_publish_for(who.0, ns.as_deref());
+        self.extra_fd = extra_fd.filter(|_| reply.is_some());
         reply
     }
 
@@ -455,6 +482,43 @@ impl Daemon {
             Request::StatusRegion { kind } => {
                 let ns_name = ns_name.clone();
                 return self.status_region(&ns_name, kind);
+            }
+            Request::ShmAttachGrant { id, flags, at } => {
+                if flags & uipc_abi::SHM_REMAP != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let pending = ns.shmat_prepare(&cred, id, 0, flags)?;
+                let at = ns.shmat_commit(&cred, t, pending, at)?;
+                let ns_name = ns_name.clone();
+                return Ok(self.shm_grant(&ns_name, &cred, id, i64::try_from(at).unwrap_or(0)));
+            }
+            Request::ShmGetGrant { key, size, flags } => {
+                let before = ns.shm_in_use();
+                let id = ns.shmget(&cred, t, key, size, flags)?;
+                if ns.shm_in_use() == before {
+                    return Ok(value(Ok(i64::from(id.0))));
+                }
+                let memory = ns.shm_segment(id.0).map(|s| s.region().fd().try_clone_to_owned());
+                let Some(Ok(memory)) = memory else { return Ok(value(Ok(i64::from(id.0)))) };
+                let ns_name = ns_name.clone();
+                let (resp, page) = self.shm_grant(&ns_name, &cred, id.0, i64::from(id.0));
+                // The memory first, then the page (if granted).
+                return Ok(match page {
+                    Some(page) => {
+                        self.extra_fd = Some(page);
+                        (resp, Some(memory))
+                    }
+                    None => (resp, Some(memory)),
+                });
+            }
+            Request::ShmRecord { attaches } => {
+                let mut n = 0;
+                for (id, at, flags) in attaches {
+                    if ns.shm_record_attach(&cred, id, at, flags).is_ok() {
+                        n += 1;
+                    }
+                }
+                value(Ok(n))
             }
             Request::ShmAttach { id, flags, at } => {
                 // ShmAt and ShmAtDone in one: the checks, then the mapping

@@ -420,14 +420,18 @@ impl Daemon {
     pub(crate) fn settle_exit(&mut self, pid: u32, names: &BTreeSet<String>, t: uipc_core::Time) {
         for name in names {
             self.touch_ns(name);
+            // Its attachments made in its own address space close too.
+            self.shm_enter(name, &crate::shm_pages::Scope::Exit, Pid(pid));
             self.with_sem_pages(name, |d| {
                 if let Some(ns) = d.namespaces.get_mut(name) {
                     ns.exit(Pid(pid), t);
                 }
                 d.sem_pages_release(Pid(pid));
+                d.shm_pages_release(Pid(pid));
                 // Exit-time undo may complete others' semops.
                 d.deliver(name);
             });
+            self.shm_leave(name);
         }
         self.touch_procs();
     }

@@ -44,6 +44,7 @@ mod persist;
 mod sem_pages;
 mod sem_status;
 mod server;
+mod shm_pages;
 mod shm_status;
 mod status;
 

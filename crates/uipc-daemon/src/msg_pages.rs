@@ -72,6 +72,9 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::ShmCtl { .. }
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
+        | Request::ShmGetGrant { .. }
+        | Request::ShmAttachGrant { .. }
+        | Request::ShmRecord { .. }
         | Request::StatusRegion { .. }
         | Request::Stat { kind: uipc_proto::StatusKind::Shm | uipc_proto::StatusKind::Sem, .. }
         | Request::Munmap { .. }

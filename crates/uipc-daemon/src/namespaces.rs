@@ -276,6 +276,7 @@ impl Daemon {
         self.sem_pages_forget(name);
         self.msg_pages_forget(name);
         self.mq_pages_forget(name);
+        self.shm_pages_forget(name);
         self.status_forget(name);
         self.ns_meta.remove(name);
         if let Some(dir) = &self.state_dir {

@@ -117,6 +117,9 @@ pub(crate) fn scope(req: &Request) -> Scope {
         | Request::MqGrant { .. }
         | Request::ShmStat { .. }
         | Request::ShmAttach { .. }
+        | Request::ShmGetGrant { .. }
+        | Request::ShmAttachGrant { .. }
+        | Request::ShmRecord { .. }
         | Request::StatusRegion { .. }
         | Request::Stat { kind: uipc_proto::StatusKind::Shm | uipc_proto::StatusKind::Msg, .. }
         | Request::MsgGrant { .. } => Scope::Nothing,

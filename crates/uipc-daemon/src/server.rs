@@ -40,7 +40,8 @@ const MAX_QUEUED: usize = 64;
 struct Outgoing {
     bytes: Vec<u8>,
     sent: usize,
-    fd: Option<OwnedFd>,
+    /// Descriptors beside the frame (sent with its first bytes).
+    fds: Vec<OwnedFd>,
 }
 
 /// One client connection.
@@ -125,6 +126,9 @@ pub struct Daemon {
     pub(crate) msg_pages: crate::msg_pages::MsgPages,
     /// The state pages of POSIX message queues (the data plane).
     pub(crate) mq_pages: crate::mq_pages::MqPages,
+    pub(crate) shm_pages: crate::shm_pages::ShmPages,
+    /// A second descriptor for the reply being queued.
+    pub(crate) extra_fd: Option<OwnedFd>,
     /// The segment status regions of namespaces (the data plane).
     pub(crate) shm_regions: crate::shm_status::ShmRegions,
     /// Semaphore status regions (the `sem_status` module).
@@ -278,6 +282,8 @@ impl Daemon {
             sem_pages: crate::sem_pages::SemPages::default(),
             msg_pages: crate::msg_pages::MsgPages::default(),
             mq_pages: crate::mq_pages::MqPages::default(),
+            shm_pages: crate::shm_pages::ShmPages::default(),
+            extra_fd: None,
             shm_regions: crate::shm_status::ShmRegions::default(),
             sem_regions: crate::sem_status::SemRegions::default(),
             sem_live: std::collections::HashMap::new(),
@@ -610,7 +616,12 @@ impl Daemon {
     fn queue(&mut self, token: u64, resp: &Response, fd: Option<OwnedFd>) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         match uipc_proto::encode(resp) {
-            Ok(bytes) => conn.out.push_back(Outgoing { bytes, sent: 0, fd }),
+            Ok(bytes) => {
+                // A reply may carry a second descriptor (a creating
+                // shmget's attach page, after the memory).
+                let fds = fd.into_iter().chain(self.extra_fd.take()).collect();
+                conn.out.push_back(Outgoing { bytes, sent: 0, fds });
+            }
             Err(e) => warn!("cannot encode a response: {e}"),
         }
     }
@@ -621,11 +632,11 @@ impl Daemon {
         self.persist();
         let Some(conn) = self.conns.get_mut(&token) else { return true };
         while let Some(front) = conn.out.front_mut() {
-            let fds: Vec<_> = front.fd.iter().map(|f| f.as_fd()).collect();
+            let fds: Vec<_> = front.fds.iter().map(|f| f.as_fd()).collect();
             match net::send_msg(conn.stream.as_fd(), &front.bytes[front.sent..], &fds) {
                 Ok(n) => {
                     front.sent += n;
-                    front.fd = None;
+                    front.fds.clear();
                     if front.sent == front.bytes.len() {
                         conn.out.pop_front();
                     }
@@ -650,6 +661,8 @@ impl Daemon {
             if let Some(w) = conn.parked {
                 self.parked.remove(&(name.to_owned(), w));
             }
+            let held: Vec<i32> = conn.pending.values().map(|p| p.id.0).collect();
+            self.shm_enter(name, &crate::shm_pages::Scope::Segs(held), Pid(pid));
             self.with_sem_pages(name, |d| {
                 if let Some(ns) = d.namespaces.get_mut(name) {
                     for (_, pending) in conn.pending {
@@ -661,6 +674,7 @@ impl Daemon {
                     }
                 }
             });
+            self.shm_leave(name);
         }
         debug!(pid, token, "disconnected");
         if let Some(name) = conn.ns.as_deref() {
@@ -671,11 +685,14 @@ impl Daemon {
             p.conns = p.conns.saturating_sub(1);
             if p.conns == 0 {
                 for name in p.namespaces.clone() {
+                    self.shm_enter(&name, &crate::shm_pages::Scope::Process(Vec::new()), Pid(pid));
                     self.with_sem_pages(&name, |d| {
                         if let Some(ns) = d.namespaces.get_mut(&name) {
                             ns.exec(Pid(pid), t);
                         }
+                        d.shm_pages_release(Pid(pid));
                     });
+                    self.shm_leave(&name);
                 }
             }
         }

@@ -66,7 +66,7 @@ impl Daemon {
                             pids.push(*p);
                         }
                     }
-                    Some(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids))
+                    Some(StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids).with_live(s.live))
                 }
             };
             region.region.publish(idx, entry.as_ref());
@@ -104,7 +104,8 @@ impl Daemon {
             for idx in model.shm_slots() {
                 if let Some(s) = model.shm_status(idx) {
                     let pids: Vec<u32> = s.pids.iter().map(|p| p.0).collect();
-                    region.region.publish(idx, Some(&StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids)));
+                    let entry = StatusEntry::new(s.id.0, s.perm_version, s.ds, &pids).with_live(s.live);
+                    region.region.publish(idx, Some(&entry));
                 }
             }
             region.sync_header(shm_header(model));

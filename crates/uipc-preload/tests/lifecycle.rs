@@ -35,3 +35,16 @@ fn shm_stat_from_the_status_region_matches_the_kernel() {
 fn ipc_info_commands_match_the_kernel() {
     differential("ipc_info");
 }
+
+/// `tests/c/shm_attach.c`: attach, re-attach and detach (under the shim,
+/// made in the process itself through the segment's attach page), with
+/// `nattch`, `lpid`, `atime` and `dtime` read after every call by the
+/// caller and by a process that never attached: fork (the child inherits,
+/// detaches, exits attached), a holder SIGKILLed, `munmap`/`mprotect` of
+/// part of an attach, a fixed-address attach beside them, four threads at
+/// once, `IPC_RMID` then the last detach, uid 1000, and a privilege drop
+/// halfway — every value as the kernel's.
+#[test]
+fn attach_and_detach_in_the_caller_match_the_kernel() {
+    differential("shm_attach");
+}

@@ -475,6 +475,39 @@ pub enum Request {
         /// The description.
         handle: u64,
     },
+    /// `shmget(key, size, flags)` as [`Request::ShmGet`], from a client
+    /// that attaches in its own address space: a creating call is
+    /// answered [`Response::ShmGranted`] (the memory, then the segment's
+    /// attach page, beside the frame), any other `Value(id)`.
+    ShmGetGrant {
+        /// The key.
+        key: i32,
+        /// The size.
+        size: u64,
+        /// `shmget`'s flags.
+        flags: i32,
+    },
+    /// [`Request::ShmAttach`], answered [`Response::ShmGranted`] with the
+    /// segment's attach page beside the frame when the daemon grants one
+    /// (else `Value(at)`).
+    ShmAttachGrant {
+        /// The segment.
+        id: i32,
+        /// `shmat`'s flags (no `SHM_REMAP`).
+        flags: i32,
+        /// Where the client mapped the segment.
+        at: u64,
+    },
+    /// Attachments this process made in its own address space (counted in
+    /// its slot of each segment's attach page) become mappings the
+    /// daemon records, before a call that acts on mappings (`munmap`,
+    /// `mprotect`, `fork`, a fixed-address `shmat`, a `shmdt` the daemon
+    /// must make): `(id, address, shmat's flags)` each. Answered
+    /// `Value(n)`, how many were recorded.
+    ShmRecord {
+        /// The attachments.
+        attaches: Vec<(i32, u64, i32)>,
+    },
 }
 
 /// Which mechanism's status region ([`Request::StatusRegion`]).
@@ -755,6 +788,21 @@ pub enum Response {
         write: bool,
         /// The page's permission version the grant holds for.
         perm_version: u32,
+    },
+    /// A segment's attach page granted ([`Request::ShmGetGrant`],
+    /// [`Request::ShmAttachGrant`]): its descriptor travels beside the
+    /// frame (after the memory's, for a creating `shmget`).
+    ShmGranted {
+        /// What the call returns (the id, or the address).
+        value: i64,
+        /// The segment's permission version the grant holds for.
+        perm_version: u32,
+        /// The holder's slot in the page.
+        slot: u32,
+        /// Which `shmat` accesses passed the permission check: bit 0
+        /// read-only, 1 read-write, 2 read-only and execute, 3 read-write
+        /// and execute.
+        access: u32,
     },
 }
 

@@ -22,6 +22,7 @@ pub mod seccomp;
 pub mod sem_page;
 pub mod sem_status;
 pub mod seqlock;
+pub mod shm_attach;
 pub mod shm_status;
 pub mod state_page;
 pub mod status_region;

@@ -14,6 +14,7 @@
 //! | 11, 13, 15 | `shm_atime`, `shm_dtime`, `shm_ctime` |
 //! | 17, 18 | `shm_cpid`, `shm_lpid` |
 //! | 19 | `shm_nattch` |
+//! | 29 | 1 when the segment has an attach page (`shm_attach`) |
 //! | 21 | [`Pids`]: how many (`u32::MAX`: more than [`MAX_PIDS`]), then up to [`MAX_PIDS`] pids whose death would change the entry |
 //!
 //! The pids are the processes that hold mappings of the segment or an
@@ -44,13 +45,23 @@ pub struct StatusEntry {
     pub ds: Shmid64Ds,
     /// The processes whose death would change the entry.
     pub pids: Pids,
+    /// 1 when the segment has an attach page (`shm_attach`): `shm_nattch`,
+    /// the times and `shm_lpid` are the page's, which only its holders
+    /// read; anyone else asks the daemon.
+    pub live: u32,
 }
 
 impl StatusEntry {
     /// The entry of segment `id` with status `ds`, permission version
     /// `perm_version`, and the processes `pids` whose death would change it.
     pub fn new(id: i32, perm_version: u32, ds: Shmid64Ds, pids: &[u32]) -> StatusEntry {
-        StatusEntry { id, perm_version, ds, pids: Pids::new(pids) }
+        StatusEntry { id, perm_version, ds, pids: Pids::new(pids), live: 0 }
+    }
+
+    /// The entry, saying whether the segment has an attach page.
+    pub fn with_live(mut self, live: bool) -> StatusEntry {
+        self.live = u32::from(live);
+        self
     }
 
     /// The pids whose death would change the entry; `None`: too many to list.
@@ -60,7 +71,7 @@ impl StatusEntry {
 }
 
 impl Words for StatusEntry {
-    const WORDS: usize = 21 + Pids::WORDS;
+    const WORDS: usize = 22 + Pids::WORDS;
 
     fn encode(&self, w: &mut Put<'_>) {
         w.i32(self.id);
@@ -74,6 +85,7 @@ impl Words for StatusEntry {
         w.i32(self.ds.shm_lpid);
         w.u64(self.ds.shm_nattch);
         self.pids.put(w);
+        w.u32(self.live);
     }
 
     fn decode(r: &mut Take<'_>) -> Self {
@@ -91,7 +103,8 @@ impl Words for StatusEntry {
             shm_nattch: r.u64(),
             ..Shmid64Ds::default()
         };
-        StatusEntry { id, perm_version, ds, pids: Pids::take(r) }
+        let pids = Pids::take(r);
+        StatusEntry { id, perm_version, ds, pids, live: r.u32() }
     }
 }
 

@@ -97,6 +97,8 @@ pub enum Kind {
     SemStatus = 6,
     /// A namespace's message queue status region (`msg_status`).
     MsgStatus = 7,
+    /// A System V segment's attach page (`shm_attach`).
+    ShmAttach = 8,
 }
 
 /// How a lock was had.

@@ -36,7 +36,19 @@ pub struct ShmSegment<R> {
     perm: IpcPerm,
     /// Size as requested (not rounded).
     segsz: u64,
+    /// The mappings the host recorded and the attaches in progress.
     nattch: u64,
+    /// Attachments processes made (and not yet unmade) in their own
+    /// address space, by process, as of the host's last adoption of the
+    /// segment's attach page ([`IpcNamespace::shm_adopt`]). Not recorded
+    /// in the state directory: attach pages do not survive the daemon
+    /// (docs/deviations.md).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    fast: BTreeMap<Pid, u64>,
+    /// The host keeps an attach page for it: its attachments may change
+    /// without the host hearing of it until its next adoption.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    live: bool,
     atime: Time,
     dtime: Time,
     ctime: Time,
@@ -76,7 +88,13 @@ impl<R> ShmSegment<R> {
 
     /// `shm_may_destroy()`: no attachment left, and removed or `shm_rmid_forced`.
     fn may_destroy(&self, rmid_forced: bool) -> bool {
-        self.nattch == 0 && (rmid_forced || self.perm.mode & SHM_DEST != 0)
+        self.total_nattch() == 0 && (rmid_forced || self.perm.mode & SHM_DEST != 0)
+    }
+
+    /// `shm_nattch`: the recorded mappings, the attaches in progress, and
+    /// the attachments made in callers' own address space.
+    fn total_nattch(&self) -> u64 {
+        self.fast.values().fold(self.nattch, |n, c| n.saturating_add(*c))
     }
 
     /// The `shmid_ds` of IPC_STAT (zero-filled first, ZERO-5).
@@ -89,7 +107,7 @@ impl<R> ShmSegment<R> {
             shm_ctime: self.ctime.0,
             shm_cpid: pid_abi(self.cpid),
             shm_lpid: pid_abi(self.lpid),
-            shm_nattch: self.nattch,
+            shm_nattch: self.total_nattch(),
             ..Shmid64Ds::default()
         }
     }
@@ -158,10 +176,34 @@ pub struct ShmStatus {
     pub perm_version: u32,
     /// What `IPC_STAT` reports.
     pub ds: Shmid64Ds,
+    /// The host keeps an attach page for it ([`IpcNamespace::shm_set_live`]):
+    /// `nattch`, the times and `lpid` are the page's.
+    pub live: bool,
     /// The processes whose exit would change `ds`: those holding mappings
     /// of it (`exit_mm` detaches them), and its creator where
     /// `shm_rmid_forced` destroys it at the creator's exit (`exit_shm`).
     pub pids: Vec<Pid>,
+}
+
+/// What a segment's attach page shows (the data plane's attach fast
+/// path; [`IpcNamespace::shm_attach_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachState {
+    /// The model's own `nattch`: recorded mappings and attaches in progress.
+    pub nattch: u64,
+    /// `shm_atime`.
+    pub atime: Time,
+    /// `shm_dtime`.
+    pub dtime: Time,
+    /// `shm_lpid`.
+    pub lpid: Pid,
+    /// Whether the last detach destroys the segment (`SHM_DEST`, or
+    /// `shm_rmid_forced`): such detaches are the model's to make.
+    pub dest: bool,
+    /// Each process's attachments made in its own address space.
+    pub fast: Vec<(Pid, u64)>,
+    /// The permission version.
+    pub perm_version: u32,
 }
 
 /// The huge page sizes Linux supports on x86_64, as log2 (`hstate_sizelog()`).
@@ -218,6 +260,8 @@ impl<M: Memory> IpcOps for ShmGetOps<'_, M> {
             perm: IpcPerm::new(cred, key, flags),
             segsz: size,
             nattch: 0,
+            fast: BTreeMap::new(),
+            live: false,
             atime: Time::NEVER,
             dtime: Time::NEVER,
             ctime: self.now,
@@ -650,6 +694,23 @@ impl<M: Memory> IpcNamespace<M> {
             let changes = mm.clear();
             self.apply_vma_changes(pid, now, &changes);
         }
+        // The attachments it made in its own address space close too, each
+        // as shm_close() closes a mapping (lpid, dtime, nattch - 1).
+        let forced = self.limits.shm_rmid_forced;
+        let held: Vec<IpcId> =
+            self.shm.ids.iter().filter(|(_, s)| s.fast.contains_key(&pid)).map(|(id, _)| id).collect();
+        for id in held {
+            let Ok(seg) = self.shm.ids.obtain_check_mut(id.0) else { continue };
+            if seg.fast.remove(&pid).unwrap_or(0) > 0 {
+                seg.lpid = pid;
+                seg.dtime = now;
+            }
+            let doomed = seg.may_destroy(forced);
+            self.shm.touch(id);
+            if doomed {
+                self.shm_destroy(id);
+            }
+        }
     }
 
     /// `exit_shm()` — orphans the segments `pid` created; with
@@ -754,7 +815,7 @@ impl<M: Memory> IpcNamespace<M> {
                     ipc_update_perm(&update, &mut seg.perm)?;
                     seg.ctime = now;
                     seg.perm_version = version;
-                } else if seg.nattch > 0 {
+                } else if seg.total_nattch() > 0 {
                     // SHM-CTL-RMID: mark, and free the key.
                     seg.perm.mode |= SHM_DEST;
                     seg.perm_version = version;
@@ -822,6 +883,140 @@ impl<M: Memory> IpcNamespace<M> {
         Some((vma, &seg.region))
     }
 
+    /// The segments process `pid`'s exec, fork or unmapping may change:
+    /// those it maps and those it attached in its own address space
+    /// ([`shm_adopt`](Self::shm_adopt)); with `created`, also those it
+    /// created (its exit's `exit_shm()`, `unshare`'s orphaning).
+    pub fn shm_ids_of(&self, pid: Pid, created: bool) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.mms.get(&pid).map(|mm| mm.vmas().map(|v| v.id.0).collect()).unwrap_or_default();
+        ids.extend(
+            self.shm
+                .ids
+                .iter()
+                .filter(|(_, s)| s.fast.contains_key(&pid) || (created && s.creator == Some(pid)))
+                .map(|(id, _)| id.0),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Notes that the host keeps an attach page for segment `id` (its
+    /// status entry says so: [`ShmStatus::live`]).
+    pub fn shm_set_live(&mut self, id: i32) {
+        if let Ok(seg) = self.shm.ids.obtain_check_mut(id) {
+            if !seg.live {
+                seg.live = true;
+                self.shm.touch(IpcId(id));
+            }
+        }
+    }
+
+    /// What segment `id`'s attach page shows ([`AttachState`]).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id.
+    pub fn shm_attach_state(&self, id: i32) -> Result<AttachState, Errno> {
+        let seg = self.shm.ids.obtain_check(id)?;
+        Ok(AttachState {
+            nattch: seg.nattch,
+            atime: seg.atime,
+            dtime: seg.dtime,
+            lpid: seg.lpid,
+            dest: self.limits.shm_rmid_forced || seg.perm.mode & SHM_DEST != 0,
+            fast: seg.fast.iter().map(|(p, c)| (*p, *c)).collect(),
+            perm_version: seg.perm_version,
+        })
+    }
+
+    /// Takes what segment `id`'s attach page shows after its holders'
+    /// own attaches and detaches: each holder's count and the last event.
+    /// The host validated the page (owners, bounds); a segment that no
+    /// attachment holds any more and that must go is destroyed (as the
+    /// last `shm_close()` would have).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id.
+    pub fn shm_adopt(
+        &mut self,
+        id: i32,
+        fast: &[(Pid, u64)],
+        atime: Time,
+        dtime: Time,
+        lpid: Pid,
+    ) -> Result<(), Errno> {
+        let forced = self.limits.shm_rmid_forced;
+        let fast: BTreeMap<Pid, u64> = fast.iter().filter(|(_, c)| *c > 0).copied().collect();
+        // Looked at first without a change (a change is recorded).
+        let seg = self.shm.ids.obtain_check(id)?;
+        if fast == seg.fast && (atime, dtime, lpid) == (seg.atime, seg.dtime, seg.lpid) {
+            return Ok(());
+        }
+        let seg = self.shm.ids.obtain_check_mut(id)?;
+        seg.fast = fast;
+        seg.atime = atime;
+        seg.dtime = dtime;
+        seg.lpid = lpid;
+        let doomed = seg.may_destroy(forced);
+        self.shm.touch(IpcId(id));
+        if doomed {
+            self.shm_destroy(IpcId(id));
+        }
+        Ok(())
+    }
+
+    /// An attachment the caller made in its own address space at `at`
+    /// (`shmat(id, NULL, flags)`), recorded as a mapping from now on: one
+    /// of its attachments counted by [`shm_adopt`](Self::shm_adopt)
+    /// becomes a mapping of the model, so `munmap`, `mprotect`, `fork`
+    /// and `shmdt` act on it as on any other. Nothing observable changes
+    /// (`nattch`, times and `lpid` stay).
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id, no such attachment counted for the caller,
+    /// or a range that wraps or overlaps a mapping the model has.
+    pub fn shm_record_attach(&mut self, cred: &Cred, id: i32, at: u64, flags: i32) -> Result<(), Errno> {
+        let seg = self.shm.ids.obtain_check(id)?;
+        let len = pages(seg.segsz).ok_or(Errno::EINVAL)? * PAGE_SIZE;
+        let end = at.checked_add(len).ok_or(Errno::EINVAL)?;
+        if !at.is_multiple_of(PAGE_SIZE) || seg.fast.get(&cred.pid).copied().unwrap_or(0) == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mm = self.mms.entry(cred.pid).or_default();
+        if mm.intersects(at, end) {
+            return Err(Errno::EINVAL);
+        }
+        let write = flags & SHM_RDONLY == 0;
+        let attach = AttachId(self.next_attach);
+        self.next_attach += 1;
+        let prot = Prot { read: true, write, exec: flags & SHM_EXEC != 0 };
+        mm.insert(ShmVma { start: at, end, id: IpcId(id), attach, pgoff: 0, prot, may_write: write });
+        let seg = self.shm.ids.obtain_check_mut(id)?;
+        if let Some(c) = seg.fast.get_mut(&cred.pid) {
+            *c -= 1;
+            if *c == 0 {
+                seg.fast.remove(&cred.pid);
+            }
+        }
+        seg.nattch += 1;
+        self.shm.touch(IpcId(id));
+        Ok(())
+    }
+
+    /// Whether `cred` may attach segment `id` with `shmat`'s `flags`
+    /// (`SHM_RDONLY`, `SHM_EXEC`): the permission check of `do_shmat()`.
+    ///
+    /// # Errors
+    /// `EINVAL` for no such id, `EACCES` for no permission.
+    pub fn shm_may_attach(&self, cred: &Cred, id: i32, flags: i32) -> Result<(), Errno> {
+        let seg = self.shm.ids.obtain_check(id)?;
+        let mut access = if flags & SHM_RDONLY != 0 { Access::READ } else { Access::READ_WRITE };
+        if flags & SHM_EXEC != 0 {
+            access = access.with_exec();
+        }
+        ipcperms(cred, &seg.perm, access)
+    }
+
     /// The slots whose status changed since the last call, for a host
     /// that shows [`shm_status`](Self::shm_status) to its clients.
     pub fn shm_take_changed(&mut self) -> Vec<u32> {
@@ -858,10 +1053,15 @@ impl<M: Memory> IpcNamespace<M> {
         let (id, seg) = self.shm.ids.obtain_idx(idx).ok()?;
         let mut pids: Vec<Pid> =
             self.mms.iter().filter(|(_, mm)| mm.vmas().any(|v| v.id == id)).map(|(pid, _)| *pid).collect();
+        for pid in seg.fast.keys() {
+            if !pids.contains(pid) {
+                pids.push(*pid);
+            }
+        }
         if self.limits.shm_rmid_forced {
             pids.extend(seg.creator.filter(|c| !pids.contains(c)));
         }
-        Some(ShmStatus { id, perm_version: seg.perm_version, ds: seg.to_abi(), pids })
+        Some(ShmStatus { id, perm_version: seg.perm_version, ds: seg.to_abi(), live: seg.live, pids })
     }
 
     /// The permission version of segment `id` (see [`ShmStatus`]).
@@ -888,7 +1088,7 @@ impl<M: Memory> IpcNamespace<M> {
                 s.segsz,
                 s.cpid.0,
                 s.lpid.0,
-                s.nattch,
+                s.total_nattch(),
                 p.uid.0,
                 p.gid.0,
                 p.cuid.0,
@@ -921,6 +1121,8 @@ impl<R> ShmSegment<R> {
             perm: self.perm,
             segsz: self.segsz,
             nattch: self.nattch,
+            fast: self.fast,
+            live: self.live,
             atime: self.atime,
             dtime: self.dtime,
             ctime: self.ctime,
