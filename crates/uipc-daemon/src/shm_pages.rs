@@ -45,6 +45,9 @@ pub(crate) struct ShmPages {
     spaces: HashMap<String, BTreeMap<i32, SegPage>>,
     held: Vec<(String, i32, Guard<Arc<StatePage>>)>,
     depth: u32,
+    /// The pages each process owns a slot in, by namespace: its counts
+    /// there may have changed since the model last adopted them.
+    slots_of: HashMap<(String, Pid), std::collections::BTreeSet<i32>>,
 }
 
 /// Which segments an event may read or change (their pages are adopted
@@ -142,6 +145,11 @@ impl Daemon {
             }
             Scope::Exit => model.shm_ids_of(pid, true),
         };
+        let mut ids = ids;
+        if matches!(scope, Scope::Process(_) | Scope::Exit) {
+            // Attachments it made itself since the model last looked.
+            ids.extend(self.shm_pages.slots_of.get(&(ns.to_owned(), pid)).into_iter().flatten());
+        }
         for id in ids {
             let Some(seg) = space.get_mut(&id) else { continue };
             if seg.damaged || self.shm_pages.held.iter().any(|(n, i, _)| n == ns && *i == id) {
@@ -236,6 +244,7 @@ impl Daemon {
     /// Process `pid` exited or exec'd: its slots are free (the model
     /// settled its attachments, between enter and leave).
     pub(crate) fn shm_pages_release(&mut self, pid: Pid) {
+        self.shm_pages.slots_of.retain(|(_, p), _| *p != pid);
         for space in self.shm_pages.spaces.values_mut() {
             for seg in space.values_mut() {
                 for owner in &mut seg.owners {
@@ -255,6 +264,11 @@ impl Daemon {
     /// [`shm_enter`](Self::shm_enter) and [`shm_leave`](Self::shm_leave).
     pub(crate) fn shm_grant(&mut self, ns: &str, cred: &Cred, id: i32, value: i64) -> (Response, Option<OwnedFd>) {
         let plain = (Response::Value(value), None);
+        if self.durable.store.is_some() {
+            // Attach pages are not kept in the state directory yet: a
+            // restarted daemon could not count attaches made in callers.
+            return plain;
+        }
         let Some(model) = self.namespaces.get_mut(ns) else { return plain };
         let Ok(state) = model.shm_attach_state(id) else { return plain };
         let mut access = 0u32;
@@ -287,6 +301,7 @@ impl Daemon {
         let mine = seg.owners.iter().position(|o| *o == Some(cred.pid));
         let Some(slot) = mine.or_else(|| seg.owners.iter().position(Option::is_none)) else { return plain };
         seg.owners[slot] = Some(cred.pid);
+        self.shm_pages.slots_of.entry((ns.to_owned(), cred.pid)).or_default().insert(id);
         let Ok(fd) = seg.region.fd().try_clone_to_owned() else { return plain };
         let slot = u32::try_from(slot).unwrap_or(u32::MAX);
         (Response::ShmGranted { value, perm_version: state.perm_version, slot, access }, Some(fd))

@@ -193,10 +193,14 @@ int main(int argc, char **argv) {
     pid_t k = fork();
     CHECK(k >= 0, "fork killed");
     if (k == 0) {
-        shmat(id, NULL, 0);
-        shmat(id, NULL, SHM_RDONLY);
+        /* Its inherited attach gone, it holds only attaches of its own:
+         * the first through the daemon, the next in itself (under the
+         * shim), the first detached. */
+        CHECK(shmdt(p1) == 0, "killed: shmdt inherited");
         void *q = shmat(id, NULL, 0);
-        shmdt(q);
+        CHECK(q != (void *)-1 && shmat(id, NULL, 0) != (void *)-1, "killed: shmat");
+        CHECK(shmdt(q) == 0, "killed: shmdt");
+        CHECK(shmat(id, NULL, 0) != (void *)-1, "killed: shmat again");
         CHECK(write(done[1], "x", 1) == 1, "killed ready");
         for (;;)
             pause();
