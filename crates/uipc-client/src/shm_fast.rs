@@ -51,7 +51,14 @@ pub(crate) struct ShmFast {
     attaches: Vec<FastAttach>,
     /// The process `pages` and `attaches` belong to.
     pid: u32,
+    /// Mappings of pages of removed segments, by file identity: the
+    /// daemon gives such a page to a new segment, and mapping it again
+    /// would cost an `mmap` and a `munmap`.
+    retired: Vec<((u64, u64), AttachPage)>,
 }
+
+/// At most this many retired pages stay mapped.
+const RETIRED: usize = 8;
 
 /// A segment's attach page granted to this process.
 #[derive(Debug)]
@@ -65,6 +72,8 @@ struct HeldPage {
     access: u32,
     /// The credentials it checked.
     cred: CredKey,
+    /// The page file's `(st_dev, st_ino)`.
+    identity: Option<(u64, u64)>,
 }
 
 /// An attachment made in this process's own address space.
@@ -130,14 +139,21 @@ impl ShmFast {
             self.pid = me;
             self.pages.clear();
             self.attaches.clear();
+            self.retired.clear();
         }
     }
 
     /// Keeps the attach page the daemon granted for segment `id`.
     pub(crate) fn keep_page(&mut self, id: i32, fd: OwnedFd, perm_version: u32, slot: u32, access: u32, cred: CredKey) {
         self.own();
-        let (Ok(page), Ok(slot)) = (AttachPage::open(fd.as_fd()), usize::try_from(slot)) else { return };
-        self.pages.insert(id, HeldPage { page, perm_version, slot, access, cred });
+        let identity = uipc_sys::fd::identity(fd.as_fd()).ok();
+        let reused = self.retired.iter().position(|(i, _)| Some(*i) == identity).map(|at| self.retired.remove(at).1);
+        let page = match reused {
+            Some(p) => Ok(p),
+            None => AttachPage::open(fd.as_fd()),
+        };
+        let (Ok(page), Ok(slot)) = (page, usize::try_from(slot)) else { return };
+        self.pages.insert(id, HeldPage { page, perm_version, slot, access, cred, identity });
     }
 
     /// `shmat(id, NULL, flags)` in this process's own address space,
@@ -198,8 +214,15 @@ impl ShmFast {
 
     /// Forgets segment `id`'s page unless attachments of it remain.
     pub(crate) fn drop_page(&mut self, id: i32) {
-        if !self.attaches.iter().any(|a| a.id == id) {
-            self.pages.remove(&id);
+        if self.attaches.iter().any(|a| a.id == id) {
+            return;
+        }
+        let Some(held) = self.pages.remove(&id) else { return };
+        if let Some(identity) = held.identity {
+            if self.retired.len() >= RETIRED {
+                self.retired.remove(0);
+            }
+            self.retired.push((identity, held.page));
         }
     }
 

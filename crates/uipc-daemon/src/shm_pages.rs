@@ -48,7 +48,15 @@ pub(crate) struct ShmPages {
     /// The pages each process owns a slot in, by namespace: its counts
     /// there may have changed since the model last adopted them.
     slots_of: HashMap<(String, Pid), std::collections::BTreeSet<i32>>,
+    /// Pages of destroyed segments, for new ones: a page costs a memfd,
+    /// its seals and a mapping to make and a close to free. Old holders
+    /// find it changed: another permission version (drawn from the
+    /// namespace's counter, never reused), another id in the status entry.
+    free: Vec<(SharedRegion, AttachPage)>,
 }
+
+/// At most this many pages wait for reuse.
+const FREE_PAGES: usize = 64;
 
 /// Which segments an event may read or change (their pages are adopted
 /// before it and published after).
@@ -215,7 +223,12 @@ impl Daemon {
                 }
                 Err(_) => {
                     seg.page.mark_removed(&guard);
-                    space.remove(&id);
+                    drop(guard);
+                    if let Some(seg) = space.remove(&id) {
+                        if !seg.damaged && self.shm_pages.free.len() < FREE_PAGES {
+                            self.shm_pages.free.push((seg.region, seg.page));
+                        }
+                    }
                 }
             }
         }
@@ -279,8 +292,11 @@ impl Daemon {
         }
         let space = self.shm_pages.spaces.entry(ns.to_owned()).or_default();
         if let std::collections::btree_map::Entry::Vacant(vacant) = space.entry(id) {
-            let made = uipc_sys::memfd::sealed("uipc-attach-page", AttachPage::len())
-                .and_then(|region| Ok((AttachPage::create(region.fd())?, region)));
+            let made = match self.shm_pages.free.pop() {
+                Some((region, page)) => Ok((page, region)),
+                None => uipc_sys::memfd::sealed("uipc-attach-page", AttachPage::len())
+                    .and_then(|region| Ok((AttachPage::create(region.fd())?, region))),
+            };
             let (page, region) = match made {
                 Ok(m) => m,
                 Err(e) => {
@@ -288,8 +304,10 @@ impl Daemon {
                     return plain;
                 }
             };
-            // Held (locked) until this event's leave publishes it.
+            // Held (locked) until this event's leave publishes it (every
+            // word: a reused page is rewritten whole).
             let Ok((guard, _)) = page.lock(LOCK_BOUND) else { return plain };
+            page.reuse(&guard);
             vacant.insert(SegPage { region, page, owners: vec![None; SLOTS], damaged: false, adopted: None });
             self.shm_pages.held.push((ns.to_owned(), id, guard));
             model.shm_set_live(id);

@@ -275,6 +275,12 @@ impl AttachPage {
         guard.set_perm_version(perm_version);
     }
 
+    /// The daemon's side, under the lock: the page (new, or a destroyed
+    /// segment's) is given to a new segment, whose publication follows.
+    pub fn reuse(&self, guard: &Guard<Arc<StatePage>>) {
+        guard.set_flags(0, REMOVED | DAMAGED | SLEEPERS);
+    }
+
     /// The daemon's side: the segment is gone; holders go to the daemon.
     pub fn mark_removed(&self, guard: &Guard<Arc<StatePage>>) {
         guard.set_flags(REMOVED, 0);
