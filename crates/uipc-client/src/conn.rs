@@ -85,7 +85,8 @@ impl Conn {
     /// credentials (the `creds` module).
     pub(crate) fn prepare(&mut self) -> Result<(), Errno> {
         if self.pid != uipc_sys::proc::cached_pid() {
-            *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
+            // (A daemon being restarted is waited for, as after a break.)
+            *self = Conn::open_again(&self.socket.clone(), &self.namespace.clone())?;
         }
         if self.broken {
             self.reopen()?;
@@ -166,7 +167,18 @@ impl Conn {
     pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
         self.prepare()?;
         self.send_or_reopen(req)?;
-        self.receive(max_fds, None)
+        match self.receive(max_fds, None) {
+            // The daemon went away before it answered: a request that may be
+            // applied twice (Request::may_resend) goes once more, on a new
+            // connection; any other fails, for it may have been applied.
+            Err(e) if e != Errno::EPROTO && self.broken && req.may_resend() => {
+                self.reopen()?;
+                self.prepare()?;
+                self.send(req)?;
+                self.receive(max_fds, None)
+            }
+            other => other,
+        }
     }
 
     /// Sends `req`; if the daemon is found gone before it took the request

@@ -151,7 +151,9 @@ impl Client {
     /// As [`connect`](Self::connect); `EINVAL` for a bad namespace name.
     pub fn connect_to(socket: &Path, namespace: &str) -> Result<Client, Errno> {
         Ok(Client {
-            conn: Arc::new(Mutex::new(Conn::open(socket, namespace)?)),
+            // A socket nobody answers on (a daemon that died and is being
+            // restarted) is waited for; a missing one fails at once.
+            conn: Arc::new(Mutex::new(Conn::open_again(socket, namespace)?)),
             spare: Arc::new(Mutex::new(Vec::new())),
             generation: Arc::new(AtomicU64::new(0)),
             sem: Arc::default(),

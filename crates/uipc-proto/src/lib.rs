@@ -510,6 +510,60 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether the request may be sent again when the answer to it never
+    /// came (its daemon died: `docs/architecture.md`, "Surviving the
+    /// daemon's own crash"): applying it twice gives what applying it once
+    /// gives — a query, a lookup or a creation that finds what the first
+    /// made (`*get` of a key without `IPC_EXCL`, `shm_open` without
+    /// `O_EXCL` or `O_TRUNC`), a grant, the first half of a two-step attach
+    /// (a restarted daemon releases holds nobody reported), a sysctl write.
+    pub fn may_resend(&self) -> bool {
+        use uipc_abi::pshm::{O_EXCL, O_TRUNC};
+        use uipc_abi::{
+            GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, IPC_EXCL, IPC_INFO, IPC_STAT, MSG_INFO, MSG_STAT, MSG_STAT_ANY,
+            SEM_INFO, SEM_STAT, SEM_STAT_ANY, SHM_INFO, SHM_STAT, SHM_STAT_ANY,
+        };
+        let finds = |key: i32, flags: i32| key != 0 && flags & IPC_EXCL == 0;
+        match self {
+            Request::Hello { .. }
+            | Request::Join { .. }
+            | Request::Recheck { .. }
+            | Request::Sync
+            | Request::Waiters
+            | Request::SysctlRead { .. }
+            | Request::SysctlWrite { .. }
+            | Request::ProcSysvipc { .. }
+            | Request::NsList
+            | Request::NsShow { .. }
+            | Request::NsOf { .. }
+            | Request::PshmList
+            | Request::MqList
+            | Request::StatusRegion { .. }
+            | Request::Stat { .. }
+            | Request::ShmStat { .. }
+            | Request::SemGrant { .. }
+            | Request::MsgGrant { .. }
+            | Request::ShmAt { .. } => true,
+            Request::ShmGet { key, flags, .. }
+            | Request::SemGet { key, flags, .. }
+            | Request::MsgGet { key, flags } => finds(*key, *flags),
+            Request::PshmOpen { oflag, .. } | Request::SemOpen { oflag, .. } => oflag & (O_EXCL | O_TRUNC) == 0,
+            Request::ShmCtl { cmd, .. } => {
+                [IPC_STAT, IPC_INFO, SHM_STAT, SHM_INFO, SHM_STAT_ANY].contains(&(cmd & 0xff))
+            }
+            Request::MsgCtl { cmd, .. } => {
+                [IPC_STAT, IPC_INFO, MSG_STAT, MSG_INFO, MSG_STAT_ANY].contains(&(cmd & 0xff))
+            }
+            Request::SemCtl { cmd, .. } => {
+                [IPC_STAT, IPC_INFO, SEM_STAT, SEM_INFO, SEM_STAT_ANY, GETPID, GETVAL, GETALL, GETNCNT, GETZCNT]
+                    .contains(&(cmd & 0xff))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which mechanism's status region ([`Request::StatusRegion`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatusKind {
@@ -910,4 +964,24 @@ pub fn default_socket_path() -> std::path::PathBuf {
 /// Whether `name` is an acceptable namespace name.
 pub fn valid_namespace(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME && !name.contains(['/', '\0']) && name != "." && name != ".."
+}
+
+#[cfg(test)]
+mod resend_tests {
+    use super::Request;
+    use uipc_abi::{IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_STAT};
+
+    #[test]
+    fn only_requests_that_applying_twice_cannot_change_may_be_resent() {
+        assert!(Request::ShmGet { key: 7, size: 4096, flags: IPC_CREAT | 0o600 }.may_resend());
+        assert!(
+            !Request::ShmGet { key: 0, size: 4096, flags: IPC_CREAT | 0o600 }.may_resend(),
+            "IPC_PRIVATE makes another"
+        );
+        assert!(!Request::MsgGet { key: 7, flags: IPC_CREAT | IPC_EXCL }.may_resend(), "the second is EEXIST");
+        assert!(Request::ShmCtl { id: 1, cmd: IPC_STAT, set: None }.may_resend());
+        assert!(!Request::ShmCtl { id: 1, cmd: IPC_RMID, set: None }.may_resend());
+        assert!(!Request::SemOp { id: 1, nsops: 1, sops: None, timeout: None }.may_resend());
+        assert!(!Request::Forked { child: 2 }.may_resend(), "the child's mappings would count twice");
+    }
 }
