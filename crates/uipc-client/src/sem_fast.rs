@@ -221,7 +221,7 @@ impl Client {
     /// process reaped by `wait()` has had its undo applied, in the kernel).
     fn undo_holders_alive(&self, held: &Held) -> bool {
         let mut pids = [0; UNDO_SLOTS];
-        let Some(n) = held.page.undo_holders(held.key.pid, &mut pids) else { return false };
+        let Some(n) = held.page.undo_holders(held.key.pid, held.grant.slot, &mut pids) else { return false };
         if n == 0 {
             return true;
         }

@@ -285,9 +285,12 @@ impl SemPage {
     /// daemon answer: the daemon applies an exit when it reads the pidfd,
     /// the kernel before the process is a zombie. `None` too while a
     /// process without a slot holds a record: only the daemon knows it.
-    pub fn undo_holders(&self, me: u32, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
-        // The common case, no adjustment anywhere, costs two loads.
-        if self.page.u32_at(HOLDERS).load(Acquire) == 0 && self.page.u32_at(OUTSIDE).load(Acquire) == 0 {
+    ///
+    /// `my_slot` is `me`'s own slot, if it has one: the common cases — no
+    /// adjustment anywhere, or only `me`'s own — cost two loads.
+    pub fn undo_holders(&self, me: u32, my_slot: Option<usize>, out: &mut [u32; UNDO_SLOTS]) -> Option<usize> {
+        let mine = my_slot.and_then(|s| u32::try_from(s).ok()).and_then(|s| 1u32.checked_shl(s)).unwrap_or(0);
+        if self.page.u32_at(HOLDERS).load(Acquire) & !mine == 0 && self.page.u32_at(OUTSIDE).load(Acquire) == 0 {
             return Some(0);
         }
         let nsems = self.nsems;
