@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
 
     /* Another process sends and receives in a loop while this one reads. */
     volatile int *stop = shared_alloc(sizeof(int));
+    volatile int *rounds = shared_alloc(sizeof(int));
     c = fork();
     CHECK(c >= 0, "fork looper");
     if (c == 0) {
@@ -94,9 +95,14 @@ int main(int argc, char **argv) {
             CHECK(msgsnd(a, &x, 16, 0) == 0, "loop msgsnd");
             CHECK(msgrcv(a, &x, sizeof x.text, 2, 0) == 16, "loop msgrcv");
             CHECK(msgrcv(a, &x, sizeof x.text, 2, 0) == 16, "loop msgrcv");
+            __atomic_fetch_add(rounds, 1, __ATOMIC_SEQ_CST);
         }
         _exit(0);
     }
+    /* The looper has sent and received at least once (lspid and lrpid
+     * are its own after the loop, whatever the scheduler did). */
+    while (__atomic_load_n(rounds, __ATOMIC_SEQ_CST) == 0)
+        sched_yield();
     int bad = 0;
     for (int i = 0; i < 5000; i++) {
         int cmd = i % 3 == 0 ? IPC_STAT : i % 3 == 1 ? MSG_STAT : MSG_STAT_ANY;
