@@ -186,8 +186,11 @@ fn arb_response() -> impl Strategy<Value = Response> {
         (any::<(bool, bool)>(), any::<u32>(), any::<Option<u32>>())
             .prop_map(|((alter, read), perm_version, slot)| Response::SemGrant { alter, read, perm_version, slot }),
         (any::<bool>(), any::<u32>()).prop_map(|(receive, perm_version)| Response::MsgGrant { receive, perm_version }),
-        (any::<(bool, bool)>(), any::<u32>())
-            .prop_map(|((read, write), perm_version)| Response::MqGrant { read, write, perm_version }),
+        (any::<(bool, bool)>(), any::<u32>()).prop_map(|((read, write), perm_version)| Response::MqGrant {
+            read,
+            write,
+            perm_version
+        }),
         (any::<i64>(), any::<(i32, u32, u64, i64, i32, u64)>(), any::<u32>()).prop_map(
             |(ret, (key, mode, segsz, atime, lpid, nattch), perm_version)| {
                 let mut ds = uipc_abi::Shmid64Ds {
