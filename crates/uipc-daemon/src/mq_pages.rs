@@ -35,7 +35,7 @@ use uipc_proto::Response;
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::mq_page::MqQueuePage;
 use uipc_sys::mqfd::{self, Level};
-use uipc_sys::state_page::{Guard, Locked, StatePage};
+use uipc_sys::state_page::{Guard, Locked, Retire, StatePage};
 
 use crate::mq::MqPipe;
 use crate::sem_pages::LOCK_BOUND;
@@ -200,9 +200,7 @@ impl Daemon {
             .collect();
         for id in gone {
             if let Some(q) = space.remove(&id) {
-                if let Ok((guard, _)) = q.page.lock(LOCK_BOUND) {
-                    q.page.mark_removed(&guard);
-                }
+                q.page.retire(LOCK_BOUND);
             }
         }
     }
@@ -212,9 +210,7 @@ impl Daemon {
     pub(crate) fn mq_pages_forget(&mut self, ns: &str) {
         self.mq_pages.held.retain(|(n, _, _)| n != ns);
         for (_, q) in self.mq_pages.spaces.remove(ns).unwrap_or_default() {
-            if let Ok((guard, _)) = q.page.lock(LOCK_BOUND) {
-                q.page.mark_removed(&guard);
-            }
+            q.page.retire(LOCK_BOUND);
         }
     }
 

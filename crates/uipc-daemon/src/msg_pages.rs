@@ -25,7 +25,7 @@ use uipc_core::sysv::msg_page::MsgPage;
 use uipc_proto::{Request, Response};
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::msg_page::MsgQueuePage;
-use uipc_sys::state_page::{Guard, Locked, StatePage};
+use uipc_sys::state_page::{Guard, Locked, Retire, StatePage};
 
 use crate::sem_pages::{Scope, LOCK_BOUND};
 use crate::server::Daemon;
@@ -181,9 +181,7 @@ impl Daemon {
         let gone: Vec<i32> = space.keys().copied().filter(|k| ids.binary_search_by_key(k, |i| i.0).is_err()).collect();
         for id in gone {
             if let Some(q) = space.remove(&id) {
-                if let Ok((guard, _)) = q.page.lock(LOCK_BOUND) {
-                    q.page.mark_removed(&guard);
-                }
+                q.page.retire(LOCK_BOUND);
             }
         }
     }
@@ -193,9 +191,7 @@ impl Daemon {
     pub(crate) fn msg_pages_forget(&mut self, ns: &str) {
         self.msg_pages.held.retain(|(n, _, _)| n != ns);
         for (_, q) in self.msg_pages.spaces.remove(ns).unwrap_or_default() {
-            if let Ok((guard, _)) = q.page.lock(LOCK_BOUND) {
-                q.page.mark_removed(&guard);
-            }
+            q.page.retire(LOCK_BOUND);
         }
     }
 

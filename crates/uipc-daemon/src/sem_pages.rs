@@ -21,7 +21,7 @@ use uipc_core::cred::{Cred, Pid};
 use uipc_proto::{Request, Response};
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::sem_page::{SemPage, UNDO_SLOTS};
-use uipc_sys::state_page::{Guard, Locked, StatePage};
+use uipc_sys::state_page::{Guard, Locked, Retire, StatePage};
 
 use crate::server::Daemon;
 
@@ -69,9 +69,7 @@ impl SemPages {
     /// them removed.
     fn forget_space(&mut self, ns: &str) {
         for (_, set) in self.spaces.remove(ns).unwrap_or_default() {
-            if let Ok((guard, _)) = set.page.lock(LOCK_BOUND) {
-                set.page.mark_removed(&guard);
-            }
+            set.page.retire(LOCK_BOUND);
         }
     }
 }
@@ -225,11 +223,7 @@ impl Daemon {
                 let held = self.sem_pages.held.iter().position(|(n, i, _)| n == ns && *i == id);
                 match held {
                     Some(at) => set.page.mark_removed(&self.sem_pages.held.swap_remove(at).2),
-                    None => {
-                        if let Ok((guard, _)) = set.page.lock(LOCK_BOUND) {
-                            set.page.mark_removed(&guard);
-                        }
-                    }
+                    None => set.page.retire(LOCK_BOUND),
                 }
             }
         }

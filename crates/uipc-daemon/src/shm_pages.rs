@@ -22,7 +22,7 @@ use uipc_core::time::Time;
 use uipc_proto::{Request, Response};
 use uipc_sys::memfd::SharedRegion;
 use uipc_sys::shm_attach::{AttachPage, Event, Snapshot, MAX_COUNT, SLOTS};
-use uipc_sys::state_page::{Guard, Locked, StatePage};
+use uipc_sys::state_page::{Guard, Locked, Retire, StatePage};
 
 use crate::sem_pages::LOCK_BOUND;
 use crate::server::Daemon;
@@ -237,9 +237,7 @@ impl Daemon {
         let gone: Vec<i32> = space.keys().copied().filter(|id| model.shm_attach_state(*id).is_err()).collect();
         for id in gone {
             if let Some(seg) = space.remove(&id) {
-                if let Ok((guard, _)) = seg.page.lock(LOCK_BOUND) {
-                    seg.page.mark_removed(&guard);
-                }
+                seg.page.retire(LOCK_BOUND);
             }
         }
     }
@@ -248,9 +246,7 @@ impl Daemon {
     pub(crate) fn shm_pages_forget(&mut self, ns: &str) {
         self.shm_pages.held.retain(|(n, _, _)| n != ns);
         for (_, seg) in self.shm_pages.spaces.remove(ns).unwrap_or_default() {
-            if let Ok((guard, _)) = seg.page.lock(LOCK_BOUND) {
-                seg.page.mark_removed(&guard);
-            }
+            seg.page.retire(LOCK_BOUND);
         }
     }
 

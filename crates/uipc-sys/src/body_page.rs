@@ -185,3 +185,9 @@ impl BodyPage {
         Some(r)
     }
 }
+
+impl crate::state_page::Retire for BodyPage {
+    fn lock_page(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        self.lock(bound)
+    }
+}

@@ -183,3 +183,9 @@ impl MsgQueuePage {
         }
     }
 }
+
+impl crate::state_page::Retire for MsgQueuePage {
+    fn lock_page(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        self.lock(bound)
+    }
+}

@@ -520,3 +520,9 @@ pub enum SemField {
     /// `GETZCNT`.
     Zcnt = 3,
 }
+
+impl crate::state_page::Retire for SemPage {
+    fn lock_page(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        self.lock(bound)
+    }
+}

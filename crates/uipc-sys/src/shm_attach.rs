@@ -291,3 +291,9 @@ impl AttachPage {
         self.page.mark_damaged();
     }
 }
+
+impl crate::state_page::Retire for AttachPage {
+    fn lock_page(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
+        self.lock(bound)
+    }
+}

@@ -444,6 +444,26 @@ fn deadline_after(d: Duration) -> libc::timespec {
     }
 }
 
+/// A kind's state page as the daemon gives it up (its object removed, its
+/// namespace gone, or a new page made for it): every holder finds it
+/// `REMOVED` and asks the daemon from then on.
+pub trait Retire {
+    /// The page's lock, with its kind's repair after a holder died.
+    ///
+    /// # Errors
+    /// As the kind's own `lock`.
+    fn lock_page(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno>;
+
+    /// Marks the page `REMOVED` under its lock; a lock not had within
+    /// `bound` leaves it as it is (its object is then damaged, which
+    /// holders also read).
+    fn retire(&self, bound: Duration) {
+        if let Ok((guard, _)) = self.lock_page(bound) {
+            guard.set_flags(REMOVED, 0);
+        }
+    }
+}
+
 /// The page's lock, held: changes go through it. Dropping it commits
 /// (clears the journal, makes the sequence count even) and unlocks.
 #[derive(Debug)]
