@@ -11,10 +11,9 @@
 //! parked on the set, a removed or damaged set — goes to the daemon, which
 //! decides as before (and grants anew where it may).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use uipc_abi::{Errno, Sembuf, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT};
 use uipc_core::cred::Pid;
@@ -25,23 +24,13 @@ use uipc_sys::sem_page::{SemFast, SemField, SemGrant, SemPage, UNDO_SLOTS};
 use uipc_sys::state_page::REMOVED;
 
 use crate::creds::CredKey;
+use crate::grants::{Grant, Grants, SPIN};
 use crate::liveness::Liveness;
 use crate::Client;
-
-/// How long a `semop` that would sleep watches the page before it asks
-/// the daemon to park it.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// After this many calls sent to the daemon, a set whose grant was
 /// refused is asked for again (its permissions may have changed).
 pub(crate) const RETRY_REFUSED: u32 = 64;
-
-/// One set's grant, or the memory of a refusal.
-#[derive(Debug)]
-enum Entry {
-    Held(Arc<Held>),
-    Refused { key: Key, calls: std::sync::atomic::AtomicU32 },
-}
 
 /// Whose grant it is (of a set's page, or a queue's: `msg_fast`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,62 +47,20 @@ struct Held {
     key: Key,
 }
 
-impl Held {
-    /// Whether the grant still stands as far as the page tells: the
-    /// permission version it was given at, and the set not removed.
-    fn current(&self) -> bool {
-        self.page.perm_version() == self.grant.perm_version && self.page.flags() & REMOVED == 0
+impl Grant for Held {
+    /// The holder's key, the permission version the grant was given at,
+    /// and the set not removed.
+    fn current(&self, holder: Key) -> bool {
+        self.key == holder && self.page.perm_version() == self.grant.perm_version && self.page.flags() & REMOVED == 0
     }
-}
-
-/// The grant a thread used last, and whose table it came from (kept
-/// alive, so no other client's table can take its address).
-struct LastGrant {
-    grants: Arc<SemGrants>,
-    id: i32,
-    held: Arc<Held>,
-}
-
-thread_local! {
-    static LAST_GRANT: std::cell::RefCell<Option<LastGrant>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The grants of a client, by set.
 #[derive(Debug, Default)]
 pub(crate) struct SemGrants {
-    sets: RwLock<HashMap<i32, Entry, BuildIdHasher>>,
+    sets: Grants<i32, Held>,
     /// Pidfds of other processes holding undo adjustments on granted sets.
     live: Mutex<Liveness>,
-}
-
-/// Hashes a set identifier by one multiplication (SipHash costs more
-/// than the rest of a fast-path semop).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct BuildIdHasher;
-
-/// [`BuildIdHasher`]'s hasher.
-#[derive(Debug, Default)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::BuildHasher for BuildIdHasher {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_i32(&mut self, v: i32) {
-        self.0 = u64::from(v.cast_unsigned()).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 impl Client {
@@ -125,65 +72,12 @@ impl Client {
         }
     }
 
-    /// Runs `f` with the current grant of set `id` (see [`sem_held`]
-    /// (Self::sem_held)); `None` if the daemon must serve the call.
-    ///
-    /// The grant this thread used last is kept in a thread-local
-    /// [`LastGrant`] and taken from there while it is current — by the
-    /// very test the shared table applies — so a repeated call on one set
-    /// touches no lock and no shared reference count.
+    /// Runs `f` with the current grant of set `id`, asking the daemon
+    /// for one if there is none (or a stale one); `None` if the daemon
+    /// must serve the call.
     fn with_sem_held<T>(&self, id: i32, f: impl FnOnce(&Held) -> Option<T>) -> Option<T> {
         let key = self.grant_key();
-        let f = std::cell::Cell::new(Some(f));
-        let hit = LAST_GRANT.try_with(|last| {
-            // A signal handler's call inside ours finds it borrowed and
-            // takes the shared table's way.
-            let last = last.try_borrow().ok()?;
-            let last = last.as_ref().filter(|l| l.id == id && Arc::ptr_eq(&l.grants, &self.sem))?;
-            (last.held.key == key && last.held.current()).then(|| f.take().and_then(|f| f(&last.held)))
-        });
-        if let Ok(Some(answer)) = hit {
-            return answer;
-        }
-        let held = self.sem_held(id)?;
-        let _ = LAST_GRANT.try_with(|last| {
-            if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some(LastGrant { grants: Arc::clone(&self.sem), id, held: Arc::clone(&held) });
-            }
-        });
-        f.take().and_then(|f| f(&held))
-    }
-
-    /// The current grant of set `id`, asking the daemon for one if there
-    /// is none (or a stale one); `None` if the daemon must serve the call.
-    fn sem_held(&self, id: i32) -> Option<Arc<Held>> {
-        let key = self.grant_key();
-        {
-            let sets = self.sem.sets.read().unwrap_or_else(|e| e.into_inner());
-            match sets.get(&id) {
-                Some(Entry::Held(h)) if h.key == key && h.page.perm_version() == h.grant.perm_version => {
-                    if !h.current() {
-                        drop(sets);
-                        self.sem.sets.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                        return None;
-                    }
-                    return Some(Arc::clone(h));
-                }
-                Some(Entry::Refused { key: k, calls })
-                    if *k == key && calls.fetch_add(1, Ordering::Relaxed) < RETRY_REFUSED =>
-                {
-                    return None;
-                }
-                _ => {}
-            }
-        }
-        let held = self.ask_grant(id, key);
-        let mut sets = self.sem.sets.write().unwrap_or_else(|e| e.into_inner());
-        match &held {
-            Some(h) => sets.insert(id, Entry::Held(Arc::clone(h))),
-            None => sets.insert(id, Entry::Refused { key, calls: std::sync::atomic::AtomicU32::new(0) }),
-        };
-        held
+        self.sem.sets.with(id, key, || self.ask_grant(id, key), f)
     }
 
     /// `IPC_STAT` of set `id` from its page (`sem_query`'s live entries),
