@@ -9,7 +9,16 @@
 //! - `IPC_STAT (set)`: `semctl(id, 0, IPC_STAT, &ds)`;
 //! - `IPC_STAT (segment)`: `shmctl(id, IPC_STAT, &ds)` (`shm_stat`);
 //! - `msgsnd+msgrcv 64 B`: one 64-byte message sent and received back by
-//!   the same process (an iteration is the pair).
+//!   the same process (an iteration is the pair);
+//! - `mq_send+mq_receive 64 B`: the same on a POSIX message queue
+//!   (`mq_fast`: the queue's state page);
+//! - `shmat+shmdt`: `shmat(id, NULL, 0)` + `shmdt` (`shm_fast`: the
+//!   segment's attach page, from the third attach on).
+//!
+//! Every pair is served without a round trip: the medians' table gives
+//! the requests a uipc call sent to the daemon
+//! (`uipc_client::requests_sent`), and any in the timed rounds fails the
+//! bench (a fast path that regressed into a round trip).
 //!
 //! ```sh
 //! cargo bench -p uipc-client --bench fastpath
@@ -28,9 +37,14 @@ mod harness;
 
 use std::hint::black_box;
 
-use harness::{env_usize, kernel_shm_stat, os_err, uipc_err, Bench, BoxError, Daemon, KernelSeg, Op};
+use std::os::fd::{AsFd, OwnedFd};
+
+use harness::{
+    env_usize, kernel_attach_detach, kernel_shm_stat, os_err, uipc_attach_detach, uipc_err, Bench, BoxError, Daemon,
+    KernelSeg, Op, Path,
+};
 use uipc_abi::{Sembuf, IPC_CREAT, SEM_UNDO};
-use uipc_client::{Client, MsgId, SemId};
+use uipc_client::{Client, MqHandle, MsgId, SemId};
 
 /// A kernel System V semaphore set of one semaphore, removed when dropped.
 struct KernelSet {
@@ -146,6 +160,77 @@ impl Drop for KernelQueue {
     }
 }
 
+/// A kernel POSIX message queue (10 messages of `MSG_LEN` bytes), open
+/// read-write; closed and unlinked when dropped.
+struct KernelMq {
+    name: std::ffi::CString,
+    mqd: libc::mqd_t,
+}
+
+impl KernelMq {
+    /// `mq_open("/uipc-bench-<pid>", O_CREAT | O_EXCL | O_RDWR, 0600, {10, MSG_LEN})`.
+    fn create() -> Result<KernelMq, BoxError> {
+        let name = std::ffi::CString::new(format!("/uipc-bench-{}", std::process::id()))?;
+        // SAFETY: mq_attr is plain old data; all zeroes is a valid value.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = 10;
+        attr.mq_msgsize = libc::c_long::try_from(MSG_LEN)?;
+        let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+        // SAFETY: `name` is a C string; with O_CREAT, mq_open reads a mode
+        // and a pointer to a valid mq_attr.
+        let mqd =
+            unsafe { libc::mq_open(name.as_ptr(), flags, 0o600 as libc::mode_t, &mut attr as *mut libc::mq_attr) };
+        if mqd < 0 {
+            return Err(os_err("mq_open"));
+        }
+        Ok(KernelMq { name, mqd })
+    }
+
+    /// `mq_send` of a 64-byte message, then `mq_receive` of it.
+    fn send_receive(&self, buf: &mut [u8; MSG_LEN]) -> Result<(), BoxError> {
+        // SAFETY: `buf` holds MSG_LEN readable bytes.
+        if unsafe { libc::mq_send(self.mqd, buf.as_ptr().cast(), MSG_LEN, 0) } != 0 {
+            return Err(os_err("mq_send"));
+        }
+        // SAFETY: `buf` holds MSG_LEN writable bytes; a null priority is allowed.
+        let n = unsafe { libc::mq_receive(self.mqd, buf.as_mut_ptr().cast(), MSG_LEN, std::ptr::null_mut()) };
+        if n != MSG_LEN.cast_signed() {
+            return Err(os_err("mq_receive"));
+        }
+        black_box(&buf);
+        Ok(())
+    }
+}
+
+impl Drop for KernelMq {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor and name.
+        if unsafe { libc::mq_close(self.mqd) } != 0 || unsafe { libc::mq_unlink(self.name.as_ptr()) } != 0 {
+            eprintln!("fastpath bench: removing kernel queue {:?}: {}", self.name, std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// The client's `mq_send` of a 64-byte message, then `mq_receive` of it,
+/// each on the queue's state page (`None` from either, the daemon's call,
+/// is an error here: this pair measures the fast path).
+fn uipc_mq_send_receive(
+    client: &Client,
+    (h, fd): (MqHandle, &OwnedFd),
+    text: &[u8; MSG_LEN],
+    scratch: &mut Vec<u8>,
+) -> Result<(), BoxError> {
+    let fast = "the daemon's (no fast path)";
+    client.mq_send_fast(h, fd.as_fd(), text, 0, None).ok_or(fast)?.map_err(uipc_err("mq_send"))?;
+    let (_, n) =
+        client.mq_receive_fast(h, fd.as_fd(), 64, None, scratch, false).ok_or(fast)?.map_err(uipc_err("mq_receive"))?;
+    if n != MSG_LEN {
+        return Err(format!("uipc mq_receive: {n} bytes").into());
+    }
+    black_box(&scratch);
+    Ok(())
+}
+
 /// The client's `msgsnd` of a 64-byte message of type 1, then `msgrcv`.
 fn uipc_send_receive(client: &Client, id: MsgId, text: &[u8; MSG_LEN]) -> Result<(), BoxError> {
     client.msgsnd(id, 1, text, 0).map_err(uipc_err("msgsnd"))?;
@@ -191,6 +276,12 @@ fn main() -> Result<(), BoxError> {
     let uqueue = client.msgget(0, IPC_CREAT | 0o600).map_err(uipc_err("msgget"))?;
     let mut kbuf = MsgBuf { mtype: 1, text: [7; MSG_LEN] };
     let utext = [7u8; MSG_LEN];
+    let kmq = KernelMq::create()?;
+    let mq_limits = Some((10, i64::try_from(MSG_LEN)?));
+    let umq =
+        client.mq_open(b"uipc-bench", libc::O_CREAT | libc::O_RDWR, 0o600, mq_limits).map_err(uipc_err("mq_open"))?;
+    let mut kmq_buf = [7u8; MSG_LEN];
+    let mut umq_scratch = Vec::new();
     for id in [uset, uundo] {
         client.sem_setval(id, 0, 1).map_err(uipc_err("SETVAL"))?;
     }
@@ -198,16 +289,19 @@ fn main() -> Result<(), BoxError> {
     let c = &client;
     let (ks, ku, kid, kq, ut) = (&kset, &kundo, kseg.id, &kqueue, &utext);
     let kb = &mut kbuf;
-    let pairs: Vec<(&'static str, Op<'_>, Op<'_>)> = vec![
+    let (km, kmb, um, ums) = (&kmq, &mut kmq_buf, (umq.0, &umq.1), &mut umq_scratch);
+    let pairs: Vec<(&'static str, Op<'_>, Op<'_>, Path)> = vec![
         (
             "semop -1/+1",
             Box::new(alternate(move |op| ks.semop(op, 0))),
             Box::new(alternate(move |op| uipc_semop(c, uset, op, 0))),
+            Path::Fast,
         ),
         (
             "semop SEM_UNDO",
             Box::new(alternate(move |op| ku.semop(op, SEM_UNDO))),
             Box::new(alternate(move |op| uipc_semop(c, uundo, op, SEM_UNDO))),
+            Path::Fast,
         ),
         (
             "semctl(GETVAL)",
@@ -223,6 +317,7 @@ fn main() -> Result<(), BoxError> {
                     })
                     .map_err(uipc_err("GETVAL"))
             }),
+            Path::Fast,
         ),
         (
             "IPC_STAT (set)",
@@ -234,6 +329,7 @@ fn main() -> Result<(), BoxError> {
                     })
                     .map_err(uipc_err("IPC_STAT"))
             }),
+            Path::Fast,
         ),
         (
             "IPC_STAT (segment)",
@@ -245,11 +341,25 @@ fn main() -> Result<(), BoxError> {
                     })
                     .map_err(uipc_err("IPC_STAT"))
             }),
+            Path::Fast,
         ),
         (
             "msgsnd+msgrcv 64 B",
             Box::new(move || kq.send_receive(kb)),
             Box::new(move || uipc_send_receive(c, uqueue, ut)),
+            Path::Fast,
+        ),
+        (
+            "mq_send+mq_receive 64 B",
+            Box::new(move || km.send_receive(kmb)),
+            Box::new(move || uipc_mq_send_receive(c, um, ut, ums)),
+            Path::Fast,
+        ),
+        (
+            "shmat+shmdt",
+            Box::new(move || kernel_attach_detach(kid)),
+            Box::new(move || uipc_attach_detach(c, useg)),
+            Path::Fast,
         ),
     ];
     Bench { title: "uipc fast-path bench", pairs, refs: Vec::new() }.run(rounds, n_kernel, n_uipc)?;
@@ -266,6 +376,9 @@ fn main() -> Result<(), BoxError> {
     }
     client.shm_remove(useg).map_err(uipc_err("IPC_RMID"))?;
     client.msg_remove(uqueue).map_err(uipc_err("IPC_RMID"))?;
-    drop((kset, kundo, kseg, kqueue));
+    client.mq_close(umq.0).map_err(uipc_err("mq_close"))?;
+    drop(umq.1);
+    client.mq_unlink(b"uipc-bench").map_err(uipc_err("mq_unlink"))?;
+    drop((kset, kundo, kseg, kqueue, kmq));
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! What the client's benchmarks share: an in-process daemon, timing,
 //! medians, and the round loop that measures kernel/uipc pairs alternately
-//! and prints per round, medians and the ratio uipc/kernel.
+//! and prints per round, medians and the ratio uipc/kernel, with the
+//! requests a uipc call sent to the daemon (`uipc_client::requests_sent`):
+//! a pair marked [`Path::Fast`] that sent any in the timed rounds fails
+//! the bench (its fast path regressed into a round trip).
 //!
 //! Tuning by environment: `UIPC_BENCH_ROUNDS` (7), `UIPC_BENCH_N_KERNEL`
 //! (iterations of a kernel call a round, default per bench),
@@ -91,11 +94,20 @@ impl Drop for Daemon {
     }
 }
 
+/// How a pair's uipc call is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// In the caller (the data plane): no request in the timed rounds.
+    Fast,
+    /// By the daemon: at least one round trip a call.
+    Daemon,
+}
+
 /// Kernel/uipc pairs and kernel-only reference rows, measured in rounds.
 pub struct Bench<'a> {
     pub title: &'static str,
-    /// `(name, kernel op, uipc op)`.
-    pub pairs: Vec<(&'static str, Op<'a>, Op<'a>)>,
+    /// `(name, kernel op, uipc op, how uipc serves it)`.
+    pub pairs: Vec<(&'static str, Op<'a>, Op<'a>, Path)>,
     /// `(name, kernel op)`: rows that help read the pairs.
     pub refs: Vec<(&'static str, Op<'a>)>,
 }
@@ -103,33 +115,45 @@ pub struct Bench<'a> {
 impl Bench<'_> {
     /// One untimed warm-up round, then `rounds` rounds of `n_kernel`
     /// kernel and `n_uipc` uipc calls per pair (which side goes first
-    /// alternates); prints every round, the medians and the ratios.
+    /// alternates); prints every round, the medians, the ratios and the
+    /// requests per uipc call.
+    ///
+    /// # Errors
+    /// An operation's, or a [`Path::Fast`] pair that sent requests.
     pub fn run(mut self, rounds: usize, n_kernel: usize, n_uipc: usize) -> Result<(), BoxError> {
         let mut kernel: Vec<Vec<f64>> = vec![Vec::new(); self.pairs.len()];
         let mut uipc: Vec<Vec<f64>> = vec![Vec::new(); self.pairs.len()];
+        // Requests the uipc side sent in the timed rounds, per pair.
+        let mut sent = vec![0u64; self.pairs.len()];
+        let mut uipc_time = |i: usize, op: &mut Op<'_>| {
+            let before = uipc_client::requests_sent();
+            let t = time_ns(n_uipc, &mut **op);
+            sent[i] += uipc_client::requests_sent() - before;
+            t
+        };
         let mut refs: Vec<Vec<f64>> = vec![Vec::new(); self.refs.len()];
         // Even counts, so that operations that alternate (take, give
         // back) end where they started.
         let warm = |n: usize| n / 20 * 2 + 2;
-        for (_, k, u) in &mut self.pairs {
+        for (_, k, u, _) in &mut self.pairs {
             time_ns(warm(n_kernel), &mut **k)?;
             time_ns(warm(n_uipc), &mut **u)?;
         }
         println!("{}: {rounds} rounds, {n_kernel} kernel / {n_uipc} uipc iterations a round (ns/op)", self.title);
         for r in 0..rounds {
-            for (i, (name, k, u)) in self.pairs.iter_mut().enumerate() {
+            for (i, (name, k, u, _)) in self.pairs.iter_mut().enumerate() {
                 let kernel_first = r % 2 == 0;
                 let (kt, ut) = if kernel_first {
                     let kt = time_ns(n_kernel, &mut **k)?;
-                    (kt, time_ns(n_uipc, &mut **u)?)
+                    (kt, uipc_time(i, u)?)
                 } else {
-                    let ut = time_ns(n_uipc, &mut **u)?;
+                    let ut = uipc_time(i, u)?;
                     (time_ns(n_kernel, &mut **k)?, ut)
                 };
                 kernel[i].push(kt);
                 uipc[i].push(ut);
                 println!(
-                    "round {r} {:<22} kernel {kt:>9.0}  uipc {ut:>9.0}  ({} first)",
+                    "round {r} {:<24} kernel {kt:>9.0}  uipc {ut:>9.0}  ({} first)",
                     name,
                     if kernel_first { "kernel" } else { "uipc" }
                 );
@@ -137,28 +161,36 @@ impl Bench<'_> {
             for (i, (name, k)) in self.refs.iter_mut().enumerate() {
                 let t = time_ns(n_kernel, &mut **k)?;
                 refs[i].push(t);
-                println!("round {r} {name:<22} kernel {t:>9.0}");
+                println!("round {r} {name:<24} kernel {t:>9.0}");
             }
         }
         println!();
-        println!("{:<22} {:>12} {:>12} {:>10}", "median ns/op", "kernel", "uipc", "uipc/kern");
-        for (i, (name, _, _)) in self.pairs.iter().enumerate() {
+        println!("{:<24} {:>12} {:>12} {:>10} {:>12}", "median ns/op", "kernel", "uipc", "uipc/kern", "requests/op");
+        let calls = (rounds * n_uipc) as f64;
+        for (i, (name, _, _, _)) in self.pairs.iter().enumerate() {
             let (k, u) = (median(&kernel[i]), median(&uipc[i]));
-            println!("{name:<22} {k:>12.0} {u:>12.0} {:>9.2}x", u / k);
+            println!("{name:<24} {k:>12.0} {u:>12.0} {:>9.2}x {:>12.3}", u / k, sent[i] as f64 / calls);
         }
         for (i, (name, _)) in self.refs.iter().enumerate() {
-            println!("{name:<22} {:>12.0} {:>12} {:>10}", median(&refs[i]), "-", "-");
+            println!("{name:<24} {:>12.0} {:>12} {:>10}", median(&refs[i]), "-", "-");
         }
         let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        for (i, (name, _, _)) in self.pairs.iter().enumerate() {
+        for (i, (name, _, _, _)) in self.pairs.iter().enumerate() {
             println!(
-                "range {name:<22} kernel {:.0}..{:.0}  uipc {:.0}..{:.0}",
+                "range {name:<24} kernel {:.0}..{:.0}  uipc {:.0}..{:.0}",
                 lo(&kernel[i]),
                 hi(&kernel[i]),
                 lo(&uipc[i]),
                 hi(&uipc[i])
             );
+        }
+        let slow: Vec<String> = (self.pairs.iter().zip(&sent))
+            .filter(|((_, _, _, path), &n)| *path == Path::Fast && n > 0)
+            .map(|((name, _, _, _), n)| format!("{name} ({n} requests in {calls} calls)"))
+            .collect();
+        if !slow.is_empty() {
+            return Err(format!("fast path not taken: {}", slow.join(", ")).into());
         }
         Ok(())
     }
@@ -218,5 +250,29 @@ pub fn kernel_shm_stat(id: i32) -> Result<(), BoxError> {
         return Err(os_err("shmctl(IPC_STAT)"));
     }
     black_box(&ds);
+    Ok(())
+}
+
+/// Kernel `shmat(id, NULL, 0)` + `shmdt(addr)`.
+pub fn kernel_attach_detach(id: i32) -> Result<(), BoxError> {
+    // SAFETY: a NULL address lets the kernel choose free address space, so
+    // nothing in use is replaced.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if p as isize == -1 {
+        return Err(os_err("shmat"));
+    }
+    black_box(p);
+    // SAFETY: `p` is the attach just made; nothing refers to it.
+    if unsafe { libc::shmdt(p) } != 0 {
+        return Err(os_err("shmdt"));
+    }
+    Ok(())
+}
+
+/// The client's `attach(id, 0)` + drop (its `shmdt`).
+pub fn uipc_attach_detach(client: &uipc_client::Client, id: uipc_client::ShmId) -> Result<(), BoxError> {
+    let m = client.attach(id, 0).map_err(uipc_err("attach"))?;
+    black_box(m.addr());
+    drop(m);
     Ok(())
 }
