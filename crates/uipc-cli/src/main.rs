@@ -46,6 +46,13 @@ enum Command {
         /// namespace change, sysctl write and permission denial to FILE ("-" = stderr).
         #[arg(long, value_name = "FILE")]
         audit: Option<PathBuf>,
+        /// `uipc run`'s private daemon: stop when this inherited descriptor hangs up
+        /// (its supervisor is gone), and leave SIGINT, SIGTERM, SIGHUP and SIGQUIT to the program.
+        #[arg(long, hide = true, value_name = "FD")]
+        lifeline_fd: Option<i32>,
+        /// `uipc run`'s private daemon: serve only this process and its descendants.
+        #[arg(long, hide = true, value_name = "PID")]
+        tree_root: Option<u32>,
     },
     /// Create, list, show and remove IPC namespaces.
     Ns {
@@ -128,19 +135,29 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Daemon { socket, state_dir, ready_fd, audit } => {
-            let ready_fd = match ready_fd.map(adopt_fd).transpose() {
-                Ok(fd) => fd,
+        Command::Daemon { socket, state_dir, ready_fd, audit, lifeline_fd, tree_root } => {
+            let adopted = ready_fd
+                .map(|fd| adopt_fd("--ready-fd", fd))
+                .transpose()
+                .and_then(|r| Ok((r, lifeline_fd.map(|fd| adopt_fd("--lifeline-fd", fd)).transpose()?)));
+            let (ready_fd, lifeline) = match adopted {
+                Ok(fds) => fds,
                 Err(msg) => {
                     eprintln!("uipc daemon: {msg}");
                     return ExitCode::from(2);
                 }
             };
+            if lifeline.is_some() {
+                if let Err(e) = run::leave_signals_to_the_program() {
+                    eprintln!("uipc daemon: signal handlers: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             let config = uipc_daemon::Config {
                 socket: socket.unwrap_or_else(uipc_daemon::default_socket_path),
                 state_dir,
                 ready_fd,
-                lifeline: None,
+                lifeline,
             };
             let audit = match audit.as_deref().map(open_audit).transpose() {
                 Ok(a) => a,
@@ -149,7 +166,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let served = uipc_daemon::Daemon::bind(config).and_then(|d| match audit {
+            let bound = uipc_daemon::Daemon::bind(config).map(|d| match tree_root {
+                Some(root) => d.only_tree(root),
+                None => d,
+            });
+            let served = bound.and_then(|d| match audit {
                 Some(a) => d.with_audit(a).serve(),
                 None => d.serve(),
             });
@@ -202,7 +223,8 @@ fn open_audit(path: &std::path::Path) -> Result<uipc_daemon::audit::Audit, Strin
         .map_err(|e| format!("--audit {}: {e}", path.display()))
 }
 
-/// Takes ownership of an inherited descriptor named on the command line.
-fn adopt_fd(fd: i32) -> Result<OwnedFd, String> {
-    uipc_sys::fd::adopt_inherited_fd(fd).map_err(|e| format!("--ready-fd {fd}: {e}"))
+/// Takes ownership of an inherited descriptor named on the command line
+/// by `option`.
+fn adopt_fd(option: &str, fd: i32) -> Result<OwnedFd, String> {
+    uipc_sys::fd::adopt_inherited_fd(fd).map_err(|e| format!("{option} {fd}: {e}"))
 }

@@ -10,13 +10,15 @@
 //!    `libuipc_preload.so` next to the `uipc` executable. A missing shim is
 //!    a warning, not an error: the program then runs without `LD_PRELOAD`.
 //! 2. Find a daemon: `--socket`, `$UIPC_SOCKET`, or the default path; if a
-//!    connection there succeeds, use it. Otherwise bind a private daemon in
-//!    a thread of this process, with its socket in a fresh directory (mode
-//!    0711, in a directory every user may traverse, so that the program's
-//!    processes reach it whatever ids they take), serving only this
-//!    process and its descendants (`Daemon::only_tree`; this process
-//!    becomes a child subreaper, so a double-forked descendant stays in
-//!    the tree), and a lifeline (one end of a socket pair) that we hold.
+//!    connection there succeeds, use it. Otherwise start a private daemon
+//!    process, `uipc daemon` with its socket and its state directory in a
+//!    fresh directory (mode 0711, in a directory every user may traverse,
+//!    a tmpfs first, so that the program's processes reach it whatever ids
+//!    they take), serving only this process and its descendants
+//!    (`--tree-root`, `Daemon::only_tree`; this process becomes a child
+//!    subreaper, so a double-forked descendant stays in the tree), with a
+//!    lifeline (`--lifeline-fd`, one end of a socket pair whose other end
+//!    only we hold), and wait for its `READY` (`--ready-fd`).
 //! 3. With `--ns new`, ask the daemon for an ephemeral namespace (a fresh
 //!    name, mode 0700, ended by the daemon when the last process that
 //!    joined it — this one counts — has exited).
@@ -28,23 +30,32 @@
 //! 5. Forward `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` sent to us by
 //!    another process (a terminal's signals already reach the program,
 //!    which is in our process group) through a pidfd.
-//! 6. When the program ends (descendants re-parented to us meanwhile are
-//!    reaped as they exit): stop forwarding, drop the lifeline and join
-//!    the private daemon, remove its directory; then exit with the
+//! 6. Wait for the program, reaping the descendants re-parented to us
+//!    meanwhile; if the private daemon ends meanwhile (`kill -9`, a
+//!    crash), start another on the same socket and state directory (it
+//!    re-adopts every object; the program's processes reconnect by
+//!    themselves) and say so in one line on stderr — at most
+//!    [`MAX_RESTARTS`] times within [`RESTART_WINDOW`], then say that it
+//!    stays dead.
+//! 7. When the program ends: stop forwarding, hang up the lifeline and
+//!    reap the private daemon, remove its directory; then exit with the
 //!    program's code, or re-raise the signal that killed it (128 + signal
 //!    if that does not kill us).
 //!
-//! The private daemon is embedded (it has a lifeline), so it leaves this
-//! process's signals alone: a `SIGTERM` to `uipc run` is forwarded to the
-//! program, and the daemon keeps serving it until the program is gone.
+//! The private daemon has a lifeline, so it leaves the signals meant for
+//! the program alone: it ignores `SIGINT`, `SIGTERM`, `SIGHUP` and
+//! `SIGQUIT` (a `SIGTERM` to `uipc run` is forwarded to the program), and
+//! keeps serving until the program is gone.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, ExitStatus};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -93,7 +104,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let socket = args.socket.unwrap_or_else(uipc_daemon::default_socket_path);
 
-    let daemon = if UnixStream::connect(&socket).is_ok() {
+    let mut daemon = if UnixStream::connect(&socket).is_ok() {
         Daemon::Shared(socket)
     } else {
         match PrivateDaemon::start() {
@@ -182,11 +193,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
 
-    // A subreaper (with a private daemon) also reaps the orphans it inherits.
-    let status = match &daemon {
-        Daemon::Private(_) => uipc_sys::proc::wait_reaping_others(child.id())
-            .map(ExitStatus::from_raw)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.raw())),
+    // A subreaper (with a private daemon) also reaps the orphans it
+    // inherits, and restarts the daemon if it dies.
+    let status = match &mut daemon {
+        Daemon::Private(d) => d.supervise(child.id()).map_err(|e| std::io::Error::from_raw_os_error(e.raw())),
         Daemon::Shared(_) => child.wait(),
     };
     handle.close();
@@ -354,7 +364,7 @@ impl Daemon {
     fn socket(&self) -> &Path {
         match self {
             Daemon::Shared(p) => p,
-            Daemon::Private(d) => d.socket(),
+            Daemon::Private(d) => &d.socket,
         }
     }
 
@@ -365,55 +375,213 @@ impl Daemon {
     }
 }
 
-/// A daemon served by a thread of this process, in a private directory.
+/// At most this many restarts of the private daemon within
+/// [`RESTART_WINDOW`]; one more death and it stays dead.
+const MAX_RESTARTS: usize = 5;
+
+/// See [`MAX_RESTARTS`].
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long a daemon we start may take to say `READY` (a restart re-adopts
+/// every object first).
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// The state directory's name inside the run's directory.
+const STATE: &str = "state";
+
+/// A daemon process of our own (`uipc daemon`), in a private directory,
+/// with its state in that directory, restarted on the same state if it
+/// dies while the program runs.
 struct PrivateDaemon {
-    /// The private directory holding the socket.
+    /// The run's directory: the socket and the state directory.
     dir: PathBuf,
-    daemon: uipc_daemon::Embedded,
+    socket: PathBuf,
+    /// Our end of the lifeline: every daemon we start holds the other
+    /// (`--lifeline-fd`) and stops when this one closes, even if we are
+    /// killed.
+    lifeline: UnixStream,
+    /// The daemon's end, handed to each one we start.
+    their_lifeline: UnixStream,
+    /// The daemon now running, if any.
+    pid: Option<u32>,
+    /// When it was restarted, within the last [`RESTART_WINDOW`].
+    restarts: VecDeque<Instant>,
 }
 
 impl PrivateDaemon {
-    /// Binds a daemon in a new thread, its socket in a fresh 0700 directory.
+    /// Starts a daemon process serving only this process's tree, its
+    /// socket and state in a fresh 0711 directory.
     fn start() -> Result<PrivateDaemon, String> {
         let dir = private_dir()?;
-        // Orphans of the tree come to us, not to init: they stay in it.
-        uipc_sys::proc::set_child_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
-        let root = std::process::id();
-        match uipc_daemon::Embedded::spawn(dir.join("uipc.sock"), move |d| d.only_tree(root)) {
-            Ok(daemon) => Ok(PrivateDaemon { dir, daemon }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e.to_string())
+        let started = (|| {
+            // Orphans of the tree come to us, not to init: they stay in it.
+            uipc_sys::proc::set_child_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+            let (lifeline, their_lifeline) = UnixStream::pair().map_err(|e| format!("lifeline: {e}"))?;
+            // Its metadata is nobody else's to read, whatever the daemon's umask.
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir.join(STATE))
+                .map_err(|e| format!("{}: {e}", dir.join(STATE).display()))?;
+            let mut d = PrivateDaemon {
+                socket: dir.join("uipc.sock"),
+                dir: dir.clone(),
+                lifeline,
+                their_lifeline,
+                pid: None,
+                restarts: VecDeque::new(),
+            };
+            d.pid = Some(d.spawn()?);
+            Ok(d)
+        })();
+        if started.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        started
+    }
+
+    /// Starts `uipc daemon` on our socket and state directory and waits
+    /// for its `READY`; returns its pid.
+    fn spawn(&self) -> Result<u32, String> {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let (ready, their_ready) = UnixStream::pair().map_err(|e| format!("ready pipe: {e}"))?;
+        // This process's own executable, even if its file was replaced or
+        // removed since: the child's /proc/self/exe before the exec.
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg0("uipc").arg("daemon").arg("--socket").arg(&self.socket);
+        cmd.arg("--state-dir").arg(self.dir.join(STATE));
+        cmd.args(["--ready-fd", "3", "--lifeline-fd", "4", "--tree-root"]).arg(std::process::id().to_string());
+        // Its log lines go where ours go; the program's shim is not its.
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.env_remove("LD_PRELOAD").env_remove("UIPC_TRAP");
+        uipc_sys::fd::inherit_fds(&mut cmd, &[(their_ready.as_fd(), 3), (self.their_lifeline.as_fd(), 4)])
+            .map_err(|e| format!("passing descriptors: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| format!("uipc daemon: {e}"))?;
+        // Only the daemon holds the ready pipe's other end now: it says
+        // READY, or its exit ends the read.
+        drop(cmd);
+        drop(their_ready);
+        let mut said = Vec::new();
+        let answered = ready
+            .set_read_timeout(Some(READY_WAIT))
+            .and_then(|()| (&ready).take(6).read_to_end(&mut said))
+            .map_err(|e| e.to_string());
+        if said == b"READY\n" {
+            return Ok(child.id());
+        }
+        let _ = child.kill();
+        let why = match child.wait() {
+            Ok(status) if answered.is_ok() => describe_end(status),
+            Ok(_) | Err(_) => format!("no READY within {READY_WAIT:?}"),
+        };
+        Err(format!("the daemon did not start: {why}"))
+    }
+
+    /// Waits for the program (the child `program`), reaping the orphans
+    /// of its tree and restarting the daemon whenever it dies meanwhile;
+    /// returns the program's wait status.
+    fn supervise(&mut self, program: u32) -> Result<ExitStatus, uipc_abi::Errno> {
+        loop {
+            let watched: Vec<u32> = [Some(program), self.pid].into_iter().flatten().collect();
+            let (pid, raw) = uipc_sys::proc::wait_reaping_others(&watched)?;
+            if pid == program {
+                return Ok(ExitStatus::from_raw(raw));
+            }
+            self.pid = None;
+            self.restart(pid, ExitStatus::from_raw(raw));
+        }
+    }
+
+    /// The daemon `old` ended with `status` while the program runs: starts
+    /// another on the same socket and state, unless it has been restarted
+    /// [`MAX_RESTARTS`] times within [`RESTART_WINDOW`].
+    fn restart(&mut self, old: u32, status: ExitStatus) {
+        let mut why = format!("the private daemon (pid {old}) {}", describe_end(status));
+        loop {
+            let now = Instant::now();
+            while self.restarts.front().is_some_and(|t| now.duration_since(*t) >= RESTART_WINDOW) {
+                self.restarts.pop_front();
+            }
+            if self.restarts.len() >= MAX_RESTARTS {
+                eprintln!(
+                    "uipc run: {why}; it was restarted {MAX_RESTARTS} times within {}s: giving up, the program's IPC calls fail from now on",
+                    RESTART_WINDOW.as_secs()
+                );
+                return;
+            }
+            self.restarts.push_back(now);
+            match self.spawn() {
+                Ok(pid) => {
+                    eprintln!("uipc run: {why}; restarted it on the same state (pid {pid})");
+                    self.pid = Some(pid);
+                    return;
+                }
+                Err(e) => why = format!("{why}; restarting it failed: {e}"),
             }
         }
     }
 
-    fn socket(&self) -> &Path {
-        self.daemon.socket()
-    }
-
-    /// Hangs up the lifeline, waits for the daemon and removes its directory.
+    /// Hangs up the lifeline, waits for the daemon and removes the run's
+    /// directory (its state with it).
     fn stop(self) {
-        if let Err(e) = self.daemon.stop() {
-            eprintln!("uipc run: private daemon: {e}");
+        let PrivateDaemon { dir, lifeline, pid, .. } = self;
+        drop(lifeline);
+        if let Some(pid) = pid {
+            match uipc_sys::proc::wait_reaping_others(&[pid]) {
+                Ok((_, raw)) if ExitStatus::from_raw(raw).success() => {}
+                Ok((_, raw)) => eprintln!("uipc run: private daemon: {}", describe_end(ExitStatus::from_raw(raw))),
+                Err(e) => eprintln!("uipc run: waiting for the private daemon: {e}"),
+            }
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("uipc run: removing {}: {e}", self.dir.display());
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("uipc run: removing {}: {e}", dir.display());
         }
     }
 }
 
+/// How a process ended, in words ("was killed by signal 9").
+fn describe_end(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        (None, None) => format!("ended ({status})"),
+    }
+}
+
+/// `uipc daemon --lifeline-fd` (our private daemon): SIGINT, SIGTERM,
+/// SIGHUP and SIGQUIT are the program's (a terminal sends them to the
+/// whole process group, the daemon included), so the daemon takes them
+/// and does nothing; it ends with its lifeline.
+///
+/// # Errors
+/// Registering a handler failed.
+pub fn leave_signals_to_the_program() -> std::io::Result<()> {
+    let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in FORWARDED {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&ignored))?;
+    }
+    Ok(())
+}
+
 /// A new directory, mode 0711 (anyone may reach the socket inside by its
-/// name; only we may list it), under `$XDG_RUNTIME_DIR` or the temporary
-/// directory, whichever every user may traverse (a program that drops to
-/// `nobody` must still reach its daemon: the daemon, not the file system,
-/// decides who is served), else `/tmp`; `mkdir` fails rather than reuse
-/// one that exists.
+/// name; only we may list it), under `$XDG_RUNTIME_DIR`, the temporary
+/// directory or `/dev/shm`, whichever every user may traverse (a program
+/// that drops to `nobody` must still reach its daemon: the daemon, not the
+/// file system, decides who is served) — a tmpfs first, as the daemon's
+/// state directory inside holds segment memory as files — else `/tmp`;
+/// `mkdir` fails rather than reuse one that exists.
 fn private_dir() -> Result<PathBuf, String> {
-    let base = [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(std::env::temp_dir())]
-        .into_iter()
-        .flatten()
-        .find(|d| d.is_absolute() && traversable_by_all(d))
+    let candidates: Vec<PathBuf> =
+        [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(std::env::temp_dir()), Some("/dev/shm".into())]
+            .into_iter()
+            .flatten()
+            .filter(|d| d.is_absolute() && traversable_by_all(d))
+            .collect();
+    let base = candidates
+        .iter()
+        .find(|d| uipc_sys::fd::on_tmpfs(d))
+        .or_else(|| candidates.iter().find(|d| d.as_path() != Path::new("/dev/shm")))
+        .cloned()
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     let pid = std::process::id();
     let nanos =

@@ -94,6 +94,13 @@ fn encode_part(ns: &uipc_core::IpcNamespace<DaemonMemory>, part: &Part) -> Resul
     ser.output.finalize()
 }
 
+/// The names of the files in `dir` (none if it cannot be read).
+fn file_names(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|list| list.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
 /// A state page file's `(kind, id, n)` from its name.
 fn page_name(name: &str) -> Option<(&str, i32, u64)> {
     let mut parts = name.splitn(3, '-');
@@ -326,6 +333,7 @@ impl Daemon {
         let name = &name.to_owned();
         let ns_dir = dir.join("ns").join(name);
         std::fs::create_dir_all(&ns_dir).map_err(|e| format!("{}: {e}", ns_dir.display()))?;
+        let found = file_names(&ns_dir);
         let mut image = NsParts::<(Option<String>, u64)>::default();
         for (part, value) in &entry.parts {
             image
@@ -412,6 +420,9 @@ impl Daemon {
         for f in self.page_file_names(name) {
             files.insert(f);
         }
+        // Files this restore made are the model's: a queue's text arena
+        // made anew while its page's messages were adopted, say.
+        files.extend(file_names(&ns_dir).into_iter().filter(|f| !found.contains(f)));
         Ok(())
     }
 

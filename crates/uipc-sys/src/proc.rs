@@ -321,18 +321,21 @@ pub fn set_child_subreaper() -> Result<(), Errno> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(errno)
 }
 
-/// Waits until the child `child` exits and returns its raw wait status
-/// (as `waitpid` reports it), reaping every other child that exits
-/// meanwhile — the orphans a subreaper inherits — without ever reaping
-/// `child` early.
+/// Waits until one of the children `watched` exits and returns its pid
+/// and raw wait status (as `waitpid` reports it), reaping every other
+/// child that exits meanwhile — the orphans a subreaper inherits — without
+/// ever reaping a watched child unasked.
 ///
 /// # Errors
-/// `ECHILD` if `child` is not a child of ours.
+/// `ECHILD` if no watched pid is a child of ours (or none is given).
 ///
 /// # References
 ///  - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`WNOWAIT`)
-pub fn wait_reaping_others(child: u32) -> Result<i32, Errno> {
-    let child = raw_pid(child)?;
+pub fn wait_reaping_others(watched: &[u32]) -> Result<(u32, i32), Errno> {
+    let watched: Vec<libc::pid_t> = watched.iter().map(|&p| raw_pid(p)).collect::<Result<_, _>>()?;
+    if watched.is_empty() {
+        return Err(Errno::ECHILD);
+    }
     loop {
         // SAFETY: siginfo_t is plain data; all zeros is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -349,12 +352,12 @@ pub fn wait_reaping_others(child: u32) -> Result<i32, Errno> {
         // SAFETY: waitid filled in a child's state: si_pid is valid.
         let pid = unsafe { info.si_pid() };
         let mut status = 0;
-        if pid == child {
+        if watched.contains(&pid) {
             loop {
                 // SAFETY: `status` is a live c_int the kernel fills in.
-                let r = unsafe { libc::waitpid(child, &mut status, 0) };
-                if r == child {
-                    return Ok(status);
+                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                if r == pid {
+                    return Ok((pid.unsigned_abs(), status));
                 }
                 if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                     return Err(Errno::ECHILD);

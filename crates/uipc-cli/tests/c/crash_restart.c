@@ -1,0 +1,208 @@
+/* A program whose IPC objects must come through kill -9 of `uipc run`'s
+ * private daemon: it makes a System V segment full of data (attached), a
+ * semaphore set with SEM_UNDO adjustments (its own, and a child's that
+ * exits later), and a message queue with messages; then, for each round,
+ * prints "ready N" and waits for a line on stdin (the test kills the
+ * daemon meanwhile and waits for `uipc run` to restart it), and checks
+ * everything it was told so far: the segment's bytes through the old
+ * mapping and a new attach, nattch, the values, the messages in order;
+ * then changes each of them and makes new objects, checked in later
+ * rounds. Also runs in a fresh kernel IPC namespace with nobody killed:
+ * the checks hold there too.
+ *
+ *   crash_restart ROUNDS
+ *
+ * Prints "socket $UIPC_SOCKET" first, "ok" and exits 0 when every check
+ * passed; "FAIL: what" on stdout and exits 1 at the first that did not. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+
+#define SEG 65536
+#define MESSAGES 8
+#define MAX_ROUNDS 16
+
+union semun { int val; struct semid_ds *buf; unsigned short *array; };
+struct msg { long mtype; char text[32]; };
+
+static int round_no = -1;
+
+static void fail(const char *what) {
+    printf("FAIL: round %d: %s (errno %d %s)\n", round_no, what, errno, strerror(errno));
+    fflush(stdout);
+    exit(1);
+}
+
+#define CHECK(cond, what) do { if (!(cond)) fail(what); } while (0)
+
+/* What the program was told. */
+static int shm_id, sem_id, msg_id;
+static unsigned char *mapped;
+static unsigned char want_seg[SEG];
+static unsigned short want_sem[3];
+static int next_msg = 1; /* the type of the next message to receive */
+/* Objects made in each round, each with a marker. */
+static int round_shm[MAX_ROUNDS], round_sem[MAX_ROUNDS], round_msg[MAX_ROUNDS];
+
+static void check_all(void) {
+    CHECK(memcmp(mapped, want_seg, SEG) == 0, "the segment's bytes through the old mapping");
+    unsigned char *again = shmat(shm_id, NULL, SHM_RDONLY);
+    CHECK(again != (void *)-1, "shmat again");
+    CHECK(memcmp(again, want_seg, SEG) == 0, "the segment's bytes through a new attach");
+    struct shmid_ds ds;
+    CHECK(shmctl(shm_id, IPC_STAT, &ds) == 0, "shmctl IPC_STAT");
+    CHECK(ds.shm_nattch == 2, "nattch 2 with the old and the new attach");
+    CHECK(ds.shm_segsz == SEG, "shm_segsz");
+    CHECK(shmdt(again) == 0, "shmdt");
+
+    unsigned short got[3];
+    union semun arg = { .array = got };
+    CHECK(semctl(sem_id, 0, GETALL, arg) == 0, "semctl GETALL");
+    for (int i = 0; i < 3; i++) {
+        if (got[i] != want_sem[i]) {
+            printf("FAIL: round %d: semaphore %d is %d, want %d\n", round_no, i, got[i], want_sem[i]);
+            exit(1);
+        }
+    }
+
+    struct msqid_ds q;
+    CHECK(msgctl(msg_id, IPC_STAT, &q) == 0, "msgctl IPC_STAT");
+    CHECK((int)q.msg_qnum == MESSAGES + 1 - next_msg, "msg_qnum is what was sent and not received");
+
+    for (int r = 0; r < round_no; r++) {
+        char *p = shmat(round_shm[r], NULL, SHM_RDONLY);
+        CHECK(p != (void *)-1, "shmat of an earlier round's segment");
+        CHECK(p[0] == 'A' + r, "an earlier round's segment's marker");
+        CHECK(shmdt(p) == 0, "shmdt");
+        CHECK(semctl(round_sem[r], 0, GETVAL) == 100 + r, "an earlier round's set's value");
+        CHECK(msgctl(round_msg[r], IPC_STAT, &q) == 0 && q.msg_qnum == 1 && q.msg_cbytes == 32,
+              "an earlier round's queue holds its message");
+    }
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 1;
+    if (rounds < 1 || rounds > MAX_ROUNDS) return 2;
+    const char *socket = getenv("UIPC_SOCKET");
+    printf("socket %s\n", socket ? socket : "(none)");
+    fflush(stdout);
+
+    shm_id = shmget(IPC_PRIVATE, SEG, IPC_CREAT | 0600);
+    CHECK(shm_id >= 0, "shmget");
+    mapped = shmat(shm_id, NULL, 0);
+    CHECK(mapped != (void *)-1, "shmat");
+    for (int i = 0; i < SEG; i++) want_seg[i] = (unsigned char)(i * 7 + 3);
+    memcpy(mapped, want_seg, SEG);
+
+    sem_id = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+    CHECK(sem_id >= 0, "semget");
+    unsigned short init[3] = { 10, 20, 30 };
+    union semun arg = { .array = init };
+    CHECK(semctl(sem_id, 0, SETALL, arg) == 0, "semctl SETALL");
+    struct sembuf own = { 0, 2, SEM_UNDO };
+    CHECK(semop(sem_id, &own, 1) == 0, "semop +2 SEM_UNDO");
+    memcpy(want_sem, init, sizeof init);
+    want_sem[0] += 2;
+
+    msg_id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    CHECK(msg_id >= 0, "msgget");
+    for (int i = 1; i <= MESSAGES; i++) {
+        struct msg m = { .mtype = i };
+        snprintf(m.text, sizeof m.text, "message %d", i);
+        CHECK(msgsnd(msg_id, &m, sizeof m.text, IPC_NOWAIT) == 0, "msgsnd");
+    }
+
+    /* A child holding a SEM_UNDO adjustment, ended after the first kill. */
+    int up[2], down[2];
+    CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe");
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        close(up[0]);
+        close(down[1]);
+        /* Its inherited attach is not counted in the checks. */
+        if (shmdt(mapped) != 0) _exit(3);
+        struct sembuf op = { 1, 5, SEM_UNDO };
+        if (semop(sem_id, &op, 1) != 0) _exit(3);
+        if (write(up[1], "x", 1) != 1) _exit(3);
+        char c;
+        /* Until the parent closes its end. */
+        while (read(down[0], &c, 1) > 0) {}
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    char c;
+    CHECK(read(up[0], &c, 1) == 1, "the child's SEM_UNDO increment");
+    want_sem[1] += 5;
+
+    for (round_no = 0; round_no < rounds; round_no++) {
+        printf("ready %d\n", round_no);
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) fail("stdin closed");
+
+        check_all();
+        if (round_no == 1 || (rounds == 1 && round_no == 0)) {
+            /* The child exits: its undo (recorded by a daemon before the
+             * kill) is applied by the restarted one. */
+            close(down[1]);
+            int st;
+            CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child");
+            want_sem[1] -= 5;
+            CHECK(semctl(sem_id, 1, GETVAL) == want_sem[1], "the exited child's SEM_UNDO adjustment undone");
+        }
+
+        /* Receive two messages, in order. */
+        for (int k = 0; k < 2 && next_msg <= MESSAGES; k++, next_msg++) {
+            struct msg m;
+            ssize_t n = msgrcv(msg_id, &m, sizeof m.text, 0, IPC_NOWAIT);
+            CHECK(n == (ssize_t)sizeof m.text, "msgrcv");
+            char want[32];
+            snprintf(want, sizeof want, "message %d", next_msg);
+            CHECK(m.mtype == next_msg && strcmp(m.text, want) == 0, "the messages come in order, each once");
+        }
+        /* Change what exists. */
+        mapped[round_no * 4099 % SEG] ^= 0xff;
+        want_seg[round_no * 4099 % SEG] ^= 0xff;
+        struct sembuf ops[2] = { { 2, 1, 0 }, { 0, 1, SEM_UNDO } };
+        CHECK(semop(sem_id, ops, 2) == 0, "semop");
+        want_sem[2] += 1;
+        want_sem[0] += 1;
+        /* And make new objects. */
+        round_shm[round_no] = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+        CHECK(round_shm[round_no] >= 0, "shmget of a new segment");
+        char *p = shmat(round_shm[round_no], NULL, 0);
+        CHECK(p != (void *)-1, "shmat of the new segment");
+        p[0] = (char)('A' + round_no);
+        CHECK(shmdt(p) == 0, "shmdt");
+        round_sem[round_no] = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+        CHECK(round_sem[round_no] >= 0, "semget of a new set");
+        CHECK(semctl(round_sem[round_no], 0, SETVAL, 100 + round_no) == 0, "SETVAL");
+        round_msg[round_no] = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        CHECK(round_msg[round_no] >= 0, "msgget of a new queue");
+        struct msg m = { .mtype = 1 };
+        strcpy(m.text, "new");
+        CHECK(msgsnd(round_msg[round_no], &m, sizeof m.text, IPC_NOWAIT) == 0, "msgsnd to the new queue");
+    }
+    check_all();
+
+    for (int r = 0; r < rounds; r++) {
+        CHECK(shmctl(round_shm[r], IPC_RMID, NULL) == 0, "IPC_RMID");
+        CHECK(semctl(round_sem[r], 0, IPC_RMID) == 0, "IPC_RMID");
+        CHECK(msgctl(round_msg[r], IPC_RMID, NULL) == 0, "IPC_RMID");
+    }
+    CHECK(shmdt(mapped) == 0 && shmctl(shm_id, IPC_RMID, NULL) == 0, "IPC_RMID");
+    CHECK(semctl(sem_id, 0, IPC_RMID) == 0, "IPC_RMID");
+    CHECK(msgctl(msg_id, IPC_RMID, NULL) == 0, "IPC_RMID");
+    printf("ok\n");
+    return 0;
+}
