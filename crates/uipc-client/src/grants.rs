@@ -180,6 +180,9 @@ impl<K: GrantKey, H: Grant + Send + Sync + 'static> Grants<K, H> {
 /// the daemon to sleep.
 pub(crate) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// How many times [`watch`] reads the page between two yields of the CPU.
+const POLLS_PER_YIELD: u32 = 64;
+
 /// A call that would sleep first watches its object's page for up to
 /// [`SPIN`] (yielding the CPU): a partner running on another CPU usually
 /// answers sooner than a round trip to the daemon takes. The caller is not
@@ -193,7 +196,8 @@ pub(crate) fn watch<H, T>(
     flags: impl Fn(&H) -> u32,
     mut op: impl FnMut(&H) -> Option<T>,
 ) -> Option<T> {
-    let deadline = std::time::Instant::now() + SPIN;
+    // Read at the first wait: most calls need none.
+    let mut deadline = None;
     loop {
         let h = held()?;
         let seen = version(&h);
@@ -203,7 +207,16 @@ pub(crate) fn watch<H, T>(
         if flags(&h) & (SLEEPERS | REMOVED | DAMAGED) != 0 {
             return None;
         }
+        let deadline = *deadline.get_or_insert_with(|| std::time::Instant::now() + SPIN);
+        let mut polls = 0u32;
         while version(&h) == seen {
+            polls += 1;
+            if polls % POLLS_PER_YIELD != 0 {
+                // A partner on another CPU answers within these polls;
+                // one on this CPU needs the yield.
+                std::hint::spin_loop();
+                continue;
+            }
             if std::time::Instant::now() >= deadline || flags(&h) != 0 {
                 return None;
             }

@@ -385,6 +385,11 @@ impl Drop for StatePage {
     }
 }
 
+/// How many pause instructions a caller spends on a held lock, trying it
+/// every sixteenth, before it sleeps on the lock's futex (a few
+/// microseconds).
+const LOCK_SPINS: u32 = 256;
+
 fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> Result<(Guard<P>, Locked), Errno> {
     if !page.writable {
         return Err(Errno::EBADF);
@@ -394,6 +399,19 @@ fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> 
     // daemon before the magic was written (checked by `open`); a
     // scribbled lock makes glibc fail or wait, never write elsewhere.
     let mut r = unsafe { libc::pthread_mutex_trylock(m) };
+    // Held sections are a few hundred nanoseconds, and a holder on another
+    // CPU wakes a futex sleeper only through the scheduler (tens of
+    // microseconds on a VM): spin a little first, as glibc's adaptive
+    // mutexes do (robust ones do not).
+    let mut spins = 0;
+    while r == libc::EBUSY && spins < LOCK_SPINS {
+        std::hint::spin_loop();
+        spins += 1;
+        if spins % 16 == 0 {
+            // SAFETY: as above.
+            r = unsafe { libc::pthread_mutex_trylock(m) };
+        }
+    }
     if r == libc::EBUSY {
         r = match bound {
             // SAFETY: as above.
