@@ -96,7 +96,7 @@ pub struct Client {
     /// description (the `mq_fast` module).
     mq_fast: Arc<mq_fast::MqGrants>,
     /// Segment queries without a round trip (the `shm_fast` module).
-    shm_fast: Arc<Mutex<shm_fast::ShmFast>>,
+    shm_fast: Arc<Derived<shm_fast::ShmFast>>,
     /// Semaphore set queries without a round trip (the `sem_query` module).
     sem_queries: Arc<sem_query::SemQueries>,
     /// Message queue queries without a round trip (the `msg_query` module).
@@ -159,7 +159,7 @@ impl Client {
             sem: Arc::default(),
             msg: Arc::default(),
             mq_fast: Arc::default(),
-            shm_fast: Arc::new(Mutex::new(shm_fast::ShmFast::default())),
+            shm_fast: Arc::default(),
             sem_queries: Arc::default(),
             msg_queries: Arc::default(),
             seen_reopen: Arc::default(),
@@ -196,7 +196,7 @@ impl Client {
     /// # Errors
     /// shmget(2)'s: `ENOENT`, `EEXIST`, `EINVAL`, `EACCES`, `ENOSPC`, `ENOMEM`, `EPERM`.
     pub fn shmget(&self, key: i32, size: u64, flags: i32) -> Result<ShmId, Errno> {
-        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fast = self.shm_fast();
         let key_now = creds::CredKey::now();
         let (resp, mut fds) = {
             let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,7 +232,7 @@ impl Client {
             return self.shm_stat_cmd(id, cmd).map(|(ret, ds)| (ret, CtlOut::ShmDs(ds)));
         }
         if cmd == uipc_abi::IPC_INFO {
-            let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fast = self.shm_fast();
             if fast.wants_region() {
                 // One round trip, as the call itself would cost; later
                 // calls read the region.
@@ -253,7 +253,7 @@ impl Client {
         };
         if r.is_ok() && cmd == uipc_abi::IPC_RMID {
             // Its memory is not kept alive here for an attach that cannot come.
-            let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fast = self.shm_fast();
             fast.drop_fds_of(id);
             fast.drop_page(id);
         }
@@ -264,7 +264,7 @@ impl Client {
     /// from the namespace's status region when this process holds a
     /// current read grant, else from the daemon (which grants).
     fn shm_stat_cmd(&self, id: i32, cmd: i32) -> Result<(i64, Shmid64Ds), Errno> {
-        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fast = self.shm_fast();
         if let Some(answer) = fast.stat(id, cmd) {
             return Ok(answer);
         }
@@ -417,7 +417,7 @@ impl Client {
     pub fn forked(&self, child: u32) -> Result<(), Errno> {
         // The child's copies of this process's own attachments count as
         // mappings: the daemon must know them before it copies them.
-        let all = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).take_attaches(|_| true);
+        let all = self.shm_fast().take_attaches(|_| true);
         mapping::record(self, all);
         self.call_value(&Request::Forked { child }).map(drop)
     }
@@ -782,7 +782,7 @@ impl Client {
     /// report it must apply to them).
     fn record_overlapping(&self, addr: u64, len: u64) {
         let end = addr.saturating_add(len.div_ceil(uipc_abi::PAGE_SIZE) * uipc_abi::PAGE_SIZE);
-        let mut fast = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fast = self.shm_fast();
         let hit = fast.take_attaches(|a| a.addr < end && addr < a.addr.saturating_add(a.len));
         drop(fast);
         mapping::record(self, hit);
@@ -792,7 +792,7 @@ impl Client {
     fn reconnect_to(&self, to: Option<&str>) -> Result<(), Errno> {
         // This process's own attachments stay counted in the namespace
         // they were made in: recorded there as mappings first.
-        let all = self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).take_attaches(|_| true);
+        let all = self.shm_fast().take_attaches(|_| true);
         mapping::record(self, all);
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let (socket, ns) = conn.target();
@@ -808,11 +808,15 @@ impl Client {
     /// regions and read grants, kept segment descriptors' region, pooled
     /// connections) after it moved to another connection. Called without
     /// the connection's lock (the order is shm_fast, then conn).
+    ///
+    /// The segment fast path's state and the status caches are reset at
+    /// their next lock ([`Derived`]), not here: their callers hold them
+    /// across calls that may reconnect (`shmctl(IPC_STAT)` asking the
+    /// daemon for a grant), and locking them here deadlocked such a caller
+    /// on itself after a daemon restart (PostgreSQL's backends in
+    /// `dsm_attach`).
     fn drop_derived(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.shm_fast.lock().unwrap_or_else(|e| e.into_inner()).reset();
-        *self.sem_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
-        *self.msg_queries.lock().unwrap_or_else(|e| e.into_inner()) = status::StatusCache::default();
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
@@ -912,9 +916,76 @@ impl Client {
         &self.conn
     }
 
-    /// The fast-path state (lock it before [`conn`](Self::conn), never after).
-    pub(crate) fn shm_fast(&self) -> &Arc<Mutex<shm_fast::ShmFast>> {
-        &self.shm_fast
+    /// The fast-path state, locked (before [`conn`](Self::conn), never
+    /// after).
+    pub(crate) fn shm_fast(&self) -> DerivedGuard<'_, shm_fast::ShmFast> {
+        self.shm_fast.lock(&self.generation)
+    }
+
+    /// The client's generation counter (advanced whenever its connection
+    /// moves to another daemon or namespace).
+    pub(crate) fn generation(&self) -> &AtomicU64 {
+        &self.generation
+    }
+}
+
+/// State a client derived from the daemon of its connection (status
+/// regions and read grants, segment descriptors and attach pages): valid
+/// only for the generation it was made in. Locking it after the
+/// connection moved (the client's generation advanced) resets it first.
+#[derive(Debug, Default)]
+pub(crate) struct Derived<T> {
+    /// The generation the state belongs to, and the state.
+    state: Mutex<(u64, T)>,
+}
+
+/// What [`Derived`] does to its state when the generation moves on.
+pub(crate) trait Reset {
+    /// Forgets everything that came from the old daemon.
+    fn reset(&mut self);
+}
+
+impl Reset for shm_fast::ShmFast {
+    fn reset(&mut self) {
+        shm_fast::ShmFast::reset(self);
+    }
+}
+
+impl<L: uipc_sys::status_region::Layout> Reset for status::StatusCache<L>
+where
+    status::StatusCache<L>: Default,
+{
+    fn reset(&mut self) {
+        *self = status::StatusCache::default();
+    }
+}
+
+impl<T: Reset> Derived<T> {
+    /// Locks the state, reset first if `generation` has moved since.
+    pub(crate) fn lock(&self, generation: &AtomicU64) -> DerivedGuard<'_, T> {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = generation.load(Ordering::Acquire);
+        if g.0 != now {
+            g.1.reset();
+            g.0 = now;
+        }
+        DerivedGuard(g)
+    }
+}
+
+/// A locked [`Derived`] state.
+pub(crate) struct DerivedGuard<'a, T>(std::sync::MutexGuard<'a, (u64, T)>);
+
+impl<T> std::ops::Deref for DerivedGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0 .1
+    }
+}
+
+impl<T> std::ops::DerefMut for DerivedGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0 .1
     }
 }
 

@@ -117,7 +117,7 @@ impl Drop for Mapping {
 /// process kept from an earlier attach, in one round trip
 /// ([`attach_cached`]).
 pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
-    let mut fast = client.shm_fast().lock().unwrap_or_else(|e| e.into_inner());
+    let mut fast = client.shm_fast();
     if let Some(done) = attach_cached(client, &mut fast, id, addr, flags) {
         return done;
     }
@@ -271,7 +271,7 @@ pub(crate) fn record(client: &Client, attaches: Vec<crate::shm_fast::FastAttach>
 /// daemon decides which ranges go, and we unmap them.
 pub(crate) fn detach(client: &Client, addr: u64) -> Result<(), Errno> {
     {
-        let mut fast = client.shm_fast().lock().unwrap_or_else(|e| e.into_inner());
+        let mut fast = client.shm_fast();
         match fast.detach_fast(addr) {
             Some(Ok((start, len))) => {
                 // SAFETY: this process's own attachment, just taken off its

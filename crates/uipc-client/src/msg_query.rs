@@ -14,8 +14,6 @@
 //! exact, one round trip. Reading the page's control block under a grant
 //! of it is the step that would make those answers local too.
 
-use std::sync::Mutex;
-
 use uipc_abi::{Errno, IPC_INFO, IPC_STAT, MSG_INFO, MSG_STAT, MSG_STAT_ANY};
 use uipc_proto::{MsgOut, Request, Response, StatOut, StatusKind};
 use uipc_sys::msg_status::MsgLayout;
@@ -24,7 +22,7 @@ use crate::status::{StatCmd, StatusCache};
 use crate::{unexpected, Client};
 
 /// A client's message queue region and read grants.
-pub(crate) type MsgQueries = Mutex<StatusCache<MsgLayout>>;
+pub(crate) type MsgQueries = crate::Derived<StatusCache<MsgLayout>>;
 
 impl Client {
     /// `msgctl(id, cmd)` for the commands the region may answer

@@ -20,8 +20,6 @@
 //! Anything else — no region, a vacant or reused slot, a stale grant — asks
 //! the daemon, whose answer renews the grant (`Request::Stat`).
 
-use std::sync::Mutex;
-
 use uipc_abi::{Errno, IPC_INFO, IPC_STAT, SEM_INFO, SEM_STAT, SEM_STAT_ANY};
 use uipc_proto::{Request, Response, SemOut, StatOut, StatusKind};
 use uipc_sys::sem_status::SemLayout;
@@ -30,7 +28,7 @@ use crate::status::{StatCmd, StatusCache};
 use crate::{unexpected, Client};
 
 /// A client's semaphore region and read grants.
-pub(crate) type SemQueries = Mutex<StatusCache<SemLayout>>;
+pub(crate) type SemQueries = crate::Derived<StatusCache<SemLayout>>;
 
 impl Client {
     /// `semctl(id, 0, cmd)` for the commands the region may answer

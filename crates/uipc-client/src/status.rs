@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
 
 use uipc_abi::{Errno, IPCMNI};
 use uipc_proto::{Request, Response, StatOut, StatusKind};
@@ -212,7 +211,7 @@ impl Client {
     /// `out` takes the daemon's status.
     pub(crate) fn stat_query<L: Layout, T>(
         &self,
-        cache: &Mutex<StatusCache<L>>,
+        cache: &crate::Derived<StatusCache<L>>,
         kind: StatusKind,
         id: i32,
         stat: StatCmd,
@@ -222,7 +221,7 @@ impl Client {
     where
         L::Entry: Entry,
     {
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = cache.lock(self.generation());
         if let Some(entry) = cache.stat_entry(id, stat) {
             let full = entry.id();
             if let Some(v) = fast(self, entry) {
@@ -247,13 +246,13 @@ impl Client {
     /// round trip the first time; else `daemon`.
     pub(crate) fn info_query<L: Layout, T>(
         &self,
-        cache: &Mutex<StatusCache<L>>,
+        cache: &crate::Derived<StatusCache<L>>,
         kind: StatusKind,
         id: i32,
         header: impl FnOnce(&L::Header) -> Option<(i64, T)>,
         daemon: impl FnOnce() -> Result<(i64, T), Errno>,
     ) -> Result<(i64, T), Errno> {
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = cache.lock(self.generation());
         if cache.wants_region() {
             // One round trip, as the call itself would cost.
             let fd = match self.call_with_fd(&Request::StatusRegion { kind }) {

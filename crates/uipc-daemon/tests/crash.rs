@@ -692,6 +692,35 @@ fn a_restart_keeps_every_field_and_the_id_sequence() {
 /// bytes; what the client derived from the old daemon (status regions) is
 /// dropped, so queries show the restarted daemon's state. A POSIX queue
 /// descriptor from before answers `EBADF` (`docs/deviations.md`).
+/// A query that is not answered from a status region (no grant yet)
+/// holds its cache while it asks the daemon; when that call is the one
+/// that reconnects to a restarted daemon, dropping what came from the old
+/// daemon must not wait for that cache (it did: the caller deadlocked on
+/// itself — PostgreSQL's backends in `shmctl(IPC_STAT)` after a restart).
+#[test]
+fn a_query_that_reconnects_returns() {
+    let _w = watchdog("a_query_that_reconnects_returns", 120);
+    let dir = TempDir::new("query-reconnect");
+    let socket = dir.0.join("d.sock");
+    let state = dir.0.join("state");
+    let mut d = start_daemon(&socket, &state, None);
+    let c = Client::connect_to(&socket, "default").unwrap();
+    let shm = c.shmget(0x4ec8, 8192, IPC_CREAT | 0o600).unwrap();
+    let sem = c.semget(0x4ec9, 3, IPC_CREAT | 0o600).unwrap();
+    let q = c.msgget(0x4eca, IPC_CREAT | 0o600).unwrap();
+    for kind in ["shm", "sem", "msg"] {
+        d.kill();
+        d = start_daemon(&socket, &state, None);
+        // The first call after the restart is the query itself.
+        match kind {
+            "shm" => assert_eq!(c.shm_stat(shm).unwrap().shm_segsz, 8192),
+            "sem" => assert_eq!(c.sem_stat(sem).unwrap().sem_nsems, 3),
+            _ => assert_eq!(c.msg_stat(q).unwrap().msg_qnum, 0),
+        }
+    }
+    d.kill();
+}
+
 #[test]
 fn a_client_reconnects_by_itself_after_a_restart() {
     let _w = watchdog("a_client_reconnects_by_itself_after_a_restart", 120);
