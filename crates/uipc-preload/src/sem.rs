@@ -33,7 +33,7 @@ use uipc_client::{Client, SemCtlArg, SemOut};
 use uipc_core::sysv::sem::SemCmd;
 use uipc_proto::PermSet;
 
-use crate::{client, ret, with_client, GATE};
+use crate::{entry_client, ret, with_client, GATE};
 
 /// `semget(key, nsems, semflg)` — gets or creates a System V semaphore set.
 ///
@@ -96,10 +96,7 @@ const SOPS_MAX: u32 = ((uipc_proto::MAX_FRAME - 64) / 9) as u32;
 /// Mirrors `ipc/sem.c:ksys_semtimedop()` and `do_semtimedop()` up to the
 /// copy-in; the daemon does the rest (`__do_semtimedop()`).
 fn semtimedop_in(semid: c_int, sops: u64, nsops: size_t, timeout: Option<u64>) -> Result<c_int, Errno> {
-    let c = {
-        let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-        client()?
-    };
+    let c = entry_client()?;
     // ksys_semtimedop: "if (get_timespec64(&ts, timeout)) return -EFAULT;" — first of all.
     let timeout = timeout.map(read_timespec).transpose()?;
     // The system call takes `unsigned nsops`: the upper half of a size_t never reaches it.

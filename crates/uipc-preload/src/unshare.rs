@@ -227,13 +227,19 @@ fn raw_clone_with(flags: u64, fork_like: bool, spawn: impl FnOnce() -> c_long) -
     crate::forked_by(spawn, || {})
 }
 
+/// Whether [`settle_cloned_child`] has nothing to do in this process (no
+/// raw clone into a new namespace is pending).
+pub(crate) fn settled() -> bool {
+    let parent = CLONING_PARENT.load(Ordering::Acquire);
+    parent == 0 || parent == std::process::id()
+}
+
 /// In a child made by a raw `clone(CLONE_NEWIPC)`, at its first call into
 /// the shim: joins the namespace its parent made for it (see
 /// [`raw_clone_with`]), and `UIPC_NAMESPACE` follows, as
 /// [`unshare`] does it. Elsewhere, one atomic load.
 pub(crate) fn settle_cloned_child(c: &Client) {
-    let parent = CLONING_PARENT.load(Ordering::Acquire);
-    if parent == 0 || parent == std::process::id() {
+    if settled() {
         return;
     }
     let name = std::mem::take(&mut *CLONED_INTO.lock().unwrap_or_else(|e| e.into_inner()));
