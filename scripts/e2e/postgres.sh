@@ -17,6 +17,14 @@
 # namespace without /dev/shm (crates/uipc-cli/tests/posix/no-dev-shm.sh),
 # so glibc's own way cannot be what works; the native run has /dev/shm.
 #
+# With CRASH=1, the uipc cycle runs inside one `uipc run` whose private
+# daemon (a process with a state directory) is killed with SIGKILL KILLS
+# times (default 2) while pgbench runs; `uipc run` restarts it on the same
+# state each time. pgbench must finish with no failed transaction, and the
+# server must not restart (same postmaster, no backend killed, nothing
+# failed in its log): PostgreSQL's segments, semaphores and undo come
+# through the daemon's death, and its processes reconnect by themselves.
+#
 # Environment: DURATION=30 (seconds of pgbench), CLIENTS=4, JOBS=2, SCALE=10,
 # PGBENCH_OPTS (more pgbench options, e.g. -C: a connection, so a forked
 # backend, per transaction), NATIVE_FIRST=1 runs the kernel cycle first, PG_BIN (default:
@@ -37,6 +45,8 @@ JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 PORT=${PORT:-54329}
 DSM=${DSM:-sysv}
+CRASH=${CRASH:-0}
+KILLS=${KILLS:-2}
 case $DSM in sysv) SHM_TYPE=sysv ;; posix) SHM_TYPE=mmap ;; *) echo "postgres.sh: DSM must be sysv or posix" >&2; exit 2 ;; esac
 NO_DEV_SHM=$PWD/crates/uipc-cli/tests/posix/no-dev-shm.sh
 
@@ -123,14 +133,17 @@ chmod 755 "$scratch"
 sock=$scratch/uipc.sock
 UIPC=$scratch/uipc
 
-# Runs a step under uipc, kernel IPC denied; a watchdog on every step.
+# Runs a step under uipc, kernel IPC denied; a watchdog on every step (with
+# CRASH=1, on the whole cycle, which runs as one step).
+STEP_TIMEOUT=300
+[ "$CRASH" = 1 ] && STEP_TIMEOUT=$((600 + DURATION))
 under_uipc() {
 	if [ "$DSM" = posix ] && [ "$(id -u)" -eq 0 ]; then
 		# No /dev/shm at all: POSIX shared memory can only be uipc's.
 		unshare --mount sh "$NO_DEV_SHM" setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups -- \
-			timeout 300 "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
+			timeout "$STEP_TIMEOUT" "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
 	else
-		as_pg timeout 300 "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
+		as_pg timeout "$STEP_TIMEOUT" "$UIPC" run --socket "$sock" --deny-kernel-ipc -- "$@"
 	fi
 }
 native() { as_pg timeout 300 "$@"; }
@@ -171,18 +184,28 @@ cycle() {
 		uipc_segments | awk -v u="$PGUSER_RUN" '$1 == u && $2 >= 134217728 && $3 >= 1 { ok = 1 } END { exit !ok }' ||
 			die "uipc: the server's main segment is not in uipc's listing"
 		# And the kernel has none of them (its calls were denied anyway).
-		if ipcs -m | awk -v u="$PGUSER_RUN" '$1 ~ /^0x/ && $3 == u { bad = 1 } END { exit !bad }'; then
+		# (Without the shim: with CRASH=1 this step runs under it.)
+		if env -u LD_PRELOAD ipcs -m | awk -v u="$PGUSER_RUN" '$1 ~ /^0x/ && $3 == u { bad = 1 } END { exit !bad }'; then
 			die "uipc: a segment of $PGUSER_RUN is in the kernel's listing"
 		fi
 	fi
 	say "$mode: pgbench -i -s $SCALE"
 	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -i -s "$SCALE" -q postgres >"$scratch/$mode-init.log" 2>&1 ||
 		{ cat "$scratch/$mode-init.log"; die "$mode: pgbench -i failed"; }
+	local postmaster
+	postmaster=$(head -1 "$data/postmaster.pid")
+	# CRASH=1: the killer outside starts now.
+	[ "$mode" = uipc ] && [ "$CRASH" = 1 ] && : >"$scratch/bench-started"
 	say "$mode: pgbench -c $CLIENTS -j $JOBS -T $DURATION${PGBENCH_OPTS:+ $PGBENCH_OPTS}"
 	# shellcheck disable=SC2086 # PGBENCH_OPTS is a list of options
 	$wrap "$PG_BIN/pgbench" -h "$scratch" -p "$PORT" -c "$CLIENTS" -j "$JOBS" -T "$DURATION" ${PGBENCH_OPTS:-} postgres >"$scratch/$mode-bench.log" 2>&1 ||
 		{ cat "$scratch/$mode-bench.log"; die "$mode: pgbench failed"; }
 	grep -E '^(number of (transactions actually processed|failed)|latency average|tps)' "$scratch/$mode-bench.log"
+	grep -q '^number of failed transactions: 0 ' "$scratch/$mode-bench.log" || die "$mode: pgbench had failed transactions"
+	[ "$(head -1 "$data/postmaster.pid")" = "$postmaster" ] || die "$mode: the postmaster changed during pgbench"
+	if grep -E 'terminated by signal|reinitializing|terminating any other active server processes' "$scratch/$mode-server.log"; then
+		die "$mode: the server restarted during pgbench ($scratch/$mode-server.log)"
+	fi
 	say "$mode: a parallel query (dynamic shared memory)"
 	$wrap "$PG_BIN/psql" -X -h "$scratch" -p "$PORT" -v ON_ERROR_STOP=1 -c "$PARALLEL" \
 		-c "explain (analyze, costs off, timing off) select count(*) from pgbench_accounts" postgres >"$scratch/$mode-par.log" 2>&1 ||
@@ -205,7 +228,76 @@ cycle() {
 	TPS=$(awk '/^tps = / { print $3 }' "$scratch/$mode-bench.log")
 }
 
+# The pid of the private daemon of the `uipc run` below process $1 (the
+# `uipc daemon` whose chain of parents reaches $1), if any.
+private_daemon_pid() {
+	local p q
+	for p in $(pgrep -f '^uipc daemon .*--tree-root'); do
+		q=$p
+		while [ "$q" -gt 1 ]; do
+			[ "$q" = "$1" ] && { echo "$p"; return; }
+			q=$(awk '/^PPid:/ { print $2 }' "/proc/$q/status" 2>/dev/null) || break
+			[ -n "$q" ] || break
+		done
+	done
+}
+
+# CRASH=1: once pgbench runs, kill -9 the private daemon of the `uipc run`
+# below process $1 KILLS times, spread over the run, each time waiting for
+# `uipc run` to start another.
+crash_killer() {
+	local top=$1 n d new i
+	while [ ! -e "$scratch/bench-started" ]; do
+		kill -0 "$top" 2>/dev/null || return 0
+		sleep 0.2
+	done
+	for n in $(seq "$KILLS"); do
+		sleep $((DURATION / (KILLS + 1)))
+		d=$(private_daemon_pid "$top")
+		[ -n "$d" ] || { echo "postgres.sh: CRASH: no private daemon to kill" >&2; return 1; }
+		say "CRASH $n/$KILLS: kill -9 of uipc run's private daemon (pid $d) during pgbench"
+		kill -KILL "$d"
+		for i in $(seq 300); do
+			new=$(private_daemon_pid "$top")
+			[ -n "$new" ] && [ "$new" != "$d" ] && break
+			sleep 0.1
+		done
+		[ -n "$new" ] && [ "$new" != "$d" ] || { echo "postgres.sh: CRASH: no daemon after the kill" >&2; return 1; }
+	done
+}
+
+# CRASH=1: the whole uipc cycle in one `uipc run` (nobody answers on
+# $sock: a private daemon), killed during pgbench.
+run_uipc_crash() {
+	say "uipc (CRASH=1): the cycle under one uipc run, its private daemon killed $KILLS times during pgbench"
+	# The functions go through a file: the no-/dev/shm wrapper's sh drops
+	# exported bash functions.
+	declare -f cycle as_pg say die write_conf uipc_segments >"$scratch/functions.sh"
+	export PGBENCH_OPTS PG_BIN PGUSER_RUN PGUID PGGID scratch PORT SCALE CLIENTS JOBS DURATION PARALLEL DSM SHM_TYPE UIPC CRASH
+	rm -f "$scratch/bench-started"
+	# Inside, every step already runs under uipc (the shim, the filter and
+	# $UIPC_SOCKET are inherited), and ipcs asks the private daemon.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	under_uipc bash -c 'set -euo pipefail; . "$scratch/functions.sh"; under_uipc() { timeout 300 "$@"; }; sock=$UIPC_SOCKET; cycle uipc; echo "$TPS" >"$scratch/crash-tps"' \
+		2>"$scratch/crash-run.err" &
+	local top=$! rc=0 krc=0
+	crash_killer "$top" || krc=$?
+	wait "$top" || rc=$?
+	cat "$scratch/crash-run.err" >&2
+	[ "$krc" = 0 ] || die "uipc (CRASH=1): the killer failed"
+	[ "$rc" = 0 ] || die "uipc (CRASH=1): the cycle failed (status $rc)"
+	local restarts
+	restarts=$(grep -c 'restarted it on the same state' "$scratch/crash-run.err" || true)
+	[ "$restarts" = "$KILLS" ] || die "uipc (CRASH=1): $restarts restarts of the private daemon, $KILLS kills"
+	say "uipc (CRASH=1): $KILLS kills, $restarts restarts, pgbench finished with no failed transaction, no server restart"
+	tps_uipc=$(cat "$scratch/crash-tps")
+}
+
 run_uipc() {
+	if [ "$CRASH" = 1 ]; then
+		run_uipc_crash
+		return
+	fi
 	say "uipc daemon on $sock (as $PGUSER_RUN)"
 	rm -f "$scratch/ready"
 	mkfifo "$scratch/ready"
