@@ -37,7 +37,7 @@ use uipc_core::sysv::shm::PendingAttach;
 use uipc_core::IpcId;
 use uipc_sys::memfd::{self, DirMemory, SharedRegion, Unlinks};
 
-use crate::persist::{self, Entry, NsMeta, NsRecord, ProcEntry, ProcsEntry, State, Store};
+use crate::persist::{self, Entry, MqHandleEntry, NsMeta, NsRecord, ProcEntry, ProcsEntry, State, Store};
 use crate::server::{now, Daemon};
 use crate::DaemonMemory;
 
@@ -52,11 +52,17 @@ pub(crate) struct PageFiles {
 
 impl PageFiles {
     /// A new page of `len` zero bytes for object `id` of kind `kind`
-    /// (`semp`, `msgp`) in namespace `ns`.
+    /// (`semp`, `msgp`, `mqp`) in namespace `ns`.
     ///
     /// # Errors
     /// The file's or memfd's creation.
-    pub(crate) fn region(&mut self, ns: &str, kind: &str, id: i32, len: u64) -> Result<SharedRegion, Errno> {
+    pub(crate) fn region(
+        &mut self,
+        ns: &str,
+        kind: &str,
+        id: impl std::fmt::Display,
+        len: u64,
+    ) -> Result<SharedRegion, Errno> {
         match &self.dir {
             None => memfd::sealed("uipc-state-page", len),
             Some(d) => {
@@ -84,6 +90,9 @@ pub(crate) struct Durable {
     procs_dirty: bool,
     /// Records the current event made that are not parts (removals).
     pending: Vec<Entry>,
+    /// The POSIX queue handles may have changed.
+    pub(crate) handles_dirty: bool,
+    written_handles: Vec<MqHandleEntry>,
 }
 
 /// The record of `part` of `ns` as it is now (postcard).
@@ -101,10 +110,11 @@ fn file_names(dir: &std::path::Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// A state page file's `(kind, id, n)` from its name.
-fn page_name(name: &str) -> Option<(&str, i32, u64)> {
+/// A state page file's `(kind, id, n)` from its name (`id`: a set's or
+/// queue's id, a POSIX queue's inode).
+fn page_name(name: &str) -> Option<(&str, u64, u64)> {
     let mut parts = name.splitn(3, '-');
-    let kind = parts.next().filter(|k| *k == "semp" || *k == "msgp")?;
+    let kind = parts.next().filter(|k| ["semp", "msgp", "mqp"].contains(k))?;
     let id = parts.next()?.parse().ok()?;
     let n = parts.next()?.parse().ok()?;
     Some((kind, id, n))
@@ -116,6 +126,11 @@ impl Daemon {
         if self.durable.store.is_some() && !self.durable.dirty.contains(name) {
             self.durable.dirty.insert(name.to_owned());
         }
+    }
+
+    /// The current event may have changed the POSIX queue handles.
+    pub(crate) fn touch_mq_handles(&mut self) {
+        self.durable.handles_dirty = true;
     }
 
     /// The current event may have changed the process table.
@@ -227,6 +242,13 @@ impl Daemon {
                 self.durable.written_procs = p;
             }
         }
+        if std::mem::take(&mut self.durable.handles_dirty) {
+            let h = self.mq_handle_entries();
+            if h != self.durable.written_handles {
+                entries.push(Entry::MqHandles(h.clone()));
+                self.durable.written_handles = h;
+            }
+        }
         if entries.is_empty() {
             return;
         }
@@ -260,6 +282,10 @@ impl Daemon {
         let p = self.procs_entry();
         self.durable.written_procs = p.clone();
         entries.push(Entry::Processes(p));
+        let h = self.mq_handle_entries();
+        self.durable.written_handles = h.clone();
+        self.durable.handles_dirty = false;
+        entries.push(Entry::MqHandles(h));
         if let Some(store) = self.durable.store.as_mut() {
             if let Err(e) = store.compact(&entries) {
                 error!("state directory: the snapshot failed ({e}); the journal keeps growing");
@@ -276,13 +302,18 @@ impl Daemon {
         self.next_mq_handle = self.next_mq_handle.max(state.procs.next_mq_handle);
         let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut last_page = 0;
+        let mut handles: BTreeMap<String, Vec<MqHandleEntry>> = BTreeMap::new();
+        for h in state.mq_handles {
+            handles.entry(h.ns.clone()).or_default().push(h);
+        }
         for (name, entry) in state.namespaces {
             if !uipc_proto::valid_namespace(&name) {
                 warn!(namespace = name, "state directory: a namespace with an invalid name is ignored");
                 continue;
             }
             let files = used.entry(name.clone()).or_default();
-            match self.restore_ns(&dir, &name, &entry, files, &mut last_page) {
+            let handles = handles.remove(&name).unwrap_or_default();
+            match self.restore_ns(&dir, &name, &entry, handles, files, &mut last_page) {
                 Ok(()) => info!(namespace = name, "namespace restored from the state directory"),
                 Err(e) => error!(namespace = name, "state directory: the namespace cannot be restored: {e}"),
             }
@@ -327,6 +358,7 @@ impl Daemon {
         dir: &std::path::Path,
         name: &str,
         entry: &NsRecord,
+        handles: Vec<MqHandleEntry>,
         files: &mut BTreeSet<String>,
         last_page: &mut u64,
     ) -> Result<(), String> {
@@ -374,8 +406,11 @@ impl Daemon {
         let msg_ids: BTreeSet<i32> = ns.msg_ids().iter().map(|i| i.0).collect();
         self.namespaces.insert(name.clone(), ns);
         self.ns_meta.insert(name.clone(), crate::namespaces::NsMeta { ephemeral: entry.meta.ephemeral });
+        // The POSIX queue handles (their FIFOs opened again): a queue page
+        // is kept only while its queue has a pipe.
+        self.mq_handles_restore(handles);
         // The newest page file of each object.
-        let mut pages: BTreeMap<(String, i32), (u64, String)> = BTreeMap::new();
+        let mut pages: BTreeMap<(String, u64), (u64, String)> = BTreeMap::new();
         if let Ok(list) = std::fs::read_dir(&ns_dir) {
             for e in list.flatten() {
                 let file = e.file_name().to_string_lossy().into_owned();
@@ -389,7 +424,12 @@ impl Daemon {
         }
         let owners = &entry.sem_owners;
         for ((kind, id), (_, file)) in pages {
-            let live = if kind == "semp" { sem_ids.contains(&id) } else { msg_ids.contains(&id) };
+            let sysv = i32::try_from(id).ok();
+            let live = match kind.as_str() {
+                "semp" => sysv.is_some_and(|i| sem_ids.contains(&i)),
+                "msgp" => sysv.is_some_and(|i| msg_ids.contains(&i)),
+                _ => self.namespaces.get(name).is_some_and(|ns| ns.mq_queue(id).is_some()),
+            };
             if !live {
                 continue;
             }
@@ -400,10 +440,12 @@ impl Daemon {
                     continue;
                 }
             };
-            let adopted = if kind == "semp" {
-                self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
-            } else {
-                self.msg_page_restore(name, id, region)
+            let adopted = match (kind.as_str(), sysv) {
+                ("semp", Some(id)) => {
+                    self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
+                }
+                ("msgp", Some(id)) => self.msg_page_restore(name, id, region),
+                _ => self.mq_page_restore(name, id, region),
             };
             match adopted {
                 Ok(()) => {
@@ -417,9 +459,8 @@ impl Daemon {
         // Adopt every page (what clients changed before and during the
         // crash), give pages to sets that have none, publish.
         self.with_sem_pages(name, |_| ());
-        for f in self.page_file_names(name) {
-            files.insert(f);
-        }
+        files.extend(self.page_file_names(name));
+        files.extend(self.mq_file_names(name));
         // Files this restore made are the model's: a queue's text arena
         // made anew while its page's messages were adopted, say.
         files.extend(file_names(&ns_dir).into_iter().filter(|f| !found.contains(f)));

@@ -34,8 +34,13 @@ pub(crate) struct MqHandle {
     desc: MqDescId,
     /// The queue (its inode).
     queue: u64,
-    /// The daemon's copy of the client's descriptor (same open file description).
+    /// The daemon's copy of the client's descriptor (same open file
+    /// description; after a restart, a new description of the same pipe
+    /// with the recorded flags).
     fd: OwnedFd,
+    /// `O_APPEND` from `mq_open`'s `oflag` (kept only to describe the
+    /// handle in the state directory).
+    append: bool,
 }
 
 /// The pipe of a queue that has handles, and the level it is at.
@@ -45,6 +50,22 @@ pub(crate) struct MqPipe {
     /// The level the pipe is at, as the daemon knows it (for a queue with
     /// a state page, only while the daemon holds the page's lock).
     pub(crate) level: Level,
+    /// A durable daemon's pipe is a FIFO in the namespace's directory
+    /// (`mqpipe-QUEUE`), removed once the pipe is dropped.
+    fifo: Option<(std::path::PathBuf, uipc_sys::memfd::Unlinks)>,
+}
+
+impl Drop for MqPipe {
+    fn drop(&mut self) {
+        if let Some((path, unlinks)) = self.fifo.take() {
+            unlinks.push(path);
+        }
+    }
+}
+
+/// The name of queue `queue`'s FIFO in its namespace's directory.
+pub(crate) fn fifo_name(queue: u64) -> String {
+    format!("mqpipe-{queue}")
 }
 
 /// A description no process holds (the shim sends it for a descriptor
@@ -161,9 +182,11 @@ impl Daemon {
                 };
                 let id = self.next_mq_handle;
                 self.next_mq_handle += 1;
-                self.mq_handles.insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, queue, fd });
+                let append = oflag & O_APPEND != 0;
+                self.mq_handles.insert(id, MqHandle { ns: ns_name.to_owned(), desc: opened.desc, queue, fd, append });
                 // The handle counter is recorded (a restart never reuses one).
                 self.touch_procs();
+                self.touch_mq_handles();
                 Some((Response::MqOpened { handle: id }, Some(client)))
             }
             Request::MqClose { .. } => Some(reply(ns.mq_close(cred, desc).map(|()| Response::Value(0)))),
@@ -222,6 +245,7 @@ impl Daemon {
                     Err(e) => return Some(reply(Err(e))),
                 };
                 if let (Some(f), Some(h)) = (new_flags, handle.and_then(|h| self.mq_handles.get(&h))) {
+                    self.durable.handles_dirty = true;
                     // The flag is the client description's: every descriptor of it sees it.
                     if let Err(e) = uipc_sys::net::set_nonblocking(h.fd.as_fd(), f & i64::from(O_NONBLOCK) != 0) {
                         return Some(reply(Err(e)));
@@ -271,14 +295,73 @@ impl Daemon {
         nonblock: bool,
         append: bool,
     ) -> Result<(OwnedFd, OwnedFd), Errno> {
-        let key = (ns_name.to_owned(), queue);
-        if !self.mq_pipes.contains_key(&key) {
-            self.mq_pipes.insert(key.clone(), MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty });
-        }
-        let pipe = self.mq_pipes.get(&key).ok_or(Errno::EBADF)?;
+        let pipe = self.mq_pipe(ns_name, queue, false)?;
         let fd = mqfd::open_description(pipe.fd.as_fd(), nonblock, append)?;
         let client = fd.try_clone().map_err(|_| Errno::EMFILE)?;
         Ok((fd, client))
+    }
+
+    /// The pipe of queue `queue` of `ns`, made if it has none: a pipe, or
+    /// for a durable daemon a FIFO in the namespace's directory — which a
+    /// restarted daemon opens again (`reopen`) rather than replace.
+    fn mq_pipe(&mut self, ns_name: &str, queue: u64, reopen: bool) -> Result<&MqPipe, Errno> {
+        let key = (ns_name.to_owned(), queue);
+        if !self.mq_pipes.contains_key(&key) {
+            let pipe = match &self.state_dir {
+                None => MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty, fifo: None },
+                Some(dir) => {
+                    let path = dir.join("ns").join(ns_name).join(fifo_name(queue));
+                    let fd = match reopen {
+                        true => mqfd::open_queue_fifo(&path).or_else(|_| mqfd::queue_fifo(&path))?,
+                        false => mqfd::queue_fifo(&path)?,
+                    };
+                    let level = mqfd::level(fd.as_fd())?;
+                    MqPipe { fd, level, fifo: Some((path, self.page_files.unlinks.clone())) }
+                }
+            };
+            self.mq_pipes.insert(key.clone(), pipe);
+        }
+        self.mq_pipes.get(&key).ok_or(Errno::EBADF)
+    }
+
+    /// The handles as the state directory records them.
+    pub(crate) fn mq_handle_entries(&self) -> Vec<crate::persist::MqHandleEntry> {
+        self.mq_handles
+            .iter()
+            .map(|(&handle, h)| crate::persist::MqHandleEntry {
+                handle,
+                ns: h.ns.clone(),
+                desc: h.desc.0,
+                queue: h.queue,
+                nonblock: mqfd::nonblocking(h.fd.as_fd()).unwrap_or(false),
+                append: h.append,
+            })
+            .collect()
+    }
+
+    /// A restarted daemon takes the handles it had handed out back (their
+    /// holders' descriptors are descriptions of the queues' FIFOs, opened
+    /// again here): each whose description the restored model still has
+    /// gets the same number, queue and flags.
+    pub(crate) fn mq_handles_restore(&mut self, handles: Vec<crate::persist::MqHandleEntry>) {
+        for e in handles {
+            let known = self.namespaces.get(&e.ns).and_then(|ns| ns.mq_desc(MqDescId(e.desc))).map(|d| d.queue());
+            if known != Some(e.queue) {
+                continue;
+            }
+            let fd = self
+                .mq_pipe(&e.ns, e.queue, true)
+                .and_then(|p| mqfd::open_description(p.fd.as_fd(), e.nonblock, e.append));
+            match fd {
+                Ok(fd) => {
+                    let h = MqHandle { ns: e.ns, desc: MqDescId(e.desc), queue: e.queue, fd, append: e.append };
+                    self.mq_handles.insert(e.handle, h);
+                }
+                Err(err) => {
+                    tracing::warn!(handle = e.handle, queue = e.queue, error = ?err, "state directory: a queue descriptor's pipe cannot be opened again; the descriptor answers EBADF");
+                }
+            }
+        }
     }
 
     /// After anything that may have changed namespace `ns`'s queues:
@@ -288,6 +371,7 @@ impl Daemon {
     /// queue (one move per queue whose readiness changed).
     pub(crate) fn mq_sync(&mut self, ns_name: &str) {
         let Some(ns) = self.namespaces.get_mut(ns_name) else {
+            self.touch_mq_handles();
             self.mq_handles.retain(|_, h| h.ns != ns_name);
             self.mq_notify_pipes.retain(|(n, _), _| n != ns_name);
             self.mq_pipes.retain(|(n, _), _| n != ns_name);
@@ -314,7 +398,11 @@ impl Daemon {
             }
         }
         let Some(ns) = self.namespaces.get(ns_name) else { return };
+        let before = self.mq_handles.len();
         self.mq_handles.retain(|_, h| h.ns != ns_name || ns.mq_desc(h.desc).is_some());
+        if self.mq_handles.len() != before {
+            self.durable.handles_dirty = true;
+        }
         let held: std::collections::BTreeSet<u64> =
             self.mq_handles.values().filter(|h| h.ns == ns_name).map(|h| h.queue).collect();
         self.mq_pipes.retain(|(n, q), _| n != ns_name || held.contains(q));

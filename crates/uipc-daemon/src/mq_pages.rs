@@ -18,9 +18,11 @@
 //! lock stays held past [`LOCK_BOUND`], makes its queue damaged: logged,
 //! answered with `EIDRM`, never a panic.
 //!
-//! A daemon with a state directory makes no queue pages: a queue's
-//! messages are recorded in its journal at each event, which a fast path
-//! would bypass.
+//! A daemon with a state directory makes its pages files there
+//! (`mqp-INODE-N`, `crate::durable`): what the fast paths did before or
+//! during a crash is in the file, which the restarted daemon locks
+//! (rolling back a change its dead holder left half done), adopts and
+//! keeps ([`Daemon::mq_page_restore`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
@@ -214,6 +216,41 @@ impl Daemon {
         }
     }
 
+    /// A restarted daemon takes the page of queue `queue` found in its
+    /// state directory (after its handles, whose pipe keeps it); the next
+    /// [`mq_enter`](Self::mq_enter) adopts it.
+    /// The page's registration word is made the restored model's first
+    /// (the restart dropped `SIGEV_THREAD` registrations), under the page's
+    /// lock, which rolls back a change its dead holder left half done.
+    ///
+    /// # Errors
+    /// The page is not a valid queue page, or its lock is stuck.
+    pub(crate) fn mq_page_restore(&mut self, ns: &str, queue: u64, region: SharedRegion) -> Result<(), Errno> {
+        let page = MqQueuePage::open(region.fd())?;
+        let registered = self.namespaces.get(ns).and_then(|m| m.mq_queue(queue)).ok_or(Errno::EBADF)?.notify_owner();
+        let (guard, _) = page.lock(LOCK_BOUND)?;
+        page.with_body(&guard, |b| {
+            let mut p = MqPage::open(b)?;
+            p.ctrl_mut().notify = u64::from(registered.is_some());
+            p.commit()
+        })?;
+        drop(guard);
+        self.mq_pages
+            .spaces
+            .entry(ns.to_owned())
+            .or_default()
+            .insert(queue, QueuePage { _region: region, page, damaged: false });
+        Ok(())
+    }
+
+    /// The names of the files of `ns`'s queue pages and queue FIFOs.
+    pub(crate) fn mq_file_names(&self, ns: &str) -> Vec<String> {
+        let pages =
+            self.mq_pages.spaces.get(ns).into_iter().flat_map(|s| s.values().filter_map(|q| q._region.file_name()));
+        let fifos = self.mq_pipes.keys().filter(|(n, _)| n == ns).map(|(_, q)| crate::mq::fifo_name(*q));
+        pages.chain(fifos).collect()
+    }
+
     /// [`Request::MqGrant`]: the page of description `desc`'s queue for
     /// `cred`, read-write, if the process holds a description of the
     /// queue opened for writing (the page lets its holder change the
@@ -235,14 +272,11 @@ impl Daemon {
         if !writer {
             return Err(Errno::EACCES);
         }
-        if self.state_dir.is_some() {
-            return Err(Errno::ENOTSUP);
-        }
         let space = self.mq_pages.spaces.entry(ns.to_owned()).or_default();
         let q = match space.entry(queue) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                let q = e.insert(new_page(model, queue)?);
+                let q = e.insert(new_page(model, queue, &mut self.page_files, ns)?);
                 // The pipe followed the model (no page until now); the
                 // page's word says so from here on.
                 if let (Some(p), Some(to)) = (self.mq_pipes.get_mut(&(ns.to_owned(), queue)), model_level(model, queue))
@@ -261,9 +295,14 @@ impl Daemon {
 }
 
 /// A new page for queue `queue`, holding the model's state.
-fn new_page(model: &mut Model, queue: u64) -> Result<QueuePage, Errno> {
+fn new_page(
+    model: &mut Model,
+    queue: u64,
+    files: &mut crate::durable::PageFiles,
+    ns: &str,
+) -> Result<QueuePage, Errno> {
     let geo = model.mq_page_geometry(queue)?.ok_or(Errno::EFBIG)?;
-    let region = uipc_sys::memfd::sealed("uipc-mq-page", MqQueuePage::len_for(geo))?;
+    let region = files.region(ns, "mqp", queue, MqQueuePage::len_for(geo))?;
     let page = MqQueuePage::create(region.fd(), geo)?;
     let (guard, _) = page.lock(LOCK_BOUND)?;
     page.with_body(&guard, |b| model.mq_page_init(queue, b))?;

@@ -8,15 +8,17 @@
 //!   another version is refused, never guessed at.
 //! - `D/ns/NAME/` — every memory file of namespace `NAME`: segments and
 //!   POSIX shm objects (`shm-N`), message queues' text arenas, and the
-//!   state pages of semaphore sets and message queues (`semp-ID-N`,
-//!   `msgp-ID-N`), which clients change on their fast paths.
+//!   state pages of semaphore sets, System V and POSIX message queues
+//!   (`semp-ID-N`, `msgp-ID-N`, `mqp-INODE-N`), which clients change on
+//!   their fast paths, and the FIFOs that are POSIX queues' descriptors
+//!   (`mqpipe-INODE`).
 //! - `D/meta/journal` — the write-ahead journal: records `(length,
 //!   CRC-32C, sequence number, payload)`, one per event, written with one
 //!   `write` before the event's replies leave the daemon
 //!   (`Daemon::persist`). A record's payload is the list of [`Entry`]s the
 //!   event made: the new value of each part of a namespace it changed
 //!   (`uipc_core::image`), a namespace's removal, the undo-slot owners of
-//!   a set's page, the table of processes.
+//!   a set's page, the table of processes, the POSIX queue handles.
 //! - `D/meta/snapshot` — the whole state, written to `snapshot.tmp` and
 //!   renamed over it when the journal outgrows it;
 //!   its first record names the last journal sequence number it covers,
@@ -43,7 +45,7 @@ use uipc_core::image::Part;
 use crate::DaemonError;
 
 /// The format version of a state directory this daemon reads and writes.
-pub(crate) const FORMAT: u32 = 2;
+pub(crate) const FORMAT: u32 = 3;
 /// The first line of `D/VERSION`.
 const MAGIC: &str = "uipc-state-dir";
 /// Bytes of a record's header: length, CRC-32C, sequence number.
@@ -72,6 +74,18 @@ pub(crate) struct ProcsEntry {
     pub(crate) procs: Vec<ProcEntry>,
 }
 
+/// A POSIX queue handle the daemon handed out (a client's `mqd_t`): the
+/// description it names and its descriptor's status flags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MqHandleEntry {
+    pub(crate) handle: u64,
+    pub(crate) ns: String,
+    pub(crate) desc: u64,
+    pub(crate) queue: u64,
+    pub(crate) nonblock: bool,
+    pub(crate) append: bool,
+}
+
 /// One record's payload.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Entry {
@@ -88,6 +102,8 @@ pub(crate) enum Entry {
     Processes(ProcsEntry),
     /// A snapshot's first record: it covers journal records up to `upto`.
     Snapshot { upto: u64 },
+    /// Every POSIX queue handle after an event.
+    MqHandles(Vec<MqHandleEntry>),
 }
 
 /// What the daemon keeps of a namespace besides its objects.
@@ -115,6 +131,7 @@ pub(crate) struct NsRecord {
 pub(crate) struct State {
     pub(crate) namespaces: BTreeMap<String, NsRecord>,
     pub(crate) procs: ProcsEntry,
+    pub(crate) mq_handles: Vec<MqHandleEntry>,
 }
 
 impl State {
@@ -135,6 +152,7 @@ impl State {
                 self.namespaces.remove(&name);
             }
             Entry::Processes(p) => self.procs = p,
+            Entry::MqHandles(h) => self.mq_handles = h,
             Entry::Snapshot { .. } => {}
         }
     }

@@ -202,6 +202,8 @@ struct World {
     sem0_in_flight: bool,
     msgq: QueueOracle,
     mq: QueueOracle,
+    /// POSIX sends acknowledged on the fast path.
+    mq_fast: u64,
 }
 
 fn drain_sysv(c: &Client, id: uipc_client::MsgId) -> Vec<u64> {
@@ -217,8 +219,15 @@ fn drain_sysv(c: &Client, id: uipc_client::MsgId) -> Vec<u64> {
     }
 }
 
+/// A queue descriptor held by the test process across every restart.
+struct KeptMq {
+    client: Client,
+    handle: uipc_client::MqHandle,
+    fd: std::os::fd::OwnedFd,
+}
+
 /// Checks every invariant against a freshly restarted daemon.
-fn check(round: usize, socket: &Path, w: &mut World, live: &uipc_client::MappingMut) {
+fn check(round: usize, socket: &Path, w: &mut World, live: &uipc_client::MappingMut, kept: &KeptMq) {
     let c = Client::connect_to(socket, "default").unwrap();
     // The segment: same id, key, owner, mode, size, contents; nattch is
     // the one live attachment (the test's own: the worker is dead).
@@ -270,6 +279,18 @@ fn check(round: usize, socket: &Path, w: &mut World, live: &uipc_client::Mapping
     }
     w.mq.settle(&format!("round {round}: POSIX queue"), &got);
     c.mq_close(h).unwrap();
+    // The descriptor opened before the first kill: same description
+    // (flags, queue), usable, its readiness the queue's.
+    let a = kept.client.mq_getsetattr(kept.handle, None).unwrap();
+    assert_eq!((a.flags, a.maxmsg, a.curmsgs), (i64::from(O_NONBLOCK), 8, 0), "round {round}: the kept descriptor");
+    assert!(!readable(&kept.fd), "round {round}: the kept descriptor shows an empty queue");
+    let mark = u64::MAX - round as u64;
+    let mut ks = kept.client.sleeper().unwrap();
+    ks.mq_send(kept.handle, &mark.to_le_bytes(), 0, None).unwrap();
+    assert!(readable(&kept.fd), "round {round}: the kept descriptor follows the queue");
+    let (m, _) = ks.mq_receive(kept.handle, 64, None).unwrap();
+    assert_eq!(m, mark.to_le_bytes(), "round {round}: through the kept descriptor");
+    kept.client.give_back(ks);
 }
 
 /// The load of one round: operations of every kind until the daemon dies
@@ -280,7 +301,8 @@ fn load(round: usize, socket: &Path, w: &mut World, live: &mut uipc_client::Mapp
     let Ok(mut s) = c.sleeper() else { return };
     let sem = uipc_client::SemId(w.sem);
     let msg = uipc_client::MsgId(w.msg);
-    let Ok((h, _mqfd)) = c.mq_open(b"crashq", O_RDWR | O_NONBLOCK, 0, None) else { return };
+    let Ok((h, mqfd)) = c.mq_open(b"crashq", O_RDWR | O_NONBLOCK, 0, None) else { return };
+    let mut scratch = Vec::new();
     let Ok(pfd) = c.shm_open("crash", O_RDWR, 0) else { return };
     for i in 0..ops {
         done.store(i, Ordering::SeqCst);
@@ -319,7 +341,13 @@ fn load(round: usize, socket: &Path, w: &mut World, live: &mut uipc_client::Mapp
             }
             3 => {
                 let n = w.mq.next;
-                let r = s.mq_send(h, &n.to_le_bytes(), 0, None);
+                // Every other time on the fast path (the queue's page, a
+                // file in the state directory), which goes on working
+                // while the daemon is dead.
+                let fast = (i / 5) % 2 == 0;
+                let sent = fast.then(|| c.mq_send_fast(h, mqfd.as_fd(), &n.to_le_bytes(), 0, None)).flatten();
+                w.mq_fast += u64::from(sent == Some(Ok(())));
+                let r = sent.unwrap_or_else(|| s.mq_send(h, &n.to_le_bytes(), 0, None));
                 match r {
                     Ok(()) => {
                         w.mq.queued.push_back(n);
@@ -327,7 +355,11 @@ fn load(round: usize, socket: &Path, w: &mut World, live: &mut uipc_client::Mapp
                     }
                     Err(uipc_abi::Errno::EAGAIN) => {
                         // Full: take one out instead.
-                        match s.mq_receive(h, 64, None) {
+                        let fast = fast
+                            .then(|| c.mq_receive_fast(h, mqfd.as_fd(), 64, None, &mut scratch, false))
+                            .flatten()
+                            .map(|r| r.map(|(prio, len)| (scratch[..len].to_vec(), prio)));
+                        match fast.unwrap_or_else(|| s.mq_receive(h, 64, None)) {
                             Ok((m, _)) => {
                                 let n = u64::from_le_bytes(m[..8].try_into().unwrap());
                                 assert_eq!(Some(n), w.mq.queued.pop_front(), "round {round}: mq_receive order");
@@ -398,6 +430,9 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     rustix::fs::ftruncate(&pfd, 4096).unwrap();
     let (h, _q) = c.mq_open(b"crashq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((8, 64))).unwrap();
     c.mq_close(h).unwrap();
+    let keeper = Client::connect_to(&socket, "default").unwrap();
+    let (handle, fd) = keeper.mq_open(b"crashq", O_RDWR | O_NONBLOCK, 0, None).unwrap();
+    let kept = KeptMq { client: keeper, handle, fd };
     let mut w = World {
         shm: shm.0,
         sem: sem.0,
@@ -408,6 +443,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
         sem0_in_flight: false,
         msgq: QueueOracle::default(),
         mq: QueueOracle::default(),
+        mq_fast: 0,
     };
     d.kill();
     drop(c);
@@ -424,7 +460,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
         // open, the daemon keeps its attachments (its last connection
         // closing would count as exec).
         let anchor = Client::connect_to(&socket, "default").unwrap();
-        check(round, &socket, &mut w, &live);
+        check(round, &socket, &mut w, &live, &kept);
         // A worker holding a SEM_UNDO increment and an attachment, killed
         // while the daemon is up (one round in four) or while it is down.
         let mut worker = (round % 2 == 1).then(|| start_worker(&socket));
@@ -476,11 +512,23 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     }
     // A last restart checks the last round's work.
     let d = start_daemon(&socket, &state, None);
-    check(rounds + 1, &socket, &mut w, &live);
+    check(rounds + 1, &socket, &mut w, &live, &kept);
     drop(live);
     d.kill();
-    println!("{rounds} kills: {hook_kills} inside a journal write, {stream_kills} during a stream of requests; {worker_undos} workers' undo settled");
+    println!(
+        "{rounds} kills: {hook_kills} inside a journal write, {stream_kills} during a stream of requests; \
+         {worker_undos} workers' undo settled; {} POSIX sends on the fast path",
+        w.mq_fast
+    );
+    assert!(rounds < 3 || w.mq_fast > 0, "the queue's page is granted with a state directory");
     assert!(rounds < 3 || hook_kills > 0);
+}
+
+/// Whether descriptor `fd` polls readable now.
+fn readable(fd: &impl AsFd) -> bool {
+    let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    rustix::event::poll(&mut p, 0).unwrap();
+    p[0].revents().contains(rustix::event::PollFlags::IN)
 }
 
 /// Starts a daemon, makes segments, and returns the journal's length after each.
@@ -562,7 +610,7 @@ fn a_state_directory_of_a_future_format_is_refused() {
         lifeline: None,
     });
     let e = r.err().expect("a directory of format 99 must be refused");
-    assert!(e.0.contains("format version 99") && e.0.contains("version 2"), "message: {e}");
+    assert!(e.0.contains("format version 99") && e.0.contains("version 3"), "message: {e}");
     // Nothing was changed in it.
     assert_eq!(std::fs::read_to_string(state.join("VERSION")).unwrap(), "uipc-state-dir\n99\n");
     assert!(!state.join("meta").exists());
@@ -683,15 +731,6 @@ fn a_restart_keeps_every_field_and_the_id_sequence() {
     assert_eq!(next_ids[1].1, 3000, "kernel.sem_next_id kept");
 }
 
-/// Issue 15 item 3, what is built: a client whose daemon was killed and
-/// restarted on its state directory goes on with the same `Client`. A
-/// sleeping call the death ends gets `EINTR` (as a sleep a signal ends);
-/// the next call finds the connection gone before its request left,
-/// reconnects by itself and is answered; the process finds its attachment (`nattch`), its
-/// semaphore values and undo record, its messages, and its mapping's
-/// bytes; what the client derived from the old daemon (status regions) is
-/// dropped, so queries show the restarted daemon's state. A POSIX queue
-/// descriptor from before answers `EBADF` (`docs/deviations.md`).
 /// A query that is not answered from a status region (no grant yet)
 /// holds its cache while it asks the daemon; when that call is the one
 /// that reconnects to a restarted daemon, dropping what came from the old
@@ -721,6 +760,18 @@ fn a_query_that_reconnects_returns() {
     d.kill();
 }
 
+/// Issue 15 item 3, what is built: a client whose daemon was killed and
+/// restarted on its state directory goes on with the same `Client`. A
+/// sleeping call the death ends gets `EINTR` (as a sleep a signal ends);
+/// the next call finds the connection gone before its request left,
+/// reconnects by itself and is answered; the process finds its attachment (`nattch`), its
+/// semaphore values and undo record, its messages, and its mapping's
+/// bytes; what the client derived from the old daemon (status regions) is
+/// dropped, so queries show the restarted daemon's state. Its POSIX queue
+/// descriptor from before keeps working: messages sent through the page
+/// before the kill and while the daemon was dead are there, the
+/// description's `O_NONBLOCK` too, and the descriptor's readiness follows
+/// the queue.
 #[test]
 fn a_client_reconnects_by_itself_after_a_restart() {
     let _w = watchdog("a_client_reconnects_by_itself_after_a_restart", 120);
@@ -737,7 +788,16 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     c.semop(sem, &[Sembuf { sem_num: 0, sem_op: 2, sem_flg: SEM_UNDO }]).unwrap();
     let q = c.msgget(0x4ec2, IPC_CREAT | 0o600).unwrap();
     c.msgsnd(q, 5, b"kept", 0).unwrap();
-    let (h, _mqfd) = c.mq_open(b"reconnectq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, None).unwrap();
+    let (h, mqfd) = c.mq_open(b"reconnectq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((4, 16))).unwrap();
+    // One message through the daemon, one on the fast path (the queue's page).
+    let mut s = c.sleeper().unwrap();
+    s.mq_send(h, b"slow", 1, None).unwrap();
+    assert_eq!(
+        c.mq_send_fast(h, mqfd.as_fd(), b"fast", 2, None),
+        Some(Ok(())),
+        "the page is granted with a state directory"
+    );
+    c.give_back(s);
     // A semop asleep in the daemon when it dies.
     let sleeper = {
         let c = c.clone();
@@ -748,6 +808,8 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     }
     d.kill();
     assert_eq!(sleeper.join().unwrap(), Err(uipc_abi::Errno::EINTR), "a sleep the daemon's death ended");
+    // While the daemon is dead, the page still takes a message.
+    assert_eq!(c.mq_send_fast(h, mqfd.as_fd(), b"dead", 2, None), Some(Ok(())));
     let d = start_daemon(&socket, &state, None);
     // The next call finds the connection gone before its request left:
     // it reconnects and is answered as if nothing had happened.
@@ -766,12 +828,34 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     assert_eq!(c.sem_getval(sem, 0).unwrap(), 1);
     let msg = c.msgrcv(q, 64, 0, IPC_NOWAIT).unwrap();
     assert_eq!((msg.mtype, msg.data.as_slice()), (5, &b"kept"[..]));
-    // The old queue descriptor's handle is unknown to the new daemon.
+    // The queue descriptor from before: same description, flags, queue.
+    let attrs = c.mq_getsetattr(h, None).unwrap();
+    assert_eq!((attrs.flags, attrs.maxmsg, attrs.msgsize, attrs.curmsgs), (i64::from(O_NONBLOCK), 4, 16, 3));
+    assert!(readable(&mqfd), "the descriptor shows the queue's messages");
     let mut s = c.sleeper().unwrap();
-    assert_eq!(s.mq_send(h, b"x", 0, None), Err(uipc_abi::Errno::EBADF));
+    s.mq_send(h, b"after", 0, None).unwrap();
+    let mut got = Vec::new();
+    let mut scratch = Vec::new();
+    for i in 0..4 {
+        // Alternately through the daemon and the page.
+        let m = if i % 2 == 0 {
+            s.mq_receive(h, 16, None).unwrap()
+        } else {
+            let (prio, n) = c.mq_receive_fast(h, mqfd.as_fd(), 16, None, &mut scratch, false).unwrap().unwrap();
+            (scratch[..n].to_vec(), prio)
+        };
+        got.push(m);
+    }
+    let want: Vec<(Vec<u8>, u32)> =
+        [(&b"fast"[..], 2), (b"dead", 2), (b"slow", 1), (b"after", 0)].iter().map(|(m, p)| (m.to_vec(), *p)).collect();
+    assert_eq!(got, want, "every message once, in the kernel's order");
+    assert_eq!(s.mq_receive(h, 16, None), Err(uipc_abi::Errno::EAGAIN), "O_NONBLOCK kept: empty answers EAGAIN");
+    assert!(!readable(&mqfd), "the descriptor follows the emptied queue");
     c.give_back(s);
     let (h2, _fd2) = c.mq_open(b"reconnectq", O_RDWR | O_NONBLOCK, 0, None).unwrap();
     assert_ne!(h2, h, "a handle number is never handed out twice");
+    c.mq_close(h2).unwrap();
+    c.mq_close(h).unwrap();
     drop(m);
     assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 0);
     d.kill();

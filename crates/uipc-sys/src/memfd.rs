@@ -48,7 +48,8 @@ pub struct FileRegion {
 pub struct Unlinks(Arc<Mutex<Vec<PathBuf>>>);
 
 impl Unlinks {
-    fn push(&self, path: PathBuf) {
+    /// Removes the file at `path` at the next [`flush`](Self::flush).
+    pub fn push(&self, path: PathBuf) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(path);
     }
 

@@ -102,16 +102,56 @@ fn page() -> usize {
 pub fn queue_pipe() -> Result<OwnedFd, Errno> {
     let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)
         .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    two_slots(read.as_fd())?;
+    reopen(read.as_fd(), true, false)
+}
+
+/// Makes the pipe of `fd` two slots long (`F_SETPIPE_SZ` of two pages).
+fn two_slots(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     let two = 2 * page();
     // SAFETY: F_SETPIPE_SZ takes an integer and no pointer.
-    let got = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETPIPE_SZ, libc::c_int::try_from(two).unwrap_or(8192)) };
+    let got = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, libc::c_int::try_from(two).unwrap_or(8192)) };
     if got < 0 {
         return Err(last());
     }
     if usize::try_from(got).ok() != Some(two) {
         return Err(Errno::ENOMEM);
     }
-    reopen(read.as_fd(), true, false)
+    Ok(())
+}
+
+/// A queue's pipe as a named FIFO at `path` (fifo(7)), for a daemon whose
+/// pipes must outlive it: a restarted daemon opens the same pipe again by
+/// its name ([`open_queue_fifo`]) while clients' descriptions of it live.
+/// A file already at `path` is replaced. Otherwise as [`queue_pipe`].
+///
+/// # Errors
+/// `mkfifo(3)`'s and `open(2)`'s; `ENOMEM` as [`queue_pipe`].
+pub fn queue_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    let _ = std::fs::remove_file(path);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    open_queue_fifo(path)
+}
+
+/// The queue pipe [`queue_fifo`] made at `path`, opened again (`O_RDWR |
+/// O_NONBLOCK | O_CLOEXEC`, which never blocks on a FIFO): the same pipe,
+/// at the level it is at, while any description of it is open
+/// (otherwise a new, empty one).
+///
+/// # Errors
+/// `ENOENT`; `ENOTDIR`-like errors of `open(2)`; `EINVAL` if `path` is
+/// not a FIFO.
+pub fn open_queue_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    use rustix::fs::OFlags;
+    let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW;
+    let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
+        return Err(Errno::EINVAL);
+    }
+    two_slots(fd.as_fd())?;
+    Ok(fd)
 }
 
 /// A new open description of the pipe `pipe` (any description of it):
