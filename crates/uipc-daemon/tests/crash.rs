@@ -798,6 +798,8 @@ fn a_client_reconnects_by_itself_after_a_restart() {
         "the page is granted with a state directory"
     );
     c.give_back(s);
+    // A signal registration (SIGEV_SIGNAL, SIGUSR1): part of the queue's record.
+    c.mq_notify(h, Some((0, 10, 7))).unwrap();
     // A semop asleep in the daemon when it dies.
     let sleeper = {
         let c = c.clone();
@@ -828,6 +830,9 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     assert_eq!(c.sem_getval(sem, 0).unwrap(), 1);
     let msg = c.msgrcv(q, 64, 0, IPC_NOWAIT).unwrap();
     assert_eq!((msg.mtype, msg.data.as_slice()), (5, &b"kept"[..]));
+    // The registration survived: the queue is taken (EBUSY) until it is removed.
+    assert_eq!(c.mq_notify(h, Some((0, 10, 8))).err(), Some(uipc_abi::Errno::EBUSY));
+    c.mq_notify(h, None).unwrap();
     // The queue descriptor from before: same description, flags, queue.
     let attrs = c.mq_getsetattr(h, None).unwrap();
     assert_eq!((attrs.flags, attrs.maxmsg, attrs.msgsize, attrs.curmsgs), (i64::from(O_NONBLOCK), 4, 16, 3));
