@@ -226,12 +226,19 @@ impl ShmFast {
         }
     }
 
-    /// Forgets everything (the client joined another namespace).
+    /// Forgets everything that came from the daemon (the client joined
+    /// another namespace, or reconnected to a restarted daemon) but the
+    /// attachments this process made in its own address space: a restarted
+    /// daemon with a state directory counts them in the same attach pages
+    /// (its files), and a detach finds them — through the page granted
+    /// again (the same slot), or recorded with the daemon as mappings
+    /// (`Request::ShmRecord`). A join records them first.
     pub(crate) fn reset(&mut self) {
         for c in std::mem::take(&mut self.fds) {
             forget_if_reused(c);
         }
-        *self = ShmFast::default();
+        let (attaches, pid) = (std::mem::take(&mut self.attaches), self.pid);
+        *self = ShmFast { attaches, pid, ..ShmFast::default() };
     }
 
     /// Keeps `fd`, the descriptor an attach of segment `id` (`size`

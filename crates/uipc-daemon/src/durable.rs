@@ -52,7 +52,7 @@ pub(crate) struct PageFiles {
 
 impl PageFiles {
     /// A new page of `len` zero bytes for object `id` of kind `kind`
-    /// (`semp`, `msgp`, `mqp`) in namespace `ns`.
+    /// (`semp`, `msgp`, `mqp`, `shmp`) in namespace `ns`.
     ///
     /// # Errors
     /// The file's or memfd's creation.
@@ -114,7 +114,7 @@ fn file_names(dir: &std::path::Path) -> BTreeSet<String> {
 /// queue's id, a POSIX queue's inode).
 fn page_name(name: &str) -> Option<(&str, u64, u64)> {
     let mut parts = name.splitn(3, '-');
-    let kind = parts.next().filter(|k| ["semp", "msgp", "mqp"].contains(k))?;
+    let kind = parts.next().filter(|k| ["semp", "msgp", "mqp", "shmp"].contains(k))?;
     let id = parts.next()?.parse().ok()?;
     let n = parts.next()?.parse().ok()?;
     Some((kind, id, n))
@@ -428,6 +428,7 @@ impl Daemon {
             let live = match kind.as_str() {
                 "semp" => sysv.is_some_and(|i| sem_ids.contains(&i)),
                 "msgp" => sysv.is_some_and(|i| msg_ids.contains(&i)),
+                "shmp" => sysv.is_some_and(|i| self.namespaces.get(name).is_some_and(|ns| ns.shm_segment(i).is_some())),
                 _ => self.namespaces.get(name).is_some_and(|ns| ns.mq_queue(id).is_some()),
             };
             if !live {
@@ -445,6 +446,7 @@ impl Daemon {
                     self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
                 }
                 ("msgp", Some(id)) => self.msg_page_restore(name, id, region),
+                ("shmp", Some(id)) => self.shm_page_restore(name, id, region),
                 _ => self.mq_page_restore(name, id, region),
             };
             match adopted {
@@ -461,6 +463,7 @@ impl Daemon {
         self.with_sem_pages(name, |_| ());
         files.extend(self.page_file_names(name));
         files.extend(self.mq_file_names(name));
+        files.extend(self.shm_file_names(name));
         // Files this restore made are the model's: a queue's text arena
         // made anew while its page's messages were adopted, say.
         files.extend(file_names(&ns_dir).into_iter().filter(|f| !found.contains(f)));

@@ -9,8 +9,8 @@
 //! - `D/ns/NAME/` — every memory file of namespace `NAME`: segments and
 //!   POSIX shm objects (`shm-N`), message queues' text arenas, and the
 //!   state pages of semaphore sets, System V and POSIX message queues
-//!   (`semp-ID-N`, `msgp-ID-N`, `mqp-INODE-N`), which clients change on
-//!   their fast paths, and the FIFOs that are POSIX queues' descriptors
+//!   (`semp-ID-N`, `msgp-ID-N`, `mqp-INODE-N`) and segments' attach pages
+//!   (`shmp-ID-N`), which clients change on their fast paths, and the FIFOs that are POSIX queues' descriptors
 //!   (`mqpipe-INODE`).
 //! - `D/meta/journal` — the write-ahead journal: records `(length,
 //!   CRC-32C, sequence number, payload)`, one per event, written with one

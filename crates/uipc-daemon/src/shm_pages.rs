@@ -10,6 +10,12 @@
 //! lock stays held past [`LOCK_BOUND`], is marked damaged: logged, its
 //! holders go to the daemon from then on (the model keeps what it last
 //! adopted); every other segment is served as before, never a panic.
+//!
+//! A daemon with a state directory makes its pages files there
+//! (`shmp-ID-N`, `crate::durable`), never reused for another segment:
+//! the counts holders made in their own address space, before or during a
+//! crash, are in the file, which the restarted daemon adopts
+//! ([`Daemon::shm_page_restore`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
@@ -225,7 +231,9 @@ impl Daemon {
                     seg.page.mark_removed(&guard);
                     drop(guard);
                     if let Some(seg) = space.remove(&id) {
-                        if !seg.damaged && self.shm_pages.free.len() < FREE_PAGES {
+                        // A file's name names its segment: never reused.
+                        let file = seg.region.file_name().is_some();
+                        if !seg.damaged && !file && self.shm_pages.free.len() < FREE_PAGES {
                             self.shm_pages.free.push((seg.region, seg.page));
                         }
                     }
@@ -240,6 +248,60 @@ impl Daemon {
                 seg.page.retire(LOCK_BOUND);
             }
         }
+    }
+
+    /// A restarted daemon takes segment `id`'s attach page found in its
+    /// state directory: locked (a change its dead holder left half done is
+    /// rolled back), its slots' owners read from the page (only the daemon
+    /// writes them, published before any reply), validated against them,
+    /// its holders' counts and last event adopted into the model, and the
+    /// restored model's own count published (the restart released the
+    /// holds of attaches never reported, which the page still counted).
+    ///
+    /// # Errors
+    /// The page is not a valid attach page, or its lock is stuck.
+    pub(crate) fn shm_page_restore(&mut self, ns: &str, id: i32, region: SharedRegion) -> Result<(), Errno> {
+        let page = AttachPage::open(region.fd())?;
+        let model = self.namespaces.get_mut(ns).ok_or(Errno::EINVAL)?;
+        let own = model.shm_attach_state(id)?.nattch;
+        let (mut guard, _) = page.lock(LOCK_BOUND)?;
+        let (mut snap, _) = page.adopt(&guard);
+        let mut owners: Vec<Option<Pid>> = snap.slots.iter().map(|&(p, _)| (p != 0).then_some(Pid(p))).collect();
+        owners.resize(SLOTS, None);
+        snap.nattch = own;
+        let lpid = Pid(snap.event.lpid);
+        let (fast, e) = validate(&snap, &owners, own, lpid).ok_or(Errno::EUCLEAN)?;
+        model.shm_adopt(id, &fast, Time(e.atime), Time(e.dtime), lpid)?;
+        model.shm_set_live(id);
+        let Ok(state) = model.shm_attach_state(id) else {
+            // Its holders' last detach destroyed it: holders find it removed.
+            page.mark_removed(&guard);
+            return Ok(());
+        };
+        let snap = Snapshot {
+            nattch: state.nattch,
+            event: Event { atime: state.atime.0, dtime: state.dtime.0, lpid: state.lpid.0 },
+            dest: state.dest,
+            slots: snap.slots,
+        };
+        page.publish(&mut guard, &snap, state.perm_version, None);
+        drop(guard);
+        for o in owners.iter().flatten() {
+            self.shm_pages.slots_of.entry((ns.to_owned(), *o)).or_default().insert(id);
+        }
+        let seg = SegPage { region, page, owners, damaged: false, adopted: None };
+        self.shm_pages.spaces.entry(ns.to_owned()).or_default().insert(id, seg);
+        Ok(())
+    }
+
+    /// The names of the files of `ns`'s attach pages.
+    pub(crate) fn shm_file_names(&self, ns: &str) -> Vec<String> {
+        self.shm_pages
+            .spaces
+            .get(ns)
+            .into_iter()
+            .flat_map(|s| s.values().filter_map(|p| p.region.file_name()))
+            .collect()
     }
 
     /// The namespace `ns` is gone: so are its pages.
@@ -273,11 +335,6 @@ impl Daemon {
     /// [`shm_enter`](Self::shm_enter) and [`shm_leave`](Self::shm_leave).
     pub(crate) fn shm_grant(&mut self, ns: &str, cred: &Cred, id: i32, value: i64) -> (Response, Option<OwnedFd>) {
         let plain = (Response::Value(value), None);
-        if self.durable.store.is_some() {
-            // Attach pages are not kept in the state directory yet: a
-            // restarted daemon could not count attaches made in callers.
-            return plain;
-        }
         let Some(model) = self.namespaces.get_mut(ns) else { return plain };
         let Ok(state) = model.shm_attach_state(id) else { return plain };
         let mut access = 0u32;
@@ -288,9 +345,12 @@ impl Daemon {
         }
         let space = self.shm_pages.spaces.entry(ns.to_owned()).or_default();
         if let std::collections::btree_map::Entry::Vacant(vacant) = space.entry(id) {
-            let made = match self.shm_pages.free.pop() {
+            let durable = self.page_files.dir.is_some();
+            let made = match self.shm_pages.free.pop().filter(|_| !durable) {
                 Some((region, page)) => Ok((page, region)),
-                None => uipc_sys::memfd::sealed("uipc-attach-page", AttachPage::len())
+                None => self
+                    .page_files
+                    .region(ns, "shmp", id, AttachPage::len())
                     .and_then(|region| Ok((AttachPage::create(region.fd())?, region))),
             };
             let (page, region) = match made {

@@ -6,9 +6,12 @@
 //! after each restart every object is checked against what its callers
 //! were told: same id, key, mode, owner and contents; every semaphore
 //! operation that returned success counted exactly once; every message
-//! sent and acknowledged received exactly once, in order; `nattch` equal
-//! to the live attachments; the undo of a process that died while the
-//! daemon was down applied. A call that was in flight when the daemon died
+//! sent and acknowledged received exactly once, in order (POSIX ones half
+//! on the queue's page); `nattch` equal to the live attachments (some
+//! counted in the segment's attach page, made and unmade there while the
+//! daemon was up or dead); the undo and the attachments of a process that
+//! died while the daemon was down settled; a POSIX queue descriptor and
+//! attachments made before the first kill still usable after the last. A call that was in flight when the daemon died
 //! (it failed with a transport error) may or may not have happened — the
 //! checks allow exactly that one call either way (`docs/deviations.md`).
 //!
@@ -72,12 +75,21 @@ fn probe_entry_crash() {
         let sem = c.semget(KEY_SEM, 0, 0).unwrap();
         c.semop(sem, &[Sembuf { sem_num: 1, sem_op: 1, sem_flg: SEM_UNDO | SEM_NOWAIT }]).unwrap();
         let shm = c.shmget(KEY_SHM, 0, 0).unwrap();
-        let m = c.attach(shm, 0).unwrap();
+        // Through the daemon, then (the page granted) in its own address space.
+        let m: Vec<_> = (0..3).map(|_| c.attach(shm, 0).unwrap()).collect();
         println!("READY");
         // Killed by the test; stdin closing (the test died) ends it too.
         let _ = std::io::stdin().read(&mut [0u8; 1]);
         drop(m);
     }
+}
+
+/// Tests that talk to daemons run one at a time: `sigkill_…` counts this
+/// process's requests (`uipc_client::requests_sent`) to tell a fast path
+/// from a round trip.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The file whose existence arms the write hook (after the checks).
@@ -219,24 +231,29 @@ fn drain_sysv(c: &Client, id: uipc_client::MsgId) -> Vec<u64> {
     }
 }
 
-/// A queue descriptor held by the test process across every restart.
+/// A queue descriptor and an attachment made on the attach page's fast
+/// path, held by the test process across every restart.
 struct KeptMq {
     client: Client,
     handle: uipc_client::MqHandle,
     fd: std::os::fd::OwnedFd,
+    _attached: Vec<uipc_client::Mapping>,
 }
 
 /// Checks every invariant against a freshly restarted daemon.
 fn check(round: usize, socket: &Path, w: &mut World, live: &uipc_client::MappingMut, kept: &KeptMq) {
     let c = Client::connect_to(socket, "default").unwrap();
     // The segment: same id, key, owner, mode, size, contents; nattch is
-    // the one live attachment (the test's own: the worker is dead).
+    // the live attachments: the test's own and the keeper's three (one
+    // counted in the attach page); the worker, with one on the page, is
+    // dead, and so is every attachment the last round's load made on the
+    // page (detached there, the daemon alive or not).
     let shm = c.shmget(KEY_SHM, 0, 0).unwrap();
     assert_eq!(shm.0, w.shm, "round {round}: segment id");
     let ds = c.shm_stat(shm).unwrap();
     assert_eq!((ds.shm_perm.key, ds.shm_perm.uid, ds.shm_perm.mode & 0o777), (KEY_SHM, 0, 0o640), "round {round}");
     assert_eq!(ds.shm_segsz, SEG as u64);
-    assert_eq!(ds.shm_nattch, 1, "round {round}: nattch is the live attachments");
+    assert_eq!(ds.shm_nattch, 4, "round {round}: nattch is the live attachments");
     let view = c.attach_read_only(shm, 0).unwrap();
     assert!(view[..] == w.seg[..], "round {round}: segment contents");
     assert!(live[..] == w.seg[..], "round {round}: the live mapping");
@@ -291,12 +308,36 @@ fn check(round: usize, socket: &Path, w: &mut World, live: &uipc_client::Mapping
     let (m, _) = ks.mq_receive(kept.handle, 64, None).unwrap();
     assert_eq!(m, mark.to_le_bytes(), "round {round}: through the kept descriptor");
     kept.client.give_back(ks);
+    // Attach and detach on the attach page (a file in the state
+    // directory): granted again after the restart, then no round trip.
+    let shm = uipc_client::ShmId(w.shm);
+    // The first attach after the restart maps the memory, the second is
+    // granted the page (`ShmAttachGrant`), as for a new process.
+    for _ in 0..2 {
+        drop(kept.client.attach_read_only(shm, 0).unwrap());
+    }
+    let sent = uipc_client::requests_sent();
+    let view = kept.client.attach_read_only(shm, 0).unwrap();
+    assert_eq!(uipc_client::requests_sent(), sent, "round {round}: attach on the page");
+    assert_eq!(kept.client.shm_stat(shm).unwrap().shm_nattch, 5, "round {round}: a fast attach counts");
+    let sent = uipc_client::requests_sent();
+    drop(view);
+    assert_eq!(uipc_client::requests_sent(), sent, "round {round}: detach on the page");
+    assert_eq!(kept.client.shm_stat(shm).unwrap().shm_nattch, 4, "round {round}: a fast detach counts");
 }
 
 /// The load of one round: operations of every kind until the daemon dies
 /// (a transport error) or `ops` are done. Counts each acknowledged one in
 /// the oracle, and the one that failed as in flight.
-fn load(round: usize, socket: &Path, w: &mut World, live: &mut uipc_client::MappingMut, ops: u64, done: &AtomicU64) {
+fn load(
+    round: usize,
+    socket: &Path,
+    w: &mut World,
+    live: &mut uipc_client::MappingMut,
+    kept: &KeptMq,
+    ops: u64,
+    done: &AtomicU64,
+) {
     let Ok(c) = Client::connect_to(socket, "default") else { return };
     let Ok(mut s) = c.sleeper() else { return };
     let sem = uipc_client::SemId(w.sem);
@@ -304,7 +345,20 @@ fn load(round: usize, socket: &Path, w: &mut World, live: &mut uipc_client::Mapp
     let Ok((h, mqfd)) = c.mq_open(b"crashq", O_RDWR | O_NONBLOCK, 0, None) else { return };
     let mut scratch = Vec::new();
     let Ok(pfd) = c.shm_open("crash", O_RDWR, 0) else { return };
+    // Attachments on the keeper's attach page (granted by `check`), the
+    // last ones detached at the end of the round, when the daemon may be
+    // dead: the page takes attaches and detaches without it.
+    let shm = uipc_client::ShmId(w.shm);
+    let mut held = Vec::new();
     for i in 0..ops {
+        if i % 7 == 0 {
+            let sent = uipc_client::requests_sent();
+            held.push(kept.client.attach_read_only(shm, 0).unwrap());
+            assert_eq!(uipc_client::requests_sent(), sent, "round {round}: attach on the page");
+        }
+        if i % 7 == 3 && held.len() > 1 {
+            held.pop();
+        }
         done.store(i, Ordering::SeqCst);
         let byte = u8::try_from((round * 7 + usize::try_from(i).unwrap()) % 251).unwrap();
         let at = usize::try_from(i).unwrap() * 97 % SEG;
@@ -410,6 +464,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
         return;
     }
     let _w = watchdog("sigkill_at_any_point_loses_nothing_acknowledged", 600);
+    let _serial = serial();
     // A call that finds the daemon dead fails at once instead of waiting
     // for it to come back: the load stops at the kill.
     uipc_client::set_reconnect_wait(std::time::Duration::ZERO);
@@ -432,7 +487,15 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     c.mq_close(h).unwrap();
     let keeper = Client::connect_to(&socket, "default").unwrap();
     let (handle, fd) = keeper.mq_open(b"crashq", O_RDWR | O_NONBLOCK, 0, None).unwrap();
-    let kept = KeptMq { client: keeper, handle, fd };
+    // Three attachments kept across every restart: the first two (this
+    // client's first attaches of a segment it did not create) through the
+    // daemon, which grants the attach page with the second, the third on
+    // the page.
+    let mut attached: Vec<_> = (0..2).map(|_| keeper.attach_read_only(shm, 0).unwrap()).collect();
+    let sent = uipc_client::requests_sent();
+    attached.push(keeper.attach_read_only(shm, 0).unwrap());
+    assert_eq!(uipc_client::requests_sent(), sent, "the third attach is on the page");
+    let kept = KeptMq { client: keeper, handle, fd, _attached: attached };
     let mut w = World {
         shm: shm.0,
         sem: sem.0,
@@ -473,7 +536,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
         match crash_at {
             Some(_) => {
                 let done = AtomicU64::new(0);
-                load(round, &socket, &mut w, &mut live, 1000, &done);
+                load(round, &socket, &mut w, &mut live, &kept, 1000, &done);
                 if let Some(wk) = worker {
                     kill_worker(wk);
                     worker_undos += 1;
@@ -496,7 +559,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
                         let _ = kill_process(pid, Signal::Kill);
                     })
                 };
-                load(round, &socket, &mut w, &mut live, ops, &done);
+                load(round, &socket, &mut w, &mut live, &kept, ops, &done);
                 done.store(u64::MAX, Ordering::SeqCst);
                 killer.join().unwrap();
                 // The worker dies while the daemon is down: the restart settles it.
@@ -513,7 +576,14 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     // A last restart checks the last round's work.
     let d = start_daemon(&socket, &state, None);
     check(rounds + 1, &socket, &mut w, &live, &kept);
+    // The keeper's attachments from before the first kill (one on the
+    // page) detach after all those restarts; then the test's own.
+    let shm = uipc_client::ShmId(w.shm);
+    let KeptMq { client: keeper, _attached: attached, .. } = kept;
+    drop(attached);
+    assert_eq!(keeper.shm_stat(shm).unwrap().shm_nattch, 1, "attachments from before the kills detached");
     drop(live);
+    assert_eq!(keeper.shm_stat(shm).unwrap().shm_nattch, 0);
     d.kill();
     println!(
         "{rounds} kills: {hook_kills} inside a journal write, {stream_kills} during a stream of requests; \
@@ -539,6 +609,7 @@ fn journal_len(state: &Path) -> u64 {
 #[test]
 fn a_torn_or_corrupt_journal_tail_restarts_to_the_last_consistent_state() {
     let _w = watchdog("a_torn_or_corrupt_journal_tail_restarts_to_the_last_consistent_state", 120);
+    let _serial = serial();
     for corrupt in [false, true] {
         let dir = TempDir::new("torn");
         let socket = dir.0.join("d.sock");
@@ -624,6 +695,7 @@ fn a_state_directory_of_a_future_format_is_refused() {
 #[ignore]
 fn restart_time_for_many_objects() {
     let _w = watchdog("restart_time_for_many_objects", 3000);
+    let _serial = serial();
     let n: i32 = std::env::var("UIPC_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let dir = TempDir::new("many");
     let socket = dir.0.join("d.sock");
@@ -680,6 +752,7 @@ fn snapshot_of(socket: &Path, ns: &str, sem: uipc_client::SemId) -> Vec<String> 
 #[test]
 fn a_restart_keeps_every_field_and_the_id_sequence() {
     let _w = watchdog("a_restart_keeps_every_field_and_the_id_sequence", 120);
+    let _serial = serial();
     let mut next_ids = Vec::new();
     for restart in [false, true] {
         let dir = TempDir::new("fields");
@@ -739,6 +812,7 @@ fn a_restart_keeps_every_field_and_the_id_sequence() {
 #[test]
 fn a_query_that_reconnects_returns() {
     let _w = watchdog("a_query_that_reconnects_returns", 120);
+    let _serial = serial();
     let dir = TempDir::new("query-reconnect");
     let socket = dir.0.join("d.sock");
     let state = dir.0.join("state");
@@ -775,6 +849,7 @@ fn a_query_that_reconnects_returns() {
 #[test]
 fn a_client_reconnects_by_itself_after_a_restart() {
     let _w = watchdog("a_client_reconnects_by_itself_after_a_restart", 120);
+    let _serial = serial();
     let dir = TempDir::new("reconnect");
     let socket = dir.0.join("d.sock");
     let state = dir.0.join("state");
