@@ -134,6 +134,35 @@ pub enum Placement {
     /// in the range (`MAP_FIXED_NOREPLACE`). `shmat` reports that case as
     /// `EINVAL`; the caller translates.
     FixedNoReplace(u64),
+    /// uipc's own mappings in a program (state pages, status regions):
+    /// away from where the kernel puts the program's `mmap(NULL)` and
+    /// `shmat(NULL)`, so that a range the program found free (a mapping
+    /// made and removed) stays free for its `MAP_FIXED` or `shmat` at an
+    /// address, as under the kernel, whose IPC maps nothing. A hint (no
+    /// `MAP_FIXED`): the kernel honours it when the range is free, else
+    /// places the mapping as for [`Anywhere`](Self::Anywhere).
+    Aside,
+}
+
+/// Where the next [`Placement::Aside`] mapping goes (0: not chosen yet):
+/// from a random page of the TiB above 16 TiB, far below the kernel's
+/// top-down mmap area (under the stack, near 128 TiB) and a PIE's
+/// executable and heap (from ~85 TiB); the cursor moves past each.
+static ASIDE_NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const ASIDE_BASE: u64 = 0x1000_0000_0000;
+
+/// The address for an [`Placement::Aside`] mapping of `len` bytes.
+fn aside(len: u64) -> u64 {
+    use std::sync::atomic::Ordering;
+    let room = len.saturating_add(uipc_abi::PAGE_SIZE);
+    if ASIDE_NEXT.load(Ordering::Relaxed) == 0 {
+        let mut r = [0u8; 8];
+        // SAFETY: `r` is a live buffer of the length given.
+        let _ = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), libc::GRND_NONBLOCK) };
+        let offset = (u64::from_ne_bytes(r) % (1 << 40)) & !(uipc_abi::PAGE_SIZE - 1);
+        let _ = ASIDE_NEXT.compare_exchange(0, ASIDE_BASE + offset, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    ASIDE_NEXT.fetch_add(room, Ordering::Relaxed)
 }
 
 /// `mmap(at, len, prot, MAP_SHARED [| MAP_FIXED | MAP_FIXED_NOREPLACE], fd, 0)`
@@ -163,6 +192,7 @@ pub unsafe fn map_shared(fd: BorrowedFd<'_>, len: u64, prot: Prot, at: Placement
     let len = to_usize(len)?;
     let (want, flags) = match at {
         Placement::Anywhere => (None, MapFlags::SHARED),
+        Placement::Aside => (Some(aside(u64::try_from(len).map_err(|_| Errno::EINVAL)?)), MapFlags::SHARED),
         Placement::Fixed(a) => (Some(a), MapFlags::SHARED | MapFlags::FIXED),
         Placement::FixedNoReplace(a) => (Some(a), MapFlags::SHARED | MapFlags::FIXED_NOREPLACE),
     };
@@ -170,8 +200,8 @@ pub unsafe fn map_shared(fd: BorrowedFd<'_>, len: u64, prot: Prot, at: Placement
         Some(a) => to_ptr(a)?,
         None => std::ptr::null_mut(),
     };
-    // SAFETY: Anywhere and FixedNoReplace only use address space that holds
-    // no mapping, so they cannot touch memory anyone uses; for Fixed, the
+    // SAFETY: Anywhere, Aside and FixedNoReplace only use address space
+    // that holds no mapping, so they cannot touch memory anyone uses; for Fixed, the
     // caller guarantees nothing Rust uses lies in the range (this fn's
     // contract). The new mapping is reached only through raw addresses.
     let p = unsafe { rustix::mm::mmap(hint, len, prot_flags(prot), flags, fd, 0) }.map_err(errno)?;

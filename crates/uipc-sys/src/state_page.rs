@@ -141,8 +141,8 @@ impl StatePage {
     /// Maps the page file `fd` (`len` bytes), read-write or read-only.
     fn map(fd: BorrowedFd<'_>, len: u64, writable: bool) -> Result<StatePage, Errno> {
         let prot = Prot { read: true, write: writable, exec: false };
-        // SAFETY: Anywhere replaces no memory (map_shared's contract).
-        let addr = unsafe { map_shared(fd, len, prot, Placement::Anywhere) }?;
+        // SAFETY: Aside replaces no memory (map_shared's contract).
+        let addr = unsafe { map_shared(fd, len, prot, Placement::Aside) }?;
         let base = NonNull::new(usize::try_from(addr).map_err(|_| Errno::EINVAL)? as *mut u8).ok_or(Errno::EINVAL)?;
         Ok(StatePage { base, len: usize::try_from(len).map_err(|_| Errno::EINVAL)?, writable })
     }
