@@ -1,7 +1,8 @@
 //! `uipc run`'s private daemon is a process of its own, restarted on the
 //! same state when it dies while the program runs (issue 15 item 4): a C
 //! program's segment, semaphore set (with `SEM_UNDO` adjustments, one of
-//! a child that exits after a kill) and message queue come through
+//! a child that exits after a kill), message queue and POSIX message
+//! queue (its descriptor kept open by the program throughout) come through
 //! `kill -9` of the daemon, round after round, and the program goes on
 //! making objects; the restarted daemon still refuses a process outside
 //! the run's tree; restarts are bounded; the run's directory is removed

@@ -1,11 +1,15 @@
 /* A program whose IPC objects must come through kill -9 of `uipc run`'s
  * private daemon: it makes a System V segment full of data (attached), a
  * semaphore set with SEM_UNDO adjustments (its own, and a child's that
- * exits later), and a message queue with messages; then, for each round,
+ * exits later), a message queue with messages, and a POSIX message queue
+ * with messages whose descriptor (mqd_t) it keeps open throughout; then,
+ * for each round,
  * prints "ready N" and waits for a line on stdin (the test kills the
  * daemon meanwhile and waits for `uipc run` to restart it), and checks
  * everything it was told so far: the segment's bytes through the old
- * mapping and a new attach, nattch, the values, the messages in order;
+ * mapping and a new attach, nattch, the values, the messages in order,
+ * the POSIX queue's attributes and its descriptor's readiness (poll)
+ * through the descriptor opened before the first kill;
  * then changes each of them and makes new objects, checked in later
  * rounds. Also runs in a fresh kernel IPC namespace with nobody killed:
  * the checks hold there too.
@@ -16,6 +20,9 @@
  * passed; "FAIL: what" on stdout and exits 1 at the first that did not. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,8 @@ static unsigned char *mapped;
 static unsigned char want_seg[SEG];
 static unsigned short want_sem[3];
 static int next_msg = 1; /* the type of the next message to receive */
+static mqd_t mq;          /* opened before the first kill, kept */
+static int mq_sent, mq_received;
 /* Objects made in each round, each with a marker. */
 static int round_shm[MAX_ROUNDS], round_sem[MAX_ROUNDS], round_msg[MAX_ROUNDS];
 
@@ -76,6 +85,14 @@ static void check_all(void) {
     struct msqid_ds q;
     CHECK(msgctl(msg_id, IPC_STAT, &q) == 0, "msgctl IPC_STAT");
     CHECK((int)q.msg_qnum == MESSAGES + 1 - next_msg, "msg_qnum is what was sent and not received");
+
+    struct mq_attr a;
+    CHECK(mq_getattr(mq, &a) == 0, "mq_getattr through the descriptor from before");
+    CHECK(a.mq_flags == O_NONBLOCK && a.mq_maxmsg == 10 && a.mq_msgsize == 32, "the POSIX queue's attributes");
+    CHECK(a.mq_curmsgs == mq_sent - mq_received, "mq_curmsgs is what was sent and not received");
+    struct pollfd pfd = { .fd = (int)mq, .events = POLLIN };
+    CHECK(poll(&pfd, 1, 0) >= 0, "poll of the queue's descriptor");
+    CHECK(((pfd.revents & POLLIN) != 0) == (a.mq_curmsgs > 0), "the descriptor is readable iff the queue holds messages");
 
     for (int r = 0; r < round_no; r++) {
         char *p = shmat(round_shm[r], NULL, SHM_RDONLY);
@@ -118,6 +135,16 @@ int main(int argc, char **argv) {
         struct msg m = { .mtype = i };
         snprintf(m.text, sizeof m.text, "message %d", i);
         CHECK(msgsnd(msg_id, &m, sizeof m.text, IPC_NOWAIT) == 0, "msgsnd");
+    }
+
+    struct mq_attr qa = { .mq_maxmsg = 10, .mq_msgsize = 32 };
+    mq_unlink("/crash_restart_q");
+    mq = mq_open("/crash_restart_q", O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600, &qa);
+    CHECK(mq != (mqd_t)-1, "mq_open");
+    for (; mq_sent < MESSAGES; mq_sent++) {
+        char text[32];
+        snprintf(text, sizeof text, "posix %d", mq_sent);
+        CHECK(mq_send(mq, text, sizeof text, 0) == 0, "mq_send");
     }
 
     /* A child holding a SEM_UNDO adjustment, ended after the first kill. */
@@ -170,6 +197,19 @@ int main(int argc, char **argv) {
             snprintf(want, sizeof want, "message %d", next_msg);
             CHECK(m.mtype == next_msg && strcmp(m.text, want) == 0, "the messages come in order, each once");
         }
+        /* Receive two POSIX messages, in order, and send one. */
+        for (int k = 0; k < 2; k++, mq_received++) {
+            char text[32], want[32];
+            unsigned prio;
+            CHECK(mq_receive(mq, text, sizeof text, &prio) == (ssize_t)sizeof text, "mq_receive");
+            snprintf(want, sizeof want, "posix %d", mq_received);
+            CHECK(strcmp(text, want) == 0 && prio == 0, "the POSIX messages come in order, each once");
+        }
+        {
+            char text[32];
+            snprintf(text, sizeof text, "posix %d", mq_sent++);
+            CHECK(mq_send(mq, text, sizeof text, 0) == 0, "mq_send after a restart");
+        }
         /* Change what exists. */
         mapped[round_no * 4099 % SEG] ^= 0xff;
         want_seg[round_no * 4099 % SEG] ^= 0xff;
@@ -203,6 +243,7 @@ int main(int argc, char **argv) {
     CHECK(shmdt(mapped) == 0 && shmctl(shm_id, IPC_RMID, NULL) == 0, "IPC_RMID");
     CHECK(semctl(sem_id, 0, IPC_RMID) == 0, "IPC_RMID");
     CHECK(msgctl(msg_id, IPC_RMID, NULL) == 0, "IPC_RMID");
+    CHECK(mq_close(mq) == 0 && mq_unlink("/crash_restart_q") == 0, "mq_close, mq_unlink");
     printf("ok\n");
     return 0;
 }
