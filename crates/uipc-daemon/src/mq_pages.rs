@@ -228,7 +228,10 @@ impl Daemon {
     pub(crate) fn mq_page_restore(&mut self, ns: &str, queue: u64, region: SharedRegion) -> Result<(), Errno> {
         let page = MqQueuePage::open(region.fd())?;
         let registered = self.namespaces.get(ns).and_then(|m| m.mq_queue(queue)).ok_or(Errno::EBADF)?.notify_owner();
-        let (guard, _) = page.lock(LOCK_BOUND)?;
+        let (guard, how) = page.lock(LOCK_BOUND)?;
+        if how == Locked::Repaired {
+            info!(ns, queue, "a process died holding a message queue's lock: its change was rolled back");
+        }
         page.with_body(&guard, |b| {
             let mut p = MqPage::open(b)?;
             p.ctrl_mut().notify = u64::from(registered.is_some());

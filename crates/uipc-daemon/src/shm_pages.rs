@@ -264,7 +264,10 @@ impl Daemon {
         let page = AttachPage::open(region.fd())?;
         let model = self.namespaces.get_mut(ns).ok_or(Errno::EINVAL)?;
         let own = model.shm_attach_state(id)?.nattch;
-        let (mut guard, _) = page.lock(LOCK_BOUND)?;
+        let (mut guard, how) = page.lock(LOCK_BOUND)?;
+        if how == Locked::Repaired {
+            info!(ns, shmid = id, "a process died holding a segment's attach page: its change was rolled back");
+        }
         let (mut snap, _) = page.adopt(&guard);
         let mut owners: Vec<Option<Pid>> = snap.slots.iter().map(|&(p, _)| (p != 0).then_some(Pid(p))).collect();
         owners.resize(SLOTS, None);

@@ -69,6 +69,32 @@ fn probe_entry_crash() {
             Err(e) => println!("REFUSED: {e}"),
         }
     }
+    if probe_socket("locker").is_some() {
+        // Takes the lock of every POSIX queue page and attach page in the
+        // namespace directory `UIPC_LOCK_DIR` (the daemon is down) and is
+        // killed holding them.
+        let _w = watchdog("probe locker", 300);
+        let dir = PathBuf::from(std::env::var_os("UIPC_LOCK_DIR").unwrap());
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(e.path()).unwrap();
+            let bound = std::time::Duration::from_secs(5);
+            if name.starts_with("mqp-") {
+                let page = uipc_sys::mq_page::MqQueuePage::open(file.as_fd()).unwrap();
+                std::mem::forget(page.lock(bound).unwrap());
+                std::mem::forget(page);
+                n += 1;
+            } else if name.starts_with("shmp-") {
+                let page = uipc_sys::shm_attach::AttachPage::open(file.as_fd()).unwrap();
+                std::mem::forget(page.lock(bound).unwrap());
+                std::mem::forget(page);
+                n += 1;
+            }
+        }
+        println!("READY {n}");
+        let _ = std::io::stdin().read(&mut [0u8; 1]);
+    }
     if let Some(socket) = probe_socket("worker") {
         let _w = watchdog("probe worker", 300);
         let c = Client::connect_to(&socket, "default").unwrap();
@@ -592,6 +618,46 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     );
     assert!(rounds < 3 || w.mq_fast > 0, "the queue's page is granted with a state directory");
     assert!(rounds < 3 || hook_kills > 0);
+}
+
+/// A POSIX queue's page and a segment's attach page whose locks a process
+/// took while the daemon was down, and died holding: the restarted daemon
+/// gets each lock (`EOWNERDEAD`, the robust futex repaired) instead of
+/// waiting out its bound and calling the object damaged; the queue's
+/// messages, the segment's `nattch` and both fast paths are intact.
+#[test]
+fn page_locks_left_by_a_dead_process_are_repaired_at_restart() {
+    let _w = watchdog("page_locks_left_by_a_dead_process_are_repaired_at_restart", 120);
+    let _serial = serial();
+    let dir = TempDir::new("locks");
+    let socket = dir.0.join("d.sock");
+    let state = dir.0.join("state");
+    let d = start_daemon(&socket, &state, None);
+    let c = Client::connect_to(&socket, "default").unwrap();
+    let (h, mqfd) = c.mq_open(b"lockq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((4, 16))).unwrap();
+    assert_eq!(c.mq_send_fast(h, mqfd.as_fd(), b"one", 1, None), Some(Ok(())));
+    let shm = c.shmget(0x10c5, 4096, IPC_CREAT | 0o600).unwrap();
+    let kept: Vec<_> = (0..3).map(|_| c.attach_read_only(shm, 0).unwrap()).collect();
+    d.kill();
+    let mut cmd = probe_command(ENTRY, "locker", &socket);
+    cmd.env("UIPC_LOCK_DIR", state.join("ns/default")).stdout(Stdio::piped()).stdin(Stdio::piped());
+    let mut locker = cmd.spawn().unwrap();
+    let mut out = BufReader::new(locker.stdout.take().unwrap());
+    wait_for_line(&mut out, "READY 2");
+    let _ = kill_process(Pid::from_child(&locker), Signal::Kill);
+    locker.wait().unwrap();
+    let d = start_daemon(&socket, &state, None);
+    let mut s = c.sleeper().unwrap();
+    s.mq_send(h, b"two", 1, None).unwrap();
+    assert_eq!(c.mq_send_fast(h, mqfd.as_fd(), b"three", 1, None), Some(Ok(())), "the page is not damaged");
+    for want in [&b"one"[..], b"two", b"three"] {
+        assert_eq!(s.mq_receive(h, 16, None).unwrap(), (want.to_vec(), 1));
+    }
+    c.give_back(s);
+    assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 3);
+    drop(kept);
+    assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 0, "detaches on the repaired page");
+    d.kill();
 }
 
 /// Whether descriptor `fd` polls readable now.
