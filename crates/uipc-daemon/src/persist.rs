@@ -5,7 +5,8 @@
 //! whatever happens to the writer, so nothing is `fsync`ed):
 //!
 //! - `D/VERSION` — `uipc-state-dir` and the format version; a directory of
-//!   another version is refused, never guessed at.
+//!   another version is refused, never guessed at (but for version 2, a
+//!   subset of 3 that is read and relabelled).
 //! - `D/ns/NAME/` — every memory file of namespace `NAME`: segments and
 //!   POSIX shm objects (`shm-N`), message queues' text arenas, and the
 //!   state pages of semaphore sets, System V and POSIX message queues
@@ -46,6 +47,10 @@ use crate::DaemonError;
 
 /// The format version of a state directory this daemon reads and writes.
 pub(crate) const FORMAT: u32 = 3;
+/// The older format this daemon also reads: 2 is 3 without
+/// [`Entry::MqHandles`] (an appended variant: its records decode the
+/// same). Such a directory is taken as version 3 from then on.
+const READS_ALSO: u32 = 2;
 /// The first line of `D/VERSION`.
 const MAGIC: &str = "uipc-state-dir";
 /// Bytes of a record's header: length, CRC-32C, sequence number.
@@ -280,13 +285,18 @@ impl DirStore {
                 let mut lines = text.lines();
                 let magic = lines.next().unwrap_or_default();
                 let found = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
-                if magic != MAGIC || found != Some(FORMAT) {
+                if magic != MAGIC || !(found == Some(FORMAT) || found == Some(READS_ALSO)) {
                     let found = found.map_or_else(|| format!("{:?}", text.trim()), |v| v.to_string());
                     return Err(DaemonError(format!(
-                        "state directory {} has format version {found}; this uipc reads and writes version {FORMAT} only: \
-                         refusing to guess (use a uipc that matches it, or another directory)",
+                        "state directory {} has format version {found}; this uipc reads versions {READS_ALSO} and \
+                         {FORMAT} and writes version {FORMAT} only: refusing to guess (use a uipc that matches it, \
+                         or another directory)",
                         dir.display()
                     )));
+                }
+                if found == Some(READS_ALSO) {
+                    info!(dir = %dir.display(), "state directory of format {READS_ALSO}: read, and written as {FORMAT} from now on");
+                    fs::write(&version, format!("{MAGIC}\n{FORMAT}\n")).map_err(|e| io("writing", &version, e))?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -432,6 +442,25 @@ mod tests {
         // The catalogue's check value of CRC-32C ("123456789").
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
         assert_eq!(crc32c(b""), 0);
+    }
+
+    #[test]
+    fn a_directory_of_format_2_is_read_and_becomes_3() {
+        let dir = std::env::temp_dir().join(format!("uipc-persist-v2-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("meta")).unwrap();
+        fs::write(dir.join("VERSION"), "uipc-state-dir\n2\n").unwrap();
+        let mut journal = Vec::new();
+        let procs = ProcsEntry { next_ephemeral: 7, next_mq_handle: 9, procs: Vec::new() };
+        frame(&mut journal, 1, &[Entry::Processes(procs.clone())]).unwrap();
+        fs::write(dir.join("meta/journal"), &journal).unwrap();
+        let (_store, state) = DirStore::open(&dir).unwrap();
+        assert_eq!(state.procs, procs);
+        assert!(state.mq_handles.is_empty());
+        assert_eq!(fs::read_to_string(dir.join("VERSION")).unwrap(), "uipc-state-dir\n3\n");
+        fs::write(dir.join("VERSION"), "uipc-state-dir\n1\n").unwrap();
+        assert!(DirStore::open(&dir).is_err(), "format 1 is refused");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
