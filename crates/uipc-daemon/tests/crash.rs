@@ -495,9 +495,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
     // for it to come back: the load stops at the kill.
     uipc_client::set_reconnect_wait(std::time::Duration::ZERO);
     let rounds: usize = std::env::var("UIPC_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
-    let dir = TempDir::new("crash");
-    let socket = dir.0.join("d.sock");
-    let state = dir.0.join("state");
+    let (_dir, socket, state) = scratch("crash");
     let mut rng = Lcg(0x15);
 
     // Round 0: the objects, made on a fresh directory.
@@ -629,9 +627,7 @@ fn sigkill_at_any_point_loses_nothing_acknowledged() {
 fn page_locks_left_by_a_dead_process_are_repaired_at_restart() {
     let _w = watchdog("page_locks_left_by_a_dead_process_are_repaired_at_restart", 120);
     let _serial = serial();
-    let dir = TempDir::new("locks");
-    let socket = dir.0.join("d.sock");
-    let state = dir.0.join("state");
+    let (_dir, socket, state) = scratch("locks");
     let d = start_daemon(&socket, &state, None);
     let c = Client::connect_to(&socket, "default").unwrap();
     let (h, mqfd) = c.mq_open(b"lockq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((4, 16))).unwrap();
@@ -660,6 +656,13 @@ fn page_locks_left_by_a_dead_process_are_repaired_at_restart() {
     d.kill();
 }
 
+/// A fresh directory for a test: it, its daemon's socket and state directory.
+fn scratch(name: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
+    let (socket, state) = (dir.0.join("d.sock"), dir.0.join("state"));
+    (dir, socket, state)
+}
+
 /// Whether descriptor `fd` polls readable now.
 fn readable(fd: &impl AsFd) -> bool {
     let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
@@ -677,9 +680,7 @@ fn a_torn_or_corrupt_journal_tail_restarts_to_the_last_consistent_state() {
     let _w = watchdog("a_torn_or_corrupt_journal_tail_restarts_to_the_last_consistent_state", 120);
     let _serial = serial();
     for corrupt in [false, true] {
-        let dir = TempDir::new("torn");
-        let socket = dir.0.join("d.sock");
-        let state = dir.0.join("state");
+        let (_dir, socket, state) = scratch("torn");
         let d = start_daemon(&socket, &state, None);
         let c = Client::connect_to(&socket, "default").unwrap();
         let a = c.shmget(0x7001, 4096, IPC_CREAT | 0o600).unwrap();
@@ -763,9 +764,7 @@ fn restart_time_for_many_objects() {
     let _w = watchdog("restart_time_for_many_objects", 3000);
     let _serial = serial();
     let n: i32 = std::env::var("UIPC_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let dir = TempDir::new("many");
-    let socket = dir.0.join("d.sock");
-    let state = dir.0.join("state");
+    let (_dir, socket, state) = scratch("many");
     let d = start_daemon(&socket, &state, None);
     let c = Client::connect_to(&socket, "default").unwrap();
     let t0 = std::time::Instant::now();
@@ -821,9 +820,7 @@ fn a_restart_keeps_every_field_and_the_id_sequence() {
     let _serial = serial();
     let mut next_ids = Vec::new();
     for restart in [false, true] {
-        let dir = TempDir::new("fields");
-        let socket = dir.0.join("d.sock");
-        let state = dir.0.join("state");
+        let (_dir, socket, state) = scratch("fields");
         let mut d = Some(start_daemon(&socket, &state, None));
         let mut admin = uipc_client::Admin::connect(&socket).unwrap();
         let sysctls =
@@ -879,9 +876,7 @@ fn a_restart_keeps_every_field_and_the_id_sequence() {
 fn a_query_that_reconnects_returns() {
     let _w = watchdog("a_query_that_reconnects_returns", 120);
     let _serial = serial();
-    let dir = TempDir::new("query-reconnect");
-    let socket = dir.0.join("d.sock");
-    let state = dir.0.join("state");
+    let (_dir, socket, state) = scratch("query-reconnect");
     let mut d = start_daemon(&socket, &state, None);
     let c = Client::connect_to(&socket, "default").unwrap();
     let shm = c.shmget(0x4ec8, 8192, IPC_CREAT | 0o600).unwrap();
@@ -916,9 +911,7 @@ fn a_query_that_reconnects_returns() {
 fn a_client_reconnects_by_itself_after_a_restart() {
     let _w = watchdog("a_client_reconnects_by_itself_after_a_restart", 120);
     let _serial = serial();
-    let dir = TempDir::new("reconnect");
-    let socket = dir.0.join("d.sock");
-    let state = dir.0.join("state");
+    let (_dir, socket, state) = scratch("reconnect");
     let d = start_daemon(&socket, &state, None);
     let c = Client::connect_to(&socket, "default").unwrap();
     let shm = c.shmget(0x4ec0, 8192, IPC_CREAT | 0o600).unwrap();
