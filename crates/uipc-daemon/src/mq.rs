@@ -312,7 +312,11 @@ impl Daemon {
                 Some(dir) => {
                     let path = dir.join("ns").join(ns_name).join(fifo_name(queue));
                     let fd = match reopen {
-                        true => mqfd::open_queue_fifo(&path).or_else(|_| mqfd::queue_fifo(&path))?,
+                        true => mqfd::open_queue_fifo(&path).or_else(|e| {
+                            tracing::warn!(queue, error = ?e, "state directory: a queue's FIFO cannot be opened again; \
+                                 a new one is made (descriptors from before no longer show the queue's readiness)");
+                            mqfd::queue_fifo(&path)
+                        })?,
                         false => mqfd::queue_fifo(&path)?,
                     };
                     let level = mqfd::level(fd.as_fd())?;
