@@ -211,7 +211,7 @@ pub(crate) fn watch<H, T>(
         let mut polls = 0u32;
         while version(&h) == seen {
             polls += 1;
-            if polls % POLLS_PER_YIELD != 0 {
+            if !polls.is_multiple_of(POLLS_PER_YIELD) {
                 // A partner on another CPU answers within these polls;
                 // one on this CPU needs the yield.
                 std::hint::spin_loop();

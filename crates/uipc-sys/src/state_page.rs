@@ -407,7 +407,7 @@ fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> 
     while r == libc::EBUSY && spins < LOCK_SPINS {
         std::hint::spin_loop();
         spins += 1;
-        if spins % 16 == 0 {
+        if spins.is_multiple_of(16) {
             // SAFETY: as above.
             r = unsafe { libc::pthread_mutex_trylock(m) };
         }
