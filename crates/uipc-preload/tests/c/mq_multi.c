@@ -76,8 +76,25 @@ static void epoll_loop(void) {
     close(pipefd[1]);
 }
 
+/* A child that has made its first call on the queue (under the shim, the
+ * one that fetches its grant, itself a sleep on the daemon's answer) says
+ * so on `go[1]` before the call whose sleep orders it. */
+static void started(int go[2]) {
+    CHECK(write(go[1], "", 1) == 1, "write go");
+}
+
+/* The child `pid` has said it started and now sleeps in its call. */
+static void await_started(int go[2], pid_t pid) {
+    char c;
+    CHECK(read(go[0], &c, 1) == 1, "read go");
+    await_sleeping(pid);
+}
+
 static void ordered_senders(void) {
     struct mq_attr a = { 0, 1, 8, 0, {0} };
+    const struct timespec past = { 0, 0 };
+    int go[2];
+    CHECK(pipe(go) == 0, "pipe");
     mqd_t q = mq_open("/order", O_CREAT | O_RDWR, 0600, &a);
     CHECK(q >= 0, "open");
     CHECK(mq_send(q, "0", 1, 0) == 0, "send");
@@ -86,9 +103,11 @@ static void ordered_senders(void) {
         kids[i] = fork();
         if (kids[i] == 0) {
             char m[2] = { (char)('1' + i), 0 };
+            CHECK(mq_timedsend(q, m, 1, 0, &past) == -1 && errno == ETIMEDOUT, "timedsend on a full queue");
+            started(go);
             _exit(mq_send(q, m, 1, 0) == 0 ? 0 : 1);
         }
-        await_sleeping(kids[i]);
+        await_started(go, kids[i]);
     }
     char order[8] = "";
     for (int i = 0; i < 4; i++) {
@@ -106,10 +125,13 @@ static void ordered_senders(void) {
         kids[i] = fork();
         if (kids[i] == 0) {
             char b[8] = { 0 };
+            CHECK(mq_timedreceive(q, b, sizeof b, NULL, &past) == -1 && errno == ETIMEDOUT,
+                  "timedreceive on an empty queue");
+            started(go);
             CHECK(mq_receive(q, b, sizeof b, NULL) == 1, "receive");
             _exit(b[0] - '0');
         }
-        await_sleeping(kids[i]);
+        await_started(go, kids[i]);
     }
     for (int i = 0; i < 3; i++) {
         char m[2] = { (char)('4' + i), 0 };
@@ -123,6 +145,8 @@ static void ordered_senders(void) {
     }
     printf("\n");
     close(q);
+    close(go[0]);
+    close(go[1]);
     mq_unlink("/order");
 }
 
