@@ -325,9 +325,10 @@ impl<R: DeserializeOwned> NsParts<R> {
 
     /// The namespace again, on `memory`, each recorded region re-opened by
     /// `open`: ids, keys, sequence numbers, `*_next_id`, times, values,
-    /// undo records, messages, names and mappings as recorded; no
-    /// sleepers; `SIGEV_THREAD` `mq_notify` registrations (whose pipe was
-    /// the dead host's) dropped.
+    /// undo records, messages, names, mappings and `mq_notify`
+    /// registrations as recorded (a `SIGEV_THREAD` one the host cannot
+    /// tell any more it drops: `IpcNamespace::mq_drop_thread_registration`);
+    /// no sleepers.
     ///
     /// # Errors
     /// [`ImageError`].
@@ -364,7 +365,6 @@ impl<R: DeserializeOwned> NsParts<R> {
         ns.mq.next_desc = h.mq_next_desc;
         ns.mq.count = h.mq_count;
         ns.mq.charged = h.mq_charged;
-        ns.mq.drop_thread_registrations();
         let pshm = map_values(self.pshm, |o| o.try_map_region(&mut open)).map_err(ImageError::Region)?;
         ns.pshm.objects = crate::tracked::Tracked::from_map(pshm);
         ns.pshm.names.entries = crate::tracked::Tracked::from_map(self.pshm_names);

@@ -409,6 +409,7 @@ impl Daemon {
         // The POSIX queue handles (their FIFOs opened again): a queue page
         // is kept only while its queue has a pipe.
         self.mq_handles_restore(handles);
+        self.mq_notify_restore(name);
         // The newest page file of each object.
         let mut pages: BTreeMap<(String, u64), (u64, String)> = BTreeMap::new();
         if let Ok(list) = std::fs::read_dir(&ns_dir) {

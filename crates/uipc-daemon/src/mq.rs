@@ -51,21 +51,48 @@ pub(crate) struct MqPipe {
     /// a state page, only while the daemon holds the page's lock).
     pub(crate) level: Level,
     /// A durable daemon's pipe is a FIFO in the namespace's directory
-    /// (`mqpipe-QUEUE`), removed once the pipe is dropped.
-    fifo: Option<(std::path::PathBuf, uipc_sys::memfd::Unlinks)>,
+    /// (`mqpipe-QUEUE`).
+    _fifo: Option<DurableFifo>,
 }
 
-impl Drop for MqPipe {
+/// The write end of a `SIGEV_THREAD` registration's pipe: the daemon
+/// writes `F` when the notification fires, `D` when the registration is
+/// removed (and drops it either way).
+pub(crate) struct NotifyPipe {
+    write: OwnedFd,
+    /// A durable daemon's pipe is a FIFO in the namespace's directory
+    /// (`mqnotify-QUEUE`), which a restarted daemon opens again while the
+    /// registered process holds it.
+    _fifo: Option<DurableFifo>,
+}
+
+impl NotifyPipe {
+    /// Tells the waiting thread `word` (`F` or `D`); a process that is
+    /// gone is not the daemon's failure.
+    fn tell(self, word: &[u8; 1]) {
+        let _ = rustix::io::write(&self.write, word);
+    }
+}
+
+/// A FIFO in a namespace's state directory, removed once dropped (after
+/// the journal record that stops naming it).
+pub(crate) struct DurableFifo(std::path::PathBuf, uipc_sys::memfd::Unlinks);
+
+impl Drop for DurableFifo {
     fn drop(&mut self) {
-        if let Some((path, unlinks)) = self.fifo.take() {
-            unlinks.push(path);
-        }
+        self.1.push(std::mem::take(&mut self.0));
     }
 }
 
 /// The name of queue `queue`'s FIFO in its namespace's directory.
 pub(crate) fn fifo_name(queue: u64) -> String {
     format!("mqpipe-{queue}")
+}
+
+/// The name of the FIFO of queue `queue`'s `SIGEV_THREAD` registration in
+/// its namespace's directory.
+pub(crate) fn notify_fifo_name(queue: u64) -> String {
+    format!("mqnotify-{queue}")
 }
 
 /// A description no process holds (the shim sends it for a descriptor
@@ -220,23 +247,33 @@ impl Daemon {
                     Ok(h) => h,
                     Err(e) => return Some(reply(Err(e))),
                 };
-                let pipe = match how {
-                    Some(NotifyHow::Thread { .. }) => match mqfd::pipe() {
+                let queue = ns.mq_desc(desc).map(|d| d.queue()).unwrap_or(u64::MAX);
+                let thread = matches!(how, Some(NotifyHow::Thread { .. }));
+                // A registered queue refuses the call (or an earlier check
+                // does): its registration's pipe must stay as it is.
+                let free = ns.mq_queue(queue).is_some_and(|q| q.notify_owner().is_none());
+                let pipe = match thread && free {
+                    true => match self.notify_pipe(ns_name, queue) {
                         Ok(p) => Some(p),
                         Err(e) => return Some(reply(Err(e))),
                     },
-                    _ => None,
+                    false => None,
                 };
+                let Some(ns) = self.namespaces.get_mut(ns_name) else { return Some(reply(Err(Errno::EIDRM))) };
                 if let Err(e) = ns.mq_notify(cred, t, desc, how) {
                     return Some(reply(Err(e)));
                 }
-                let queue = ns.mq_desc(desc).map(|d| d.queue()).unwrap_or(u64::MAX);
-                match pipe {
-                    Some((read, write)) => {
+                match (thread, pipe) {
+                    (true, Some((read, write))) => {
                         self.mq_notify_pipes.insert((ns_name.to_owned(), queue), write);
                         Some((Response::Value(0), Some(read)))
                     }
-                    None => Some(reply(Ok(Response::Value(0)))),
+                    (true, None) => {
+                        // Not reached: the model refuses a registered queue.
+                        ns.mq_drop_thread_registration(queue);
+                        Some(reply(Err(Errno::EBUSY)))
+                    }
+                    (false, _) => Some(reply(Ok(Response::Value(0)))),
                 }
             }
             Request::MqGetSetAttr { new_flags, .. } => {
@@ -308,7 +345,7 @@ impl Daemon {
         let key = (ns_name.to_owned(), queue);
         if !self.mq_pipes.contains_key(&key) {
             let pipe = match &self.state_dir {
-                None => MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty, fifo: None },
+                None => MqPipe { fd: mqfd::queue_pipe()?, level: Level::Empty, _fifo: None },
                 Some(dir) => {
                     let path = dir.join("ns").join(ns_name).join(fifo_name(queue));
                     let fd = match reopen {
@@ -320,7 +357,7 @@ impl Daemon {
                         false => mqfd::queue_fifo(&path)?,
                     };
                     let level = mqfd::level(fd.as_fd())?;
-                    MqPipe { fd, level, fifo: Some((path, self.page_files.unlinks.clone())) }
+                    MqPipe { fd, level, _fifo: Some(DurableFifo(path, self.page_files.unlinks.clone())) }
                 }
             };
             self.mq_pipes.insert(key.clone(), pipe);
@@ -368,6 +405,45 @@ impl Daemon {
         }
     }
 
+    /// The pipe of a new `SIGEV_THREAD` registration on queue `queue` of
+    /// `ns`: (the registered process's end, the daemon's). A plain pipe,
+    /// whose end of file tells the process the registration is gone, or
+    /// for a durable daemon a FIFO in the namespace's directory, which
+    /// outlives the daemon ([`mqfd::notify_fifo`]).
+    fn notify_pipe(&self, ns_name: &str, queue: u64) -> Result<(OwnedFd, NotifyPipe), Errno> {
+        match &self.state_dir {
+            None => mqfd::pipe().map(|(read, write)| (read, NotifyPipe { write, _fifo: None })),
+            Some(dir) => {
+                let path = dir.join("ns").join(ns_name).join(notify_fifo_name(queue));
+                let (process, write) = mqfd::notify_fifo(&path)?;
+                let fifo = DurableFifo(path, self.page_files.unlinks.clone());
+                Ok((process, NotifyPipe { write, _fifo: Some(fifo) }))
+            }
+        }
+    }
+
+    /// A restarted daemon takes back the `SIGEV_THREAD` registrations of
+    /// namespace `ns`: each whose FIFO a process still holds is told as
+    /// before; one whose process is gone (or whose FIFO is) is removed,
+    /// as the process's exit would have.
+    pub(crate) fn mq_notify_restore(&mut self, ns_name: &str) {
+        let (Some(dir), Some(ns)) = (&self.state_dir, self.namespaces.get_mut(ns_name)) else { return };
+        for queue in ns.mq_thread_registrations() {
+            let path = dir.join("ns").join(ns_name).join(notify_fifo_name(queue));
+            match mqfd::open_notify_fifo(&path) {
+                Ok(write) => {
+                    let fifo = DurableFifo(path, self.page_files.unlinks.clone());
+                    self.mq_notify_pipes.insert((ns_name.to_owned(), queue), NotifyPipe { write, _fifo: Some(fifo) });
+                }
+                Err(e) => {
+                    tracing::info!(queue, error = ?e, "state directory: a SIGEV_THREAD registration whose process is gone is removed");
+                    ns.mq_drop_thread_registration(queue);
+                    self.page_files.unlinks.push(path);
+                }
+            }
+        }
+    }
+
     /// After anything that may have changed namespace `ns`'s queues:
     /// fired notifications are sent, dropped registrations end their
     /// `SIGEV_THREAD` waits, descriptions nobody holds are dropped, queues
@@ -382,8 +458,9 @@ impl Daemon {
             return;
         };
         for r in ns.mq_take_removed() {
-            // Dropping the write end: the waiting thread reads end of file.
-            self.mq_notify_pipes.remove(&(ns_name.to_owned(), r.queue));
+            if let Some(p) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), r.queue)) {
+                p.tell(b"D");
+            }
         }
         for n in ns.mq_take_notifications() {
             match n.how {
@@ -394,8 +471,8 @@ impl Daemon {
                     }
                 }
                 NotifyHow::Thread { .. } => {
-                    if let Some(w) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), n.queue)) {
-                        let _ = rustix::io::write(&w, b"F");
+                    if let Some(p) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), n.queue)) {
+                        p.tell(b"F");
                     }
                 }
                 NotifyHow::None => {}

@@ -246,12 +246,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// The names of the files of `ns`'s queue pages and queue FIFOs.
+    /// The names of the files of `ns`'s queue pages, queue FIFOs and
+    /// registration FIFOs.
     pub(crate) fn mq_file_names(&self, ns: &str) -> Vec<String> {
         let pages =
             self.mq_pages.spaces.get(ns).into_iter().flat_map(|s| s.values().filter_map(|q| q._region.file_name()));
         let fifos = self.mq_pipes.keys().filter(|(n, _)| n == ns).map(|(_, q)| crate::mq::fifo_name(*q));
-        pages.chain(fifos).collect()
+        let notify = self.mq_notify_pipes.keys().filter(|(n, _)| n == ns).map(|(_, q)| crate::mq::notify_fifo_name(*q));
+        pages.chain(fifos).chain(notify).collect()
     }
 
     /// [`Request::MqGrant`]: the page of description `desc`'s queue for

@@ -117,7 +117,7 @@ pub struct Daemon {
     /// The next message queue handle.
     pub(crate) next_mq_handle: u64,
     /// The write ends of `SIGEV_THREAD` registrations' pipes, by (namespace, queue).
-    pub(crate) mq_notify_pipes: BTreeMap<(String, u64), OwnedFd>,
+    pub(crate) mq_notify_pipes: BTreeMap<(String, u64), crate::mq::NotifyPipe>,
     /// The pipe of each queue (namespace, inode) that has handles.
     pub(crate) mq_pipes: BTreeMap<(String, u64), crate::mq::MqPipe>,
     /// The state pages of semaphore sets (the data plane).

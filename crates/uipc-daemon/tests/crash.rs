@@ -938,6 +938,9 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     let (th, thfd) = c.mq_open(b"threadq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((4, 16))).unwrap();
     assert_eq!(c.mq_send_fast(th, thfd.as_fd(), b"kept", 3, None), Some(Ok(())));
     let notified = c.mq_notify(th, Some((2, 0, 9))).unwrap().unwrap();
+    // One whose process's end is gone by the restart (its process exited).
+    let (gone, _gonefd) = c.mq_open(b"threadgone", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((4, 16))).unwrap();
+    drop(c.mq_notify(gone, Some((2, 0, 10))).unwrap().unwrap());
     // A semop asleep in the daemon when it dies.
     let sleeper = {
         let c = c.clone();
@@ -968,17 +971,28 @@ fn a_client_reconnects_by_itself_after_a_restart() {
     assert_eq!(c.sem_getval(sem, 0).unwrap(), 1);
     let msg = c.msgrcv(q, 64, 0, IPC_NOWAIT).unwrap();
     assert_eq!((msg.mtype, msg.data.as_slice()), (5, &b"kept"[..]));
-    // The SIGEV_THREAD registration is dropped (docs/deviations.md): its
-    // pipe ends, the queue takes a new one, and its page is still adopted
-    // (not damaged by the registration word the dead daemon published).
-    let mut b = [0u8; 1];
-    assert_eq!(rustix::io::read(&notified, &mut b), Ok(0), "the dropped registration's pipe ends");
-    c.mq_notify(th, Some((0, 10, 9))).unwrap();
-    c.mq_notify(th, None).unwrap();
+    // The SIGEV_THREAD registration survived, its pipe too (no end of
+    // file for its waiting thread): the queue is taken, and the next
+    // empty -> non-empty change tells the thread. Its page is still
+    // adopted (not damaged by the registration word).
+    assert!(!readable(&notified), "the registration's pipe neither ended nor fired");
+    assert_eq!(c.mq_notify(th, Some((0, 10, 9))).err(), Some(uipc_abi::Errno::EBUSY));
     let mut scratch = Vec::new();
     let (prio, n) = c.mq_receive_fast(th, thfd.as_fd(), 16, None, &mut scratch, false).unwrap().unwrap();
     assert_eq!((&scratch[..n], prio), (&b"kept"[..], 3), "the page's message after the restart");
+    assert!(!readable(&notified), "a receive does not fire it");
+    let mut sender = c.sleeper().unwrap();
+    sender.mq_send(th, b"new", 0, None).unwrap();
+    c.give_back(sender);
+    let mut b = [0u8; 1];
+    assert_eq!(rustix::io::read(&notified, &mut b), Ok(1));
+    assert_eq!(&b, b"F", "the notification fired after the restart");
+    c.mq_notify(th, Some((0, 10, 9))).unwrap();
+    c.mq_notify(th, None).unwrap();
     c.mq_close(th).unwrap();
+    // The registration whose process's end was gone was removed.
+    c.mq_notify(gone, Some((0, 10, 9))).unwrap();
+    c.mq_close(gone).unwrap();
     // The registration survived: the queue is taken (EBUSY) until it is removed.
     assert_eq!(c.mq_notify(h, Some((0, 10, 8))).err(), Some(uipc_abi::Errno::EBUSY));
     c.mq_notify(h, None).unwrap();

@@ -143,14 +143,24 @@ pub fn queue_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
 /// `ENOENT`; `ENOTDIR`-like errors of `open(2)`; `EINVAL` if `path` is
 /// not a FIFO.
 pub fn open_queue_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    let fd = open_fifo(path, rustix::fs::OFlags::RDWR)?;
+    two_slots(fd.as_fd())?;
+    Ok(fd)
+}
+
+/// Opens the FIFO at `path` for `access`, `O_NONBLOCK | O_CLOEXEC |
+/// O_NOFOLLOW`.
+///
+/// # Errors
+/// `open(2)`'s; `EINVAL` if `path` is not a FIFO.
+fn open_fifo(path: &std::path::Path, access: rustix::fs::OFlags) -> Result<OwnedFd, Errno> {
     use rustix::fs::OFlags;
-    let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW;
+    let flags = access | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW;
     let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
         return Err(Errno::EINVAL);
     }
-    two_slots(fd.as_fd())?;
     Ok(fd)
 }
 
@@ -323,6 +333,38 @@ pub fn send_mesgq_signal(pidfd: BorrowedFd<'_>, signo: i32, sender: u32, uid: u3
 /// `EMFILE`, `ENFILE`.
 pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
+/// A `SIGEV_THREAD` registration's pipe as a named FIFO at `path`, for a
+/// daemon whose registrations must outlive it: (the registered process's
+/// description, the daemon's). The process's is `O_RDWR` and blocks: its
+/// waiting thread reads the daemon's one byte and, being a writer itself,
+/// never reads end of file when the daemon dies; the daemon's is
+/// `O_WRONLY | O_NONBLOCK`, and a restarted daemon opens it again
+/// ([`open_notify_fifo`]). A file already at `path` is replaced.
+///
+/// # Errors
+/// `mkfifo(3)`'s and `open(2)`'s.
+pub fn notify_fifo(path: &std::path::Path) -> Result<(OwnedFd, OwnedFd), Errno> {
+    use rustix::fs::OFlags;
+    let _ = std::fs::remove_file(path);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    // O_RDWR never blocks on a FIFO (fifo(7)); then a reader exists.
+    let process = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW, rustix::fs::Mode::empty())
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    Ok((process, open_notify_fifo(path)?))
+}
+
+/// The daemon's description of the registration FIFO [`notify_fifo`]
+/// made at `path`, opened again (`O_WRONLY | O_NONBLOCK | O_CLOEXEC`).
+///
+/// # Errors
+/// `ENXIO` when no process holds the FIFO any more (fifo(7): a
+/// non-blocking open for writing without a reader); `ENOENT`; `EINVAL` if
+/// `path` is not a FIFO.
+pub fn open_notify_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    open_fifo(path, rustix::fs::OFlags::WRONLY)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
  * everything it was told so far: the segment's bytes through the old
  * mapping and a new attach, nattch, the values, the messages in order,
  * the POSIX queue's attributes and its descriptor's readiness (poll)
- * through the descriptor opened before the first kill;
+ * through the descriptor opened before the first kill, and a
+ * SIGEV_THREAD mq_notify registration made before the kill, which fires
+ * after it (and is made again for the next round);
  * then changes each of them and makes new objects, checked in later
  * rounds. Also runs in a fresh kernel IPC namespace with nobody killed:
  * the checks hold there too.
@@ -58,6 +60,35 @@ static unsigned short want_sem[3];
 static int next_msg = 1; /* the type of the next message to receive */
 static mqd_t mq;          /* opened before the first kill, kept */
 static int mq_sent, mq_received;
+/* A queue with a SIGEV_THREAD registration across each kill; its thread
+ * writes the registration's sigev_value to `notified`. */
+static mqd_t watched;
+static int notified[2];
+
+static void on_message(union sigval v) {
+    unsigned char b = (unsigned char)v.sival_int;
+    if (write(notified[1], &b, 1) != 1) _exit(4);
+}
+
+static void watch(int value) {
+    struct sigevent sev = { .sigev_notify = SIGEV_THREAD, .sigev_notify_function = on_message };
+    sev.sigev_value.sival_int = value;
+    CHECK(mq_notify(watched, &sev) == 0, "mq_notify SIGEV_THREAD");
+}
+
+/* The registration made before the kill fires after it: once, with its
+ * value, in a new thread (a watchdog of 20 s, not a synchronisation). */
+static void check_notified(int value) {
+    struct pollfd pfd = { .fd = notified[0], .events = POLLIN };
+    CHECK(poll(&pfd, 1, 0) == 0, "no notification before the queue has a message");
+    char text[32] = "wake";
+    CHECK(mq_send(watched, text, sizeof text, 0) == 0, "mq_send to the watched queue");
+    CHECK(poll(&pfd, 1, 20000) == 1, "the SIGEV_THREAD notification ran within 20 s");
+    unsigned char b;
+    CHECK(read(notified[0], &b, 1) == 1 && b == value, "the notification's sigev_value");
+    CHECK(mq_receive(watched, text, sizeof text, NULL) == (ssize_t)sizeof text, "mq_receive of the watched queue");
+}
+
 /* Objects made in each round, each with a marker. */
 static int round_shm[MAX_ROUNDS], round_sem[MAX_ROUNDS], round_msg[MAX_ROUNDS];
 
@@ -147,6 +178,12 @@ int main(int argc, char **argv) {
         CHECK(mq_send(mq, text, sizeof text, 0) == 0, "mq_send");
     }
 
+    mq_unlink("/crash_restart_watched");
+    watched = mq_open("/crash_restart_watched", O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600, &qa);
+    CHECK(watched != (mqd_t)-1, "mq_open of the watched queue");
+    CHECK(pipe(notified) == 0, "pipe");
+    watch(1);
+
     /* A child holding a SEM_UNDO adjustment, ended after the first kill. */
     int up[2], down[2];
     CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe");
@@ -178,6 +215,8 @@ int main(int argc, char **argv) {
         if (!fgets(line, sizeof line, stdin)) fail("stdin closed");
 
         check_all();
+        check_notified(round_no + 1);
+        watch(round_no + 2);
         if (round_no == 1 || (rounds == 1 && round_no == 0)) {
             /* The child exits: its undo (recorded by a daemon before the
              * kill) is applied by the restarted one. */
@@ -244,6 +283,7 @@ int main(int argc, char **argv) {
     CHECK(semctl(sem_id, 0, IPC_RMID) == 0, "IPC_RMID");
     CHECK(msgctl(msg_id, IPC_RMID, NULL) == 0, "IPC_RMID");
     CHECK(mq_close(mq) == 0 && mq_unlink("/crash_restart_q") == 0, "mq_close, mq_unlink");
+    CHECK(mq_close(watched) == 0 && mq_unlink("/crash_restart_watched") == 0, "mq_close, mq_unlink");
     printf("ok\n");
     return 0;
 }

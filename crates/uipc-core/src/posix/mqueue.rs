@@ -1116,6 +1116,26 @@ impl<M: Memory> IpcNamespace<M> {
         self.mq.queues.get(&inode)
     }
 
+    /// The queues a process is registered on with `SIGEV_THREAD` (whose
+    /// waiting thread the host tells, not the model).
+    pub fn mq_thread_registrations(&self) -> Vec<u64> {
+        let thread = |q: &MqQueue| q.notify.as_ref().is_some_and(|r| matches!(r.how, NotifyHow::Thread { .. }));
+        self.mq.queues.iter().filter(|(_, q)| thread(q)).map(|(&inode, _)| inode).collect()
+    }
+
+    /// Removes queue `inode`'s `SIGEV_THREAD` registration, which the host
+    /// can no longer tell (a restarted daemon whose registered process
+    /// is gone): the queue is free for a new registration, as after the
+    /// owner's `mq_notify(NULL)`.
+    pub fn mq_drop_thread_registration(&mut self, inode: u64) {
+        if let Some(q) = self.mq.queues.get_mut(&inode) {
+            if q.notify.as_ref().is_some_and(|r| matches!(r.how, NotifyHow::Thread { .. })) {
+                q.notify = None;
+                q.version += 1;
+            }
+        }
+    }
+
     /// Every named queue, as `(name, queue)`, in name order (the mqueue
     /// filesystem's directory).
     pub fn mq_list(&self) -> Vec<(Vec<u8>, &MqQueue)> {
@@ -1299,20 +1319,6 @@ impl<M: Memory> IpcNamespace<M> {
                 if opens == 0 {
                     self.mq.destroy(queue);
                 }
-            }
-        }
-    }
-}
-
-impl MqState {
-    /// Drops every `SIGEV_THREAD` registration (its pipe was a dead
-    /// daemon's; the queue is free for a new registration).
-    #[cfg(feature = "serde")]
-    pub(crate) fn drop_thread_registrations(&mut self) {
-        for q in self.queues.values_mut() {
-            if q.notify.as_ref().is_some_and(|r| matches!(r.how, NotifyHow::Thread { .. })) {
-                q.notify = None;
-                q.version += 1;
             }
         }
     }
