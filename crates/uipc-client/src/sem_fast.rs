@@ -88,17 +88,36 @@ impl Client {
     }
 
     fn stat_held(&self, held: &Held) -> Option<uipc_abi::Semid64Ds> {
-        // Any undo record's exit sets sem_otime (exit_sem()), whatever
-        // its adjustments.
-        let mut pids = [0; UNDO_SLOTS];
-        let n = held.page.record_holders(held.key.pid, &mut pids)?;
-        if n > 0 {
-            let mut live = self.sem.live.lock().unwrap_or_else(|e| e.into_inner());
-            if !pids[..n].iter().all(|&pid| live.alive(pid)) {
-                return None;
+        Self::unchanged(held, || {
+            // Any undo record's exit sets sem_otime (exit_sem()), whatever
+            // its adjustments.
+            let mut pids = [0; UNDO_SLOTS];
+            let n = held.page.record_holders(held.key.pid, &mut pids)?;
+            if n > 0 {
+                let mut live = self.sem.live.lock().unwrap_or_else(|e| e.into_inner());
+                if !pids[..n].iter().all(|&pid| live.alive(pid)) {
+                    return None;
+                }
             }
+            held.page.stat(&held.grant)
+        })
+    }
+
+    /// `read()` (a check of the page's holders and a read of its state),
+    /// if no change began or ended on the page meanwhile: both are then of
+    /// one state. Otherwise `None`, for the daemon: a holder killed
+    /// mid-change (its holders word already changed, its values not yet)
+    /// is rolled back by whoever locks next — the daemon settling its exit
+    /// among them — and a reader must not check the holders before that
+    /// and read the values after it, before the exit's undo.
+    fn unchanged<T>(held: &Held, read: impl FnOnce() -> Option<T>) -> Option<T> {
+        let before = held.page.seq();
+        if before % 2 == 1 {
+            return None;
         }
-        held.page.stat(&held.grant)
+        let v = read()?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        (held.page.seq() == before).then_some(v)
     }
 
     fn ask_grant(&self, id: i32, key: Key) -> Option<Arc<Held>> {
@@ -183,13 +202,15 @@ impl Client {
             return None;
         }
         self.with_sem_held(id, |held| {
-            if !self.undo_holders_alive(held) {
-                return None;
-            }
-            match field {
-                Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
-                None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
-            }
+            Self::unchanged(held, || {
+                if !self.undo_holders_alive(held) {
+                    return None;
+                }
+                match field {
+                    Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
+                    None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
+                }
+            })
         })
     }
 }

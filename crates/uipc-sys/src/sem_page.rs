@@ -378,7 +378,12 @@ impl SemPage {
             (true, None) => return SemFast::Daemon,
             (_, slot) => slot,
         };
-        let Ok((mut guard, _)) = self.page.lock(Some(Duration::from_secs(1))) else { return SemFast::Daemon };
+        // A holder that died mid-change was just rolled back: its exit
+        // (its undo) is the daemon's to settle before this operation, as
+        // the kernel's exit_sem() runs before anyone sees the process dead.
+        let Ok((mut guard, Locked::Clean)) = self.page.lock(Some(Duration::from_secs(1))) else {
+            return SemFast::Daemon;
+        };
         if !usable(self) {
             return SemFast::Daemon;
         }
