@@ -69,8 +69,8 @@ pub(crate) struct NotifyPipe {
 impl NotifyPipe {
     /// Tells the waiting thread `word` (`F` or `D`); a process that is
     /// gone is not the daemon's failure.
-    fn tell(self, word: &[u8; 1]) {
-        let _ = rustix::io::write(&self.write, word);
+    fn tell(self, word: u8) {
+        let _ = mqfd::tell(self.write.as_fd(), word);
     }
 }
 
@@ -459,7 +459,7 @@ impl Daemon {
         };
         for r in ns.mq_take_removed() {
             if let Some(p) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), r.queue)) {
-                p.tell(b"D");
+                p.tell(b'D');
             }
         }
         for n in ns.mq_take_notifications() {
@@ -472,7 +472,7 @@ impl Daemon {
                 }
                 NotifyHow::Thread { .. } => {
                     if let Some(p) = self.mq_notify_pipes.remove(&(ns_name.to_owned(), n.queue)) {
-                        p.tell(b"F");
+                        p.tell(b'F');
                     }
                 }
                 NotifyHow::None => {}

@@ -335,6 +335,24 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
+/// Writes the one byte `word` to a registration pipe's write end `write`
+/// (non-blocking or never full) if a reader still holds it: a write
+/// without one raises `SIGPIPE`, which a host that embeds the daemon may
+/// not ignore. (A reader that closes between the check and the write
+/// leaves that one window.)
+///
+/// # Errors
+/// `EPIPE` when no reader holds the pipe; `write(2)`'s.
+pub fn tell(write: BorrowedFd<'_>, word: u8) -> Result<(), Errno> {
+    let mut fds = [rustix::event::PollFd::new(&write, rustix::event::PollFlags::OUT)];
+    rustix::event::poll(&mut fds, 0).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    // poll(2): POLLERR on a pipe's write end whose read end is closed.
+    if fds[0].revents().contains(rustix::event::PollFlags::ERR) {
+        return Err(Errno::EPIPE);
+    }
+    rustix::io::write(write, &[word]).map(drop).map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
 /// A `SIGEV_THREAD` registration's pipe as a named FIFO at `path`, for a
 /// daemon whose registrations must outlive it: (the registered process's
 /// description, the daemon's). The process's is `O_RDWR` and blocks: its
@@ -370,6 +388,17 @@ pub fn open_notify_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tell_writes_while_a_reader_holds_the_pipe_and_refuses_after() {
+        let (read, write) = pipe().unwrap();
+        tell(write.as_fd(), b'F').unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(rustix::io::read(&read, &mut b), Ok(1));
+        assert_eq!(b[0], b'F');
+        drop(read);
+        assert_eq!(tell(write.as_fd(), b'D'), Err(Errno::EPIPE));
+    }
 
     fn poll(fd: BorrowedFd<'_>) -> i16 {
         let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
