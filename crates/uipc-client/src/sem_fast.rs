@@ -88,7 +88,7 @@ impl Client {
     }
 
     fn stat_held(&self, held: &Held) -> Option<uipc_abi::Semid64Ds> {
-        Self::unchanged(held, || {
+        held.page.unchanged(|| {
             // Any undo record's exit sets sem_otime (exit_sem()), whatever
             // its adjustments.
             let mut pids = [0; UNDO_SLOTS];
@@ -101,23 +101,6 @@ impl Client {
             }
             held.page.stat(&held.grant)
         })
-    }
-
-    /// `read()` (a check of the page's holders and a read of its state),
-    /// if no change began or ended on the page meanwhile: both are then of
-    /// one state. Otherwise `None`, for the daemon: a holder killed
-    /// mid-change (its holders word already changed, its values not yet)
-    /// is rolled back by whoever locks next — the daemon settling its exit
-    /// among them — and a reader must not check the holders before that
-    /// and read the values after it, before the exit's undo.
-    fn unchanged<T>(held: &Held, read: impl FnOnce() -> Option<T>) -> Option<T> {
-        let before = held.page.seq();
-        if before % 2 == 1 {
-            return None;
-        }
-        let v = read()?;
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        (held.page.seq() == before).then_some(v)
     }
 
     fn ask_grant(&self, id: i32, key: Key) -> Option<Arc<Held>> {
@@ -202,7 +185,7 @@ impl Client {
             return None;
         }
         self.with_sem_held(id, |held| {
-            Self::unchanged(held, || {
+            held.page.unchanged(|| {
                 if !self.undo_holders_alive(held) {
                     return None;
                 }

@@ -128,10 +128,18 @@ fn two_slots(fd: BorrowedFd<'_>) -> Result<(), Errno> {
 /// # Errors
 /// `mkfifo(3)`'s and `open(2)`'s; `ENOMEM` as [`queue_pipe`].
 pub fn queue_fifo(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    make_fifo(path)?;
+    open_queue_fifo(path)
+}
+
+/// `mkfifo(path, 0600)`, replacing a file already at `path`.
+///
+/// # Errors
+/// `mkfifo(3)`'s.
+fn make_fifo(path: &std::path::Path) -> Result<(), Errno> {
     let _ = std::fs::remove_file(path);
     rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
-        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
-    open_queue_fifo(path)
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
 /// The queue pipe [`queue_fifo`] made at `path`, opened again (`O_RDWR |
@@ -365,9 +373,7 @@ pub fn tell(write: BorrowedFd<'_>, word: u8) -> Result<(), Errno> {
 /// `mkfifo(3)`'s and `open(2)`'s.
 pub fn notify_fifo(path: &std::path::Path) -> Result<(OwnedFd, OwnedFd), Errno> {
     use rustix::fs::OFlags;
-    let _ = std::fs::remove_file(path);
-    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
-        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    make_fifo(path)?;
     // O_RDWR never blocks on a FIFO (fifo(7)); then a reader exists.
     let process = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW, rustix::fs::Mode::empty())
         .map_err(|e| Errno::from_raw(e.raw_os_error()))?;

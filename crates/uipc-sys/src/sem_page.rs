@@ -432,6 +432,17 @@ impl SemPage {
         }
     }
 
+    /// `read()` (a check of the set's undo holders and a read of its
+    /// state), if no change began or ended on the page meanwhile, so that
+    /// both are of one state; `None` for the daemon. A holder killed
+    /// mid-change (its holders bit already cleared, its values not yet
+    /// changed) is rolled back by whoever locks next, the daemon settling
+    /// its exit among them: a reader must not check the holders before the
+    /// rollback and read the values after it, before the exit's undo.
+    pub fn unchanged<T>(&self, read: impl FnOnce() -> Option<T>) -> Option<T> {
+        self.page.read_once(read)?
+    }
+
     /// Reads consistently (`None`: a writer is stuck mid-change; ask the
     /// daemon).
     fn read<T>(&self, f: impl FnMut(&StatePage) -> T) -> Option<T> {

@@ -326,6 +326,15 @@ impl StatePage {
         seqlock::read(self.u32_at(OFF_SEQ), 1000, || read(self))
     }
 
+    /// Runs `read` once, with the result only if no writer was active
+    /// during it (`None` otherwise: the caller asks the daemon). For a read
+    /// too costly to repeat, or made of several steps (system calls among
+    /// them) that must see one state.
+    pub fn read_once<T>(&self, read: impl FnOnce() -> T) -> Option<T> {
+        let mut read = Some(read);
+        seqlock::read(self.u32_at(OFF_SEQ), 1, || read.take().map(|f| f()))?
+    }
+
     fn lock_ptr(&self) -> Option<*mut libc::pthread_mutex_t> {
         const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= BODY - OFF_LOCK);
         self.at(OFF_LOCK, std::mem::size_of::<libc::pthread_mutex_t>()).map(|p| p.cast())
