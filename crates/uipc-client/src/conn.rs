@@ -37,7 +37,16 @@ pub(crate) struct Conn {
     /// How many times this connection was opened anew after a break (the
     /// client drops what it derived from the old daemon when it moves).
     pub(crate) reopened: u64,
+    /// This process's number for itself, and the number of its last
+    /// tagged request ([`Request::Once`]): kept across a reopen, new in
+    /// a forked child.
+    client: u64,
+    seq: u64,
 }
+
+/// How many times a call is sent again while its daemon keeps dying
+/// under it (each time waiting up to [`RECONNECT_WAIT_MS`] for it).
+const RESENDS: u32 = 8;
 
 /// How long (milliseconds) a call waits for a daemon that went away to
 /// answer again on its socket (a daemon restarted on its state directory
@@ -71,6 +80,8 @@ impl Conn {
             broken: false,
             lost: false,
             reopened: 0,
+            client: uipc_sys::proc::random_u64(),
+            seq: 0,
         };
         match conn.exchange(&Request::Hello { version: VERSION, namespace: namespace.to_owned() }, 0)? {
             (Response::Welcome { .. }, _) => Ok(conn),
@@ -110,10 +121,9 @@ impl Conn {
     /// answers on the socket (the daemon is being restarted), waits up to
     /// [`RECONNECT_WAIT_MS`].
     fn reopen(&mut self) -> Result<(), Errno> {
-        let fresh = Conn::open_again(&self.socket, &self.namespace)?;
-        let reopened = self.reopened + 1;
+        let mut fresh = Conn::open_again(&self.socket, &self.namespace)?;
+        (fresh.reopened, fresh.client, fresh.seq) = (self.reopened + 1, self.client, self.seq);
         let old = std::mem::replace(self, fresh);
-        self.reopened = reopened;
         if old.lost {
             // Closing the number would close whatever the program has there now.
             std::mem::forget(old);
@@ -132,7 +142,9 @@ impl Conn {
         loop {
             let waited = start.elapsed();
             match Conn::open(socket, namespace) {
-                Err(Errno::ECONNREFUSED)
+                // Nobody listens, or a dying daemon's socket took the
+                // connection into its backlog and reset it.
+                Err(Errno::ECONNREFUSED | Errno::ECONNRESET | Errno::EPIPE)
                     if waited < Duration::from_millis(RECONNECT_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed)) =>
                 {
                     std::thread::sleep(RECONNECT_POLL)
@@ -166,34 +178,65 @@ impl Conn {
     /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
     pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
         self.prepare()?;
-        self.send_or_reopen(req)?;
-        match self.receive(max_fds, None) {
-            // The daemon went away before it answered: a request that may be
-            // applied twice (Request::may_resend) goes once more, on a new
-            // connection; any other fails, for it may have been applied.
-            Err(e) if e != Errno::EPROTO && self.broken && req.may_resend() => {
-                self.reopen()?;
-                self.prepare()?;
-                self.send(req)?;
-                self.receive(max_fds, None)
+        let tag = self.tag(req);
+        self.send_or_reopen(req, tag)?;
+        let mut resends = 0;
+        loop {
+            match self.receive(max_fds, None) {
+                // The daemon went away before it answered: the request goes
+                // again on a new connection — a query or lookup as it is, a
+                // change with its tag, which a daemon restarted on its state
+                // directory answers as it did (or applies, if it had not).
+                Err(e) if self.resend_after(e, &mut resends) => self.resend(req, tag)?,
+                other => return other,
             }
-            other => other,
         }
+    }
+
+    /// The tag of `req`'s first sending: `Some` for a request that must
+    /// not be applied twice ([`Request::wants_once`]).
+    fn tag(&mut self, req: &Request) -> Option<(u64, u64)> {
+        req.wants_once().then(|| {
+            self.seq += 1;
+            (self.client, self.seq)
+        })
+    }
+
+    /// Whether a call whose answer failed with `e` goes again: the
+    /// connection broke (its daemon died), and it has not gone
+    /// [`RESENDS`] times yet.
+    fn resend_after(&self, e: Errno, resends: &mut u32) -> bool {
+        *resends += 1;
+        e != Errno::EPROTO && e != Errno::EINTR && self.broken && *resends <= RESENDS
+    }
+
+    /// Sends `req` again (with its first sending's `tag`) on a new connection.
+    fn resend(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
+        self.reopen()?;
+        self.prepare()?;
+        self.send_tagged(req, tag)
     }
 
     /// Sends `req`; if the daemon is found gone before it took the request
     /// (the send fails: the peer closed, so nothing was read), sends it
     /// once more on a new connection ([`reopen`](Self::reopen)) — the
-    /// call goes on as if the daemon had never died. A request whose
-    /// answer never comes is not re-sent (it may have been applied).
-    fn send_or_reopen(&mut self, req: &Request) -> Result<(), Errno> {
-        match self.send(req) {
-            Err(Errno::EPIPE | Errno::ECONNRESET) => {
-                self.reopen()?;
-                self.prepare()?;
-                self.send(req)
-            }
+    /// call goes on as if the daemon had never died.
+    fn send_or_reopen(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
+        match self.send_tagged(req, tag) {
+            Err(Errno::EPIPE | Errno::ECONNRESET) => self.resend(req, tag),
             other => other,
+        }
+    }
+
+    /// Sends `req`, after its tag if it has one ([`Request::Once`]), in one write.
+    fn send_tagged(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
+        match tag {
+            Some((client, seq)) => {
+                let mut bytes = uipc_proto::encode(&Request::Once { client, seq }).map_err(|_| Errno::EINVAL)?;
+                bytes.extend(uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?);
+                self.send_bytes(&bytes)
+            }
+            None => self.send(req),
         }
     }
 
@@ -204,12 +247,25 @@ impl Conn {
     /// its real result if it had — and acknowledges the cancel.
     pub(crate) fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
         self.prepare()?;
+        let tag = self.tag(req);
         // From before the request leaves until its answer is in, signals
         // are held: one that comes before the wait begins still interrupts
         // it (delivered as the wait starts), none is lost in between.
         let held = net::hold_signals()?;
-        self.send_or_reopen(req)?;
-        match self.receive(0, Some(&held)) {
+        let sent = Instant::now();
+        self.send_or_reopen(req, tag)?;
+        let mut resends = 0;
+        let first = loop {
+            match self.receive(0, Some(&held)) {
+                // Its daemon died: sent again, tagged (the restarted daemon
+                // answers as it did, or parks it anew for the time left).
+                Err(e) if self.resend_after(e, &mut resends) => {
+                    self.resend(&req.sent_again_after(sent.elapsed()), tag)?;
+                }
+                other => break other,
+            }
+        };
+        match first {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
                 let (answer, _) = self.receive(0, None)?;
@@ -232,8 +288,16 @@ impl Conn {
         if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
-        self.send_or_reopen(req)?;
-        match self.receive_with(0, Wait::Restartable) {
+        let tag = self.tag(req);
+        self.send_or_reopen(req, tag)?;
+        let mut resends = 0;
+        let first = loop {
+            match self.receive_with(0, Wait::Restartable) {
+                Err(e) if self.resend_after(e, &mut resends) => self.resend(req, tag)?,
+                other => break other,
+            }
+        };
+        match first {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
                 let answer = self.receive(0, None)?;
@@ -248,8 +312,13 @@ impl Conn {
     }
 
     fn send(&mut self, req: &Request) -> Result<(), Errno> {
-        REQUESTS_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bytes = uipc_proto::encode(req).map_err(|_| Errno::EINVAL)?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Sends encoded request frames.
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Errno> {
+        REQUESTS_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut sent = 0;
         while sent < bytes.len() {
             sent += self.note(net::send_msg(self.stream.as_fd(), &bytes[sent..], &[]))?;

@@ -1069,9 +1069,9 @@ impl Sleeper {
         let resp = self.conn.call_sleeping(req);
         self.healthy = resp.is_ok();
         match resp {
-            // The daemon went away while the call slept (or before it was
-            // asked): as a sleep a signal ends, since a restarted daemon
-            // keeps no sleepers (docs/deviations.md).
+            // The daemon went away while the call slept and did not come
+            // back while it was sent again (`Conn::call_sleeping`): as a
+            // sleep a signal ends (docs/deviations.md).
             Err(_) if self.conn.is_broken() => return Err(Errno::EINTR),
             _ => {}
         }

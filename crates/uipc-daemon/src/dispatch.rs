@@ -129,6 +129,10 @@ impl Daemon {
         // Kept aside while other callers' answers are queued below: it
         // travels with this reply.
         let extra_fd = self.extra_fd.take();
+        if let Some((resp, fd)) = &reply {
+            // Recorded with the call's effect, before any page shows it.
+            self.note_answer(token, resp, fd.is_some() || extra_fd.is_some());
+        }
         if let (Some((before, subject)), Some((resp, _))) = (audit, &reply) {
             // A get never removes and Hello never forgets: a change is a creation.
             let created = self.creation_marker(ns.as_deref()) != before;
@@ -432,7 +436,8 @@ impl Daemon {
             | Request::SemOp { .. }
             | Request::MsgSnd { .. }
             | Request::MsgRcv { .. }
-            | Request::Cancel => error(Errno::EINVAL),
+            | Request::Cancel
+            | Request::Once { .. } => error(Errno::EINVAL),
             Request::MsgGet { key, flags } => value(ns.msgget(&cred, t, key, flags).map(|id| i64::from(id.0))),
             Request::MsgCtl { id, cmd, set } => {
                 let cmd = MsgCmd::decode(id, cmd)?;

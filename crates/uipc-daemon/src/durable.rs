@@ -37,7 +37,9 @@ use uipc_core::sysv::shm::PendingAttach;
 use uipc_core::IpcId;
 use uipc_sys::memfd::{self, DirMemory, SharedRegion, Unlinks};
 
-use crate::persist::{self, Entry, MqHandleEntry, NsMeta, NsRecord, ProcEntry, ProcsEntry, State, Store};
+use crate::persist::{
+    self, AnswerEntry, Entry, MqHandleEntry, NsMeta, NsRecord, PageStamp, ProcEntry, ProcsEntry, State, Store,
+};
 use crate::server::{now, Daemon};
 use crate::DaemonMemory;
 
@@ -93,6 +95,29 @@ pub(crate) struct Durable {
     /// The POSIX queue handles may have changed.
     pub(crate) handles_dirty: bool,
     written_handles: Vec<MqHandleEntry>,
+    /// The last answer recorded for each client ([`Entry::Answer`]).
+    pub(crate) answers: BTreeMap<u64, AnswerEntry>,
+    /// The stamp of the last record that held each paged object
+    /// (namespace, page kind, id): [`Entry::Stamps`].
+    stamps: BTreeMap<(String, String, u64), u64>,
+    /// The stamp of the last record written.
+    stamp: u64,
+    /// Pages a restart found older than their objects' records: their
+    /// next adoption is skipped, and their publish rewrites them.
+    stale: BTreeSet<(String, String, u64)>,
+}
+
+impl Durable {
+    /// Whether page `kind` of object `id` of `ns` was found stale at the
+    /// restart and not yet rewritten; it is rewritten from now on.
+    pub(crate) fn take_stale(&mut self, ns: &str, kind: &str, id: u64) -> bool {
+        !self.stale.is_empty() && self.stale.remove(&(ns.to_owned(), kind.to_owned(), id))
+    }
+
+    /// The stamp a publish writes into a page (that of the last record).
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
+    }
 }
 
 /// The record of `part` of `ns` as it is now (postcard).
@@ -212,11 +237,22 @@ impl Daemon {
     /// Writes what the current event changed, before its replies leave
     /// (write-ahead), then removes the files of objects it removed.
     pub(crate) fn persist(&mut self) {
+        self.persist_record(true);
+    }
+
+    /// [`persist`](Self::persist) in the middle of an event, before its
+    /// pages are published: the namespaces the event touched stay marked,
+    /// so that a head changed after this record is in the event's last.
+    pub(crate) fn persist_before_publish(&mut self) {
+        self.persist_record(false);
+    }
+
+    fn persist_record(&mut self, event_ends: bool) {
         if self.durable.store.is_none() {
             return;
         }
         let mut entries = std::mem::take(&mut self.durable.pending);
-        let touched = std::mem::take(&mut self.durable.dirty);
+        let touched = if event_ends { std::mem::take(&mut self.durable.dirty) } else { self.durable.dirty.clone() };
         let names: Vec<String> = self.namespaces.keys().cloned().collect();
         for name in names {
             let Some(ns) = self.namespaces.get_mut(&name) else { continue };
@@ -252,6 +288,19 @@ impl Daemon {
         if entries.is_empty() {
             return;
         }
+        // The pages this event holds are published after this record:
+        // their stamp says whether they were (`Guard::stamp`).
+        self.durable.stamp += 1;
+        let stamp = self.durable.stamp;
+        let held = self.held_pages();
+        if !held.is_empty() {
+            for (ns, kind, id) in &held {
+                self.durable.stamps.insert((ns.clone(), (*kind).to_owned(), *id), stamp);
+            }
+            let list =
+                held.into_iter().map(|(ns, kind, id)| PageStamp { ns, kind: kind.to_owned(), id, stamp }).collect();
+            entries.push(Entry::Stamps(list));
+        }
         let Some(store) = self.durable.store.as_mut() else { return };
         if let Err(e) = store.append(&entries) {
             error!("state directory: the journal write failed ({e}); this change would not survive a crash");
@@ -286,6 +335,16 @@ impl Daemon {
         self.durable.written_handles = h.clone();
         self.durable.handles_dirty = false;
         entries.push(Entry::MqHandles(h));
+        entries.extend(self.durable.answers.values().cloned().map(Entry::Answer));
+        let stamps = std::mem::take(&mut self.durable.stamps);
+        self.durable.stamps = stamps.into_iter().filter(|((ns, kind, id), _)| self.has_page(ns, kind, *id)).collect();
+        let list = self.durable.stamps.iter().map(|((ns, kind, id), stamp)| PageStamp {
+            ns: ns.clone(),
+            kind: kind.clone(),
+            id: *id,
+            stamp: *stamp,
+        });
+        entries.push(Entry::Stamps(list.collect()));
         if let Some(store) = self.durable.store.as_mut() {
             if let Err(e) = store.compact(&entries) {
                 error!("state directory: the snapshot failed ({e}); the journal keeps growing");
@@ -298,6 +357,8 @@ impl Daemon {
     pub(crate) fn restore(&mut self, store: Box<dyn Store>, state: State) {
         let Some(dir) = self.state_dir.clone() else { return };
         self.durable.store = Some(store);
+        self.durable.stamp = state.stamps.values().copied().max().unwrap_or(0);
+        self.durable.stamps = state.stamps;
         self.next_ephemeral = self.next_ephemeral.max(state.procs.next_ephemeral);
         self.next_mq_handle = self.next_mq_handle.max(state.procs.next_mq_handle);
         let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -333,6 +394,8 @@ impl Daemon {
             info!(pid = p.pid, "a process the daemon knew exited while it was down: settled as an exit");
             self.settle_exit(p.pid, &names, t);
         }
+        // Answers to processes that are still there: they may ask again.
+        self.durable.answers = state.answers.into_iter().filter(|(_, a)| self.procs.contains_key(&a.pid)).collect();
         // Files a crash left before they were recorded.
         for (name, files) in &used {
             persist::sweep(&dir.join("ns").join(name), files);
@@ -442,6 +505,18 @@ impl Daemon {
                     continue;
                 }
             };
+            // A page whose stamp is older than its object's record: the
+            // daemon died after writing the record, before publishing it
+            // (or in the middle of the publish). The record is the state.
+            let recorded = self.durable.stamps.get(&(name.clone(), kind.clone(), id)).copied();
+            let stamp = uipc_sys::state_page::stamp_of(region.fd()).unwrap_or(0);
+            if recorded.is_some_and(|r| stamp < r) {
+                info!(
+                    namespace = name,
+                    file, "state directory: a page older than its object's last record; the recorded state is restored into it"
+                );
+                self.durable.stale.insert((name.clone(), kind.clone(), id));
+            }
             let adopted = match (kind.as_str(), sysv) {
                 ("semp", Some(id)) => {
                     self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
@@ -469,6 +544,64 @@ impl Daemon {
         // made anew while its page's messages were adopted, say.
         files.extend(file_names(&ns_dir).into_iter().filter(|f| !found.contains(f)));
         Ok(())
+    }
+
+    /// Records the answer `resp` to the request connection `token` is
+    /// being served, if it came tagged ([`uipc_proto::Request::Once`]):
+    /// kept for the client, and written with the request's effect.
+    pub(crate) fn note_answer(&mut self, token: u64, resp: &uipc_proto::Response, had_fds: bool) {
+        let durable = self.durable.store.is_some();
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Some((client, seq)) = conn.once.take() else { return };
+        if !durable {
+            return;
+        }
+        let pid = conn.cred.pid.0;
+        let Ok(response) = uipc_proto::encode(resp) else { return };
+        let answer = AnswerEntry { client, pid, seq, response, had_fds };
+        self.durable.answers.insert(client, answer.clone());
+        self.durable.pending.push(Entry::Answer(answer));
+    }
+
+    /// Serves a request sent again whose answer was recorded (its tag is
+    /// the client's last): the recorded answer is queued — or, if it
+    /// carried descriptors, the request's non-creating form is served
+    /// ([`uipc_proto::Request::reopening`]). `Err(req)`: not a replay.
+    pub(crate) fn replay(&mut self, token: u64, req: uipc_proto::Request) -> Result<(), uipc_proto::Request> {
+        let Some(conn) = self.conns.get_mut(&token) else { return Err(req) };
+        let Some((client, seq)) = conn.once else { return Err(req) };
+        let Some(answer) = self.durable.answers.get(&client).filter(|a| a.seq == seq) else { return Err(req) };
+        conn.once = None;
+        info!(client, seq, "a request sent again after a restart: its recorded answer");
+        match req.reopening().filter(|_| answer.had_fds) {
+            Some(again) => {
+                if let Some((resp, fd)) = self.dispatch(token, again) {
+                    self.queue(token, &resp, fd);
+                }
+            }
+            None => {
+                let bytes = answer.response.clone();
+                self.queue_bytes(token, bytes, Vec::new());
+            }
+        }
+        Ok(())
+    }
+
+    /// The paged objects the current event holds: (namespace, page kind, id).
+    fn held_pages(&self) -> Vec<(String, &'static str, u64)> {
+        let sem = self.sem_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "semp", id));
+        let msg = self.msg_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "msgp", id));
+        let mq = self.mq_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "mqp", id));
+        sem.chain(msg).chain(mq).collect()
+    }
+
+    /// Whether object `id` of `ns` has a page of `kind`.
+    fn has_page(&self, ns: &str, kind: &str, id: u64) -> bool {
+        match kind {
+            "semp" => self.sem_pages.has(ns, id),
+            "msgp" => self.msg_pages.has(ns, id),
+            _ => self.mq_pages.has(ns, id),
+        }
     }
 
     /// A process gone while nobody watched it (a restart found it dead)

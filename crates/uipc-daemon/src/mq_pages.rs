@@ -69,6 +69,16 @@ pub(crate) struct MqPages {
 }
 
 impl MqPages {
+    /// The queues whose pages the current event holds.
+    pub(crate) fn held_ids(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.held.iter().map(|(ns, id, _)| (ns.as_str(), *id))
+    }
+
+    /// Whether queue `id` of `ns` has a page.
+    pub(crate) fn has(&self, ns: &str, id: u64) -> bool {
+        self.spaces.get(ns).is_some_and(|s| s.contains_key(&id))
+    }
+
     /// Whether queue `queue` of `ns` has a page the current event does
     /// not hold: its pipe is the fast paths' to move, not `mq_sync`'s.
     pub(crate) fn owns_level(&self, ns: &str, queue: u64) -> bool {
@@ -119,13 +129,18 @@ impl Daemon {
                 continue;
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage.
+            let stale = self.durable.take_stale(ns, "mqp", id);
             let lock = q.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
                     info!(ns, queue = id, "a process died holding a message queue's lock: its change was rolled back");
                 }
                 let level = q.page.with_body(&guard, |b| {
-                    model.mq_adopt(id, b)?;
+                    if !stale {
+                        // (A stale page is older than the recorded queue:
+                        // the publish rewrites it.)
+                        model.mq_adopt(id, b)?;
+                    }
                     MqPage::open(b).and_then(|p| MqLevel::from_word(p.ctrl().level))
                 });
                 level.map(|l| (guard, l))
@@ -164,6 +179,10 @@ impl Daemon {
         if self.mq_pages.depth > 0 {
             return;
         }
+        // Write-ahead: the record of what the event changed (and its
+        // answers) before the pages show it.
+        self.persist_before_publish();
+        let stamp = self.durable.stamp();
         let held = std::mem::take(&mut self.mq_pages.held);
         let mut spaces: Vec<String> = Vec::new();
         for (n, id, guard) in held {
@@ -176,6 +195,9 @@ impl Daemon {
             let Some(q) = space.get(&id) else { continue };
             let pipe = self.mq_pipes.get_mut(&(n.clone(), id));
             let published = pipe.is_some() && publish(model, id, &q.page, &guard);
+            if published {
+                guard.stamp(stamp);
+            }
             if let (true, Some(p), Some(to)) = (published, pipe, model_level(model, id)) {
                 follow(p, to);
             } else {

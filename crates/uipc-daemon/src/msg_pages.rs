@@ -48,6 +48,18 @@ pub(crate) struct MsgPages {
     depth: u32,
 }
 
+impl MsgPages {
+    /// The queues whose pages the current event holds.
+    pub(crate) fn held_ids(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.held.iter().filter_map(|(ns, id, _)| Some((ns.as_str(), u64::try_from(*id).ok()?)))
+    }
+
+    /// Whether queue `id` of `ns` has a page.
+    pub(crate) fn has(&self, ns: &str, id: u64) -> bool {
+        i32::try_from(id).is_ok_and(|id| self.spaces.get(ns).is_some_and(|s| s.contains_key(&id)))
+    }
+}
+
 /// Which queues request `req` concerns.
 pub(crate) fn scope(req: &Request) -> Scope {
     use uipc_abi::{IPC_INFO, MSG_INFO, MSG_STAT, MSG_STAT_ANY};
@@ -128,10 +140,15 @@ impl Daemon {
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
             // not the model's "no such queue" below.
+            let stale = self.durable.take_stale(ns, "msgp", u64::try_from(id).unwrap_or(u64::MAX));
             let lock = q.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
                     info!(ns, msqid = id, "a process died holding a message queue's lock: its change was rolled back");
+                }
+                if stale {
+                    // Older than the recorded queue: the publish rewrites it.
+                    return Ok(guard);
                 }
                 q.page.with_body(&guard, |b| model.msg_adopt(id, b)).map(|()| guard)
             });
@@ -160,13 +177,19 @@ impl Daemon {
         if self.msg_pages.depth > 0 {
             return;
         }
+        // Write-ahead: the record of what the event changed (and its
+        // answers) before the pages show it.
+        self.persist_before_publish();
+        let stamp = self.durable.stamp();
         let held = std::mem::take(&mut self.msg_pages.held);
         for (n, id, guard) in held {
             let (Some(space), Some(model)) = (self.msg_pages.spaces.get_mut(&n), self.namespaces.get_mut(&n)) else {
                 continue;
             };
             let Some(q) = space.get(&id) else { continue };
-            if !publish(model, id, q, &guard) {
+            if publish(model, id, q, &guard) {
+                guard.stamp(stamp);
+            } else {
                 q.page.mark_removed(&guard);
                 drop(guard);
                 space.remove(&id);

@@ -46,11 +46,12 @@ use uipc_core::image::Part;
 use crate::DaemonError;
 
 /// The format version of a state directory this daemon reads and writes.
-pub(crate) const FORMAT: u32 = 3;
-/// The older format this daemon also reads: 2 is 3 without
-/// [`Entry::MqHandles`] (an appended variant: its records decode the
-/// same). Such a directory is taken as version 3 from then on.
-const READS_ALSO: u32 = 2;
+pub(crate) const FORMAT: u32 = 4;
+/// The older formats this daemon also reads: each is the next without
+/// variants of [`Entry`] appended since (3: [`Entry::Answer`] and
+/// [`Entry::Stamps`]; 2: [`Entry::MqHandles`] too), so their records
+/// decode the same. Such a directory is taken as version 4 from then on.
+const READS_ALSO: [u32; 2] = [2, 3];
 /// The first line of `D/VERSION`.
 const MAGIC: &str = "uipc-state-dir";
 /// Bytes of a record's header: length, CRC-32C, sequence number.
@@ -109,6 +110,41 @@ pub(crate) enum Entry {
     Snapshot { upto: u64 },
     /// Every POSIX queue handle after an event.
     MqHandles(Vec<MqHandleEntry>),
+    /// The answer to a request that must not be applied twice
+    /// ([`uipc_proto::Request::Once`]), in the record of its effect.
+    Answer(AnswerEntry),
+    /// The state pages whose objects this record (or, in a snapshot, an
+    /// earlier one) holds newer than any publish before it: a page whose
+    /// header shows a smaller stamp was not published since (the daemon
+    /// died between its write and its publish), and its object's recorded
+    /// state is the one to restore.
+    Stamps(Vec<PageStamp>),
+}
+
+/// A recorded answer ([`Entry::Answer`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AnswerEntry {
+    /// The client's number for itself, and the process it is.
+    pub(crate) client: u64,
+    pub(crate) pid: u32,
+    /// The request's number.
+    pub(crate) seq: u64,
+    /// The encoded response.
+    pub(crate) response: Vec<u8>,
+    /// It carried descriptors, which a replay cannot carry: the request is
+    /// then answered again in its non-creating form (an open of what the
+    /// first made).
+    pub(crate) had_fds: bool,
+}
+
+/// The stamp of an object's state page ([`Entry::Stamps`]): the page kind
+/// (`semp`, `msgp`, `mqp`) and object of a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct PageStamp {
+    pub(crate) ns: String,
+    pub(crate) kind: String,
+    pub(crate) id: u64,
+    pub(crate) stamp: u64,
 }
 
 /// What the daemon keeps of a namespace besides its objects.
@@ -137,6 +173,10 @@ pub(crate) struct State {
     pub(crate) namespaces: BTreeMap<String, NsRecord>,
     pub(crate) procs: ProcsEntry,
     pub(crate) mq_handles: Vec<MqHandleEntry>,
+    /// The last answer recorded for each client.
+    pub(crate) answers: BTreeMap<u64, AnswerEntry>,
+    /// The last stamp recorded for each page: (namespace, kind, id).
+    pub(crate) stamps: BTreeMap<(String, String, u64), u64>,
 }
 
 impl State {
@@ -154,10 +194,19 @@ impl State {
                 };
             }
             Entry::NamespaceGone(name) => {
+                self.stamps.retain(|(ns, _, _), _| *ns != name);
                 self.namespaces.remove(&name);
             }
             Entry::Processes(p) => self.procs = p,
             Entry::MqHandles(h) => self.mq_handles = h,
+            Entry::Answer(a) => {
+                self.answers.insert(a.client, a);
+            }
+            Entry::Stamps(list) => {
+                for s in list {
+                    self.stamps.insert((s.ns, s.kind, s.id), s.stamp);
+                }
+            }
             Entry::Snapshot { .. } => {}
         }
     }
@@ -181,6 +230,15 @@ pub(crate) trait Store {
     /// # Errors
     /// The writes' or the rename's.
     fn compact(&mut self, entries: &[Entry]) -> std::io::Result<()>;
+
+    /// Called as an event's replies are about to leave (a test hook's
+    /// crash point; nothing otherwise).
+    fn before_reply(&mut self) {}
+}
+
+/// The test hook's crash: SIGKILL to the daemon itself.
+fn crash_now() {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
 }
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise by
@@ -257,15 +315,32 @@ pub(crate) struct DirStore {
     seq: u64,
     journal_len: u64,
     snapshot_len: u64,
-    /// Test hook (`UIPC_TEST_CRASH_AT_WRITE=N`): the `N`th append writes
-    /// half its bytes and the daemon kills itself with SIGKILL; appends
-    /// count from when the file `UIPC_TEST_CRASH_ARM` exists, if given.
+    /// Test hook (`UIPC_TEST_CRASH_AT_WRITE=N`): at the `N`th append the
+    /// daemon kills itself with SIGKILL where `UIPC_TEST_CRASH_WHERE`
+    /// says ([`CrashPoint`]); appends count from when the file
+    /// `UIPC_TEST_CRASH_ARM` exists, if given.
     crash_at: Option<u64>,
+    crash_where: CrashPoint,
     crash_arm: Option<PathBuf>,
     appends: u64,
+    /// The hook's crash waits for the next reply ([`Store::before_reply`]).
+    crash_at_reply: bool,
     /// The journal is compacted past this many bytes (at least; and past
     /// four times the snapshot). `UIPC_TEST_JOURNAL_MAX` lowers it.
     journal_max: u64,
+}
+
+/// Where the test hook kills the daemon (`UIPC_TEST_CRASH_WHERE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashPoint {
+    /// `mid-write` (the default): half the record written.
+    MidWrite,
+    /// `after-write`: the whole record written, before the pages of the
+    /// event are published and before its replies leave.
+    AfterWrite,
+    /// `before-reply`: the record written and the pages published, just
+    /// before the event's replies leave.
+    BeforeReply,
 }
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> DaemonError {
@@ -285,17 +360,18 @@ impl DirStore {
                 let mut lines = text.lines();
                 let magic = lines.next().unwrap_or_default();
                 let found = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
-                if magic != MAGIC || !(found == Some(FORMAT) || found == Some(READS_ALSO)) {
+                let older = found.filter(|f| READS_ALSO.contains(f));
+                if magic != MAGIC || !(found == Some(FORMAT) || older.is_some()) {
                     let found = found.map_or_else(|| format!("{:?}", text.trim()), |v| v.to_string());
                     return Err(DaemonError(format!(
-                        "state directory {} has format version {found}; this uipc reads versions {READS_ALSO} and \
+                        "state directory {} has format version {found}; this uipc reads versions {READS_ALSO:?} and \
                          {FORMAT} and writes version {FORMAT} only: refusing to guess (use a uipc that matches it, \
                          or another directory)",
                         dir.display()
                     )));
                 }
-                if found == Some(READS_ALSO) {
-                    info!(dir = %dir.display(), "state directory of format {READS_ALSO}: read, and written as {FORMAT} from now on");
+                if let Some(older) = older {
+                    info!(dir = %dir.display(), "state directory of format {older}: read, and written as {FORMAT} from now on");
                     fs::write(&version, format!("{MAGIC}\n{FORMAT}\n")).map_err(|e| io("writing", &version, e))?;
                 }
             }
@@ -369,8 +445,14 @@ impl DirStore {
             journal_len: good as u64,
             snapshot_len,
             crash_at: env("UIPC_TEST_CRASH_AT_WRITE"),
+            crash_where: match std::env::var("UIPC_TEST_CRASH_WHERE").as_deref() {
+                Ok("after-write") => CrashPoint::AfterWrite,
+                Ok("before-reply") => CrashPoint::BeforeReply,
+                _ => CrashPoint::MidWrite,
+            },
             crash_arm: std::env::var_os("UIPC_TEST_CRASH_ARM").map(PathBuf::from),
             appends: 0,
+            crash_at_reply: false,
             journal_max: env("UIPC_TEST_JOURNAL_MAX").unwrap_or(4 << 20),
         };
         Ok((store, state))
@@ -385,15 +467,26 @@ impl Store for DirStore {
         if self.crash_at.is_some() && self.crash_arm.as_ref().is_none_or(|p| p.exists()) {
             self.appends += 1;
         }
-        if self.crash_at == Some(self.appends) {
+        let crash = self.crash_at == Some(self.appends);
+        if crash && self.crash_where == CrashPoint::MidWrite {
             // The test hook: a daemon killed in the middle of its write.
             let _ = self.journal.write_all(&buf[..buf.len() / 2]);
-            let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
+            crash_now();
         }
         // One write (O_APPEND): a record is whole or torn, never interleaved.
         self.journal.write_all(&buf)?;
         self.journal_len += buf.len() as u64;
+        if crash && self.crash_where == CrashPoint::AfterWrite {
+            crash_now();
+        }
+        self.crash_at_reply |= crash && self.crash_where == CrashPoint::BeforeReply;
         Ok(())
+    }
+
+    fn before_reply(&mut self) {
+        if self.crash_at_reply {
+            crash_now();
+        }
     }
 
     fn wants_compaction(&self) -> bool {
@@ -445,22 +538,42 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_of_format_2_is_read_and_becomes_3() {
-        let dir = std::env::temp_dir().join(format!("uipc-persist-v2-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("meta")).unwrap();
-        fs::write(dir.join("VERSION"), "uipc-state-dir\n2\n").unwrap();
-        let mut journal = Vec::new();
-        let procs = ProcsEntry { next_ephemeral: 7, next_mq_handle: 9, procs: Vec::new() };
-        frame(&mut journal, 1, &[Entry::Processes(procs.clone())]).unwrap();
-        fs::write(dir.join("meta/journal"), &journal).unwrap();
-        let (_store, state) = DirStore::open(&dir).unwrap();
-        assert_eq!(state.procs, procs);
-        assert!(state.mq_handles.is_empty());
-        assert_eq!(fs::read_to_string(dir.join("VERSION")).unwrap(), "uipc-state-dir\n3\n");
-        fs::write(dir.join("VERSION"), "uipc-state-dir\n1\n").unwrap();
-        assert!(DirStore::open(&dir).is_err(), "format 1 is refused");
-        let _ = fs::remove_dir_all(&dir);
+    fn directories_of_formats_2_and_3_are_read_and_become_4() {
+        for older in READS_ALSO {
+            let dir = std::env::temp_dir().join(format!("uipc-persist-v{older}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("meta")).unwrap();
+            fs::write(dir.join("VERSION"), format!("uipc-state-dir\n{older}\n")).unwrap();
+            let mut journal = Vec::new();
+            let procs = ProcsEntry { next_ephemeral: 7, next_mq_handle: 9, procs: Vec::new() };
+            frame(&mut journal, 1, &[Entry::Processes(procs.clone())]).unwrap();
+            fs::write(dir.join("meta/journal"), &journal).unwrap();
+            let (_store, state) = DirStore::open(&dir).unwrap();
+            assert_eq!(state.procs, procs);
+            assert!(state.mq_handles.is_empty() && state.answers.is_empty() && state.stamps.is_empty());
+            assert_eq!(fs::read_to_string(dir.join("VERSION")).unwrap(), format!("uipc-state-dir\n{FORMAT}\n"));
+            fs::write(dir.join("VERSION"), "uipc-state-dir\n1\n").unwrap();
+            assert!(DirStore::open(&dir).is_err(), "format 1 is refused");
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn answers_and_stamps_replay_to_the_last_of_each() {
+        let mut buf = Vec::new();
+        let answer = |seq| AnswerEntry { client: 5, pid: 1, seq, response: seq.to_le_bytes().to_vec(), had_fds: false };
+        let stamp = |id, stamp| PageStamp { ns: "a".into(), kind: "semp".into(), id, stamp };
+        frame(&mut buf, 1, &[Entry::Answer(answer(1)), Entry::Stamps(vec![stamp(3, 1), stamp(4, 1)])]).unwrap();
+        frame(&mut buf, 2, &[Entry::Answer(answer(2)), Entry::Stamps(vec![stamp(3, 2)])]).unwrap();
+        let mut state = State::default();
+        for e in records(&buf).0.into_iter().flat_map(|(_, entries)| entries) {
+            state.apply(e);
+        }
+        assert_eq!(state.answers.get(&5), Some(&answer(2)));
+        let key = |id| ("a".to_owned(), "semp".to_owned(), id);
+        assert_eq!((state.stamps.get(&key(3)), state.stamps.get(&key(4))), (Some(&2), Some(&1)));
+        state.apply(Entry::NamespaceGone("a".into()));
+        assert!(state.stamps.is_empty(), "a namespace's removal drops its pages' stamps");
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub(crate) struct SemPages {
 }
 
 impl SemPages {
+    /// The sets whose pages the current event holds.
+    pub(crate) fn held_ids(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.held.iter().filter_map(|(ns, id, _)| Some((ns.as_str(), u64::try_from(*id).ok()?)))
+    }
+
+    /// Whether set `id` of `ns` has a page.
+    pub(crate) fn has(&self, ns: &str, id: u64) -> bool {
+        i32::try_from(id).is_ok_and(|id| self.spaces.get(ns).is_some_and(|s| s.contains_key(&id)))
+    }
+
     /// Forgets every page of namespace `ns` (removed): their holders find
     /// them removed.
     fn forget_space(&mut self, ns: &str) {
@@ -159,12 +169,17 @@ impl Daemon {
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
             // not the model's "no such set" below.
+            let stale = self.durable.take_stale(ns, "semp", u64::try_from(id).unwrap_or(u64::MAX));
             let lock = set.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
                     info!(ns, semid = id, "a process died holding a semaphore set's lock: its change was rolled back");
                 }
                 let shared = set.page.shared(&guard, &set.owners);
+                if stale {
+                    // Older than the recorded set: the publish rewrites it.
+                    return Ok(guard);
+                }
                 model.sem_adopt(id, &shared).map(|()| guard)
             });
             match adopted {
@@ -227,17 +242,23 @@ impl Daemon {
                 }
             }
         }
+        // Write-ahead: the record of what the event changed (and its
+        // answers) before the pages show it.
+        self.persist_before_publish();
+        let stamp = self.durable.stamp();
         let held = std::mem::take(&mut self.sem_pages.held);
         for (n, id, mut guard) in held {
             let Some(space) = self.sem_pages.spaces.get(&n) else { continue };
             let (Some(set), Some(model)) = (space.get(&id), self.namespaces.get(&n)) else { continue };
             publish(model, id, set, &mut guard);
+            guard.stamp(stamp);
         }
         let (Some(space), Some(model)) = (self.sem_pages.spaces.get(ns), self.namespaces.get(ns)) else { return };
         for id in created {
             let Some(set) = space.get(&id) else { continue };
             if let Ok((mut guard, _)) = set.page.lock(LOCK_BOUND) {
                 publish(model, id, set, &mut guard);
+                guard.stamp(stamp);
             }
         }
     }

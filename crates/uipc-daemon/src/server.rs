@@ -60,6 +60,10 @@ pub(crate) struct Conn {
     /// The caller is asleep in a request (a semop): no reply until it
     /// finishes; only `Cancel` may come meanwhile.
     pub(crate) parked: Option<WaiterId>,
+    /// The tag of the request being served, from the
+    /// [`Request::Once`] before it: its answer is recorded
+    /// ([`Daemon::note_answer`]).
+    pub(crate) once: Option<(u64, u64)>,
 }
 
 /// A process the daemon knows, by pid.
@@ -474,6 +478,7 @@ impl Daemon {
                 next_token: 1,
                 watching: (true, false),
                 parked: None,
+                once: None,
             },
         );
         Ok(())
@@ -607,22 +612,38 @@ impl Daemon {
                 // Step 3 of the protocol: a sleeping caller can only cancel.
                 return Err(uipc_proto::ProtoError::Malformed);
             }
+            if let Request::Once { client, seq } = req {
+                conn.once = Some((client, seq));
+                continue;
+            }
+            // A request sent again after a restart, whose answer was
+            // recorded with its effect: that answer, not a second effect.
+            let req = match self.replay(token, req) {
+                Ok(()) => continue,
+                Err(req) => req,
+            };
             if let Some((resp, fd)) = self.dispatch(token, req) {
                 self.queue(token, &resp, fd);
             }
         }
     }
 
-    fn queue(&mut self, token: u64, resp: &Response, fd: Option<OwnedFd>) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
+    pub(crate) fn queue(&mut self, token: u64, resp: &Response, fd: Option<OwnedFd>) {
         match uipc_proto::encode(resp) {
+            // A reply may carry a second descriptor (a creating shmget's
+            // attach page, after the memory).
             Ok(bytes) => {
-                // A reply may carry a second descriptor (a creating
-                // shmget's attach page, after the memory).
                 let fds = fd.into_iter().chain(self.extra_fd.take()).collect();
-                conn.out.push_back(Outgoing { bytes, sent: 0, fds });
+                self.queue_bytes(token, bytes, fds);
             }
             Err(e) => warn!("cannot encode a response: {e}"),
+        }
+    }
+
+    /// Queues an encoded reply.
+    pub(crate) fn queue_bytes(&mut self, token: u64, bytes: Vec<u8>, fds: Vec<OwnedFd>) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.out.push_back(Outgoing { bytes, sent: 0, fds });
         }
     }
 
@@ -631,6 +652,9 @@ impl Daemon {
         // Write-ahead: what the event changed is recorded before its replies leave.
         self.persist();
         let Some(conn) = self.conns.get_mut(&token) else { return true };
+        if let (false, Some(store)) = (conn.out.is_empty(), self.durable.store.as_mut()) {
+            store.before_reply();
+        }
         while let Some(front) = conn.out.front_mut() {
             let fds: Vec<_> = front.fds.iter().map(|f| f.as_fd()).collect();
             match net::send_msg(conn.stream.as_fd(), &front.bytes[front.sent..], &fds) {
@@ -706,6 +730,7 @@ impl Daemon {
         for token in tokens {
             self.close_conn(token);
         }
+        self.durable.answers.retain(|_, a| a.pid != pid);
         let Some(p) = self.procs.remove(&pid) else { return };
         self.sources.remove(&p.token);
         let _ = self.poller.delete(p.pidfd.as_fd());
@@ -785,6 +810,7 @@ impl Daemon {
             (Ok(v), None) => Response::Value(v),
             (Err(e), _) => Response::Error(e.raw()),
         };
+        self.note_answer(token, &resp, false);
         self.queue(token, &resp, None);
         self.dirty.push(token);
     }

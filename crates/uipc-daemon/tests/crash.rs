@@ -42,6 +42,7 @@ const SEG: usize = 16384;
 const O_RDWR: i32 = 2;
 const O_CREAT: i32 = 0o100;
 const O_NONBLOCK: i32 = 0o4000;
+const O_EXCL: i32 = 0o200;
 /// `IPC_NOWAIT` as a `sem_flg`.
 const SEM_NOWAIT: i16 = 0o4000;
 
@@ -130,9 +131,15 @@ struct DaemonProc {
 }
 
 fn start_daemon(socket: &Path, state: &Path, crash_at: Option<u64>) -> DaemonProc {
+    start_daemon_at(socket, state, crash_at, "mid-write")
+}
+
+/// [`start_daemon`], whose write hook kills it at `point`
+/// (`UIPC_TEST_CRASH_WHERE`: `mid-write`, `after-write`, `before-reply`).
+fn start_daemon_at(socket: &Path, state: &Path, crash_at: Option<u64>, point: &str) -> DaemonProc {
     let mut cmd = probe_command(ENTRY, "daemon", socket);
     cmd.env("UIPC_STATE_DIR", state).env("UIPC_TEST_JOURNAL_MAX", "20000").stdout(Stdio::piped()).stdin(Stdio::null());
-    cmd.env("UIPC_TEST_CRASH_ARM", arm_file(state));
+    cmd.env("UIPC_TEST_CRASH_ARM", arm_file(state)).env("UIPC_TEST_CRASH_WHERE", point);
     match crash_at {
         Some(n) => cmd.env("UIPC_TEST_CRASH_AT_WRITE", n.to_string()),
         None => cmd.env_remove("UIPC_TEST_CRASH_AT_WRITE"),
@@ -656,6 +663,153 @@ fn page_locks_left_by_a_dead_process_are_repaired_at_restart() {
     d.kill();
 }
 
+/// What a call in flight at the crash is, in
+/// [`a_call_in_flight_at_the_crash_is_answered_once_after_the_restart`].
+#[derive(Clone, Copy, Debug)]
+enum InFlight {
+    /// A `semop(+2)` through the daemon (a sleeper of `-1` is parked on the
+    /// set), which wakes the sleeper: two answers in one record.
+    SemopWakesSleeper,
+    /// A `msgsnd` through the daemon that hands its message to a parked
+    /// `msgrcv`: the receiver's answer carries the message.
+    MsgsndWakesReceiver,
+    /// `semctl(IPC_RMID)`: a second application is `EINVAL`.
+    Rmid,
+    /// `semget(IPC_PRIVATE)`: a second application makes a second set.
+    PrivateSemget,
+    /// `shm_open(O_CREAT | O_EXCL)`: a second application is `EEXIST`, and
+    /// the answer carries a descriptor.
+    ExclusiveShmOpen,
+}
+
+/// Runs `f` in a thread with its own connection to `socket`.
+fn in_thread<T: Send + 'static>(
+    socket: &Path,
+    f: impl FnOnce(Client) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let socket = socket.to_owned();
+    std::thread::spawn(move || f(Client::connect_to(&socket, "default").unwrap()))
+}
+
+/// Waits until `count` says 1 (a caller parked in the daemon).
+fn until_one(mut count: impl FnMut() -> i64) {
+    while count() != 1 {
+        std::thread::yield_now();
+    }
+}
+
+/// A call that must not be applied twice, in flight when its daemon dies
+/// right after the journal record of its effect (before the pages show
+/// it) or right before its reply leaves (the pages show it), gets from
+/// the restarted daemon the answer it would have got, its effect made
+/// once: the call is sent again with its tag (`Request::Once`) and the
+/// recorded answer comes back; a page older than its object's record is
+/// rewritten from the record (its stamp). Before the tags, such a call
+/// failed with `ECONNRESET` (and a plain resend would make a second
+/// set, answer `EINVAL` to a removal done, or post twice).
+#[test]
+fn a_call_in_flight_at_the_crash_is_answered_once_after_the_restart() {
+    let _w = watchdog("a_call_in_flight_at_the_crash_is_answered_once_after_the_restart", 180);
+    let _serial = serial();
+    uipc_client::set_reconnect_wait(std::time::Duration::from_secs(30));
+    let cases = [
+        InFlight::SemopWakesSleeper,
+        InFlight::MsgsndWakesReceiver,
+        InFlight::Rmid,
+        InFlight::PrivateSemget,
+        InFlight::ExclusiveShmOpen,
+    ];
+    for point in ["after-write", "before-reply"] {
+        for case in cases {
+            let what = format!("{case:?} killed {point}");
+            let (_dir, socket, state) = scratch("inflight");
+            let d = start_daemon_at(&socket, &state, Some(1), point);
+            let c = Client::connect_to(&socket, "default").unwrap();
+            let sem = c.semget(KEY_SEM, 1, IPC_CREAT | 0o600).unwrap();
+            let msg = c.msgget(KEY_MSG, IPC_CREAT | 0o600).unwrap();
+            // Grants and pages first: from the arming on, the call is the
+            // daemon's next event that writes.
+            c.semop(sem, &[Sembuf { sem_num: 0, sem_op: 1, sem_flg: 0 }]).unwrap();
+            c.semop(sem, &[Sembuf { sem_num: 0, sem_op: -1, sem_flg: 0 }]).unwrap();
+            c.msgsnd(msg, 1, b"warm", 0).unwrap();
+            assert_eq!(c.msgrcv(msg, 16, 0, 0).unwrap().data, b"warm");
+            let sleeper = match case {
+                InFlight::SemopWakesSleeper => {
+                    let t = in_thread(&socket, move |c| {
+                        c.semop(sem, &[Sembuf { sem_num: 0, sem_op: -1, sem_flg: 0 }]).map(|()| Vec::new())
+                    });
+                    until_one(|| i64::try_from(c.waiters().unwrap().len()).unwrap());
+                    Some(t)
+                }
+                InFlight::MsgsndWakesReceiver => {
+                    let t = in_thread(&socket, move |c| c.msgrcv(msg, 16, 0, 0).map(|m| m.data));
+                    until_one(|| i64::try_from(c.waiters().unwrap().len()).unwrap());
+                    Some(t)
+                }
+                _ => None,
+            };
+            let restarted = {
+                let (socket, state) = (socket.clone(), state.clone());
+                std::thread::spawn(move || {
+                    d.wait_dead();
+                    std::fs::remove_file(arm_file(&state)).unwrap();
+                    start_daemon(&socket, &state, None)
+                })
+            };
+            std::fs::write(arm_file(&state), b"").unwrap();
+            match case {
+                InFlight::SemopWakesSleeper => {
+                    assert_eq!(c.semop(sem, &[Sembuf { sem_num: 0, sem_op: 2, sem_flg: 0 }]), Ok(()), "{what}");
+                }
+                InFlight::MsgsndWakesReceiver => {
+                    assert_eq!(c.msgsnd(msg, 1, b"once", 0), Ok(()), "{what}");
+                }
+                InFlight::Rmid => assert_eq!(c.sem_remove(sem), Ok(()), "{what}"),
+                InFlight::PrivateSemget => {
+                    let private = c.semget(0, 1, 0o600).unwrap();
+                    assert_ne!(private, sem, "{what}");
+                }
+                InFlight::ExclusiveShmOpen => {
+                    let fd = c.shm_open("inflight", O_RDWR | O_CREAT | O_EXCL, 0o600).unwrap();
+                    assert!(rustix::fs::fstat(&fd).is_ok(), "{what}: the descriptor of the object");
+                    assert_eq!(
+                        c.shm_open("inflight", O_RDWR | O_CREAT | O_EXCL, 0o600).map(drop),
+                        Err(uipc_abi::Errno::EEXIST),
+                        "{what}"
+                    );
+                }
+            }
+            let d = restarted.join().unwrap();
+            if let Some(t) = sleeper {
+                let got = t.join().unwrap();
+                let want = if matches!(case, InFlight::MsgsndWakesReceiver) { b"once".to_vec() } else { Vec::new() };
+                assert_eq!(got, Ok(want), "{what}: the woken caller's answer");
+            }
+            // Each effect once.
+            let sets = c.proc_sysvipc("sem").unwrap().lines().count() - 1;
+            match case {
+                InFlight::Rmid => {
+                    assert_eq!(c.semget(KEY_SEM, 0, 0), Err(uipc_abi::Errno::ENOENT), "{what}");
+                    assert_eq!(sets, 0, "{what}");
+                }
+                InFlight::PrivateSemget => assert_eq!(sets, 2, "{what}: one set made"),
+                _ => assert_eq!(sets, 1, "{what}"),
+            }
+            match case {
+                InFlight::Rmid => {}
+                InFlight::SemopWakesSleeper => {
+                    assert_eq!(c.sem_getval(sem, 0), Ok(1), "{what}: +2 once, 1 of it to the sleeper, once");
+                }
+                _ => assert_eq!(c.sem_getval(sem, 0), Ok(0), "{what}"),
+            }
+            assert_eq!(c.msgrcv(msg, 16, 0, IPC_NOWAIT).map(|m| m.data), Err(uipc_abi::Errno::ENOMSG), "{what}");
+            drop(c);
+            d.kill();
+        }
+    }
+    uipc_client::set_reconnect_wait(std::time::Duration::from_secs(5));
+}
+
 /// A fresh directory for a test: it, its daemon's socket and state directory.
 fn scratch(name: &str) -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new(name);
@@ -748,7 +902,7 @@ fn a_state_directory_of_a_future_format_is_refused() {
         lifeline: None,
     });
     let e = r.err().expect("a directory of format 99 must be refused");
-    assert!(e.0.contains("format version 99") && e.0.contains("version 3"), "message: {e}");
+    assert!(e.0.contains("format version 99") && e.0.contains("version 4"), "message: {e}");
     // Nothing was changed in it.
     assert_eq!(std::fs::read_to_string(state.join("VERSION")).unwrap(), "uipc-state-dir\n99\n");
     assert!(!state.join("meta").exists());

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use uipc_abi::{Msginfo, Msqid64Ds, Semid64Ds, Seminfo, ShmInfo, Shmid64Ds, Shminfo64};
 
 /// The protocol version: bumped on any incompatible change.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// The largest payload a frame may carry: room for the largest requests
 /// Linux's default limits allow (a `SETALL` of SEMMSL = 32000 values, at
@@ -508,9 +508,61 @@ pub enum Request {
         /// The attachments.
         attaches: Vec<(i32, u64, i32)>,
     },
+    /// Names the request that follows on this connection, one that must
+    /// not be applied twice ([`Request::may_resend`] is false): `client`
+    /// is the process's number for itself (random, new in a forked
+    /// child), `seq` counts its requests. The daemon records the answer
+    /// with the request's effect, in the same journal record; the same
+    /// tag sent again (its daemon died before the answer came, and was
+    /// restarted) gets that answer without a second application
+    /// (`docs/architecture.md`, "Calls in flight"). No answer of its own.
+    Once {
+        /// The client's number.
+        client: u64,
+        /// The request's number.
+        seq: u64,
+    },
 }
 
 impl Request {
+    /// The request a replayed answer is served by when the first answer
+    /// carried descriptors, which a recorded answer cannot carry
+    /// ([`Request::Once`]): an open that created (`O_CREAT`, `O_EXCL`,
+    /// `O_TRUNC`) opens what it made, without creating or truncating.
+    /// `None` for requests whose descriptors are not needed again.
+    pub fn reopening(&self) -> Option<Request> {
+        use uipc_abi::pshm::{O_CREAT, O_EXCL, O_TRUNC};
+        let strip = |oflag: &i32| oflag & !(O_CREAT | O_EXCL | O_TRUNC);
+        let mut again = self.clone();
+        match &mut again {
+            Request::PshmOpen { oflag, .. } | Request::SemOpen { oflag, .. } | Request::MqOpen { oflag, .. } => {
+                *oflag = strip(oflag);
+                Some(again)
+            }
+            _ => None,
+        }
+    }
+
+    /// The request to send again `elapsed` after it was first sent: a
+    /// `semtimedop`'s relative timeout less the time gone (at least 0:
+    /// the daemon then answers at once); any other as it is.
+    pub fn sent_again_after(&self, elapsed: std::time::Duration) -> Request {
+        let mut again = self.clone();
+        if let Request::SemOp { timeout: Some((sec, nsec)), .. } = &mut again {
+            let gone = i128::try_from(elapsed.as_nanos()).unwrap_or(i128::MAX);
+            let left = (i128::from(*sec) * 1_000_000_000 + i128::from(*nsec)).saturating_sub(gone).max(0);
+            *sec = i64::try_from(left / 1_000_000_000).unwrap_or(i64::MAX);
+            *nsec = i64::try_from(left % 1_000_000_000).unwrap_or(0);
+        }
+        again
+    }
+
+    /// Whether the request goes tagged ([`Request::Once`]): one that must
+    /// not be applied twice, and is not part of the protocol itself.
+    pub fn wants_once(&self) -> bool {
+        !self.may_resend() && !matches!(self, Request::Cancel | Request::Once { .. })
+    }
+
     /// Whether the request may be sent again when the answer to it never
     /// came (its daemon died: `docs/architecture.md`, "Surviving the
     /// daemon's own crash"): applying it twice gives what applying it once
@@ -983,5 +1035,30 @@ mod resend_tests {
         assert!(!Request::ShmCtl { id: 1, cmd: IPC_RMID, set: None }.may_resend());
         assert!(!Request::SemOp { id: 1, nsops: 1, sops: None, timeout: None }.may_resend());
         assert!(!Request::Forked { child: 2 }.may_resend(), "the child's mappings would count twice");
+    }
+
+    #[test]
+    fn changes_go_tagged_and_protocol_requests_do_not() {
+        assert!(Request::SemOp { id: 1, nsops: 1, sops: None, timeout: None }.wants_once());
+        assert!(Request::ShmCtl { id: 1, cmd: IPC_RMID, set: None }.wants_once());
+        assert!(!Request::ShmCtl { id: 1, cmd: IPC_STAT, set: None }.wants_once());
+        assert!(!Request::Cancel.wants_once() && !Request::Once { client: 1, seq: 1 }.wants_once());
+    }
+
+    #[test]
+    fn a_timed_semop_sent_again_keeps_its_deadline() {
+        let op = |timeout| Request::SemOp { id: 1, nsops: 1, sops: None, timeout };
+        let later = std::time::Duration::from_millis(1500);
+        assert_eq!(op(Some((2, 100))).sent_again_after(later), op(Some((0, 500_000_100))));
+        assert_eq!(op(Some((1, 0))).sent_again_after(later), op(Some((0, 0))), "past: answered at once");
+        assert_eq!(op(None).sent_again_after(later), op(None));
+    }
+
+    #[test]
+    fn a_creating_open_is_replayed_as_an_open() {
+        use uipc_abi::pshm::{O_CREAT, O_EXCL, O_RDWR, O_TRUNC};
+        let open = |oflag| Request::PshmOpen { name: b"/x".to_vec(), oflag, mode: 0o600, umask: 0 };
+        assert_eq!(open(O_RDWR | O_CREAT | O_EXCL | O_TRUNC).reopening(), Some(open(O_RDWR)));
+        assert_eq!(Request::SemOp { id: 1, nsops: 1, sops: None, timeout: None }.reopening(), None);
     }
 }

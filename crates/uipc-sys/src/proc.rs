@@ -465,6 +465,20 @@ pub fn forget_cached_pid() {
     PID.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// 64 random bits (`getrandom(2)`, not waiting for the entropy pool; a
+/// failure leaves the pid and the clock's nanoseconds, still distinct
+/// between live processes): a client's number for itself.
+pub fn random_u64() -> u64 {
+    let mut r = [0u8; 8];
+    // SAFETY: `r` is a live buffer of the length given.
+    let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), libc::GRND_NONBLOCK) };
+    if n == 8 {
+        return u64::from_ne_bytes(r);
+    }
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (u64::from(std::process::id()) << 32) ^ u64::from(t.subsec_nanos()) ^ t.as_secs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@
 //! | 28 | flags ([`REMOVED`], [`SLEEPERS`], [`DAMAGED`]) |
 //! | 32 | permission version |
 //! | 36 | in-flight bytes of the journal (0: no change in flight) |
+//! | 40 | the daemon's stamp of its last publish (u64; see [`Guard::stamp`]) |
 //! | 64 | the lock: a process-shared robust `pthread_mutex_t` |
 //! | 128 | the body, then the journal at its end |
 //!
@@ -76,6 +77,7 @@ const OFF_SEQ: usize = 24;
 const OFF_FLAGS: usize = 28;
 const OFF_PERM_VERSION: usize = 32;
 const OFF_INFLIGHT: usize = 36;
+const OFF_STAMP: usize = 40;
 const OFF_LOCK: usize = 64;
 /// Bytes a journal entry's header takes (offset, length).
 const ENTRY_HEADER: usize = 8;
@@ -313,6 +315,12 @@ impl StatePage {
         self.u32_at(OFF_SEQ).load(Ordering::Acquire)
     }
 
+    /// The stamp of the daemon's last publish into the page ([`Guard::stamp`]).
+    #[inline]
+    pub fn stamp(&self) -> u64 {
+        self.u64_at(OFF_STAMP).load(Ordering::Acquire)
+    }
+
     /// The daemon's side: marks the object [`DAMAGED`] (no lock needed:
     /// a flag is one atomic word).
     pub fn mark_damaged(&self) {
@@ -471,6 +479,18 @@ fn deadline_after(d: Duration) -> libc::timespec {
     }
 }
 
+/// The stamp in the header of the page file `fd` ([`StatePage::stamp`]),
+/// read without mapping it (a restart choosing between a page and the
+/// recorded state); 0 for a file too short to have one.
+///
+/// # Errors
+/// `pread`'s.
+pub fn stamp_of(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    let n = rustix::io::pread(fd, &mut b, OFF_STAMP as u64).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+    Ok(if n == b.len() { u64::from_le_bytes(b) } else { 0 })
+}
+
 /// A kind's state page as the daemon gives it up (its object removed, its
 /// namespace gone, or a new page made for it): every holder finds it
 /// `REMOVED` and asks the daemon from then on.
@@ -554,6 +574,14 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
         let f = self.page.u32_at(OFF_FLAGS);
         let v = (f.load(Ordering::Relaxed) | set) & !clear;
         f.store(v, Ordering::Release);
+    }
+
+    /// The daemon's side, at the end of a publish: the stamp of the state
+    /// directory's record that holds what was published (a restart that
+    /// finds a smaller stamp than the record's knows the daemon died
+    /// between the two, and restores the recorded state).
+    pub fn stamp(&self, v: u64) {
+        self.page.u64_at(OFF_STAMP).store(v, Ordering::Release);
     }
 
     /// Sets the permission version.

@@ -11,7 +11,9 @@
  * the POSIX queue's attributes and its descriptor's readiness (poll)
  * through the descriptor opened before the first kill, and a
  * SIGEV_THREAD mq_notify registration made before the kill, which fires
- * after it (and is made again for the next round);
+ * after it (and is made again for the next round), and a child asleep in
+ * semop through the kill, whose call returns 0 once the program posts
+ * after the restart (not EINTR: it was sent again) and takes the post once;
  * then changes each of them and makes new objects, checked in later
  * rounds. Also runs in a fresh kernel IPC namespace with nobody killed:
  * the checks hold there too.
@@ -25,6 +27,7 @@
 #include <fcntl.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,41 @@ static void check_notified(int value) {
     unsigned char b;
     CHECK(read(notified[0], &b, 1) == 1 && b == value, "the notification's sigev_value");
     CHECK(mq_receive(watched, text, sizeof text, NULL) == (ssize_t)sizeof text, "mq_receive of the watched queue");
+}
+
+/* A set whose semaphore a child sleeps on across each kill. */
+static int sleep_sem;
+
+/* Forks a child that sleeps in semop(-1) on sleep_sem and exits 0 when the
+ * call returns 0 (10 + errno otherwise); returns once it is asleep. */
+static pid_t start_sleeper(void) {
+    pid_t p = fork();
+    CHECK(p >= 0, "fork");
+    if (p == 0) {
+        /* Its inherited attach is not counted in the checks. */
+        if (shmdt(mapped) != 0) _exit(3);
+        struct sembuf op = { 0, -1, 0 };
+        _exit(semop(sleep_sem, &op, 1) == 0 ? 0 : 10 + errno % 100);
+    }
+    /* A bound, not a synchronisation: the child is asleep within it. */
+    for (long i = 0; semctl(sleep_sem, 0, GETNCNT) != 1; i++) {
+        CHECK(i < 20000000, "the sleeper is asleep");
+        sched_yield();
+    }
+    return p;
+}
+
+/* Posts to the sleeper: its semop asleep across the kill returns 0. */
+static void wake_sleeper(pid_t sleeper) {
+    struct sembuf post = { 0, 1, 0 };
+    CHECK(semop(sleep_sem, &post, 1) == 0, "the post to the sleeper");
+    int st;
+    CHECK(waitpid(sleeper, &st, 0) == sleeper, "waitpid of the sleeper");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        errno = WIFEXITED(st) && WEXITSTATUS(st) >= 10 ? WEXITSTATUS(st) - 10 : 0;
+        fail("a semop asleep across the kill returns 0 once woken");
+    }
+    CHECK(semctl(sleep_sem, 0, GETVAL) == 0 && semctl(sleep_sem, 0, GETNCNT) == 0, "the post taken once");
 }
 
 /* Objects made in each round, each with a marker. */
@@ -208,13 +246,18 @@ int main(int argc, char **argv) {
     CHECK(read(up[0], &c, 1) == 1, "the child's SEM_UNDO increment");
     want_sem[1] += 5;
 
+    sleep_sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+    CHECK(sleep_sem >= 0, "semget of the sleepers' set");
+
     for (round_no = 0; round_no < rounds; round_no++) {
+        pid_t sleeper = start_sleeper();
         printf("ready %d\n", round_no);
         fflush(stdout);
         char line[16];
         if (!fgets(line, sizeof line, stdin)) fail("stdin closed");
 
         check_all();
+        wake_sleeper(sleeper);
         check_notified(round_no + 1);
         watch(round_no + 2);
         if (round_no == 1 || (rounds == 1 && round_no == 0)) {
@@ -280,7 +323,7 @@ int main(int argc, char **argv) {
         CHECK(msgctl(round_msg[r], IPC_RMID, NULL) == 0, "IPC_RMID");
     }
     CHECK(shmdt(mapped) == 0 && shmctl(shm_id, IPC_RMID, NULL) == 0, "IPC_RMID");
-    CHECK(semctl(sem_id, 0, IPC_RMID) == 0, "IPC_RMID");
+    CHECK(semctl(sem_id, 0, IPC_RMID) == 0 && semctl(sleep_sem, 0, IPC_RMID) == 0, "IPC_RMID");
     CHECK(msgctl(msg_id, IPC_RMID, NULL) == 0, "IPC_RMID");
     CHECK(mq_close(mq) == 0 && mq_unlink("/crash_restart_q") == 0, "mq_close, mq_unlink");
     CHECK(mq_close(watched) == 0 && mq_unlink("/crash_restart_watched") == 0, "mq_close, mq_unlink");
