@@ -161,6 +161,11 @@ impl Daemon {
             Ok(()) => self.mq_call(token, &cred, &ns_name, handle, desc, nonblock, req),
             Err(e) => Some(reply(Err(e))),
         };
+        if let Some((resp, fd)) = &result {
+            // Recorded with the call's effect, before the page shows it.
+            let had_fds = fd.is_some() || self.extra_fd.is_some();
+            self.note_answer(token, resp, had_fds);
+        }
         self.deliver(&ns_name);
         self.mq_leave();
         result

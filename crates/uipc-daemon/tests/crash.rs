@@ -810,6 +810,115 @@ fn a_call_in_flight_at_the_crash_is_answered_once_after_the_restart() {
     uipc_client::set_reconnect_wait(std::time::Duration::from_secs(5));
 }
 
+/// Calls that must not be applied twice, made through the daemon one
+/// after the other while it is killed again and again (by another thread
+/// at random points of the stream, and by the write hook after a record
+/// or before a reply) and restarted: every call returns what it would
+/// have without the kills — none fails — and each is applied once: the
+/// set's value is the number of posts, the System V and POSIX queues give
+/// back exactly the messages sent, in order, and every private set made
+/// exists once.
+#[test]
+fn calls_through_the_daemon_are_applied_once_across_random_kills() {
+    let _w = watchdog("calls_through_the_daemon_are_applied_once_across_random_kills", 300);
+    let _serial = serial();
+    uipc_client::set_reconnect_wait(std::time::Duration::from_secs(30));
+    let kills: u64 = std::env::var("UIPC_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let (_dir, socket, state) = scratch("once");
+    let mut d = start_daemon(&socket, &state, None);
+    let c = Client::connect_to(&socket, "default").unwrap();
+    let sem = c.semget(KEY_SEM, 1, IPC_CREAT | 0o600).unwrap();
+    let msg = c.msgget(KEY_MSG, IPC_CREAT | 0o600).unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (socket, done, stop) = (socket.clone(), Arc::clone(&done), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let c = Client::connect_to(&socket, "default").unwrap();
+            let mut s = c.sleeper().unwrap();
+            let (h, _fd) = c.mq_open(b"onceq", O_RDWR | O_CREAT | O_NONBLOCK, 0o600, Some((8, 16))).unwrap();
+            let (mut posts, mut sent, mut private) = (0i64, 0u64, Vec::new());
+            let (mut mq_next, mut mq_queued) = (0u64, VecDeque::new());
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let r = match i % 4 {
+                    // Through the daemon (a sleeper's connection) every time.
+                    0 => s.semop_raw(sem.0, 1, Some(&[Sembuf { sem_num: 0, sem_op: 1, sem_flg: 0 }]), None).map(|_| {
+                        posts += 1;
+                    }),
+                    1 => {
+                        let text = sent.to_le_bytes();
+                        s.msgsnd_raw(msg.0, Some(1), 8, Some(&text), IPC_NOWAIT).map(|_| sent += 1)
+                    }
+                    // Three sends for two receives, never blocking: the
+                    // queue (8 at most) stays between empty and full.
+                    2 if (i / 4) % 5 < 3 => match s.mq_send(h, &mq_next.to_le_bytes(), 0, None) {
+                        Ok(()) => {
+                            mq_queued.push_back(mq_next);
+                            mq_next += 1;
+                            Ok(())
+                        }
+                        Err(uipc_abi::Errno::EAGAIN) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    2 => match s.mq_receive(h, 16, None) {
+                        Ok((m, _)) => {
+                            let n = u64::from_le_bytes(m[..8].try_into().unwrap());
+                            assert_eq!(Some(n), mq_queued.pop_front(), "call {i}: each POSIX message once, in order");
+                            Ok(())
+                        }
+                        Err(uipc_abi::Errno::EAGAIN) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    _ => c.semget(0, 1, 0o600).map(|id| private.push(id)),
+                };
+                assert_eq!(r, Ok(()), "call {i} failed across a kill");
+                i += 1;
+                done.store(i, Ordering::SeqCst);
+            }
+            let mut left = Vec::new();
+            while let Ok((m, _)) = s.mq_receive(h, 16, None) {
+                left.push(u64::from_le_bytes(m[..8].try_into().unwrap()));
+            }
+            assert_eq!(left, Vec::from(mq_queued), "the POSIX messages left: each once, in order");
+            (posts, sent, private)
+        })
+    };
+    let mut rng = Lcg(0x0ce);
+    for k in 0..kills {
+        // A random point of the stream: after 1 to 40 more calls.
+        let at = done.load(Ordering::SeqCst) + 1 + rng.next(40);
+        while done.load(Ordering::SeqCst) < at && !load.is_finished() {
+            std::thread::yield_now();
+        }
+        if load.is_finished() {
+            break; // It failed: its panic is reported below.
+        }
+        match k % 3 {
+            0 => d.kill(),
+            // The next record's write kills it after the record, or before its replies.
+            point => {
+                d.kill();
+                let point = if point == 1 { "after-write" } else { "before-reply" };
+                let hooked = start_daemon_at(&socket, &state, Some(1 + rng.next(3)), point);
+                std::fs::write(arm_file(&state), b"").unwrap();
+                hooked.wait_dead();
+                std::fs::remove_file(arm_file(&state)).unwrap();
+            }
+        }
+        d = start_daemon(&socket, &state, None);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (posts, sent, private) = load.join().unwrap();
+    assert_eq!(c.sem_getval(sem, 0), Ok(i32::try_from(posts).unwrap()), "each post once");
+    let got = drain_sysv(&c, msg);
+    assert_eq!(got, (0..sent).collect::<Vec<_>>(), "each message once, in order");
+    let sets = c.proc_sysvipc("sem").unwrap().lines().count() - 1;
+    assert_eq!(sets, 1 + private.len(), "each private set once");
+    d.kill();
+    uipc_client::set_reconnect_wait(std::time::Duration::from_secs(5));
+}
+
 /// A fresh directory for a test: it, its daemon's socket and state directory.
 fn scratch(name: &str) -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new(name);
