@@ -870,7 +870,16 @@ fn calls_through_the_daemon_are_applied_once_across_random_kills() {
                         Err(uipc_abi::Errno::EAGAIN) => Ok(()),
                         Err(e) => Err(e),
                     },
-                    _ => c.semget(0, 1, 0o600).map(|id| private.push(id)),
+                    _ if (i / 4) % 2 == 0 => c.semget(0, 1, 0o600).map(|id| private.push(id)),
+                    // A segment's whole life: made, attached, written,
+                    // detached and removed (the attach through the daemon,
+                    // in two steps; the detach on its attach page or not).
+                    _ => c.shmget(0, 4096, 0o600).and_then(|id| {
+                        let mut m = c.attach(id, 0)?;
+                        m[0] = 1;
+                        drop(m);
+                        c.shm_remove(id)
+                    }),
                 };
                 assert_eq!(r, Ok(()), "call {i} failed across a kill");
                 i += 1;
@@ -915,6 +924,7 @@ fn calls_through_the_daemon_are_applied_once_across_random_kills() {
     assert_eq!(got, (0..sent).collect::<Vec<_>>(), "each message once, in order");
     let sets = c.proc_sysvipc("sem").unwrap().lines().count() - 1;
     assert_eq!(sets, 1 + private.len(), "each private set once");
+    assert_eq!(c.proc_sysvipc("shm").unwrap().lines().count(), 1, "each segment made once, removed once");
     d.kill();
     uipc_client::set_reconnect_wait(std::time::Duration::from_secs(5));
 }
