@@ -95,8 +95,10 @@ pub(crate) struct Durable {
     /// The POSIX queue handles may have changed.
     pub(crate) handles_dirty: bool,
     written_handles: Vec<MqHandleEntry>,
-    /// The last answer recorded for each client ([`Entry::Answer`]).
-    pub(crate) answers: BTreeMap<u64, AnswerEntry>,
+    /// The last answer recorded for each client ([`Entry::Answer`]), by
+    /// (pid, client): a process asks for its own only, and holds at most
+    /// [`ANSWERS_PER_PROCESS`].
+    pub(crate) answers: BTreeMap<(u32, u64), AnswerEntry>,
     /// The stamp of the last record that held each paged object
     /// (namespace, page kind, id): [`Entry::Stamps`].
     stamps: BTreeMap<(String, String, u64), u64>,
@@ -106,6 +108,11 @@ pub(crate) struct Durable {
     /// next adoption is skipped, and their publish rewrites them.
     stale: BTreeSet<(String, String, u64)>,
 }
+
+/// How many clients' answers a process may have kept (a process has a
+/// connection per thread that sleeps in a call, at most; one that makes up
+/// client numbers only loses its own oldest answers).
+const ANSWERS_PER_PROCESS: usize = 64;
 
 impl Durable {
     /// Whether page `kind` of object `id` of `ns` was found stale at the
@@ -395,7 +402,7 @@ impl Daemon {
             self.settle_exit(p.pid, &names, t);
         }
         // Answers to processes that are still there: they may ask again.
-        self.durable.answers = state.answers.into_iter().filter(|(_, a)| self.procs.contains_key(&a.pid)).collect();
+        self.durable.answers = state.answers.into_iter().filter(|((pid, _), _)| self.procs.contains_key(pid)).collect();
         // Files a crash left before they were recorded.
         for (name, files) in &used {
             persist::sweep(&dir.join("ns").join(name), files);
@@ -559,7 +566,12 @@ impl Daemon {
         let pid = conn.cred.pid.0;
         let Ok(response) = uipc_proto::encode(resp) else { return };
         let answer = AnswerEntry { client, pid, seq, response, had_fds };
-        self.durable.answers.insert(client, answer.clone());
+        let answers = &mut self.durable.answers;
+        answers.insert((pid, client), answer.clone());
+        if answers.range((pid, 0)..=(pid, u64::MAX)).count() > ANSWERS_PER_PROCESS {
+            let oldest = answers.range((pid, 0)..=(pid, u64::MAX)).min_by_key(|(_, a)| a.seq).map(|(k, _)| *k);
+            oldest.map(|k| answers.remove(&k));
+        }
         self.durable.pending.push(Entry::Answer(answer));
     }
 
@@ -570,7 +582,8 @@ impl Daemon {
     pub(crate) fn replay(&mut self, token: u64, req: uipc_proto::Request) -> Result<(), uipc_proto::Request> {
         let Some(conn) = self.conns.get_mut(&token) else { return Err(req) };
         let Some((client, seq)) = conn.once else { return Err(req) };
-        let Some(answer) = self.durable.answers.get(&client).filter(|a| a.seq == seq) else { return Err(req) };
+        let mine = (conn.cred.pid.0, client);
+        let Some(answer) = self.durable.answers.get(&mine).filter(|a| a.seq == seq) else { return Err(req) };
         conn.once = None;
         info!(client, seq, "a request sent again after a restart: its recorded answer");
         match req.reopening().filter(|_| answer.had_fds) {

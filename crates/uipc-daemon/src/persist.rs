@@ -173,8 +173,8 @@ pub(crate) struct State {
     pub(crate) namespaces: BTreeMap<String, NsRecord>,
     pub(crate) procs: ProcsEntry,
     pub(crate) mq_handles: Vec<MqHandleEntry>,
-    /// The last answer recorded for each client.
-    pub(crate) answers: BTreeMap<u64, AnswerEntry>,
+    /// The last answer recorded for each client, by (pid, client).
+    pub(crate) answers: BTreeMap<(u32, u64), AnswerEntry>,
     /// The last stamp recorded for each page: (namespace, kind, id).
     pub(crate) stamps: BTreeMap<(String, String, u64), u64>,
 }
@@ -200,7 +200,7 @@ impl State {
             Entry::Processes(p) => self.procs = p,
             Entry::MqHandles(h) => self.mq_handles = h,
             Entry::Answer(a) => {
-                self.answers.insert(a.client, a);
+                self.answers.insert((a.pid, a.client), a);
             }
             Entry::Stamps(list) => {
                 for s in list {
@@ -569,7 +569,7 @@ mod tests {
         for e in records(&buf).0.into_iter().flat_map(|(_, entries)| entries) {
             state.apply(e);
         }
-        assert_eq!(state.answers.get(&5), Some(&answer(2)));
+        assert_eq!(state.answers.get(&(1, 5)), Some(&answer(2)));
         let key = |id| ("a".to_owned(), "semp".to_owned(), id);
         assert_eq!((state.stamps.get(&key(3)), state.stamps.get(&key(4))), (Some(&2), Some(&1)));
         state.apply(Entry::NamespaceGone("a".into()));

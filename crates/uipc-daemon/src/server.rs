@@ -730,7 +730,7 @@ impl Daemon {
         for token in tokens {
             self.close_conn(token);
         }
-        self.durable.answers.retain(|_, a| a.pid != pid);
+        self.durable.answers.retain(|(owner, _), _| *owner != pid);
         let Some(p) = self.procs.remove(&pid) else { return };
         self.sources.remove(&p.token);
         let _ = self.poller.delete(p.pidfd.as_fd());

@@ -96,6 +96,11 @@ fn probe_entry_crash() {
         println!("READY {n}");
         let _ = std::io::stdin().read(&mut [0u8; 1]);
     }
+    if let Some(socket) = probe_socket("replayer") {
+        // Sends a tagged IPC_PRIVATE semget with the tag the test used.
+        let _w = watchdog("probe replayer", 60);
+        println!("ID {}", tagged_private_semget(&socket));
+    }
     if let Some(socket) = probe_socket("worker") {
         let _w = watchdog("probe worker", 300);
         let c = Client::connect_to(&socket, "default").unwrap();
@@ -660,6 +665,39 @@ fn page_locks_left_by_a_dead_process_are_repaired_at_restart() {
     assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 3);
     drop(kept);
     assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 0, "detaches on the repaired page");
+    d.kill();
+}
+
+/// `semget(IPC_PRIVATE, 1, 0600)` on a raw connection, tagged as client 7's
+/// first request: the id answered.
+fn tagged_private_semget(socket: &Path) -> i64 {
+    let mut raw = Raw::connect(socket);
+    raw.hello("default");
+    raw.send(&uipc_proto::Request::Once { client: 7, seq: 1 });
+    raw.send(&uipc_proto::Request::SemGet { key: 0, nsems: 1, flags: 0o600 });
+    match raw.recv() {
+        Some((uipc_proto::Response::Value(id), _)) => id,
+        other => panic!("semget answered {other:?}"),
+    }
+}
+
+/// A tagged request sent again gets its recorded answer — from the process
+/// that sent it only: another process with the same client number and
+/// sequence is served anew (answers are kept by pid and client).
+#[test]
+fn a_recorded_answer_is_replayed_to_its_own_process_only() {
+    let _w = watchdog("a_recorded_answer_is_replayed_to_its_own_process_only", 60);
+    let _serial = serial();
+    let (_dir, socket, state) = scratch("replay");
+    let d = start_daemon(&socket, &state, None);
+    let first = tagged_private_semget(&socket);
+    assert_eq!(tagged_private_semget(&socket), first, "the same tag again: the recorded answer");
+    let out = probe_command(ENTRY, "replayer", &socket).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let other: i64 = text.lines().find_map(|l| l.strip_prefix("ID ")).unwrap().parse().unwrap();
+    assert_ne!(other, first, "another process's request with the same tag is served");
+    let c = Client::connect_to(&socket, "default").unwrap();
+    assert_eq!(c.proc_sysvipc("sem").unwrap().lines().count() - 1, 2, "two sets: the replay made none");
     d.kill();
 }
 
