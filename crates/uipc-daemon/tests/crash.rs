@@ -908,7 +908,7 @@ fn calls_through_the_daemon_are_applied_once_across_random_kills() {
                         Err(uipc_abi::Errno::EAGAIN) => Ok(()),
                         Err(e) => Err(e),
                     },
-                    _ if (i / 4) % 2 == 0 => c.semget(0, 1, 0o600).map(|id| private.push(id)),
+                    _ if (i / 4).is_multiple_of(2) => c.semget(0, 1, 0o600).map(|id| private.push(id)),
                     // A segment's whole life: made, attached, written,
                     // detached and removed (the attach through the daemon,
                     // in two steps; the detach on its attach page or not).
