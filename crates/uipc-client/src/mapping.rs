@@ -117,9 +117,40 @@ impl Drop for Mapping {
 /// process kept from an earlier attach, in one round trip
 /// ([`attach_cached`]).
 pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<Mapping, Errno> {
+    // A daemon that died between the two steps was restarted without the
+    // first (a pending attach is the connection's; the restart released
+    // its hold): the attach starts again, as if the first step had not
+    // been made.
+    let mut tries = 0;
+    loop {
+        match attach_once(client, id, addr, flags) {
+            Attached::Again if tries < 8 => tries += 1,
+            Attached::Again => return Err(Errno::ECONNRESET),
+            Attached::Done(r) => return r,
+        }
+    }
+}
+
+/// What one try of [`attach`] came to.
+enum Attached {
+    Done(Result<Mapping, Errno>),
+    /// The daemon changed between the two steps: try again.
+    Again,
+}
+
+fn attach_once(client: &Client, id: i32, addr: u64, flags: i32) -> Attached {
+    Attached::Done(match attach_steps(client, id, addr, flags) {
+        Ok(m) => Ok(m),
+        Err(None) => return Attached::Again,
+        Err(Some(e)) => Err(e),
+    })
+}
+
+/// The steps of [`attach`]; `Err(None)`: the daemon changed between them.
+fn attach_steps(client: &Client, id: i32, addr: u64, flags: i32) -> Result<Mapping, Option<Errno>> {
     let mut fast = client.shm_fast();
     if let Some(done) = attach_cached(client, &mut fast, id, addr, flags) {
-        return done;
+        return done.map_err(Some);
     }
     if fast.has_attaches() {
         // A fixed address is checked against, or replaces, this process's
@@ -130,9 +161,10 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
     let (resp, mut fds) = conn.call(&Request::ShmAt { id, addr, flags }, 1)?;
     let (token, size, fixed, write, exec, remap) = match resp {
         Response::Attach { token, size, addr, write, exec, remap } => (token, size, addr, write, exec, remap),
-        Response::Error(e) => return Err(Errno::from_raw(e)),
-        _ => return Err(Errno::EPROTO),
+        Response::Error(e) => return Err(Some(Errno::from_raw(e))),
+        _ => return Err(Some(Errno::EPROTO)),
     };
+    let daemon = conn.reopened;
     let len = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
     let placement = match (fixed, remap) {
         (None, _) => Placement::Anywhere,
@@ -151,6 +183,13 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
     // shmat reports an occupied fixed range as EINVAL.
     let mapped = mapped.map_err(|e| if e == Errno::EEXIST { Errno::EINVAL } else { e });
     let done = conn.call(&Request::ShmAtDone { token, result: mapped.map_err(Errno::raw) }, 0)?.0;
+    if conn.reopened != daemon && done == Response::Error(Errno::EINVAL.raw()) {
+        if let Ok(at) = mapped {
+            // SAFETY: we just made this mapping and nothing uses it.
+            let _ = unsafe { map::unmap(at, len) };
+        }
+        return Err(None);
+    }
     if let (Response::Value(_), Some(fd)) = (&done, fd) {
         // The next attach of this segment maps it before asking.
         fast.keep_fd(id, fd, write, size);
@@ -165,14 +204,14 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
         (Response::Error(e), Ok(at)) => {
             // SAFETY: we just made this mapping and nothing uses it.
             let _ = unsafe { map::unmap(at, len) };
-            Err(Errno::from_raw(e))
+            Err(Some(Errno::from_raw(e)))
         }
-        (Response::Error(e), Err(_)) => Err(Errno::from_raw(e)),
-        (_, Err(e)) => Err(e),
+        (Response::Error(e), Err(_)) => Err(Some(Errno::from_raw(e))),
+        (_, Err(e)) => Err(Some(e)),
         (_, Ok(at)) => {
             // SAFETY: as above.
             let _ = unsafe { map::unmap(at, len) };
-            Err(Errno::EPROTO)
+            Err(Some(Errno::EPROTO))
         }
     }
 }

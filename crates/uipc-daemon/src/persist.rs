@@ -234,6 +234,9 @@ pub(crate) trait Store {
     /// Called as an event's replies are about to leave (a test hook's
     /// crash point; nothing otherwise).
     fn before_reply(&mut self) {}
+
+    /// Called as a request is taken up (a test hook's crash point).
+    fn before_request(&mut self) {}
 }
 
 /// The test hook's crash: SIGKILL to the daemon itself.
@@ -323,8 +326,10 @@ pub(crate) struct DirStore {
     crash_where: CrashPoint,
     crash_arm: Option<PathBuf>,
     appends: u64,
-    /// The hook's crash waits for the next reply ([`Store::before_reply`]).
+    /// The hook's crash waits for the next reply ([`Store::before_reply`])
+    /// or request ([`Store::before_request`]).
     crash_at_reply: bool,
+    crash_at_request: bool,
     /// The journal is compacted past this many bytes (at least; and past
     /// four times the snapshot). `UIPC_TEST_JOURNAL_MAX` lowers it.
     journal_max: u64,
@@ -341,6 +346,9 @@ enum CrashPoint {
     /// `before-reply`: the record written and the pages published, just
     /// before the event's replies leave.
     BeforeReply,
+    /// `next-request`: the event served and answered; the daemon dies as
+    /// it takes up the next request, from any client.
+    NextRequest,
 }
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> DaemonError {
@@ -448,11 +456,13 @@ impl DirStore {
             crash_where: match std::env::var("UIPC_TEST_CRASH_WHERE").as_deref() {
                 Ok("after-write") => CrashPoint::AfterWrite,
                 Ok("before-reply") => CrashPoint::BeforeReply,
+                Ok("next-request") => CrashPoint::NextRequest,
                 _ => CrashPoint::MidWrite,
             },
             crash_arm: std::env::var_os("UIPC_TEST_CRASH_ARM").map(PathBuf::from),
             appends: 0,
             crash_at_reply: false,
+            crash_at_request: false,
             journal_max: env("UIPC_TEST_JOURNAL_MAX").unwrap_or(4 << 20),
         };
         Ok((store, state))
@@ -480,11 +490,18 @@ impl Store for DirStore {
             crash_now();
         }
         self.crash_at_reply |= crash && self.crash_where == CrashPoint::BeforeReply;
+        self.crash_at_request |= crash && self.crash_where == CrashPoint::NextRequest;
         Ok(())
     }
 
     fn before_reply(&mut self) {
         if self.crash_at_reply {
+            crash_now();
+        }
+    }
+
+    fn before_request(&mut self) {
+        if self.crash_at_request {
             crash_now();
         }
     }

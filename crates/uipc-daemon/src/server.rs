@@ -616,6 +616,9 @@ impl Daemon {
                 conn.once = Some((client, seq));
                 continue;
             }
+            if let Some(store) = self.durable.store.as_mut() {
+                store.before_request();
+            }
             // A request sent again after a restart, whose answer was
             // recorded with its effect: that answer, not a second effect.
             let req = match self.replay(token, req) {

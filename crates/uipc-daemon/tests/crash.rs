@@ -718,6 +718,10 @@ enum InFlight {
     /// `shm_open(O_CREAT | O_EXCL)`: a second application is `EEXIST`, and
     /// the answer carries a descriptor.
     ExclusiveShmOpen,
+    /// `shmat`, the daemon killed between its two steps (`next-request`):
+    /// the restarted daemon never heard of the first, so the attach starts
+    /// again.
+    AttachBetweenSteps,
 }
 
 /// Runs `f` in a thread with its own connection to `socket`.
@@ -757,8 +761,9 @@ fn a_call_in_flight_at_the_crash_is_answered_once_after_the_restart() {
         InFlight::PrivateSemget,
         InFlight::ExclusiveShmOpen,
     ];
-    for point in ["after-write", "before-reply"] {
-        for case in cases {
+    let between = [InFlight::AttachBetweenSteps];
+    for (point, cases) in [("after-write", &cases[..]), ("before-reply", &cases[..]), ("next-request", &between[..])] {
+        for &case in cases {
             let what = format!("{case:?} killed {point}");
             let (_dir, socket, state) = scratch("inflight");
             let d = start_daemon_at(&socket, &state, Some(1), point);
@@ -771,6 +776,10 @@ fn a_call_in_flight_at_the_crash_is_answered_once_after_the_restart() {
             c.semop(sem, &[Sembuf { sem_num: 0, sem_op: -1, sem_flg: 0 }]).unwrap();
             c.msgsnd(msg, 1, b"warm", 0).unwrap();
             assert_eq!(c.msgrcv(msg, 16, 0, 0).unwrap().data, b"warm");
+            let shm = c.shmget(KEY_SHM, 4096, IPC_CREAT | 0o600).unwrap();
+            // A client that never attached: its attach takes both steps.
+            let fresh = Client::connect_to(&socket, "default").unwrap();
+            fresh.sync().unwrap();
             let sleeper = match case {
                 InFlight::SemopWakesSleeper => {
                     let t = in_thread(&socket, move |c| {
@@ -806,6 +815,14 @@ fn a_call_in_flight_at_the_crash_is_answered_once_after_the_restart() {
                 InFlight::PrivateSemget => {
                     let private = c.semget(0, 1, 0o600).unwrap();
                     assert_ne!(private, sem, "{what}");
+                }
+                InFlight::AttachBetweenSteps => {
+                    let mut m = fresh.attach(shm, 0).unwrap();
+                    m[0] = 9;
+                    assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 1, "{what}: the attach counted once");
+                    drop(m);
+                    assert_eq!(c.shm_stat(shm).unwrap().shm_nattch, 0, "{what}");
+                    assert_eq!(c.attach_read_only(shm, 0).unwrap()[0], 9, "{what}");
                 }
                 InFlight::ExclusiveShmOpen => {
                     let fd = c.shm_open("inflight", O_RDWR | O_CREAT | O_EXCL, 0o600).unwrap();
