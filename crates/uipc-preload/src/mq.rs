@@ -258,6 +258,22 @@ pub unsafe extern "C" fn uipc_preload_mq_getfl(fd: c_int, flags: c_int) -> c_int
     acc | (flags & setfl)
 }
 
+/// `uipc_preload_mq_setfl(fd, flags)`: after `fcntl(fd, F_SETFL, flags)`
+/// succeeded (called by `fcntl` in `src/mq_open.c`), a queue descriptor's
+/// new `O_NONBLOCK` is told to the daemon as `mq_setattr` tells it: a
+/// daemon restarted since `mq_open` holds a description of its own, and
+/// a durable one records the flag (docs/architecture.md, "Restart").
+///
+/// # Safety
+/// None: plain values.
+#[no_mangle]
+pub unsafe extern "C" fn uipc_preload_mq_setfl(fd: c_int, flags: c_int) {
+    if let Some(h) = handle_of(fd) {
+        let nonblock = i64::from(flags & libc::O_NONBLOCK);
+        let _ = with(|c| c.mq_getsetattr(h, Some(nonblock)));
+    }
+}
+
 /// `uipc_preload_mq_is(fd)`: 1 if `fd` is a queue descriptor, else 0.
 ///
 /// # Safety

@@ -18,6 +18,7 @@ int uipc_preload_mq_open(const char *name, int oflag, unsigned int mode, const s
 void uipc_preload_mq_dup(int oldfd, int newfd);
 int uipc_preload_mq_getfl(int fd, int flags);
 int uipc_preload_mq_is(int fd);
+void uipc_preload_mq_setfl(int fd, int flags);
 
 __attribute__((visibility("default")))
 mqd_t mq_open(const char *name, int oflag, ...)
@@ -59,6 +60,8 @@ static int forward(const char *which, int fd, int cmd, unsigned long arg)
         uipc_preload_mq_dup(fd, r);
     if (r >= 0 && cmd == F_GETFL)
         r = uipc_preload_mq_getfl(fd, r);
+    if (r >= 0 && cmd == F_SETFL)
+        uipc_preload_mq_setfl(fd, (int)arg);
     return r;
 }
 

@@ -62,6 +62,7 @@ static unsigned char want_seg[SEG];
 static unsigned short want_sem[3];
 static int next_msg = 1; /* the type of the next message to receive */
 static mqd_t mq;          /* opened before the first kill, kept */
+static long mq_flags = O_NONBLOCK; /* its O_NONBLOCK, changed by fcntl */
 static int mq_sent, mq_received;
 /* A queue with a SIGEV_THREAD registration across each kill; its thread
  * writes the registration's sigev_value to `notified`. */
@@ -157,7 +158,8 @@ static void check_all(void) {
 
     struct mq_attr a;
     CHECK(mq_getattr(mq, &a) == 0, "mq_getattr through the descriptor from before");
-    CHECK(a.mq_flags == O_NONBLOCK && a.mq_maxmsg == 10 && a.mq_msgsize == 32, "the POSIX queue's attributes");
+    CHECK(a.mq_flags == mq_flags && a.mq_maxmsg == 10 && a.mq_msgsize == 32, "the POSIX queue's attributes");
+    CHECK((fcntl((int)mq, F_GETFL) & O_NONBLOCK) == mq_flags, "the descriptor's O_NONBLOCK");
     CHECK(a.mq_curmsgs == mq_sent - mq_received, "mq_curmsgs is what was sent and not received");
     struct pollfd pfd = { .fd = (int)mq, .events = POLLIN };
     CHECK(poll(&pfd, 1, 0) >= 0, "poll of the queue's descriptor");
@@ -292,6 +294,10 @@ int main(int argc, char **argv) {
             snprintf(text, sizeof text, "posix %d", mq_sent++);
             CHECK(mq_send(mq, text, sizeof text, 0) == 0, "mq_send after a restart");
         }
+        /* O_NONBLOCK changed by fcntl, not mq_setattr: kept across the kill. */
+        int fl = fcntl((int)mq, F_GETFL);
+        mq_flags = mq_flags ? 0 : O_NONBLOCK;
+        CHECK(fcntl((int)mq, F_SETFL, (fl & ~O_NONBLOCK) | (int)mq_flags) == 0, "fcntl F_SETFL of the queue descriptor");
         /* Change what exists. */
         mapped[round_no * 4099 % SEG] ^= 0xff;
         want_seg[round_no * 4099 % SEG] ^= 0xff;
