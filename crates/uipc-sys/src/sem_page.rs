@@ -406,8 +406,10 @@ impl SemPage {
         let mut values = PageValues { guard: &mut guard, nsems: self.nsems, slot: grant.slot };
         match perform_atomic_semop(&mut values, sops, pid, &mut blocking) {
             Ok(Eval::Done) => {
-                if guard.save(OTIME, 8).is_ok() {
-                    self.page.i64_at(OTIME).store(now().0, Relaxed);
+                // Within the same second (most calls) sem_otime stands.
+                let t = now().0;
+                if self.page.i64_at(OTIME).load(Relaxed) != t && guard.save(OTIME, 8).is_ok() {
+                    self.page.i64_at(OTIME).store(t, Relaxed);
                 }
                 if let (true, Some(slot)) = (undo, slot) {
                     self.note_holder(&mut guard, slot);
