@@ -37,8 +37,13 @@ enum Command {
         /// Keep every object in this (tmpfs) directory, so that a daemon started again on it
         /// after any stop or crash (kill -9 included) finds them: memory and state pages as
         /// files, metadata in a checksummed write-ahead journal (docs/architecture.md).
-        #[arg(long)]
+        /// [default: none; started as a systemd service (by PID 1, $INVOCATION_ID set):
+        /// $RUNTIME_DIRECTORY/state, else /run/uipc/state]
+        #[arg(long, conflicts_with = "no_state_dir")]
         state_dir: Option<PathBuf>,
+        /// Keep no state directory, even when started as a system service.
+        #[arg(long)]
+        no_state_dir: bool,
         /// Write "READY" to this inherited descriptor once accepting connections.
         #[arg(long)]
         ready_fd: Option<i32>,
@@ -135,7 +140,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Daemon { socket, state_dir, ready_fd, audit, lifeline_fd, tree_root } => {
+        Command::Daemon { socket, state_dir, no_state_dir, ready_fd, audit, lifeline_fd, tree_root } => {
+            let state_dir = if no_state_dir { None } else { state_dir.or_else(service_state_dir) };
             let adopted = ready_fd
                 .map(|fd| adopt_fd("--ready-fd", fd))
                 .transpose()
@@ -227,4 +233,23 @@ fn open_audit(path: &std::path::Path) -> Result<uipc_daemon::audit::Audit, Strin
 /// by `option`.
 fn adopt_fd(option: &str, fd: i32) -> Result<OwnedFd, String> {
     uipc_sys::fd::adopt_inherited_fd(fd).map_err(|e| format!("{option} {fd}: {e}"))
+}
+
+/// The state directory of a daemon started as a systemd service (a child
+/// of PID 1 with `INVOCATION_ID` set, which systemd sets for every unit it
+/// runs; a daemon started by a program that merely inherited the variable
+/// is not one): `state` in the unit's
+/// runtime directory (`RuntimeDirectory=`, with `RuntimeDirectoryPreserve=yes`
+/// so that it outlives a restart of the unit: `dist/uipc.service`), else
+/// `/run/uipc/state`. A system service's objects outlive its crash as the
+/// kernel's outlive any process (issue 15); `--no-state-dir` opts out.
+fn service_state_dir() -> Option<PathBuf> {
+    std::env::var_os("INVOCATION_ID").filter(|v| !v.is_empty())?;
+    if std::os::unix::process::parent_id() != 1 {
+        return None;
+    }
+    let runtime = std::env::var_os("RUNTIME_DIRECTORY").filter(|v| !v.is_empty());
+    // RuntimeDirectory= may name several, separated by ':': the first.
+    let first = runtime.map(|r| PathBuf::from(r.to_string_lossy().split(':').next().unwrap_or_default()));
+    Some(first.unwrap_or_else(|| PathBuf::from("/run/uipc")).join("state"))
 }
