@@ -43,6 +43,14 @@ use crate::persist::{
 use crate::server::{now, Daemon};
 use crate::DaemonMemory;
 
+/// The kinds of state pages, as their files' names begin
+/// (`ns/NAME/KIND-ID-N`): semaphore sets, System V queues, POSIX queues,
+/// segments' attach pages.
+pub(crate) const SEM_PAGE: &str = "semp";
+pub(crate) const MSG_PAGE: &str = "msgp";
+pub(crate) const MQ_PAGE: &str = "mqp";
+pub(crate) const SHM_PAGE: &str = "shmp";
+
 /// Where state pages are made: sealed memfds, or files in the state
 /// directory (`ns/NAME/KIND-ID-N`), which outlive the daemon.
 #[derive(Debug, Default)]
@@ -146,7 +154,7 @@ fn file_names(dir: &std::path::Path) -> BTreeSet<String> {
 /// queue's id, a POSIX queue's inode).
 fn page_name(name: &str) -> Option<(&str, u64, u64)> {
     let mut parts = name.splitn(3, '-');
-    let kind = parts.next().filter(|k| ["semp", "msgp", "mqp", "shmp"].contains(k))?;
+    let kind = parts.next().filter(|k| [SEM_PAGE, MSG_PAGE, MQ_PAGE, SHM_PAGE].contains(k))?;
     let id = parts.next()?.parse().ok()?;
     let n = parts.next()?.parse().ok()?;
     Some((kind, id, n))
@@ -497,9 +505,11 @@ impl Daemon {
         for ((kind, id), (_, file)) in pages {
             let sysv = i32::try_from(id).ok();
             let live = match kind.as_str() {
-                "semp" => sysv.is_some_and(|i| sem_ids.contains(&i)),
-                "msgp" => sysv.is_some_and(|i| msg_ids.contains(&i)),
-                "shmp" => sysv.is_some_and(|i| self.namespaces.get(name).is_some_and(|ns| ns.shm_segment(i).is_some())),
+                SEM_PAGE => sysv.is_some_and(|i| sem_ids.contains(&i)),
+                MSG_PAGE => sysv.is_some_and(|i| msg_ids.contains(&i)),
+                SHM_PAGE => {
+                    sysv.is_some_and(|i| self.namespaces.get(name).is_some_and(|ns| ns.shm_segment(i).is_some()))
+                }
                 _ => self.namespaces.get(name).is_some_and(|ns| ns.mq_queue(id).is_some()),
             };
             if !live {
@@ -517,6 +527,9 @@ impl Daemon {
             // (or in the middle of the publish). The record is the state.
             let recorded = self.durable.stamps.get(&(name.clone(), kind.clone(), id)).copied();
             let stamp = uipc_sys::state_page::stamp_of(region.fd()).unwrap_or(0);
+            // (A page stamped after a record whose write failed is ahead of
+            // the journal: stamps go on from past it.)
+            self.durable.stamp = self.durable.stamp.max(stamp);
             if recorded.is_some_and(|r| stamp < r) {
                 info!(
                     namespace = name,
@@ -525,11 +538,11 @@ impl Daemon {
                 self.durable.stale.insert((name.clone(), kind.clone(), id));
             }
             let adopted = match (kind.as_str(), sysv) {
-                ("semp", Some(id)) => {
+                (SEM_PAGE, Some(id)) => {
                     self.sem_page_restore(name, id, region, owners.get(&id).cloned().unwrap_or_default())
                 }
-                ("msgp", Some(id)) => self.msg_page_restore(name, id, region),
-                ("shmp", Some(id)) => self.shm_page_restore(name, id, region),
+                (MSG_PAGE, Some(id)) => self.msg_page_restore(name, id, region),
+                (SHM_PAGE, Some(id)) => self.shm_page_restore(name, id, region),
                 _ => self.mq_page_restore(name, id, region),
             };
             match adopted {
@@ -602,17 +615,17 @@ impl Daemon {
 
     /// The paged objects the current event holds: (namespace, page kind, id).
     fn held_pages(&self) -> Vec<(String, &'static str, u64)> {
-        let sem = self.sem_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "semp", id));
-        let msg = self.msg_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "msgp", id));
-        let mq = self.mq_pages.held_ids().map(|(ns, id)| (ns.to_owned(), "mqp", id));
+        let sem = self.sem_pages.held_ids().map(|(ns, id)| (ns.to_owned(), SEM_PAGE, id));
+        let msg = self.msg_pages.held_ids().map(|(ns, id)| (ns.to_owned(), MSG_PAGE, id));
+        let mq = self.mq_pages.held_ids().map(|(ns, id)| (ns.to_owned(), MQ_PAGE, id));
         sem.chain(msg).chain(mq).collect()
     }
 
     /// Whether object `id` of `ns` has a page of `kind`.
     fn has_page(&self, ns: &str, kind: &str, id: u64) -> bool {
         match kind {
-            "semp" => self.sem_pages.has(ns, id),
-            "msgp" => self.msg_pages.has(ns, id),
+            SEM_PAGE => self.sem_pages.has(ns, id),
+            MSG_PAGE => self.msg_pages.has(ns, id),
             _ => self.mq_pages.has(ns, id),
         }
     }

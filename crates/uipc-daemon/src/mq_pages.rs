@@ -129,7 +129,7 @@ impl Daemon {
                 continue;
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage.
-            let stale = self.durable.take_stale(ns, "mqp", id);
+            let stale = self.durable.take_stale(ns, crate::durable::MQ_PAGE, id);
             let lock = q.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
@@ -329,7 +329,7 @@ fn new_page(
     ns: &str,
 ) -> Result<QueuePage, Errno> {
     let geo = model.mq_page_geometry(queue)?.ok_or(Errno::EFBIG)?;
-    let region = files.region(ns, "mqp", queue, MqQueuePage::len_for(geo))?;
+    let region = files.region(ns, crate::durable::MQ_PAGE, queue, MqQueuePage::len_for(geo))?;
     let page = MqQueuePage::create(region.fd(), geo)?;
     let (guard, _) = page.lock(LOCK_BOUND)?;
     page.with_body(&guard, |b| model.mq_page_init(queue, b))?;

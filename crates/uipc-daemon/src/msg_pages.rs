@@ -140,7 +140,7 @@ impl Daemon {
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
             // not the model's "no such queue" below.
-            let stale = self.durable.take_stale(ns, "msgp", u64::try_from(id).unwrap_or(u64::MAX));
+            let stale = self.durable.take_stale(ns, crate::durable::MSG_PAGE, u64::try_from(id).unwrap_or(u64::MAX));
             let lock = q.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
@@ -261,7 +261,7 @@ impl Daemon {
 /// model's state.
 fn new_page(model: &mut Model, id: i32, files: &mut crate::durable::PageFiles, ns: &str) -> Result<QueuePage, Errno> {
     let geo = model.msg_page_geometry(id)?.ok_or(Errno::EINVAL)?;
-    let region = files.region(ns, "msgp", id, MsgQueuePage::len_for(geo))?;
+    let region = files.region(ns, crate::durable::MSG_PAGE, id, MsgQueuePage::len_for(geo))?;
     let page = MsgQueuePage::create(region.fd(), geo)?;
     let (guard, _) = page.lock(LOCK_BOUND)?;
     page.with_body(&guard, |b| model.msg_page_init(id, b))?;

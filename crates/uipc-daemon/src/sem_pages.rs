@@ -169,7 +169,7 @@ impl Daemon {
             }
             // A lock glibc rejects (EINVAL: a mutex scribbled on) is damage,
             // not the model's "no such set" below.
-            let stale = self.durable.take_stale(ns, "semp", u64::try_from(id).unwrap_or(u64::MAX));
+            let stale = self.durable.take_stale(ns, crate::durable::SEM_PAGE, u64::try_from(id).unwrap_or(u64::MAX));
             let lock = set.page.lock(LOCK_BOUND).map_err(|e| if e == Errno::EINVAL { Errno::EUCLEAN } else { e });
             let adopted = lock.and_then(|(guard, how)| {
                 if how == Locked::Repaired {
@@ -408,7 +408,7 @@ fn new_page(
     ns: &str,
 ) -> Result<SetPage, Errno> {
     let nsems = model.sem_shared(id, &[])?.values.len();
-    let region = files.region(ns, "semp", id, SemPage::len_for(nsems))?;
+    let region = files.region(ns, crate::durable::SEM_PAGE, id, SemPage::len_for(nsems))?;
     let page = SemPage::create(region.fd(), nsems)?;
     Ok(SetPage { region, page, owners: vec![None; UNDO_SLOTS], damaged: false })
 }

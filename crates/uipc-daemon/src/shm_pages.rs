@@ -353,7 +353,7 @@ impl Daemon {
                 Some((region, page)) => Ok((page, region)),
                 None => self
                     .page_files
-                    .region(ns, "shmp", id, AttachPage::len())
+                    .region(ns, crate::durable::SHM_PAGE, id, AttachPage::len())
                     .and_then(|region| Ok((AttachPage::create(region.fd())?, region))),
             };
             let (page, region) = match made {
