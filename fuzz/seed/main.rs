@@ -56,6 +56,7 @@ fn main() {
         ("sysctl_read", Request::SysctlRead { name: "kernel.shmmni".into() }),
         ("sysctl_write", Request::SysctlWrite { name: "kernel.shmmax".into(), value: "18446744073692774399\n".into() }),
         ("proc_sysvipc", Request::ProcSysvipc { which: "shm".into() }),
+        ("once", Request::Once { client: u64::MAX, seq: 1 }),
     ];
     for (name, req) in &requests {
         write(&rq, name, req);
