@@ -227,6 +227,33 @@ fn bad_hello_is_refused() {
     assert_served(&d, &old);
 }
 
+/// Tags (`Request::Once`) out of their place — alone, twice in a row,
+/// before a query, last before a hang-up — are harmless: the request after
+/// the last one is served as usual, nothing is answered for the tag
+/// itself, and everyone else is served.
+#[test]
+fn stray_once_frames_are_harmless() {
+    let _w = watchdog("stray_once_frames", 60);
+    let d = TestDaemon::start("once");
+    let old = d.client();
+    let mut raw = Raw::connect(&d.socket);
+    raw.hello("default");
+    raw.send(&Request::Once { client: 1, seq: 1 });
+    raw.send(&Request::Once { client: 1, seq: 2 });
+    raw.shmget_created(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 });
+    raw.send(&Request::Once { client: 1, seq: 2 });
+    assert_eq!(raw.call(&Request::Sync), Response::Value(0), "a tagged query is answered");
+    // The same tag again, on a daemon without a state directory: nothing
+    // was recorded, so the request is served anew.
+    raw.send(&Request::Once { client: 1, seq: 2 });
+    raw.shmget_created(&Request::ShmGet { key: IPC_PRIVATE, size: 4096, flags: IPC_CREAT | 0o600 });
+    assert_eq!(old.shm_info().unwrap().1.used_ids, 2);
+    raw.send(&Request::Once { client: 1, seq: 3 });
+    drop(raw);
+    assert!(settle(&old, || old.sync().is_ok()));
+    assert_served(&d, &old);
+}
+
 /// A process that got an attach granted and exits without `ShmAtDone`
 /// leaves no attachment behind; with IPC_RMID meanwhile, the segment goes.
 #[test]
