@@ -6,8 +6,8 @@
 //! variable from its parent keeps none.
 //!
 //! The daemon is made a child of PID 1 by starting it from a shell that
-//! exits at once (it is re-parented); where a subreaper would adopt it
-//! instead, the test says so and skips.
+//! exits at once (it is re-parented, and execs the daemon only then);
+//! where a subreaper would adopt it instead, the test says so and skips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -41,7 +41,17 @@ fn ppid(pid: u32) -> u32 {
 fn start_as_service(runtime: &Path, socket: &Path, extra: &[&str]) -> Option<u32> {
     let out = Command::new("sh")
         .arg("-c")
-        .arg(r#"exe=$0; sock=$1; shift; "$exe" daemon --socket "$sock" "$@" </dev/null >/dev/null 2>&1 & echo $!"#)
+        // The daemon starts only once its shell is gone and it has been
+        // re-parented (its parent at startup is what it judges by).
+        .arg(
+            r#"exe=$0; sock=$1; shift; extra="$*"
+            ( n=0
+              while [ $n -lt 100000 ]; do
+                  read -r l </proc/self/stat; set -- $l; [ "$4" = 1 ] && break; n=$((n + 1))
+              done
+              exec "$exe" daemon --socket "$sock" $extra </dev/null >/dev/null 2>&1 ) &
+            echo $!"#,
+        )
         .arg(env!("CARGO_BIN_EXE_uipc"))
         .arg(socket)
         .args(extra)

@@ -178,16 +178,36 @@ impl Conn {
     /// Sends `req` and waits for its response (with up to `max_fds` descriptors).
     pub(crate) fn call(&mut self, req: &Request, max_fds: usize) -> Result<(Response, Vec<OwnedFd>), Errno> {
         self.prepare()?;
+        self.round_trip(req, max_fds, Wait::Uninterruptible)
+    }
+
+    /// Sends `req` and waits for its answer as `wait` says. When the
+    /// connection breaks before the answer (its daemon died), the request
+    /// goes again on a new connection, up to [`RESENDS`] times — a query
+    /// or lookup as it is, a change with its first sending's tag
+    /// ([`Request::Once`]), which a daemon restarted on its state
+    /// directory answers as it did (or serves, if it never had it), and a
+    /// timed sleep with the time it has left.
+    fn round_trip(&mut self, req: &Request, max_fds: usize, wait: Wait<'_>) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let tag = self.tag(req);
-        self.send_or_reopen(req, tag)?;
+        let sent = Instant::now();
+        let mut again: Option<Request> = None;
         let mut resends = 0;
         loop {
-            match self.receive(max_fds, None) {
-                // The daemon went away before it answered: the request goes
-                // again on a new connection — a query or lookup as it is, a
-                // change with its tag, which a daemon restarted on its state
-                // directory answers as it did (or applies, if it had not).
-                Err(e) if self.resend_after(e, &mut resends) => self.resend(req, tag)?,
+            let this = again.as_ref().unwrap_or(req);
+            match self.send_tagged(this, tag).and_then(|()| self.receive_with(max_fds, wait)) {
+                Err(e) if self.resend_after(e, &mut resends) => {
+                    // A new connection, waiting for the restart (none came:
+                    // the call fails); one that breaks in turn before the
+                    // request leaves counts as another resend.
+                    self.reopen()?;
+                    if let Err(e) = self.prepare() {
+                        if !self.broken {
+                            return Err(e);
+                        }
+                    }
+                    again = Some(req.sent_again_after(sent.elapsed()));
+                }
                 other => return other,
             }
         }
@@ -210,24 +230,6 @@ impl Conn {
         e != Errno::EPROTO && e != Errno::EINTR && self.broken && *resends <= RESENDS
     }
 
-    /// Sends `req` again (with its first sending's `tag`) on a new connection.
-    fn resend(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
-        self.reopen()?;
-        self.prepare()?;
-        self.send_tagged(req, tag)
-    }
-
-    /// Sends `req`; if the daemon is found gone before it took the request
-    /// (the send fails: the peer closed, so nothing was read), sends it
-    /// once more on a new connection ([`reopen`](Self::reopen)) — the
-    /// call goes on as if the daemon had never died.
-    fn send_or_reopen(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
-        match self.send_tagged(req, tag) {
-            Err(Errno::EPIPE | Errno::ECONNRESET) => self.resend(req, tag),
-            other => other,
-        }
-    }
-
     /// Sends `req`, after its tag if it has one ([`Request::Once`]), in one write.
     fn send_tagged(&mut self, req: &Request, tag: Option<(u64, u64)>) -> Result<(), Errno> {
         match tag {
@@ -247,25 +249,11 @@ impl Conn {
     /// its real result if it had — and acknowledges the cancel.
     pub(crate) fn call_sleeping(&mut self, req: &Request) -> Result<Response, Errno> {
         self.prepare()?;
-        let tag = self.tag(req);
         // From before the request leaves until its answer is in, signals
         // are held: one that comes before the wait begins still interrupts
         // it (delivered as the wait starts), none is lost in between.
         let held = net::hold_signals()?;
-        let sent = Instant::now();
-        self.send_or_reopen(req, tag)?;
-        let mut resends = 0;
-        let first = loop {
-            match self.receive(0, Some(&held)) {
-                // Its daemon died: sent again, tagged (the restarted daemon
-                // answers as it did, or parks it anew for the time left).
-                Err(e) if self.resend_after(e, &mut resends) => {
-                    self.resend(&req.sent_again_after(sent.elapsed()), tag)?;
-                }
-                other => break other,
-            }
-        };
-        match first {
+        match self.round_trip(req, 0, Wait::Interruptible(&held)).map(|(r, _)| r) {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
                 let (answer, _) = self.receive(0, None)?;
@@ -275,7 +263,7 @@ impl Conn {
                     _ => Err(Errno::EPROTO),
                 }
             }
-            other => other.map(|(r, _)| r),
+            other => other,
         }
     }
 
@@ -288,16 +276,7 @@ impl Conn {
         if self.pid != uipc_sys::proc::cached_pid() {
             *self = Conn::open(&self.socket.clone(), &self.namespace.clone())?;
         }
-        let tag = self.tag(req);
-        self.send_or_reopen(req, tag)?;
-        let mut resends = 0;
-        let first = loop {
-            match self.receive_with(0, Wait::Restartable) {
-                Err(e) if self.resend_after(e, &mut resends) => self.resend(req, tag)?,
-                other => break other,
-            }
-        };
-        match first {
+        match self.round_trip(req, 0, Wait::Restartable) {
             Err(Errno::EINTR) => {
                 self.send(&Request::Cancel)?;
                 let answer = self.receive(0, None)?;

@@ -271,14 +271,15 @@ impl Daemon {
         let names: Vec<String> = self.namespaces.keys().cloned().collect();
         for name in names {
             let Some(ns) = self.namespaces.get_mut(&name) else { continue };
-            let mut parts = ns.take_changed_parts();
+            let parts = ns.take_changed_parts();
             if !touched.contains(&name) && parts.len() == 1 {
                 // Nothing but its head, and nothing touched it.
                 continue;
             }
-            if !touched.contains(&name) {
-                parts.remove(&Part::Head);
-            }
+            // An object changed: the head may have too, even in a namespace
+            // the event did not name (a page adopted by another's event
+            // moves the namespace's message counts); it is written if it
+            // differs from the last one written.
             self.part_entries(&name, &parts, false, &mut entries);
         }
         for (ns, id, owners) in self.sem_owners_changed() {

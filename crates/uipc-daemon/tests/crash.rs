@@ -171,6 +171,11 @@ impl DaemonProc {
         c.wait().unwrap();
     }
 
+    /// Whether the daemon has died (reaped if so).
+    fn exited(&mut self) -> bool {
+        self.child.0.as_mut().is_none_or(|c| c.try_wait().unwrap().is_some())
+    }
+
     /// Waits for the daemon to die by itself (the write hook).
     fn wait_dead(mut self) {
         let mut c = self.child.0.take().unwrap();
@@ -969,9 +974,14 @@ fn calls_through_the_daemon_are_applied_once_across_random_kills() {
             point => {
                 d.kill();
                 let point = if point == 1 { "after-write" } else { "before-reply" };
-                let hooked = start_daemon_at(&socket, &state, Some(1 + rng.next(3)), point);
+                let mut hooked = start_daemon_at(&socket, &state, Some(1 + rng.next(3)), point);
                 std::fs::write(arm_file(&state), b"").unwrap();
-                hooked.wait_dead();
+                // It dies by its hook at one of the next calls (unless the
+                // load failed: it is killed on drop then).
+                while !hooked.exited() && !load.is_finished() {
+                    std::thread::yield_now();
+                }
+                drop(hooked);
                 std::fs::remove_file(arm_file(&state)).unwrap();
             }
         }
