@@ -123,27 +123,13 @@ pub(crate) fn attach(client: &Client, id: i32, addr: u64, flags: i32) -> Result<
     // been made.
     let mut tries = 0;
     loop {
-        match attach_once(client, id, addr, flags) {
-            Attached::Again if tries < 8 => tries += 1,
-            Attached::Again => return Err(Errno::ECONNRESET),
-            Attached::Done(r) => return r,
+        match attach_steps(client, id, addr, flags) {
+            Ok(m) => return Ok(m),
+            Err(Some(e)) => return Err(e),
+            Err(None) if tries < 8 => tries += 1,
+            Err(None) => return Err(Errno::ECONNRESET),
         }
     }
-}
-
-/// What one try of [`attach`] came to.
-enum Attached {
-    Done(Result<Mapping, Errno>),
-    /// The daemon changed between the two steps: try again.
-    Again,
-}
-
-fn attach_once(client: &Client, id: i32, addr: u64, flags: i32) -> Attached {
-    Attached::Done(match attach_steps(client, id, addr, flags) {
-        Ok(m) => Ok(m),
-        Err(None) => return Attached::Again,
-        Err(Some(e)) => Err(e),
-    })
 }
 
 /// The steps of [`attach`]; `Err(None)`: the daemon changed between them.
