@@ -248,8 +248,10 @@ fn service_state_dir() -> Option<PathBuf> {
     if std::os::unix::process::parent_id() != 1 {
         return None;
     }
-    let runtime = std::env::var_os("RUNTIME_DIRECTORY").filter(|v| !v.is_empty());
+    use std::os::unix::ffi::OsStrExt;
+    let runtime = std::env::var_os("RUNTIME_DIRECTORY").unwrap_or_default();
     // RuntimeDirectory= may name several, separated by ':': the first.
-    let first = runtime.map(|r| PathBuf::from(r.to_string_lossy().split(':').next().unwrap_or_default()));
-    Some(first.unwrap_or_else(|| PathBuf::from("/run/uipc")).join("state"))
+    let first = runtime.as_bytes().split(|&b| b == b':').next().filter(|d| !d.is_empty());
+    let dir = first.map_or_else(|| PathBuf::from("/run/uipc"), |d| PathBuf::from(std::ffi::OsStr::from_bytes(d)));
+    Some(dir.join("state"))
 }

@@ -156,10 +156,7 @@ fn aside(len: u64) -> u64 {
     use std::sync::atomic::Ordering;
     let room = len.saturating_add(uipc_abi::PAGE_SIZE);
     if ASIDE_NEXT.load(Ordering::Relaxed) == 0 {
-        let mut r = [0u8; 8];
-        // SAFETY: `r` is a live buffer of the length given.
-        let _ = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), libc::GRND_NONBLOCK) };
-        let offset = (u64::from_ne_bytes(r) % (1 << 40)) & !(uipc_abi::PAGE_SIZE - 1);
+        let offset = (crate::proc::random_u64() % (1 << 40)) & !(uipc_abi::PAGE_SIZE - 1);
         let _ = ASIDE_NEXT.compare_exchange(0, ASIDE_BASE + offset, Ordering::Relaxed, Ordering::Relaxed);
     }
     ASIDE_NEXT.fetch_add(room, Ordering::Relaxed)

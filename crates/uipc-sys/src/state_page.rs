@@ -315,12 +315,6 @@ impl StatePage {
         self.u32_at(OFF_SEQ).load(Ordering::Acquire)
     }
 
-    /// The stamp of the daemon's last publish into the page ([`Guard::stamp`]).
-    #[inline]
-    pub fn stamp(&self) -> u64 {
-        self.u64_at(OFF_STAMP).load(Ordering::Acquire)
-    }
-
     /// The daemon's side: marks the object [`DAMAGED`] (no lock needed:
     /// a flag is one atomic word).
     pub fn mark_damaged(&self) {
@@ -479,16 +473,17 @@ fn deadline_after(d: Duration) -> libc::timespec {
     }
 }
 
-/// The stamp in the header of the page file `fd` ([`StatePage::stamp`]),
-/// read without mapping it (a restart choosing between a page and the
-/// recorded state); 0 for a file too short to have one.
+/// The stamp in the header of the page file `fd` ([`Guard::stamp`]), read
+/// without mapping it (a restart choosing between a page and the recorded
+/// state); 0 for a file too short to have one.
 ///
 /// # Errors
 /// `pread`'s.
 pub fn stamp_of(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
     let mut b = [0u8; 8];
     let n = rustix::io::pread(fd, &mut b, OFF_STAMP as u64).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
-    Ok(if n == b.len() { u64::from_le_bytes(b) } else { 0 })
+    // The word was stored through an atomic: in native byte order.
+    Ok(if n == b.len() { u64::from_ne_bytes(b) } else { 0 })
 }
 
 /// A kind's state page as the daemon gives it up (its object removed, its
