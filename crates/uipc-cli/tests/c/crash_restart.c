@@ -12,8 +12,9 @@
  * through the descriptor opened before the first kill, and a
  * SIGEV_THREAD mq_notify registration made before the kill, which fires
  * after it (and is made again for the next round), and a child asleep in
- * semop through the kill, whose call returns 0 once the program posts
- * after the restart (not EINTR: it was sent again) and takes the post once;
+ * semop through the kill (every other round as nobody, through syscall()),
+ * whose call returns 0 once the program posts after the restart (not
+ * EINTR: it was sent again) and takes the post once;
  * then changes each of them and makes new objects, checked in later
  * rounds. Also runs in a fresh kernel IPC namespace with nobody killed:
  * the checks hold there too.
@@ -28,6 +29,7 @@
 #include <mqueue.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +99,9 @@ static void check_notified(int value) {
 static int sleep_sem;
 
 /* Forks a child that sleeps in semop(-1) on sleep_sem and exits 0 when the
- * call returns 0 (10 + errno otherwise); returns once it is asleep. */
+ * call returns 0 (10 + errno otherwise); returns once it is asleep. In odd
+ * rounds the child first drops root (to nobody, when it has root: the set
+ * is 0666) and calls through syscall(SYS_semop) instead of libc's. */
 static pid_t start_sleeper(void) {
     pid_t p = fork();
     CHECK(p >= 0, "fork");
@@ -105,6 +109,10 @@ static pid_t start_sleeper(void) {
         /* Its inherited attach is not counted in the checks. */
         if (shmdt(mapped) != 0) _exit(3);
         struct sembuf op = { 0, -1, 0 };
+        if (round_no % 2 == 1) {
+            if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+            _exit(syscall(SYS_semop, sleep_sem, &op, 1) == 0 ? 0 : 10 + errno % 100);
+        }
         _exit(semop(sleep_sem, &op, 1) == 0 ? 0 : 10 + errno % 100);
     }
     /* A bound, not a synchronisation: the child is asleep within it. */
@@ -248,7 +256,7 @@ int main(int argc, char **argv) {
     CHECK(read(up[0], &c, 1) == 1, "the child's SEM_UNDO increment");
     want_sem[1] += 5;
 
-    sleep_sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+    sleep_sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0666);
     CHECK(sleep_sem >= 0, "semget of the sleepers' set");
 
     for (round_no = 0; round_no < rounds; round_no++) {
