@@ -128,11 +128,6 @@ impl Durable {
     pub(crate) fn take_stale(&mut self, ns: &str, kind: &str, id: u64) -> bool {
         !self.stale.is_empty() && self.stale.remove(&(ns.to_owned(), kind.to_owned(), id))
     }
-
-    /// The stamp a publish writes into a page (that of the last record).
-    pub(crate) fn stamp(&self) -> u64 {
-        self.stamp
-    }
 }
 
 /// The record of `part` of `ns` as it is now (postcard).
@@ -258,8 +253,10 @@ impl Daemon {
     /// [`persist`](Self::persist) in the middle of an event, before its
     /// pages are published: the namespaces the event touched stay marked,
     /// so that a head changed after this record is in the event's last.
-    pub(crate) fn persist_before_publish(&mut self) {
+    /// Returns the stamp the publish writes into each page (`Guard::stamp`).
+    pub(crate) fn persist_before_publish(&mut self) -> u64 {
         self.persist_record(false);
+        self.durable.stamp
     }
 
     fn persist_record(&mut self, event_ends: bool) {

@@ -181,8 +181,7 @@ impl Daemon {
         }
         // Write-ahead: the record of what the event changed (and its
         // answers) before the pages show it.
-        self.persist_before_publish();
-        let stamp = self.durable.stamp();
+        let stamp = self.persist_before_publish();
         let held = std::mem::take(&mut self.mq_pages.held);
         let mut spaces: Vec<String> = Vec::new();
         for (n, id, guard) in held {

@@ -179,8 +179,7 @@ impl Daemon {
         }
         // Write-ahead: the record of what the event changed (and its
         // answers) before the pages show it.
-        self.persist_before_publish();
-        let stamp = self.durable.stamp();
+        let stamp = self.persist_before_publish();
         let held = std::mem::take(&mut self.msg_pages.held);
         for (n, id, guard) in held {
             let (Some(space), Some(model)) = (self.msg_pages.spaces.get_mut(&n), self.namespaces.get_mut(&n)) else {

@@ -244,8 +244,7 @@ impl Daemon {
         }
         // Write-ahead: the record of what the event changed (and its
         // answers) before the pages show it.
-        self.persist_before_publish();
-        let stamp = self.durable.stamp();
+        let stamp = self.persist_before_publish();
         let held = std::mem::take(&mut self.sem_pages.held);
         for (n, id, mut guard) in held {
             let Some(space) = self.sem_pages.spaces.get(&n) else { continue };
