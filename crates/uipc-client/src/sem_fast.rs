@@ -152,14 +152,17 @@ impl Client {
         let now = || Time(uipc_sys::proc::now_seconds());
         let mut deadline = None;
         loop {
-            let seen = held.page.seq();
+            let seen = held.page.watch_mark(sops);
             match held.page.semop(&held.grant, id, sops, timeout, Pid(held.key.pid), now) {
                 SemFast::Done(r) => return Some(r.map(|()| 0)),
                 SemFast::Daemon => return None,
                 SemFast::Sleep => {}
             }
             let until = *deadline.get_or_insert_with(|| Instant::now() + SPIN);
-            while held.page.seq() == seen {
+            if Instant::now() >= until {
+                return None;
+            }
+            while held.page.watch_mark(sops) == seen {
                 if Instant::now() >= until {
                     return None;
                 }

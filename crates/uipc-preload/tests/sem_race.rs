@@ -55,6 +55,14 @@ fn counter_under_a_semaphore_mutex_is_exact() {
     differential("sem_counter");
 }
 
+/// Single operations (decided without the set's lock) racing arrays,
+/// `SEM_UNDO` operations, `SETVAL` and `IPC_SET` (which take it) and
+/// `GETALL` readers: no token lost or made, no impossible snapshot.
+#[test]
+fn single_operations_racing_the_lock_conserve() {
+    differential("sem_race_paths");
+}
+
 /// A process `SIGKILL`ed right after `SEM_UNDO` semops (by another, and by
 /// itself): the undo is applied as `exit_sem()` applies it — summed,
 /// clamped at 0 and `SEMVMX`, skipped where `SETVAL` cleared it or the set

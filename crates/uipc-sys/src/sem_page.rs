@@ -15,13 +15,21 @@
 //! | 24 | `sem_ctime` (i64) |
 //! | 32 | key, uid, gid, cuid, cgid, mode, seq |
 //! | 60 | outside: how many processes hold an undo record on the set without a slot |
-//! | 64 | per semaphore: `semval`, `sempid`, `semncnt`, `semzcnt` |
+//! | 64 | per semaphore: `semval` (a fast word), `sempid`, `semncnt`, `semzcnt` |
 //! | then | per slot: owner pid, has-record, one adjustment per semaphore |
 //!
 //! The daemon writes everything; a process granted alter permission
 //! changes values, pids, `otime` and its own slot — through
 //! [`SemPage::semop`], which runs uipc-core's [`perform_atomic_semop`] on
 //! the page, the one definition of the semantics.
+//!
+//! Each `semval` is a fast word (`state_page`'s "Fast words"), and its
+//! `sempid` follows it in the same 8-byte word: a `semop` of one operation
+//! without `SEM_UNDO` — the common case, `PGSemaphoreLock`'s — changes
+//! both with one compare-and-swap, without the lock, as the kernel's
+//! simple operations take only their semaphore's lock
+//! (`ipc/sem.c:sem_lock()`). A lock holder holds the words it reads or
+//! writes: the daemon all of a set's, a caller's `semop` its operations'.
 
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
@@ -34,7 +42,9 @@ use uipc_core::cred::Pid;
 use uipc_core::sysv::sem::{perform_atomic_semop, semop_args, Eval, SemPublished, SemShared, SemValues, Timeout};
 use uipc_core::time::Time;
 
-use crate::state_page::{page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED, REMOVED, SLEEPERS};
+use crate::state_page::{
+    page_len, Guard, Kind, Locked, StatePage, BODY, DAMAGED, REMOVED, SLEEPERS, WORD_DATA, WORD_HELD,
+};
 
 /// Undo slots per set: processes beyond this many do their `SEM_UNDO`
 /// operations through the daemon.
@@ -97,14 +107,14 @@ struct PageValues<'g, P: Deref<Target = StatePage>> {
 impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
     #[inline]
     fn value(&self, num: usize) -> i32 {
-        self.guard.page().i32_at(SEMS + num * SEM_SIZE).load(Relaxed)
+        value_at(self.guard.page(), SEMS + num * SEM_SIZE)
     }
     #[inline]
     fn set_value(&mut self, num: usize, val: i32, pid: Pid) {
         let off = SEMS + num * SEM_SIZE;
         // The journal has room for FAST_SOPS operations (checked by the caller).
         if self.guard.save(off, 8).is_ok() {
-            self.guard.page().i32_at(off).store(val, Relaxed);
+            set_value_at(self.guard.page(), off, val);
             self.guard.page().i32_at(off + 4).store(pid.0.cast_signed(), Relaxed);
         }
     }
@@ -122,6 +132,44 @@ impl<P: Deref<Target = StatePage>> SemValues for PageValues<'_, P> {
             self.guard.page().i32_at(off).store(adj, Relaxed);
         }
     }
+}
+
+/// One semaphore's value as a core operation sees it, for a `semop` of
+/// that one semaphore decided without the lock ([`SemPage::semop`]).
+struct OneValue {
+    value: i32,
+    set: Option<(i32, Pid)>,
+}
+
+impl SemValues for OneValue {
+    #[inline]
+    fn value(&self, _num: usize) -> i32 {
+        self.value
+    }
+    #[inline]
+    fn set_value(&mut self, _num: usize, val: i32, pid: Pid) {
+        self.set = Some((val, pid));
+    }
+    #[inline]
+    fn adjustment(&self, _num: usize) -> Option<i32> {
+        None
+    }
+    #[inline]
+    fn set_adjustment(&mut self, _num: usize, _adj: i32) {}
+}
+
+/// The `semval` in the fast word at `off` (its data bits).
+#[inline]
+fn value_at(page: &StatePage, off: usize) -> i32 {
+    (page.u32_at(off).load(Relaxed) & WORD_DATA).cast_signed()
+}
+
+/// Stores `val` (0 to `SEMVMX`) as the `semval` in the fast word at
+/// `off`, which the caller holds (its other bits stay).
+#[inline]
+fn set_value_at(page: &StatePage, off: usize, val: i32) {
+    let word = page.u32_at(off);
+    word.store((word.load(Relaxed) & !WORD_DATA) | (val.cast_unsigned() & WORD_DATA), Relaxed);
 }
 
 #[inline]
@@ -172,12 +220,15 @@ impl SemPage {
         self.page.flags()
     }
 
-    /// The daemon's side: takes the lock (waiting at most `bound`).
+    /// The daemon's side: takes the lock (waiting at most `bound`) and
+    /// holds every value.
     ///
     /// # Errors
     /// As [`StatePage::lock`].
     pub fn lock(&self, bound: Duration) -> Result<(Guard<Arc<StatePage>>, Locked), Errno> {
-        StatePage::lock_shared(&self.page, Some(bound))
+        let (mut guard, how) = StatePage::lock_shared(&self.page, Some(bound))?;
+        guard.hold_words(SEMS, SEM_SIZE, self.nsems);
+        Ok((guard, how))
     }
 
     /// Marks the set damaged.
@@ -192,7 +243,7 @@ impl SemPage {
         let values = (0..self.nsems)
             .map(|n| {
                 let off = SEMS + n * SEM_SIZE;
-                (p.i32_at(off).load(Relaxed), Pid(p.i32_at(off + 4).load(Relaxed).cast_unsigned()))
+                (value_at(p, off), Pid(p.i32_at(off + 4).load(Relaxed).cast_unsigned()))
             })
             .collect();
         let undos = owners
@@ -221,7 +272,7 @@ impl SemPage {
         let p = &self.page;
         for (n, &(val, pid)) in shared.values.iter().enumerate().take(self.nsems) {
             let off = SEMS + n * SEM_SIZE;
-            p.i32_at(off).store(val, Relaxed);
+            set_value_at(p, off, val);
             p.i32_at(off + 4).store(pid.0.cast_signed(), Relaxed);
         }
         for (n, &(ncnt, zcnt)) in published.counts.iter().enumerate().take(self.nsems) {
@@ -275,6 +326,20 @@ impl SemPage {
     #[inline]
     pub fn seq(&self) -> u32 {
         self.page.seq()
+    }
+
+    /// What a caller whose `sops` must sleep watches for a change: the
+    /// sequence count and the words of the semaphores they name (single
+    /// operations change those without the count).
+    #[inline]
+    pub fn watch_mark(&self, sops: &[Sembuf]) -> u64 {
+        sops.iter().take(FAST_SOPS).fold(u64::from(self.seq()), |mark, s| {
+            let word = self
+                .page
+                .u64_at(SEMS + usize::from(s.sem_num).min(self.nsems.saturating_sub(1)) * SEM_SIZE)
+                .load(Relaxed);
+            mark.rotate_left(7) ^ word
+        })
     }
 
     /// The processes other than `me` whose exit would change the values,
@@ -356,7 +421,7 @@ impl SemPage {
         sops: &[Sembuf],
         timeout: Option<Timeout>,
         pid: Pid,
-        now: impl FnOnce() -> Time,
+        now: impl Fn() -> Time,
     ) -> SemFast {
         let usable = |p: &SemPage| {
             p.page.flags() & (REMOVED | DAMAGED | SLEEPERS) == 0 && p.perm_version() == grant.perm_version
@@ -378,6 +443,11 @@ impl SemPage {
             (true, None) => return SemFast::Daemon,
             (_, slot) => slot,
         };
+        if let ([sop], false) = (sops, undo) {
+            if let Some(done) = self.semop_one(sop, sops, pid, &now, usable) {
+                return done;
+            }
+        }
         // A holder that died mid-change was just rolled back: its exit
         // (its undo) is the daemon's to settle before this operation, as
         // the kernel's exit_sem() runs before anyone sees the process dead.
@@ -402,6 +472,9 @@ impl SemPage {
         if sops.iter().any(|s| usize::from(s.sem_num) >= self.nsems) {
             return SemFast::Done(Err(Errno::EFBIG));
         }
+        for s in sops {
+            guard.hold_words(SEMS + usize::from(s.sem_num) * SEM_SIZE, SEM_SIZE, 1);
+        }
         let mut blocking = 0;
         let mut values = PageValues { guard: &mut guard, nsems: self.nsems, slot: grant.slot };
         match perform_atomic_semop(&mut values, sops, pid, &mut blocking) {
@@ -418,6 +491,58 @@ impl SemPage {
             }
             Ok(Eval::Sleep) => SemFast::Sleep,
             Err(e) => SemFast::Done(Err(e)),
+        }
+    }
+
+    /// [`semop`](Self::semop) of one operation `sop` (`sops` is it)
+    /// without `SEM_UNDO`, decided without the lock: the semaphore's value
+    /// and pid change with one compare-and-swap of their word, which
+    /// fails if anything changed it meanwhile. `None` while a lock holder
+    /// holds the word or the page is not `usable`: the lock decides.
+    ///
+    /// The flags and the permission version are read after the word: a
+    /// holder that changed them ended its hold after, advancing the word's
+    /// generation, so a swap of a word read before that fails.
+    fn semop_one(
+        &self,
+        sop: &Sembuf,
+        sops: &[Sembuf],
+        pid: Pid,
+        now: &impl Fn() -> Time,
+        usable: impl Fn(&SemPage) -> bool,
+    ) -> Option<SemFast> {
+        let Some(num) = Some(usize::from(sop.sem_num)).filter(|&n| n < self.nsems) else {
+            // SEM-OP-9.
+            return Some(SemFast::Done(Err(Errno::EFBIG)));
+        };
+        let word = self.page.u64_at(SEMS + num * SEM_SIZE);
+        loop {
+            let w = word.load(Acquire);
+            #[allow(clippy::cast_possible_truncation)] // The low half: the fast word.
+            let fast = w as u32;
+            if fast & WORD_HELD != 0 || !usable(self) {
+                return None;
+            }
+            let mut one = OneValue { value: (fast & WORD_DATA).cast_signed(), set: None };
+            let mut blocking = 0;
+            match perform_atomic_semop(&mut one, sops, pid, &mut blocking) {
+                Ok(Eval::Done) => {}
+                Ok(Eval::Sleep) => return Some(SemFast::Sleep),
+                Err(e) => return Some(SemFast::Done(Err(e))),
+            }
+            let (val, pid) = one.set.unwrap_or((one.value, pid));
+            let low = (fast & !WORD_DATA) | (val.cast_unsigned() & WORD_DATA);
+            let new = u64::from(low) | u64::from(pid.0) << 32;
+            if word.compare_exchange_weak(w, new, Release, Relaxed).is_ok() {
+                // sem_otime follows the change (a death between the two
+                // leaves it at its last second: the kernel's would move).
+                let t = now().0;
+                let otime = self.page.i64_at(OTIME);
+                if otime.load(Relaxed) != t {
+                    otime.store(t, Relaxed);
+                }
+                return Some(SemFast::Done(Ok(())));
+            }
         }
     }
 
@@ -466,7 +591,9 @@ impl SemPage {
         let Some(n) = usize::try_from(num).ok().filter(|&n| n < self.nsems) else { return Some(Err(Errno::EINVAL)) };
         let off = SEMS + n * SEM_SIZE + what as usize * 4;
         let v = self.read(|p| {
-            if what == SemField::Pid || what == SemField::Val {
+            if what == SemField::Val {
+                i64::from(value_at(p, off))
+            } else if what == SemField::Pid {
                 i64::from(p.i32_at(off).load(Relaxed))
             } else {
                 i64::from(p.u32_at(off).load(Relaxed))
@@ -475,14 +602,29 @@ impl SemPage {
         (self.readable(grant)).then_some(Ok(v))
     }
 
-    /// `semctl(GETALL)` from the page.
+    /// `semctl(GETALL)` from the page: the values of one moment, though
+    /// single operations change them without the lock (and so without
+    /// the sequence count): the words (value and pid) are read until two
+    /// reads in a row agree.
     pub fn get_all(&self, grant: &SemGrant) -> Option<Vec<u16>> {
         if !self.readable(grant) {
             return None;
         }
-        let v = self.read(|p| {
-            (0..self.nsems).map(|n| u16::try_from(p.i32_at(SEMS + n * SEM_SIZE).load(Relaxed)).unwrap_or(0)).collect()
-        })?;
+        let words = |p: &StatePage| -> Vec<u64> {
+            (0..self.nsems).map(|n| p.u64_at(SEMS + n * SEM_SIZE).load(Acquire)).collect()
+        };
+        let mut last = self.read(words)?;
+        let mut agreed = None;
+        for _ in 0..1000 {
+            let now = self.read(words)?;
+            if now == last {
+                agreed = Some(now);
+                break;
+            }
+            last = now;
+        }
+        #[allow(clippy::cast_possible_truncation)] // The data bits of the low half.
+        let v = agreed?.iter().map(|&w| (w as u32 & WORD_DATA) as u16).collect();
         self.readable(grant).then_some(v)
     }
 

@@ -34,12 +34,25 @@
 //! journal. A locker that inherits a dead owner's lock rolls the journal
 //! back, so an interrupted change did not happen, and marks the lock
 //! consistent.
+//! **Fast words.** A body word may be changed without the lock, by one
+//! compare-and-swap, while no lock holder holds it ([`WORD_HELD`]): its
+//! low 16 bits are the data ([`WORD_DATA`]), bit 16 says a lock holder
+//! holds it, the bits above count the holds ended (a generation). A lock
+//! holder that reads or writes such words holds them first
+//! ([`Guard::hold_words`]): a swap prepared before fails, and later ones
+//! see the bit and take the lock. The hold ends after the commit, with the
+//! generation advanced if the holder changed anything, so a swap prepared
+//! before the hold can never succeed after it (whatever the holder
+//! changed, the flags and the permission version included). A holder that dies keeps its words held
+//! until the next holder of them (the daemon holds all of a page's) ends
+//! its hold.
 //!
 //! # References
 //!  - pthread_mutexattr_setrobust(3), pthread_mutex_consistent(3),
 //!    get_robust_list(2), `Documentation/locking/robust-futexes.rst`
 //!  - `include/linux/seqlock.h` (the sequence-count protocol)
 
+use std::cell::Cell;
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
@@ -67,6 +80,13 @@ pub const SLEEPERS: u32 = 2;
 /// The page failed validation or its lock could not be had: the daemon
 /// reports the object and answers for it.
 pub const DAMAGED: u32 = 4;
+
+/// A fast word's data bits.
+pub const WORD_DATA: u32 = 0xffff;
+/// A fast word's bit set while a lock holder holds it.
+pub const WORD_HELD: u32 = 1 << 16;
+/// A fast word's generation unit: added at the end of each hold.
+const WORD_GENERATION: u32 = 1 << 17;
 
 const OFF_MAGIC: usize = 0;
 const OFF_LAYOUT: usize = 4;
@@ -437,7 +457,7 @@ fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> 
     match r {
         0 => {
             let dirty = page.u32_at(OFF_INFLIGHT).load(Ordering::Acquire) != 0 || page.seq_odd();
-            let guard = Guard { page, used: 0, writing: false };
+            let guard = Guard { page, used: 0, writing: false, flagged: Cell::new(false), held: Held::default() };
             if dirty {
                 // A writer left a change in flight with the lock free:
                 // only a scribble does that.
@@ -447,7 +467,7 @@ fn lock_with<P: Deref<Target = StatePage>>(page: P, bound: Option<Duration>) -> 
             Ok((guard, Locked::Clean))
         }
         libc::EOWNERDEAD => {
-            let guard = Guard { page, used: 0, writing: false };
+            let guard = Guard { page, used: 0, writing: false, flagged: Cell::new(false), held: Held::default() };
             guard.rollback();
             // SAFETY: this thread holds the lock (EOWNERDEAD hands it over).
             check(unsafe { libc::pthread_mutex_consistent(m) })?;
@@ -515,6 +535,34 @@ pub struct Guard<P: Deref<Target = StatePage>> {
     used: usize,
     /// Whether this change made the sequence count odd.
     writing: bool,
+    /// Whether the flags or the permission version were set, or a dead
+    /// writer's change rolled back.
+    flagged: Cell<bool>,
+    /// The fast words this guard holds.
+    held: Held,
+}
+
+/// Ranges of fast words held, as `(first offset, stride, count)`: the
+/// first inline (a whole set's, or a caller's one operation), more in a
+/// vector.
+#[derive(Debug, Default)]
+struct Held {
+    first: (usize, usize, usize),
+    more: Vec<(usize, usize, usize)>,
+}
+
+impl Held {
+    fn push(&mut self, range: (usize, usize, usize)) {
+        if self.first.2 == 0 {
+            self.first = range;
+        } else {
+            self.more.push(range);
+        }
+    }
+
+    fn ranges(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
 }
 
 impl<P: Deref<Target = StatePage>> Guard<P> {
@@ -564,8 +612,22 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
         }
     }
 
+    /// Holds `count` fast words, the first at `off`, `stride` bytes
+    /// apart (in the body): no compare-and-swap changes them until this
+    /// guard is dropped.
+    pub fn hold_words(&mut self, off: usize, stride: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        for i in 0..count {
+            self.page.u32_at(off + i * stride).fetch_or(WORD_HELD, Ordering::Acquire);
+        }
+        self.held.push((off, stride, count));
+    }
+
     /// Sets or clears flags.
     pub fn set_flags(&self, set: u32, clear: u32) {
+        self.flagged.set(true);
         let f = self.page.u32_at(OFF_FLAGS);
         let v = (f.load(Ordering::Relaxed) | set) & !clear;
         f.store(v, Ordering::Release);
@@ -581,12 +643,14 @@ impl<P: Deref<Target = StatePage>> Guard<P> {
 
     /// Sets the permission version.
     pub fn set_perm_version(&self, v: u32) {
+        self.flagged.set(true);
         self.page.u32_at(OFF_PERM_VERSION).store(v, Ordering::Release);
     }
 
     /// Undoes a dead writer's change: the journal's ranges are restored,
     /// newest first, and the sequence count made even.
     fn rollback(&self) {
+        self.flagged.set(true);
         let (jstart, cap) = self.page.journal_range();
         let used = usize::try_from(self.page.u32_at(OFF_INFLIGHT).load(Ordering::Acquire)).unwrap_or(0).min(cap);
         let mut entries = Vec::new();
@@ -617,6 +681,22 @@ impl<P: Deref<Target = StatePage>> Drop for Guard<P> {
         if self.writing {
             self.page.u32_at(OFF_INFLIGHT).store(0, Ordering::Release);
             seqlock::write_end(self.page.u32_at(OFF_SEQ));
+        }
+        // After the commit (a death from here on rolls nothing back, so no
+        // change made without the lock can be undone), before the unlock
+        // (the next holder's bits are its own). A hold that changed nothing
+        // leaves the generation: a swap prepared before it is as good as
+        // one made before it (and a caller watching the words for a change
+        // does not see its own attempt as one).
+        let next = if self.writing || self.flagged.get() { WORD_GENERATION } else { 0 };
+        for (off, stride, count) in self.held.ranges() {
+            for i in 0..count {
+                let word = self.page.u32_at(off + i * stride);
+                let w = word.load(Ordering::Relaxed);
+                if w & WORD_HELD != 0 {
+                    word.store((w & !WORD_HELD).wrapping_add(next), Ordering::Release);
+                }
+            }
         }
         if let Some(m) = self.page.lock_ptr() {
             // SAFETY: this guard holds the lock (made only by `lock`).

@@ -9,13 +9,15 @@
  * once, uid 1000, and a process dropping its privileges halfway.
  * Pids print as names; a time as "never", "in" (within the window of the
  * call that should have set it: time(NULL) before and after), "before"
- * or "after" that window. */
+ * or "after" that window. Each time has its window: shmat's sets atime's,
+ * shmdt's dtime's, any other step's both (a step between a shmdt and the
+ * next shmat may not move the shmdt's window past a second boundary). */
 #include "semcommon.h"
 #include <pthread.h>
 
 struct shared {
     pid_t parent, reader, child, killed, user;
-    time_t w0, w1;        /* the window of the last call that set a time */
+    time_t aw0, aw1, dw0, dw1; /* the windows of the last calls that set atime, dtime */
     int id;
     char what[64];
 };
@@ -31,10 +33,10 @@ static const char *pname(pid_t p) {
     return "other";
 }
 
-static const char *when(time_t t) {
+static const char *when(time_t t, time_t w0, time_t w1) {
     if (t == 0) return "never";
-    if (t < sh->w0) return "before";
-    if (t > sh->w1) return "after";
+    if (t < w0) return "before";
+    if (t > w1) return "after";
     return "in";
 }
 
@@ -48,7 +50,8 @@ static void show_as(const char *who, const char *what, int id) {
         return;
     }
     printf("%-7s %-40s -> nattch %lu lpid %s atime %s dtime %s mode %o key %d\n", who, what,
-           (unsigned long)ds.shm_nattch, pname(ds.shm_lpid), when(ds.shm_atime), when(ds.shm_dtime),
+           (unsigned long)ds.shm_nattch, pname(ds.shm_lpid), when(ds.shm_atime, sh->aw0, sh->aw1),
+           when(ds.shm_dtime, sh->dw0, sh->dw1),
            ds.shm_perm.mode, ds.shm_perm.__key);
 }
 
@@ -77,21 +80,21 @@ static void show(const char *what, int id) {
     }
 }
 
-static void win0(void) { sh->w0 = time(NULL); }
-static void win1(void) { sh->w1 = time(NULL); }
+static void win0(void) { sh->aw0 = sh->dw0 = time(NULL); }
+static void win1(void) { sh->aw1 = sh->dw1 = time(NULL); }
 
 static void *at(int id, int flags) {
-    win0();
+    sh->aw0 = time(NULL);
     void *p = shmat(id, NULL, flags);
-    win1();
+    sh->aw1 = time(NULL);
     CHECK(p != (void *)-1, "shmat %d %#x: %s", id, flags, ename(errno));
     return p;
 }
 
 static void dt(void *p) {
-    win0();
+    sh->dw0 = time(NULL);
     int r = shmdt(p);
-    win1();
+    sh->dw1 = time(NULL);
     CHECK(r == 0, "shmdt: %s", ename(errno));
 }
 
@@ -207,7 +210,7 @@ int main(int argc, char **argv) {
     }
     sh->killed = k;
     CHECK(read(done[0], &b, 1) == 1, "killed ready");
-    sh->w0 = sh->w1 = 0;
+    sh->aw0 = sh->aw1 = sh->dw0 = sh->dw1 = 0;
     show("killed holds two", id);
     win0();
     kill(k, SIGKILL);
