@@ -175,12 +175,32 @@ impl Client {
     /// `GETPID`, `GETNCNT`, `GETZCNT`, `GETALL`), if it can be
     /// answered here: `None` sends the call to the daemon.
     pub fn semctl_fast(&self, id: i32, semnum: i32, cmd: i32) -> Option<Result<(i64, SemOut), Errno>> {
+        if cmd == GETALL {
+            if id < 0 {
+                return None;
+            }
+            return self.with_sem_held(id, |held| {
+                held.page.unchanged(|| {
+                    if !self.undo_holders_alive(held) {
+                        return None;
+                    }
+                    held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v))))
+                })
+            });
+        }
+        self.sem_value_fast(id, semnum, cmd).map(|r| r.map(|v| (v, SemOut::None)))
+    }
+
+    /// `semctl(id, semnum, cmd)` for the queries of one value a page
+    /// answers (`GETVAL`, `GETPID`, `GETNCNT`, `GETZCNT`), if it can be
+    /// answered here: `None` for any other command, or to send the call to
+    /// the daemon.
+    pub fn sem_value_fast(&self, id: i32, semnum: i32, cmd: i32) -> Option<Result<i64, Errno>> {
         let field = match cmd {
-            GETVAL => Some(SemField::Val),
-            GETPID => Some(SemField::Pid),
-            GETNCNT => Some(SemField::Ncnt),
-            GETZCNT => Some(SemField::Zcnt),
-            GETALL => None,
+            GETVAL => SemField::Val,
+            GETPID => SemField::Pid,
+            GETNCNT => SemField::Ncnt,
+            GETZCNT => SemField::Zcnt,
             // IPC_STAT: `sem_query` (the status region, or this page).
             _ => return None,
         };
@@ -192,10 +212,7 @@ impl Client {
                 if !self.undo_holders_alive(held) {
                     return None;
                 }
-                match field {
-                    Some(f) => held.page.get(&held.grant, semnum, f).map(|r| r.map(|v| (v, SemOut::None))),
-                    None => held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))),
-                }
+                held.page.get(&held.grant, semnum, field)
             })
         })
     }

@@ -139,15 +139,50 @@ static GATE: RwLock<()> = RwLock::new(());
 /// when it is connected and has nothing to settle (the common case: the
 /// gate's read lock is two atomic updates of a line every thread shares,
 /// a tenth of an uncontended fast `semop`), else as [`client`] under it.
+/// For a call on a descriptor (a POSIX queue's), which names its object
+/// whatever the thread's namespace.
 ///
 /// # Errors
 /// As [`client`].
-fn entry_client() -> Result<&'static Client, Errno> {
+fn process_entry_client() -> Result<&'static Client, Errno> {
     if let Some(c) = CLIENT.get().filter(|_| unshare::settled()) {
         return Ok(c);
     }
     let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
     client()
+}
+
+/// The calling thread's client at the entry of a call that names its
+/// object by id (`semop`, `msgsnd`): the thread's own if it has an IPC
+/// namespace of its own (the `thread_ns` module), else the process's, as
+/// [`process_entry_client`] takes it.
+///
+/// # Errors
+/// As [`client`].
+fn entry_client() -> Result<EntryClient, Errno> {
+    match thread_ns::current() {
+        Some(own) => Ok(EntryClient::Thread(own)),
+        None => process_entry_client().map(EntryClient::Process),
+    }
+}
+
+/// A call's client ([`entry_client`]).
+enum EntryClient {
+    /// The process's.
+    Process(&'static Client),
+    /// The calling thread's own.
+    Thread(Client),
+}
+
+impl std::ops::Deref for EntryClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self {
+            EntryClient::Process(c) => c,
+            EntryClient::Thread(c) => c,
+        }
+    }
 }
 
 /// The process's client, connecting at the first call.

@@ -47,7 +47,7 @@ use libc::{size_t, ssize_t};
 use uipc_abi::Errno;
 use uipc_client::{Client, MqHandle};
 
-use crate::{client, entry_client, ret, GATE};
+use crate::{client, process_entry_client, ret, GATE};
 
 /// The process's queue descriptors and their open descriptions.
 static MQFDS: Mutex<BTreeMap<c_int, u64>> = Mutex::new(BTreeMap::new());
@@ -501,7 +501,7 @@ fn read_timespec(addr: *const libc::timespec) -> Result<Option<(i64, i64)>, Errn
 
 /// Runs a call that may sleep on a pooled connection, outside the gate.
 fn sleeping<T>(f: impl FnOnce(&mut uipc_client::Sleeper) -> Result<T, Errno>) -> Result<T, Errno> {
-    let c = entry_client()?;
+    let c = process_entry_client()?;
     let mut sleeper = {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
         c.sleeper().map_err(|_| Errno::ENOSYS)?
@@ -549,7 +549,7 @@ pub unsafe extern "C" fn mq_timedsend(
                 }
             };
             if let Some(b) = bytes {
-                let c = entry_client()?;
+                let c = process_entry_client()?;
                 // SAFETY: `mqdes` is a queue descriptor of this process
                 // (in the table); a concurrent close is the program's race,
                 // as with any descriptor.

@@ -77,7 +77,7 @@ fn as_long(n: size_t) -> i64 {
 /// Mirrors `ipc/msg.c:ksys_msgsnd()` and `do_msgsnd()` up to the copy-in;
 /// the daemon does the rest.
 fn msgsnd_in(msqid: c_int, msgp: u64, msgsz: size_t, msgflg: c_int) -> Result<c_int, Errno> {
-    let c = entry_client()?;
+    let c = &*entry_client()?;
     let size = as_long(msgsz);
     // The common case: a buffer whose pages passed a checked copy, read in place.
     if let Some(n) = usize::try_from(size).ok().filter(|&n| n <= TEXT_MAX) {
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn msgrcv(
 /// Mirrors `ipc/msg.c:ksys_msgrcv()`, `do_msgrcv()`'s `prepare_copy()` and
 /// `do_msg_fill()`; the daemon does the rest.
 fn msgrcv_in(msqid: c_int, msgp: u64, msgsz: size_t, msgtyp: i64, msgflg: c_int) -> Result<ssize_t, Errno> {
-    let c = entry_client()?;
+    let c = &*entry_client()?;
     let size = as_long(msgsz);
     // prepare_copy() reads min(msgsz, msgmax) bytes of the buffer (MSG-RCV-2).
     let readable = if msgflg & MSG_COPY != 0 && size >= 0 {

@@ -96,7 +96,7 @@ const SOPS_MAX: u32 = ((uipc_proto::MAX_FRAME - 64) / 9) as u32;
 /// Mirrors `ipc/sem.c:ksys_semtimedop()` and `do_semtimedop()` up to the
 /// copy-in; the daemon does the rest (`__do_semtimedop()`).
 fn semtimedop_in(semid: c_int, sops: u64, nsops: size_t, timeout: Option<u64>) -> Result<c_int, Errno> {
-    let c = entry_client()?;
+    let c = &*entry_client()?;
     // ksys_semtimedop: "if (get_timespec64(&ts, timeout)) return -EFAULT;" — first of all.
     let timeout = timeout.map(read_timespec).transpose()?;
     // The system call takes `unsigned nsops`: the upper half of a size_t never reaches it.
@@ -228,6 +228,13 @@ pub unsafe extern "C" fn uipc_preload_semctl(semid: c_int, semnum: c_int, cmd: c
     // `unsigned long` is 32 bits on 32-bit targets.
     #[allow(clippy::useless_conversion)]
     let addr = u64::from(arg);
+    // The queries of one value a state page answers, outside the gate as
+    // semop is: nothing to read from the caller, nothing to copy out.
+    if let Ok(c) = entry_client() {
+        if let Some(r) = c.sem_value_fast(semid, semnum, cmd) {
+            return ret::int(r.and_then(|v| c_int::try_from(v).map_err(|_| Errno::EOVERFLOW)));
+        }
+    }
     ret::int(with_client(|c| {
         // ksys_semctl: "if (semid < 0) return -EINVAL;", then an unknown cmd → EINVAL.
         let decoded = SemCmd::decode(semid, cmd)?;

@@ -75,8 +75,22 @@ thread_local! {
     static OWN: RefCell<Option<Client>> = const { RefCell::new(None) };
 }
 
+/// Whether any thread of the process was ever given a client of its own:
+/// until then [`current`] is one load.
+static ANY_OWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gives the calling thread `own`, a client of its own.
+fn set_own(own: Client) -> Result<(), Errno> {
+    ANY_OWN.store(true, std::sync::atomic::Ordering::Relaxed);
+    OWN.try_with(|o| *o.borrow_mut() = Some(own)).map_err(|_| Errno::ESRCH)
+}
+
 /// The calling thread's own client, if it has a namespace of its own.
 pub(crate) fn current() -> Option<Client> {
+    // Set by this very thread before its own client, if ever.
+    if !ANY_OWN.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     OWN.try_with(|o| o.borrow().clone()).ok().flatten()
 }
 
@@ -102,7 +116,7 @@ pub(crate) fn unshare_thread(c: &Client) -> Result<(), Errno> {
     let name = c.ns_ephemeral()?;
     let own = c.sibling(&name)?;
     // A thread that cannot keep thread-locals any more is exiting.
-    OWN.try_with(|o| *o.borrow_mut() = Some(own)).map_err(|_| Errno::ESRCH)
+    set_own(own)
 }
 
 /// In a child forked by a thread with a namespace of its own, before
@@ -180,9 +194,7 @@ pub(crate) fn serve_setns(fd: c_int, nstype: c_int, kernel: impl FnOnce(c_int, c
     let _gate = crate::GATE.read().unwrap_or_else(|e| e.into_inner());
     if current().is_some() || multi_threaded() {
         let own = client.sibling(&name);
-        return ret::int(
-            own.and_then(|own| OWN.try_with(|o| *o.borrow_mut() = Some(own)).map_err(|_| Errno::ESRCH).map(|()| 0)),
-        );
+        return ret::int(own.and_then(|own| set_own(own).map(|()| 0)));
     }
     let joined = client.unshare(false).and_then(|_| client.join(&name));
     ret::int(joined.map(|()| {
@@ -232,7 +244,7 @@ extern "C" fn start_in_namespace(p: *mut c_void) -> *mut c_void {
     let s = unsafe { Box::from_raw(p.cast::<Start>()) };
     let Start { start, arg, own } = *s;
     // A thread just started can keep thread-locals.
-    let _ = OWN.try_with(|o| *o.borrow_mut() = Some(own));
+    let _ = set_own(own);
     start(arg)
 }
 

@@ -4,7 +4,9 @@
  *
  * 1. A thread of a multi-threaded process unshares CLONE_NEWIPC: it alone
  *    moves (fresh ids, none of the process's objects), a thread it creates
- *    and a child it forks are in its namespace, the main thread is not.
+ *    and a child it forks are in its namespace, the main thread is not;
+ *    the calls the shim serves without a round trip (semop, GETVAL,
+ *    msgsnd, msgrcv) name its namespace's objects too.
  * 2. glibc's clone(fn, stack, CLONE_NEWIPC | SIGCHLD, arg): the child is
  *    in a fresh namespace, and the parent's attach is counted for it.
  * 3. syscall(SYS_clone3) with CLONE_NEWIPC: the child is in a fresh one. */
@@ -12,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <linux/sched.h>
+#include <sys/msg.h>
 
 #define K_MAIN 0x7a00
 #define K_THREAD 0x7a01
@@ -36,6 +39,27 @@ static void *grandthread(void *arg) {
 }
 
 static int go[2], back[2];
+/* The main namespace's set of 3 and queue, used (by id) by both threads. */
+static int main_set, main_queue;
+
+/* Semaphore 2 and the queue of the ids `main_set` and `main_queue`, from
+ * `who`: the calls the shim serves in the caller. */
+static void use_main_ids(const char *who) {
+    struct sembuf post = { 2, 1, IPC_NOWAIT };
+    errno = 0;
+    int r = semop(main_set, &post, 1);
+    printf("%s: semop of semaphore 2 of id %d -> %d %s\n", who, main_set, r, r ? ename(errno) : "0");
+    errno = 0;
+    r = semctl(main_set, 2, GETVAL);
+    printf("%s: GETVAL of semaphore 2 of id %d -> %d %s\n", who, main_set, r, r < 0 ? ename(errno) : "0");
+    struct { long type; char text[4]; } m = { 1, "abc" };
+    errno = 0;
+    r = msgsnd(main_queue, &m, sizeof m.text, IPC_NOWAIT);
+    printf("%s: msgsnd to id %d -> %d %s\n", who, main_queue, r, r ? ename(errno) : "0");
+    errno = 0;
+    long n = msgrcv(main_queue, &m, sizeof m.text, 0, IPC_NOWAIT);
+    printf("%s: msgrcv from id %d -> %ld %s\n", who, main_queue, n, n < 0 ? ename(errno) : "0");
+}
 
 static void *unsharer(void *arg) {
     (void)arg;
@@ -46,6 +70,7 @@ static void *unsharer(void *arg) {
     int id = semget(K_THREAD, 1, IPC_CREAT | 0600);
     printf("thread: semget -> %d\n", id);
     look("thread, its set made");
+    use_main_ids("thread, in its own");
     char b = 0;
     CHECK(write(back[1], &b, 1) == 1, "write");
     CHECK(read(go[0], &b, 1) == 1, "read");
@@ -96,12 +121,17 @@ int main(int argc, char **argv) {
     /* 1. A thread unshares. */
     int seg = shmget(K_MAIN, 4096, IPC_CREAT | 0600);
     printf("main: shmget -> %d\n", seg);
+    main_set = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+    main_queue = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    CHECK(main_set >= 0 && main_queue >= 0, "main's set and queue");
     look("main");
+    use_main_ids("main");
     pthread_t t;
     CHECK(pthread_create(&t, NULL, unsharer, NULL) == 0, "pthread_create");
     char b = 0;
     CHECK(read(back[0], &b, 1) == 1, "read");
     look("main, while the thread is in its own");
+    use_main_ids("main, while the thread is in its own");
     CHECK(write(go[1], &b, 1) == 1, "write");
     CHECK(pthread_join(t, NULL) == 0, "join");
     look("main, after");
