@@ -522,7 +522,7 @@ impl Client {
         timeout: Option<(i64, i64)>,
     ) -> Result<i64, Errno> {
         if let Some(r) = sops.and_then(|s| self.semop_fast(id, s, timeout)) {
-            return r;
+            return r.map(|()| 0);
         }
         let mut sleeper = self.sleeper()?;
         let r = sleeper.semop_raw(id, nsops, sops, timeout);

@@ -134,7 +134,11 @@ impl Client {
     /// then costs no round trip and no sleep. This is still before the
     /// call would sleep, so a signal in that time runs its handler and the
     /// call goes on, as a signal just before a blocking `semop` does.
-    pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<i64, Errno>> {
+    ///
+    /// The result is `semop`'s 0 as `()`: eight bytes, returned in a
+    /// register through every layer (a wider one was copied through the
+    /// stack at each, and its reloads stalled).
+    pub fn semop_fast(&self, id: i32, sops: &[Sembuf], timeout: Option<(i64, i64)>) -> Option<Result<(), Errno>> {
         self.with_sem_held(id, |held| self.semop_held(held, id, sops, timeout))
     }
 
@@ -144,7 +148,7 @@ impl Client {
         id: i32,
         sops: &[Sembuf],
         timeout: Option<(i64, i64)>,
-    ) -> Option<Result<i64, Errno>> {
+    ) -> Option<Result<(), Errno>> {
         if !self.undo_holders_alive(held) {
             return None;
         }
@@ -154,7 +158,7 @@ impl Client {
         loop {
             let seen = held.page.watch_mark(sops);
             match held.page.semop(&held.grant, id, sops, timeout, Pid(held.key.pid), now) {
-                SemFast::Done(r) => return Some(r.map(|()| 0)),
+                SemFast::Done(r) => return Some(r),
                 SemFast::Daemon => return None,
                 SemFast::Sleep => {}
             }

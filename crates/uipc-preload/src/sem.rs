@@ -105,7 +105,7 @@ fn semtimedop_in(semid: c_int, sops: u64, nsops: size_t, timeout: Option<u64>) -
     let ops = read_sops(c, sops, nsops, &mut small)?;
     // The data plane: an operation that completes or fails at once runs here.
     if let Some(r) = ops.as_deref().and_then(|o| c.semop_fast(semid, o, timeout)) {
-        return c_int::try_from(r?).map_err(|_| Errno::EIO);
+        return r.map(|()| 0);
     }
     let mut sleeper = {
         let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
@@ -154,16 +154,24 @@ fn read_sops<'a>(
     let n = usize::try_from(nsops).map_err(|_| Errno::ENOMEM)?;
     if n <= SMALL_SOPS {
         // The common case, with no allocation (the fast path's budget is
-        // tens of nanoseconds).
-        let mut raw = [0u8; SMALL_SOPS * size_of::<Sembuf>()];
-        let bytes = &mut raw[..n * size_of::<Sembuf>()];
-        match uipc_sys::map::read_from_caller(addr, bytes) {
-            Ok(()) => {}
-            Err(Errno::EFAULT) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        for (op, s) in small.iter_mut().zip(bytes.chunks_exact(size_of::<Sembuf>())) {
-            *op = decode_sembuf(s);
+        // tens of nanoseconds): an array on the caller's stack, read an
+        // operation at a time; else one checked copy (remembered: the
+        // next call with the same buffer reads it in place).
+        const SIZE: usize = size_of::<Sembuf>();
+        let on_stack = (0..n).try_for_each(|i| {
+            let at = addr.checked_add(u64::try_from(i * SIZE).ok()?)?;
+            small[i] = decode_sembuf(&uipc_sys::map::read_array_on_stack::<SIZE>(at)?);
+            Some(())
+        });
+        if on_stack.is_none() {
+            let bytes = match crate::usermem::read(addr, n * SIZE) {
+                Ok(b) => b,
+                Err(Errno::EFAULT) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            for (op, s) in small.iter_mut().zip(bytes.chunks_exact(SIZE)) {
+                *op = decode_sembuf(s);
+            }
         }
         return Ok(Some(Cow::Borrowed(&small[..n])));
     }

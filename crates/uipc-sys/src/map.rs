@@ -373,6 +373,32 @@ pub fn read_from_caller(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The `N` bytes at `addr` of this process, as an array, if they lie on
+/// the calling thread's stack above the current frame (as
+/// [`read_from_caller`] reads them without a system call); `None`
+/// elsewhere. A copy of a constant size (a C `struct sembuf` of 6 bytes),
+/// which the compiler makes as a few exact moves: one of a length known
+/// only at run time goes through `memcpy`, whose overlapping stores for
+/// such lengths stall the loads of the fields that follow.
+#[inline]
+pub fn read_array_on_stack<const N: usize>(addr: u64) -> Option<[u8; N]> {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize as u64;
+    let len = u64::try_from(N).ok()?;
+    let on_stack = thread_stack().is_some_and(|(low, high)| {
+        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
+    });
+    if !on_stack {
+        return None;
+    }
+    let mut out = [0u8; N];
+    // SAFETY: as in read_from_caller: [addr, addr + N) lies in the
+    // callers' frames of this thread's stack, mapped readable while this
+    // call runs; `out` is ours.
+    unsafe { std::ptr::copy_nonoverlapping(to_ptr(addr).ok()?.cast::<u8>().cast_const(), out.as_mut_ptr(), N) };
+    Some(out)
+}
+
 /// `process_vm_readv(getpid(), ...)` — copies `len` bytes at `addr` of this
 /// process, failing with `EFAULT` where a load would raise `SIGSEGV`.
 ///
