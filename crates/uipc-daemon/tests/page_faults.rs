@@ -105,12 +105,15 @@ fn start_holder(d: &TestDaemon, id: SemId) -> Reaper {
 /// A process SIGKILLed while it holds a set's page lock in the middle of
 /// a change: the next semop proceeds, and the dead process's change never
 /// shows — whether the next locker is the daemon (a client without a
-/// grant yet) or a client on its fast path (granted before the kill).
+/// grant yet) or a client on its fast path (granted before the kill),
+/// and whether that next semop is an array (which takes the lock) or a
+/// single operation (which would swap without it, and finds the dead
+/// holder's hold on the value).
 #[test]
 fn a_lock_holder_killed_mid_change_is_rolled_back() {
     let _w = watchdog("a_lock_holder_killed_mid_change_is_rolled_back", 60);
     let d = TestDaemon::start("semlockkill");
-    for granted_before in [false, true] {
+    for (granted_before, single_first) in [(false, false), (true, false), (false, true), (true, true)] {
         let c = d.client();
         let id = set_with(&c, &[5, 7]);
         if granted_before {
@@ -121,7 +124,13 @@ fn a_lock_holder_killed_mid_change_is_rolled_back() {
         child.kill().unwrap();
         let st = child.wait().unwrap();
         assert!(!st.success(), "the holder was killed: {st:?}");
-        c.semop(id, &[op(0, -1), op(1, 1)]).unwrap();
+        if single_first {
+            c.semop(id, &[op(0, -1)]).unwrap();
+            assert_eq!(getall(&c, id, 2), [4, 7], "granted before: {granted_before}: after a single operation");
+            c.semop(id, &[op(1, 1)]).unwrap();
+        } else {
+            c.semop(id, &[op(0, -1), op(1, 1)]).unwrap();
+        }
         assert_eq!(getall(&c, id, 2), [4, 8], "granted before: {granted_before}: the dead holder's 30000 rolled back");
         // Another client (through the daemon) sees the same.
         assert_eq!(getall(&d.client(), id, 2), [4, 8]);
