@@ -82,7 +82,10 @@ fn probe_entry_page_faults() {
     let page = SemPage::open(fd.as_fd(), true).unwrap();
     let (mut guard, _) = page.lock(Duration::from_secs(10)).unwrap();
     guard.save(value_off(0), 8).unwrap();
-    guard.page().i32_at(value_off(0)).store(30000, Ordering::Relaxed);
+    // As a holder writes a value: in the data bits of the word it holds
+    // (`state_page`'s fast words), the hold bit kept.
+    let word = guard.page().u32_at(value_off(0));
+    word.store((word.load(Ordering::Relaxed) & !0xffff) | 30000, Ordering::Relaxed);
     let mut out = std::io::stdout();
     writeln!(out, "locked").unwrap();
     out.flush().unwrap();

@@ -54,6 +54,9 @@ const _: () = assert!(UNDO_SLOTS <= 32);
 /// The most operations a fast-path `semop` takes (the journal holds their
 /// pre-image); more go to the daemon.
 pub const FAST_SOPS: usize = 64;
+/// How many times a single operation tries its compare-and-swap before it
+/// takes the lock ([`SemPage::semop`]).
+const SWAP_TRIES: u32 = 1000;
 /// Journal bytes: per operation a value and an adjustment entry, plus `otime`.
 const JOURNAL: usize = FAST_SOPS * 2 * 16 + 64;
 
@@ -516,7 +519,10 @@ impl SemPage {
             return Some(SemFast::Done(Err(Errno::EFBIG)));
         };
         let word = self.page.u64_at(SEMS + num * SEM_SIZE);
-        loop {
+        // Each failed swap is another caller's success; a word that keeps
+        // moving for this long (a writer scribbling on the page) goes to
+        // the lock, which is bounded.
+        for _ in 0..SWAP_TRIES {
             let w = word.load(Acquire);
             #[allow(clippy::cast_possible_truncation)] // The low half: the fast word.
             let fast = w as u32;
@@ -544,6 +550,7 @@ impl SemPage {
                 return Some(SemFast::Done(Ok(())));
             }
         }
+        None
     }
 
     /// Under the lock, after `slot`'s adjustments changed: its bit in the

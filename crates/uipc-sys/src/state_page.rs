@@ -34,6 +34,7 @@
 //! journal. A locker that inherits a dead owner's lock rolls the journal
 //! back, so an interrupted change did not happen, and marks the lock
 //! consistent.
+//!
 //! **Fast words.** A body word may be changed without the lock, by one
 //! compare-and-swap, while no lock holder holds it ([`WORD_HELD`]): its
 //! low 16 bits are the data ([`WORD_DATA`]), bit 16 says a lock holder
@@ -43,9 +44,12 @@
 //! see the bit and take the lock. The hold ends after the commit, with the
 //! generation advanced if the holder changed anything, so a swap prepared
 //! before the hold can never succeed after it (whatever the holder
-//! changed, the flags and the permission version included). A holder that dies keeps its words held
-//! until the next holder of them (the daemon holds all of a page's) ends
-//! its hold.
+//! changed, the flags and the permission version included). A holder that
+//! dies keeps its words held until the next holder of them (the daemon
+//! holds all of a page's) ends its hold. A kind may swap an 8-byte word
+//! whose low half is a fast word (a semaphore's value and pid): the
+//! holder's 4-byte accesses to that half are atomic against the swap on
+//! the machines this runs on (x86-64, aarch64), as the kernel's are.
 //!
 //! # References
 //!  - pthread_mutexattr_setrobust(3), pthread_mutex_consistent(3),
