@@ -4,7 +4,6 @@
  * Every eighth increment also adds 1 to a second semaphore inside the
  * lock. */
 #include "semcommon.h"
-#include <pthread.h>
 
 #define PROCS 4
 #define THREADS 2
@@ -40,19 +39,7 @@ int main(int argc, char **argv) {
     counter = shmat(shm, NULL, 0);
     CHECK(counter != (void *)-1, "shmat");
     pid_t pids[PROCS];
-    for (int p = 0; p < PROCS; p++) {
-        pids[p] = fork();
-        CHECK(pids[p] >= 0, "fork");
-        if (pids[p] == 0) {
-            watchdog(120);
-            pthread_t t[THREADS];
-            for (int k = 0; k < THREADS; k++)
-                CHECK(pthread_create(&t[k], NULL, work, NULL) == 0, "pthread_create");
-            for (int k = 0; k < THREADS; k++)
-                CHECK(pthread_join(t[k], NULL) == 0, "pthread_join");
-            _exit(0);
-        }
-    }
+    fork_workers(PROCS, THREADS, work, pids);
     for (int p = 0; p < PROCS; p++)
         reap_ok(pids[p], "worker");
     printf("%d processes x %d threads: counter %ld, lock %d, tally %d, GETNCNT %d GETZCNT %d\n", PROCS, THREADS,

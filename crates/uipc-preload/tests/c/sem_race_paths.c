@@ -14,8 +14,6 @@
  * swap lost under a lock holder's write (or a write lost under a swap)
  * shows as a token more or less. */
 #include "semcommon.h"
-#include <pthread.h>
-#include <stdint.h>
 #include <sys/wait.h>
 
 #define PROCS 3
@@ -80,19 +78,7 @@ int main(int argc, char **argv) {
     union semun tokens = { .val = TOKENS };
     CHECK(semctl(sem_id, 0, SETVAL, tokens) == 0, "setval");
     pid_t pids[PROCS];
-    for (int p = 0; p < PROCS; p++) {
-        pids[p] = fork();
-        CHECK(pids[p] >= 0, "fork");
-        if (pids[p] == 0) {
-            watchdog(120);
-            pthread_t t[THREADS];
-            for (int k = 0; k < THREADS; k++)
-                CHECK(pthread_create(&t[k], NULL, work, (void *)(uintptr_t)(p * THREADS + k + 1)) == 0, "pthread_create");
-            for (int k = 0; k < THREADS; k++)
-                CHECK(pthread_join(t[k], NULL) == 0, "pthread_join");
-            _exit(0);
-        }
-    }
+    fork_workers(PROCS, THREADS, work, pids);
     volatile int stop = 0;
     pthread_t reader;
     CHECK(pthread_create(&reader, NULL, read_all, (void *)&stop) == 0, "reader");

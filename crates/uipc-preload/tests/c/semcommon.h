@@ -82,3 +82,26 @@ UNUSED static void await_at_least(long *counter, long want) {
     while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want)
         sched_yield();
 }
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Forks `procs` processes of `threads` threads each running fn, thread k
+ * of process p with the argument p * threads + k + 1; each process exits
+ * 0 when its threads are done (a watchdog of 120 s on each). The pids go
+ * to pids[0..procs). */
+UNUSED static void fork_workers(int procs, int threads, void *(*fn)(void *), pid_t *pids) {
+    for (int p = 0; p < procs; p++) {
+        pids[p] = fork();
+        CHECK(pids[p] >= 0, "fork");
+        if (pids[p] != 0)
+            continue;
+        watchdog(120);
+        pthread_t t[threads];
+        for (int k = 0; k < threads; k++)
+            CHECK(pthread_create(&t[k], NULL, fn, (void *)(uintptr_t)(p * threads + k + 1)) == 0, "pthread_create");
+        for (int k = 0; k < threads; k++)
+            CHECK(pthread_join(t[k], NULL) == 0, "pthread_join");
+        _exit(0);
+    }
+}
