@@ -310,6 +310,16 @@ fn thread_stack() -> Option<(u64, u64)> {
     Some(s)
 }
 
+/// Whether `[addr, addr + len)` lies on the calling thread's stack above
+/// `sp` (an address in the current frame): in the callers' frames, mapped
+/// while the current call runs.
+#[inline]
+fn above_frame(sp: u64, addr: u64, len: u64) -> bool {
+    thread_stack().is_some_and(|(low, high)| {
+        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
+    })
+}
+
 /// Copies `bytes` to `addr` of this process as [`write_at`] does, without
 /// a system call when the range lies on the calling thread's stack above
 /// the current frame: that memory is the callers' frames (a C caller's
@@ -330,11 +340,8 @@ fn thread_stack() -> Option<(u64, u64)> {
 /// As [`write_at`].
 pub unsafe fn write_to_caller(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     let here = 0u8;
-    let sp = std::ptr::addr_of!(here) as usize as u64;
     let len = u64::try_from(bytes.len()).map_err(|_| Errno::EFAULT)?;
-    let on_stack = thread_stack().is_some_and(|(low, high)| {
-        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
-    });
+    let on_stack = above_frame(std::ptr::addr_of!(here) as usize as u64, addr, len);
     if !on_stack {
         // SAFETY: this function's contract.
         return unsafe { write_at(addr, bytes) };
@@ -356,11 +363,8 @@ pub unsafe fn write_to_caller(addr: u64, bytes: &[u8]) -> Result<(), Errno> {
 /// As [`read_at`].
 pub fn read_from_caller(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
     let here = 0u8;
-    let sp = std::ptr::addr_of!(here) as usize as u64;
     let len = u64::try_from(out.len()).map_err(|_| Errno::EFAULT)?;
-    let on_stack = thread_stack().is_some_and(|(low, high)| {
-        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
-    });
+    let on_stack = above_frame(std::ptr::addr_of!(here) as usize as u64, addr, len);
     if !on_stack {
         let bytes = read_at(addr, out.len())?;
         out.copy_from_slice(&bytes);
@@ -383,11 +387,7 @@ pub fn read_from_caller(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
 #[inline]
 pub fn read_array_on_stack<const N: usize>(addr: u64) -> Option<[u8; N]> {
     let here = 0u8;
-    let sp = std::ptr::addr_of!(here) as usize as u64;
-    let len = u64::try_from(N).ok()?;
-    let on_stack = thread_stack().is_some_and(|(low, high)| {
-        (low..high).contains(&sp) && addr > sp && addr.checked_add(len).is_some_and(|end| end <= high)
-    });
+    let on_stack = above_frame(std::ptr::addr_of!(here) as usize as u64, addr, u64::try_from(N).ok()?);
     if !on_stack {
         return None;
     }
