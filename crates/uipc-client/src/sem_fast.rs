@@ -180,17 +180,7 @@ impl Client {
     /// answered here: `None` sends the call to the daemon.
     pub fn semctl_fast(&self, id: i32, semnum: i32, cmd: i32) -> Option<Result<(i64, SemOut), Errno>> {
         if cmd == GETALL {
-            if id < 0 {
-                return None;
-            }
-            return self.with_sem_held(id, |held| {
-                held.page.unchanged(|| {
-                    if !self.undo_holders_alive(held) {
-                        return None;
-                    }
-                    held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v))))
-                })
-            });
+            return self.read_held(id, |held| held.page.get_all(&held.grant).map(|v| Ok((0, SemOut::Values(v)))));
         }
         self.sem_value_fast(id, semnum, cmd).map(|r| r.map(|v| (v, SemOut::None)))
     }
@@ -208,16 +198,16 @@ impl Client {
             // IPC_STAT: `sem_query` (the status region, or this page).
             _ => return None,
         };
+        self.read_held(id, |held| held.page.get(&held.grant, semnum, field))
+    }
+
+    /// `read` of set `id`'s page under this process's current grant, if no
+    /// other undo holder has exited and no change began or ended meanwhile;
+    /// `None` for the daemon.
+    fn read_held<T>(&self, id: i32, read: impl FnOnce(&Held) -> Option<T>) -> Option<T> {
         if id < 0 {
             return None;
         }
-        self.with_sem_held(id, |held| {
-            held.page.unchanged(|| {
-                if !self.undo_holders_alive(held) {
-                    return None;
-                }
-                held.page.get(&held.grant, semnum, field)
-            })
-        })
+        self.with_sem_held(id, |held| held.page.unchanged(|| self.undo_holders_alive(held).then(|| read(held))?))
     }
 }
