@@ -12,7 +12,9 @@
  *     IPC_SET meanwhile (neither touches 0 or 1).
  * When all are done, semaphore 0 holds every token again and 1 none: a
  * swap lost under a lock holder's write (or a write lost under a swap)
- * shows as a token more or less. */
+ * shows as a token more or less. One process makes its single operations
+ * through syscall(SYS_semop), another drops from root to nobody while
+ * its threads work (the set's mode always lets others read and alter). */
 #include "semcommon.h"
 #include <sys/wait.h>
 
@@ -23,35 +25,56 @@
 
 static int sem_id;
 
+/* semop of n operations, again while EINTR: glibc's setresuid signals
+ * every thread of process 2 (SIGSETXID), and a semop asleep then fails
+ * with EINTR, having done nothing (semop(2): never restarted). Process 1
+ * makes its single operations through syscall(SYS_semop); process 2
+ * drops from root to nobody as its threads start (one of them may
+ * already be working). */
+static int ops(int proc, struct sembuf *op, int n) {
+    int r;
+    do
+        r = proc == 1 && n == 1 ? (int)syscall(SYS_semop, sem_id, op, 1) : semop(sem_id, op, n);
+    while (r == -1 && errno == EINTR);
+    return r;
+}
+
+static int single(int proc, struct sembuf *op) {
+    return ops(proc, op, 1);
+}
+
 static void *work(void *arg) {
     unsigned seed = (unsigned)(uintptr_t)arg;
+    int proc = (int)(((uintptr_t)arg - 1) / THREADS);
+    if (proc == 2 && ((uintptr_t)arg - 1) % THREADS == 0)
+        CHECK(setresgid(65534, 65534, 65534) == 0 && setresuid(65534, 65534, 65534) == 0, "drop to nobody");
     for (int i = 0; i < ROUNDS; i++) {
         seed = seed * 1103515245u + 12345u;
         switch ((seed >> 16) % 4) {
         case 0: {
             struct sembuf take = { 0, -1, 0 }, give = { 0, 1, 0 };
-            CHECK(semop(sem_id, &take, 1) == 0, "take");
-            CHECK(semop(sem_id, &give, 1) == 0, "give");
+            CHECK(single(proc, &take) == 0, "take");
+            CHECK(single(proc, &give) == 0, "give");
             break;
         }
         case 1: {
             struct sembuf take = { 0, -1, IPC_NOWAIT }, give = { 0, 1, 0 };
-            if (semop(sem_id, &take, 1) == 0)
-                CHECK(semop(sem_id, &give, 1) == 0, "give");
+            if (single(proc, &take) == 0)
+                CHECK(single(proc, &give) == 0, "give");
             else
                 CHECK(errno == EAGAIN, "take nowait");
             break;
         }
         case 2: {
             struct sembuf there[2] = { { 0, -1, 0 }, { 1, 1, 0 } }, back[2] = { { 1, -1, 0 }, { 0, 1, 0 } };
-            CHECK(semop(sem_id, there, 2) == 0, "move there");
-            CHECK(semop(sem_id, back, 2) == 0, "move back");
+            CHECK(ops(proc, there, 2) == 0, "move there");
+            CHECK(ops(proc, back, 2) == 0, "move back");
             break;
         }
         default: {
             struct sembuf take = { 0, -1, SEM_UNDO }, give = { 0, 1, SEM_UNDO };
-            CHECK(semop(sem_id, &take, 1) == 0, "take undo");
-            CHECK(semop(sem_id, &give, 1) == 0, "give undo");
+            CHECK(single(proc, &take) == 0, "take undo");
+            CHECK(single(proc, &give) == 0, "give undo");
             break;
         }
         }
@@ -73,7 +96,7 @@ static void *read_all(void *arg) {
 int main(int argc, char **argv) {
     setup(argc, argv);
     watchdog(120);
-    sem_id = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+    sem_id = semget(IPC_PRIVATE, 3, IPC_CREAT | 0666);
     CHECK(sem_id >= 0, "semget");
     union semun tokens = { .val = TOKENS };
     CHECK(semctl(sem_id, 0, SETVAL, tokens) == 0, "setval");
@@ -89,7 +112,7 @@ int main(int argc, char **argv) {
         struct semid_ds ds;
         union semun b = { .buf = &ds };
         CHECK(semctl(sem_id, 0, IPC_STAT, b) == 0, "stat");
-        ds.sem_perm.mode = (i % 2) ? 0600 : 0660;
+        ds.sem_perm.mode = (i % 2) ? 0666 : 0646; /* others keep read and alter */
         CHECK(semctl(sem_id, 0, IPC_SET, b) == 0, "set");
         int status;
         pid_t w = waitpid(-1, &status, WNOHANG);
